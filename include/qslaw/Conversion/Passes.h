@@ -1,0 +1,30 @@
+//===- Passes.h - qslaw conversion passes -----------------------*- C++ -*-===//
+#ifndef QSLAW_CONVERSION_PASSES_H
+#define QSLAW_CONVERSION_PASSES_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/UB/IR/UBOps.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+
+namespace mlir::qslaw {
+#define GEN_PASS_DECL
+#include "qslaw/Conversion/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "qslaw/Conversion/Passes.h.inc"
+
+/// Name of the 4-bit f32 microkernel entry called by qslaw-lower-to-ukernels.
+inline constexpr const char *kQMatmulW4F32Ukernel =
+    "qslaw_ukernel_qmatmul_w4_f32";
+} // namespace mlir::qslaw
+
+#endif // QSLAW_CONVERSION_PASSES_H

@@ -1,0 +1,79 @@
+#ifndef QSLAW_CONVERSION_PASSES_TD
+#define QSLAW_CONVERSION_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def QSLAWToLinalg : Pass<"qslaw-lower-to-linalg", "ModuleOp"> {
+  let summary = "Lower qslaw ops to linalg with dequantisation in the reduction body";
+  let description = [{
+    `qmatmul`, `qmatmul_grad_input`, `qmatmul_grad_scale`,
+    `qmatmul_grad_gamma`, `quantize` and `dequantize` become
+    `linalg.generic` ops. The quantized matmul and its gradients read codes,
+    scales and zero points through `(n, k) -> (n, k floordiv G)` maps and
+    dequantise inside the reduction body, so no `[N, K]` float tensor is
+    created (a short last group needs no padding). Accumulation is in f32;
+    f16/bf16 activations are extended in the body and the result truncated.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
+def QSLAWToUkernels : Pass<"qslaw-lower-to-ukernels", "ModuleOp"> {
+  let summary = "Call hand-tuned CPU microkernels for the quantized matmuls they cover";
+  let description = [{
+    Replaces `qslaw.qmatmul` with 4-bit codes, f32 activations and f32
+    scales by a call to `qslaw_ukernel_qmatmul_w4_f32` (AVX-512 / AVX2 with
+    runtime dispatch, `libqslaw_ukernels`). Other ops and specs are left for
+    `qslaw-lower-to-linalg`. Operands cross the call as memrefs
+    (`bufferization.to_buffer`), the result as a fresh buffer.
+  }];
+  let options = [
+    Option<"numThreads", "num-threads", "int", "1",
+           "Threads the microkernel may use (split over N)">,
+  ];
+  let dependentDialects = ["::mlir::func::FuncDialect",
+                           "::mlir::bufferization::BufferizationDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
+def EmulateNarrowType : Pass<"qslaw-emulate-narrow-type", "ModuleOp"> {
+  let summary = "Store sub-byte codes packed in i8 memrefs";
+  let description = [{
+    After bufferisation, memrefs of `i2` and `i4` become linearised `i8`
+    memrefs holding 4 or 2 codes per byte, low bits first (the layout of
+    onnxruntime's MatMulNBits), through MLIR's narrow-type emulation
+    (loads become byte load + shift + mask), including function signatures
+    and calls. `i3` does not divide a byte and keeps one code per byte.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::ub::UBDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
+def TileAndVectorize : Pass<"qslaw-tile-and-vectorize", "ModuleOp"> {
+  let summary = "Tile the parallel loops of linalg ops and vectorize what allows it";
+  let description = [{
+    Every linalg op on tensors gets its parallel loops tiled by `tile-size`
+    (reduction loops untouched) with `scf.for`. Then tiles with static
+    shapes whose indexing maps are projected permutations are vectorized.
+    The quantized reductions (group maps with `floordiv`) stay scalar
+    loops: their hot shapes go to microkernels.
+  }];
+  let options = [
+    Option<"tileSize", "tile-size", "int64_t", "32",
+           "Tile size of every parallel loop (0: no tiling)">,
+    Option<"vectorize", "vectorize", "bool", "true",
+           "Vectorize static tiles with projected-permutation maps">,
+  ];
+  let dependentDialects = ["::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::linalg::LinalgDialect"];
+}
+
+#endif // QSLAW_CONVERSION_PASSES_TD

@@ -1,0 +1,35 @@
+//===- Npy.h - NumPy .npy arrays in and out ---------------------*- C++ -*-===//
+#ifndef QSLAW_RUNTIME_NPY_H
+#define QSLAW_RUNTIME_NPY_H
+
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace qslaw {
+
+/// A C-contiguous little-endian array as stored in a .npy file (format 1.0,
+/// 2.0 or 3.0). `dtype` is the NumPy descr without byte order, e.g. "f4".
+struct NpyArray {
+  std::string dtype;
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> data;
+
+  int64_t numElements() const;
+  size_t elementSize() const;
+};
+
+/// Reads `path`; errors name the file and what is wrong with it.
+llvm::Expected<NpyArray> readNpy(llvm::StringRef path);
+/// Writes `array` to `path` atomically (temporary file, then rename).
+llvm::Error writeNpy(llvm::StringRef path, const NpyArray &array);
+
+/// Byte size of a NumPy dtype descr ("f4" -> 4); 0 when unknown.
+size_t npyDtypeSize(llvm::StringRef dtype);
+
+} // namespace qslaw
+
+#endif // QSLAW_RUNTIME_NPY_H

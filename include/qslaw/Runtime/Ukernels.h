@@ -1,0 +1,77 @@
+/*===- Ukernels.h - Hand-tuned CPU microkernels for qslaw ------*- C -*-===*
+ *
+ * C ABI entry points that compiled qslaw code (and tests/benchmarks) call
+ * directly. Usable from C and C++.
+ *
+ *===----------------------------------------------------------------------===*/
+
+#ifndef QSLAW_RUNTIME_UKERNELS_H
+#define QSLAW_RUNTIME_UKERNELS_H
+
+#include <stdint.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define QSLAW_RT_API __attribute__((visibility("default")))
+#else
+#define QSLAW_RT_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* 4-bit weight-only quantized matmul, fp32 activations and output:
+ *
+ *   y[m*ldy + n] = bias[n] + sum_{k<K} x[m*ldx + k] * scales[n*J + k/G]
+ *                                      * (q(n,k) - z(n, k/G))
+ *
+ * for m < M, n < N, with J = ceil(K/G).
+ *  - q(n,k): 4-bit code of element (n,k) of a row-major [N,K] matrix, packed
+ *    two per byte: linear index i = n*K + k lives in codes[i/2], low nibble
+ *    first (i even -> bits 0..3, i odd -> bits 4..7).
+ *  - z(n,j): 4-bit zero points of a row-major [N,J] matrix, packed the same
+ *    way (linear index n*J + j). zeros == NULL means every zero point is 8.
+ *  - scales: fp32 [N,J] row-major. bias: fp32 [N] or NULL.
+ *  - G >= 1 is the group size along K; the last group may be short.
+ *  - ldx >= K and ldy >= N are row strides in elements.
+ * Single-threaded; y must not alias the inputs. */
+QSLAW_RT_API void qslaw_qmatmul_w4_f32(const float *x, int64_t M, int64_t K,
+                                       int64_t ldx, const uint8_t *codes,
+                                       const float *scales,
+                                       const uint8_t *zeros, const float *bias,
+                                       float *y, int64_t ldy, int64_t N,
+                                       int64_t G);
+
+/* Same, but computes only the output columns n in [n_begin, n_end) (clamped
+ * to [0, N)); other columns of y are not touched. Disjoint ranges may run
+ * concurrently on different threads. */
+QSLAW_RT_API void qslaw_qmatmul_w4_f32_range(
+    const float *x, int64_t M, int64_t K, int64_t ldx, const uint8_t *codes,
+    const float *scales, const uint8_t *zeros, const float *bias, float *y,
+    int64_t ldy, int64_t N, int64_t G, int64_t n_begin, int64_t n_end);
+
+/* Same as qslaw_qmatmul_w4_f32, splitting N over up to num_threads
+ * std::threads (the caller's thread takes one share). Runs inline when
+ * num_threads <= 1 or the weight matrix is small (N*K <= 2^20), where
+ * thread start-up would cost more than it saves. */
+QSLAW_RT_API void qslaw_qmatmul_w4_f32_mt(
+    const float *x, int64_t M, int64_t K, int64_t ldx, const uint8_t *codes,
+    const float *scales, const uint8_t *zeros, const float *bias, float *y,
+    int64_t ldy, int64_t N, int64_t G, int num_threads);
+
+/* Name of the code path in use: "scalar", "avx2" or "avx512". Chosen from
+ * the CPU at first use; the environment variable QSLAW_UKERNEL_ISA
+ * (scalar|avx2|avx512) can force a lesser path (clamped to CPU support). */
+QSLAW_RT_API const char *qslaw_ukernel_isa(void);
+
+/* Testing/benchmarking hook: force "scalar", "avx2" or "avx512" (clamped to
+ * what the CPU supports). NULL or "" re-runs detection, including
+ * QSLAW_UKERNEL_ISA. Returns the name now in effect. Not thread-safe with
+ * respect to concurrent matmul calls choosing a path. */
+QSLAW_RT_API const char *qslaw_ukernel_force_isa(const char *name);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* QSLAW_RUNTIME_UKERNELS_H */

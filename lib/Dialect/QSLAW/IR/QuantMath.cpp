@@ -1,0 +1,86 @@
+//===- QuantMath.cpp - scalar quantisation math ---------------------------===//
+#include "qslaw/Dialect/QSLAW/IR/QuantMath.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace mlir::qslaw::quant {
+
+float roundHalfEven(float v) { return std::nearbyint(v); }
+
+int64_t quantizeValue(float w, float s, int64_t z, int64_t qmax) {
+  float u = w / s;
+  if (std::isnan(u))
+    return std::clamp<int64_t>(z, 0, qmax);
+  // Clamp before converting so that huge ratios do not overflow int64.
+  u = std::clamp(roundHalfEven(u), -4.0e9f, 4.0e9f);
+  return std::clamp<int64_t>(static_cast<int64_t>(u) + z, 0, qmax);
+}
+
+GroupParams minMaxParams(float lo, float hi, int64_t qmax, bool symmetric,
+                         int64_t symZero) {
+  if (symmetric) {
+    float absMax = std::max(std::fabs(lo), std::fabs(hi));
+    float s = std::max(absMax / static_cast<float>(qmax - symZero), 1e-5f);
+    return {s, symZero};
+  }
+  // The range must contain 0 so that zero weights stay exact.
+  lo = std::min(lo, 0.0f);
+  hi = std::max(hi, 0.0f);
+  float s = std::max((hi - lo) / static_cast<float>(qmax), 1e-5f);
+  int64_t z = std::clamp<int64_t>(
+      static_cast<int64_t>(roundHalfEven(-lo / s)), 0, qmax);
+  return {s, z};
+}
+
+QuantizedMatrix quantizeMatrix(const float *w, int64_t n, int64_t k,
+                               int64_t group, unsigned bits, bool symmetric,
+                               int clipSteps) {
+  int64_t g = group <= 0 ? k : group;
+  int64_t j = (k + g - 1) / g;
+  int64_t qmax = (int64_t(1) << bits) - 1;
+  int64_t symZero = int64_t(1) << (bits - 1);
+  QuantizedMatrix out;
+  out.codes.resize(n * k);
+  out.scales.resize(n * j);
+  out.zeros.resize(n * j);
+  for (int64_t row = 0; row < n; ++row) {
+    for (int64_t grp = 0; grp < j; ++grp) {
+      const float *src = w + row * k + grp * g;
+      int64_t len = std::min(g, k - grp * g);
+      float lo = src[0], hi = src[0];
+      for (int64_t i = 1; i < len; ++i) {
+        lo = std::min(lo, src[i]);
+        hi = std::max(hi, src[i]);
+      }
+      GroupParams best = minMaxParams(lo, hi, qmax, symmetric, symZero);
+      if (clipSteps > 0) {
+        // Reconstruction-error search over shrink factors alpha in (0.5, 1].
+        double bestErr = -1;
+        for (int step = 0; step <= clipSteps; ++step) {
+          float alpha = 1.0f - 0.5f * static_cast<float>(step) / (clipSteps + 1);
+          GroupParams p =
+              minMaxParams(alpha * lo, alpha * hi, qmax, symmetric, symZero);
+          double err = 0;
+          for (int64_t i = 0; i < len; ++i) {
+            float r = dequantizeValue(quantizeValue(src[i], p.scale, p.zero, qmax),
+                                      p.scale, p.zero);
+            err += double(r - src[i]) * double(r - src[i]);
+          }
+          if (bestErr < 0 || err < bestErr) {
+            bestErr = err;
+            best = p;
+          }
+        }
+      }
+      out.scales[row * j + grp] = best.scale;
+      out.zeros[row * j + grp] = static_cast<uint8_t>(best.zero);
+      for (int64_t i = 0; i < len; ++i)
+        out.codes[row * k + grp * g + i] = static_cast<uint8_t>(
+            quantizeValue(src[i], best.scale, best.zero, qmax));
+    }
+  }
+  return out;
+}
+
+} // namespace mlir::qslaw::quant

@@ -1,0 +1,169 @@
+//===- QuantizeWeights.cpp - constant float weights -> qslaw.qmatmul ------===//
+#include "MatmulMatch.h"
+#include "qslaw/Dialect/QSLAW/IR/QSLAWOps.h"
+#include "qslaw/Dialect/QSLAW/IR/QuantMath.h"
+#include "qslaw/Dialect/QSLAW/Transforms/Passes.h"
+
+#include "mlir/IR/Matchers.h"
+#include "llvm/Support/Regex.h"
+
+namespace mlir::qslaw {
+#define GEN_PASS_DEF_QUANTIZEWEIGHTS
+#include "qslaw/Dialect/QSLAW/Transforms/Passes.h.inc"
+} // namespace mlir::qslaw
+
+using namespace mlir;
+using namespace mlir::qslaw;
+
+namespace {
+
+/// The source name of a weight: `qslaw.name` on its defining op, else the
+/// name of its NameLoc (the ONNX initializer name after import).
+std::string weightName(Value w) {
+  Operation *def = w.getDefiningOp();
+  if (!def)
+    return "";
+  if (auto name = def->getAttrOfType<StringAttr>("qslaw.name"))
+    return name.str();
+  Location loc = def->getLoc();
+  if (auto fused = dyn_cast<FusedLoc>(loc))
+    for (Location l : fused.getLocations())
+      if (auto n = dyn_cast<NameLoc>(l))
+        return n.getName().str();
+  if (auto n = dyn_cast<NameLoc>(loc))
+    return n.getName().str();
+  return "";
+}
+
+Value namedConstant(OpBuilder &b, Location loc, DenseElementsAttr value,
+                    StringRef name) {
+  auto c = arith::ConstantOp::create(b, loc, value);
+  if (!name.empty())
+    c->setAttr("qslaw.name", b.getStringAttr(name));
+  return c;
+}
+
+struct QuantizeWeightsPass
+    : qslaw::impl::QuantizeWeightsBase<QuantizeWeightsPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    if (bits != 2 && bits != 3 && bits != 4 && bits != 8) {
+      module.emitError("qslaw-quantize-weights: bits must be 2, 3, 4 or 8, got ")
+          << bits;
+      return signalPassFailure();
+    }
+    if (groupSize < 0) {
+      module.emitError("qslaw-quantize-weights: group-size must be >= 0 "
+                       "(0 = per-channel), got ")
+          << groupSize;
+      return signalPassFailure();
+    }
+    std::optional<ScaleMode> scaleMode = symbolizeScaleMode(mode);
+    if (!scaleMode) {
+      module.emitError("qslaw-quantize-weights: mode must be 'scale' or "
+                       "'gamma', got '")
+          << mode << "'";
+      return signalPassFailure();
+    }
+    llvm::Regex regex("^(" + layers + ")$");
+    std::string regexError;
+    if (!regex.isValid(regexError)) {
+      module.emitError("qslaw-quantize-weights: invalid layers regex '")
+          << layers << "': " << regexError;
+      return signalPassFailure();
+    }
+
+    SmallVector<linalg::MatmulOp> matmuls;
+    module.walk([&](linalg::MatmulOp op) { matmuls.push_back(op); });
+    IRRewriter rewriter(&getContext());
+    for (linalg::MatmulOp op : matmuls)
+      quantizeOne(rewriter, op, regex, *scaleMode);
+  }
+
+  void quantizeOne(IRRewriter &b, linalg::MatmulOp op, llvm::Regex &regex,
+                   ScaleMode scaleMode) {
+    std::optional<MatmulView> mm = matchMatmul(op);
+    if (!mm)
+      return;
+    DenseElementsAttr wAttr;
+    if (!matchPattern(mm->weight, m_Constant(&wAttr)) ||
+        !wAttr.getElementType().isF32())
+      return;
+    auto xTy = cast<RankedTensorType>(mm->input.getType());
+    auto yTy = cast<RankedTensorType>(mm->init.getType());
+    if (xTy.getElementType() != yTy.getElementType() ||
+        !yTy.hasStaticShape())
+      return;
+    std::string name = weightName(mm->weight);
+    if (!regex.match(name))
+      return;
+
+    auto wTy = cast<RankedTensorType>(wAttr.getType());
+    int64_t n = mm->weightIsNK ? wTy.getDimSize(0) : wTy.getDimSize(1);
+    int64_t k = mm->weightIsNK ? wTy.getDimSize(1) : wTy.getDimSize(0);
+    // A group covering all of K is one group per row.
+    int64_t group = (groupSize == 0 || groupSize >= k) ? 0 : groupSize;
+    auto spec = QuantSpecAttr::get(&getContext(), bits, group, symmetric,
+                                   scaleMode);
+    int64_t j = spec.getNumGroups(k);
+
+    // Row-major [N, K] float weight.
+    SmallVector<float> w(wAttr.getValues<float>());
+    if (!mm->weightIsNK) {
+      SmallVector<float> t(n * k);
+      for (int64_t r = 0; r < k; ++r)
+        for (int64_t c = 0; c < n; ++c)
+          t[c * k + r] = w[r * n + c];
+      w = std::move(t);
+    }
+    quant::QuantizedMatrix qm = quant::quantizeMatrix(
+        w.data(), n, k, group, bits, symmetric, clipSteps);
+
+    Location loc = op.getLoc();
+    b.setInsertionPoint(op);
+    Type codeTy = b.getIntegerType(bits);
+    auto apints = [&](ArrayRef<uint8_t> v) {
+      SmallVector<APInt> r;
+      r.reserve(v.size());
+      for (uint8_t x : v)
+        r.push_back(APInt(bits, x));
+      return r;
+    };
+    auto nj = RankedTensorType::get({n, j}, b.getF32Type());
+    Value scales = namedConstant(
+        b, loc, DenseElementsAttr::get(nj, ArrayRef<float>(qm.scales)),
+        name.empty() ? "" : name + ".scales");
+    Value zeros;
+    if (!symmetric)
+      zeros = namedConstant(
+          b, loc,
+          DenseElementsAttr::get(RankedTensorType::get({n, j}, codeTy),
+                                 apints(qm.zeros)),
+          name.empty() ? "" : name + ".zeros");
+    Value codes;
+    auto nkCodes = RankedTensorType::get({n, k}, codeTy);
+    if (scaleMode == ScaleMode::Scale) {
+      codes = namedConstant(b, loc,
+                            DenseElementsAttr::get(nkCodes, apints(qm.codes)),
+                            name.empty() ? "" : name + ".codes");
+    } else {
+      // gamma mode keeps W and recomputes the codes from s * gamma.
+      Value weight = namedConstant(
+          b, loc,
+          DenseElementsAttr::get(RankedTensorType::get({n, k}, b.getF32Type()),
+                                 ArrayRef<float>(w)),
+          name);
+      Value gamma = namedConstant(b, loc,
+                                  DenseElementsAttr::get(nj, b.getF32FloatAttr(1.0f)),
+                                  name.empty() ? "" : name + ".gamma");
+      Value sg = arith::MulFOp::create(b, loc, scales, gamma);
+      codes = QuantizeOp::create(b, loc, nkCodes, weight, sg, zeros, spec);
+    }
+    Value product = QMatmulOp::create(b, loc, yTy, mm->input, codes, scales,
+                                      zeros, /*bias=*/Value(), spec);
+    replaceMatmul(b, *mm, product);
+  }
+};
+} // namespace

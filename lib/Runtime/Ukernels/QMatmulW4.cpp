@@ -1,0 +1,714 @@
+//===- QMatmulW4.cpp - 4-bit weight-only quantized matmul microkernel -----===//
+//
+// y = bias + x * dequant(W)^T with W an [N,K] matrix of packed 4-bit codes,
+// per-group fp32 scales and optional packed 4-bit zero points (see
+// qslaw/Runtime/Ukernels.h for the exact contract).
+//
+// Code paths (chosen at run time, see qslaw_ukernel_isa):
+//  - scalar: portable reference; dequantizes one row of W, then dot products.
+//  - avx2 / avx512: two SIMD strategies sharing one data layout. Along K the
+//    data is cut into chunks of 2L values (L = vector lanes: 8 or 16); a chunk
+//    of codes is L bytes, and widening those bytes to L 32-bit lanes gives the
+//    L even-k nibbles in the low bits and the L odd-k nibbles in bits 4..7.
+//    So activations are repacked once per call with each chunk de-interleaved
+//    (evens, then odds), and dot products along K need no nibble shuffles.
+//      * fused (M <= kFusedMaxM, memory bound): dequantize codes in registers
+//        and FMA straight into per-(m,n) accumulators vectorized over K.
+//        AVX-512 dequantizes with one vpermps per 16 weights from a 16-entry
+//        table s*(q - z) built per group (no convert, no zero/scale math).
+//      * tiled (larger M, compute bound): per K block of kKc values, dequantize
+//        an NR-row panel of W into a small L1-resident buffer once, then run a
+//        register-blocked MR x NR FMA kernel over every row block of x.
+//    Both need K even (rows start on a byte) and chunks that never straddle a
+//    group (G % 2L == 0, or G >= K); otherwise the tiled kernel is fed by a
+//    scalar dequantizer, which handles any K and G.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qslaw/Runtime/Ukernels.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define QSLAW_X86 1
+// GCC 12's AVX-512 headers trip a false -Wuninitialized once inlined into
+// target("avx512f") functions (GCC PR 105593, fixed in GCC 13).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#else
+#include <immintrin.h>
+#endif
+#endif
+
+namespace {
+
+enum Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+const char *const kIsaNames[] = {"scalar", "avx2", "avx512"};
+
+// K block of the tiled path: a 8 x 1024 fp32 panel (32 KiB) stays in L1, and
+// the per-block horizontal reductions cost ~5% of the FMAs.
+constexpr int64_t kKc = 1024;
+// Up to this many activation rows the fused kernel wins: re-dequantizing W
+// per row block costs less than writing and re-reading a panel.
+constexpr int64_t kFusedMaxM = 2;
+
+struct Problem {
+  const float *x;
+  int64_t M, K, ldx;
+  const uint8_t *codes;
+  const float *scales;
+  const uint8_t *zeros;
+  const float *bias;
+  float *y;
+  int64_t ldy, N, G, J;
+};
+
+inline int64_t roundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+inline int nibble(const uint8_t *p, int64_t i) {
+  return (p[i >> 1] >> ((i & 1) << 2)) & 15;
+}
+
+inline int zeroPoint(const Problem &p, int64_t n, int64_t j) {
+  return p.zeros ? nibble(p.zeros, n * p.J + j) : 8;
+}
+
+// Whether the SIMD dequantizers with 2*lanes-wide chunks apply.
+inline bool fastLayout(const Problem &p, int lanes) {
+  return p.K % 2 == 0 && (p.G % (2 * lanes) == 0 || p.G >= p.K);
+}
+
+// Per-thread 64-byte aligned scratch, grown on demand and reused by later
+// calls so the steady state does no allocation.
+struct Scratch {
+  float *ptr = nullptr;
+  size_t cap = 0;
+  ~Scratch() { std::free(ptr); }
+  float *get(int64_t n) {
+    if (static_cast<size_t>(n) > cap) {
+      std::free(ptr);
+      cap = static_cast<size_t>(roundUp(n, 16));
+      ptr = static_cast<float *>(std::aligned_alloc(64, cap * sizeof(float)));
+      if (!ptr)
+        std::abort();
+    }
+    return ptr;
+  }
+};
+thread_local Scratch tlsX, tlsW;
+
+// W(n, k0 .. k0+kw) -> out[0 .. kw), exact s * (q - z) in fp32.
+void dequantRow(const Problem &p, int64_t n, int64_t k0, int64_t kw,
+                float *out) {
+  const int64_t base = n * p.K, kend = k0 + kw;
+  for (int64_t k = k0; k < kend;) {
+    const int64_t j = k / p.G, gend = std::min(kend, (j + 1) * p.G);
+    const float s = p.scales[n * p.J + j];
+    const int z = zeroPoint(p, n, j);
+    for (; k < gend; ++k)
+      out[k - k0] = static_cast<float>(nibble(p.codes, base + k) - z) * s;
+  }
+}
+
+// src[0 .. kw) -> dst[0 .. kp) in chunk order (see file comment): within each
+// chunk of 2L values the even offsets come first, then the odd ones; values
+// past kw are zero, so padded weight lanes contribute nothing.
+template <int L>
+void packChunks(const float *src, int64_t kw, int64_t kp, float *dst) {
+  for (int64_t c = 0; c < kp; c += 2 * L)
+    for (int i = 0; i < L; ++i) {
+      const int64_t ke = c + 2 * i, ko = ke + 1;
+      dst[c + i] = ke < kw ? src[ke] : 0.0f;
+      dst[c + L + i] = ko < kw ? src[ko] : 0.0f;
+    }
+}
+
+// Any-K, any-G panel dequantizer for the tiled path: rows n0 .. n0+nr of the
+// K block [k0, k0+kw) into bp[r*kp ...] in chunk order; rows nr..NR zeroed.
+template <int L, int NR>
+void dequantPanelGeneric(const Problem &p, int64_t n0, int nr, int64_t k0,
+                         int64_t kw, int64_t kp, float *bp) {
+  alignas(64) float row[kKc];
+  for (int r = 0; r < NR; ++r) {
+    if (r >= nr) {
+      std::memset(bp + r * kp, 0, kp * sizeof(float));
+      continue;
+    }
+    dequantRow(p, n0 + r, k0, kw, row);
+    packChunks<L>(row, kw, kp, bp + r * kp);
+  }
+}
+
+void initOutput(const Problem &p, int64_t nb, int64_t ne) {
+  for (int64_t m = 0; m < p.M; ++m)
+    for (int64_t n = nb; n < ne; ++n)
+      p.y[m * p.ldy + n] = p.bias ? p.bias[n] : 0.0f;
+}
+
+//===----------------------------------------------------------------------===//
+// Scalar path
+//===----------------------------------------------------------------------===//
+
+void rangeScalar(const Problem &p, int64_t nb, int64_t ne) {
+  float *w = tlsW.get(p.K);
+  for (int64_t n = nb; n < ne; ++n) {
+    dequantRow(p, n, 0, p.K, w);
+    for (int64_t m = 0; m < p.M; ++m) {
+      const float *xr = p.x + m * p.ldx;
+      float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}; // independent chains
+      int64_t k = 0;
+      for (; k + 8 <= p.K; k += 8)
+        for (int i = 0; i < 8; ++i)
+          acc[i] += xr[k + i] * w[k + i];
+      for (; k < p.K; ++k)
+        acc[0] += xr[k] * w[k];
+      const float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) +
+                        ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+      p.y[m * p.ldy + n] = (p.bias ? p.bias[n] : 0.0f) + sum;
+    }
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Tiled driver shared by the SIMD paths
+//===----------------------------------------------------------------------===//
+
+// Dequantize rows n0 .. n0+nr of K block [k0, k0+kw) into an NR x kp panel.
+using PanelFn = void (*)(const Problem &, int64_t n0, int nr, int64_t k0,
+                         int64_t kw, int64_t kp, float *bp);
+// y[i*ldy + r] += dot(ap row i, bp row r) for i < MR, r < nr.
+using MicroFn = void (*)(const float *ap, int64_t kp, const float *bp,
+                         float *y, int64_t ldy, int nr);
+
+// micro[mr] handles mr rows, 1 <= mr <= mrMax.
+template <int L, int NR>
+void tiledRange(const Problem &p, int64_t nb, int64_t ne, PanelFn fastPanel,
+                const MicroFn *micro, int mrMax) {
+  const PanelFn panel = fastPanel ? fastPanel : dequantPanelGeneric<L, NR>;
+  const int64_t kcMax = std::min(kKc, roundUp(p.K, 2 * L));
+  float *ap = tlsX.get(p.M * kcMax);
+  float *bp = tlsW.get(NR * kcMax);
+  initOutput(p, nb, ne);
+  for (int64_t k0 = 0; k0 < p.K; k0 += kKc) {
+    const int64_t kw = std::min(kKc, p.K - k0), kp = roundUp(kw, 2 * L);
+    for (int64_t m = 0; m < p.M; ++m)
+      packChunks<L>(p.x + m * p.ldx + k0, kw, kp, ap + m * kp);
+    for (int64_t n0 = nb; n0 < ne; n0 += NR) {
+      const int nr = static_cast<int>(std::min<int64_t>(NR, ne - n0));
+      panel(p, n0, nr, k0, kw, kp, bp);
+      for (int64_t m0 = 0; m0 < p.M;) {
+        const int64_t rem = p.M - m0;
+        // 4 leftover rows run as 2 + 2 rather than 3 + a slow single row.
+        int mr = static_cast<int>(std::min<int64_t>(rem, mrMax));
+        if (rem == 4 && mrMax == 3)
+          mr = 2;
+        micro[mr](ap + m0 * kp, kp, bp, p.y + m0 * p.ldy + n0, p.ldy, nr);
+        m0 += mr;
+      }
+    }
+  }
+}
+
+#ifdef QSLAW_X86
+
+#define QSLAW_AVX2 __attribute__((target("avx2,fma")))
+#define QSLAW_AVX512                                                           \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
+#define QSLAW_INLINE inline __attribute__((always_inline))
+
+//===----------------------------------------------------------------------===//
+// AVX2 + FMA path (8 lanes, 16-value chunks of 8 code bytes)
+//===----------------------------------------------------------------------===//
+
+// Widen the code bytes of one chunk (validK <= 16 values) to 8 dwords.
+QSLAW_AVX2 QSLAW_INLINE __m256i loadCodes8(const uint8_t *src,
+                                            int64_t validK) {
+  if (validK >= 16)
+    return _mm256_cvtepu8_epi32(
+        _mm_loadl_epi64(reinterpret_cast<const __m128i *>(src)));
+  uint64_t tail = 0; // never read past the end of the code array
+  std::memcpy(&tail, src, static_cast<size_t>(validK / 2));
+  return _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(tail)));
+}
+
+// s * (q - z) for the even (low nibble) and odd (high nibble) halves, as
+// q*s - z*s with one rounding; `zs` is z*s.
+QSLAW_AVX2 QSLAW_INLINE void dequant8(__m256i d, __m256 s, __m256 zs,
+                                      __m256 &we, __m256 &wo) {
+  const __m256i lo = _mm256_and_si256(d, _mm256_set1_epi32(15));
+  we = _mm256_fmsub_ps(_mm256_cvtepi32_ps(lo), s, zs);
+  wo = _mm256_fmsub_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(d, 4)), s, zs);
+}
+
+QSLAW_AVX2 QSLAW_INLINE float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+// Fused kernel: MR activation rows x NR weight rows over all of K.
+template <int MR, int NR>
+QSLAW_AVX2 void fusedAvx2(const Problem &p, const float *xp, int64_t kp,
+                          int64_t m0, int64_t n0, int nr) {
+  __m256 acc[MR][NR];
+  const uint8_t *row[NR];
+  int64_t rowN[NR];
+  for (int r = 0; r < NR; ++r) {
+    rowN[r] = n0 + std::min(r, nr - 1); // clamp: tail rows recompute the last
+    row[r] = p.codes + rowN[r] * p.K / 2;
+    for (int i = 0; i < MR; ++i)
+      acc[i][r] = _mm256_setzero_ps();
+  }
+  for (int64_t j = 0, k = 0; j < p.J; ++j) {
+    __m256 s[NR], zs[NR];
+    for (int r = 0; r < NR; ++r) {
+      const float sc = p.scales[rowN[r] * p.J + j];
+      s[r] = _mm256_set1_ps(sc);
+      zs[r] = _mm256_set1_ps(sc * static_cast<float>(zeroPoint(p, rowN[r], j)));
+    }
+    for (const int64_t gend = std::min(p.K, (j + 1) * p.G); k < gend; k += 16) {
+      const int64_t validK = p.K - k;
+#pragma GCC unroll 8
+      for (int r = 0; r < NR; ++r) {
+        __m256 we, wo;
+        dequant8(loadCodes8(row[r] + k / 2, validK), s[r], zs[r], we, wo);
+#pragma GCC unroll 4
+        for (int i = 0; i < MR; ++i) {
+          const float *xi = xp + i * kp + k;
+          acc[i][r] = _mm256_fmadd_ps(we, _mm256_loadu_ps(xi), acc[i][r]);
+          acc[i][r] = _mm256_fmadd_ps(wo, _mm256_loadu_ps(xi + 8), acc[i][r]);
+        }
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int r = 0; r < nr; ++r)
+      p.y[(m0 + i) * p.ldy + n0 + r] =
+          (p.bias ? p.bias[n0 + r] : 0.0f) + hsum8(acc[i][r]);
+}
+
+constexpr int kNrAvx2 = 4;
+
+QSLAW_AVX2 void panelAvx2(const Problem &p, int64_t n0, int nr, int64_t k0,
+                          int64_t kw, int64_t kp, float *bp) {
+  for (int r = 0; r < kNrAvx2; ++r) {
+    float *dst = bp + r * kp;
+    if (r >= nr) {
+      std::memset(dst, 0, kp * sizeof(float));
+      continue;
+    }
+    const int64_t n = n0 + r;
+    const uint8_t *row = p.codes + n * p.K / 2;
+    for (int64_t c = 0; c < kw;) {
+      const int64_t j = (k0 + c) / p.G;
+      const int64_t gend = std::min(kw, (j + 1) * p.G - k0);
+      const float sc = p.scales[n * p.J + j];
+      const __m256 s = _mm256_set1_ps(sc);
+      const __m256 zs =
+          _mm256_set1_ps(sc * static_cast<float>(zeroPoint(p, n, j)));
+      for (; c < gend; c += 16) {
+        __m256 we, wo;
+        dequant8(loadCodes8(row + (k0 + c) / 2, kw - c), s, zs, we, wo);
+        _mm256_storeu_ps(dst + c, we);
+        _mm256_storeu_ps(dst + c + 8, wo);
+      }
+    }
+  }
+}
+
+// [sum(a), sum(b), sum(c), sum(d)]
+QSLAW_AVX2 QSLAW_INLINE __m128 hsum4x8(__m256 a, __m256 b, __m256 c,
+                                        __m256 d) {
+  const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+  return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+}
+
+template <int MR>
+QSLAW_AVX2 void microAvx2(const float *ap, int64_t kp, const float *bp,
+                          float *y, int64_t ldy, int nr) {
+  __m256 acc[MR][kNrAvx2];
+  for (int i = 0; i < MR; ++i)
+    for (int r = 0; r < kNrAvx2; ++r)
+      acc[i][r] = _mm256_setzero_ps();
+  for (int64_t v = 0; v < kp; v += 8) {
+    __m256 a[MR];
+    for (int i = 0; i < MR; ++i)
+      a[i] = _mm256_loadu_ps(ap + i * kp + v);
+#pragma GCC unroll 4
+    for (int r = 0; r < kNrAvx2; ++r) {
+      const __m256 b = _mm256_loadu_ps(bp + r * kp + v);
+      for (int i = 0; i < MR; ++i)
+        acc[i][r] = _mm256_fmadd_ps(a[i], b, acc[i][r]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    const __m128 s = hsum4x8(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
+    float *yi = y + i * ldy;
+    if (nr == kNrAvx2) {
+      _mm_storeu_ps(yi, _mm_add_ps(_mm_loadu_ps(yi), s));
+    } else {
+      alignas(16) float t[4];
+      _mm_store_ps(t, s);
+      for (int r = 0; r < nr; ++r)
+        yi[r] += t[r];
+    }
+  }
+}
+
+void rangeAvx2(const Problem &p, int64_t nb, int64_t ne) {
+  const bool fast = fastLayout(p, 8);
+  if (fast && p.M <= kFusedMaxM) {
+    const int64_t kp = roundUp(p.K, 16);
+    float *xp = tlsX.get(p.M * kp);
+    for (int64_t m = 0; m < p.M; ++m)
+      packChunks<8>(p.x + m * p.ldx, p.K, kp, xp + m * kp);
+    for (int64_t m0 = 0; m0 < p.M; m0 += 2)
+      for (int64_t n0 = nb; n0 < ne; n0 += 4) {
+        const int nr = static_cast<int>(std::min<int64_t>(4, ne - n0));
+        if (p.M - m0 >= 2)
+          fusedAvx2<2, 4>(p, xp + m0 * kp, kp, m0, n0, nr);
+        else
+          fusedAvx2<1, 4>(p, xp + m0 * kp, kp, m0, n0, nr);
+      }
+    return;
+  }
+  static const MicroFn micro[] = {nullptr, microAvx2<1>, microAvx2<2>,
+                                  microAvx2<3>};
+  tiledRange<8, kNrAvx2>(p, nb, ne, fast ? panelAvx2 : nullptr, micro, 3);
+}
+
+//===----------------------------------------------------------------------===//
+// AVX-512 path (16 lanes, 32-value chunks of 16 code bytes)
+//===----------------------------------------------------------------------===//
+
+QSLAW_AVX512 QSLAW_INLINE __m512i loadCodes16(const uint8_t *src,
+                                               int64_t validK) {
+  if (validK >= 32)
+    return _mm512_cvtepu8_epi32(
+        _mm_loadu_si128(reinterpret_cast<const __m128i *>(src)));
+  // Masked-off bytes are not read, so the tail never runs past the array.
+  const __mmask16 mask = static_cast<__mmask16>((1u << (validK / 2)) - 1);
+  return _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, src));
+}
+
+// Table t[q] = s * (q - z) for one group of one row; vpermps indexes it with
+// the low 4 bits of each dword, so the low nibble needs no masking.
+QSLAW_AVX512 QSLAW_INLINE __m512 groupTable(const Problem &p, int64_t n,
+                                             int64_t j) {
+  const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+                                     12, 13, 14, 15);
+  const __m512 z = _mm512_set1_ps(static_cast<float>(zeroPoint(p, n, j)));
+  return _mm512_mul_ps(_mm512_sub_ps(iota, z),
+                       _mm512_set1_ps(p.scales[n * p.J + j]));
+}
+
+template <int MR, int NR>
+QSLAW_AVX512 void fusedAvx512(const Problem &p, const float *xp, int64_t kp,
+                              int64_t m0, int64_t n0, int nr) {
+  // Enough independent FMA chains to cover latency 4 x 2 ports.
+  constexpr int S = MR * NR >= 8 ? 1 : 2;
+  __m512 acc[MR][NR][S];
+  const uint8_t *row[NR];
+  int64_t rowN[NR];
+  for (int r = 0; r < NR; ++r) {
+    rowN[r] = n0 + std::min(r, nr - 1);
+    row[r] = p.codes + rowN[r] * p.K / 2;
+    for (int i = 0; i < MR; ++i)
+      for (int s = 0; s < S; ++s)
+        acc[i][r][s] = _mm512_setzero_ps();
+  }
+  for (int64_t j = 0, k = 0; j < p.J; ++j) {
+    __m512 tab[NR];
+    for (int r = 0; r < NR; ++r)
+      tab[r] = groupTable(p, rowN[r], j);
+    for (const int64_t gend = std::min(p.K, (j + 1) * p.G); k < gend; k += 32) {
+      const int64_t validK = p.K - k;
+#pragma GCC unroll 8
+      for (int r = 0; r < NR; ++r) {
+        const __m512i d = loadCodes16(row[r] + k / 2, validK);
+        const __m512 we = _mm512_permutexvar_ps(d, tab[r]);
+        const __m512 wo =
+            _mm512_permutexvar_ps(_mm512_srli_epi32(d, 4), tab[r]);
+#pragma GCC unroll 4
+        for (int i = 0; i < MR; ++i) {
+          const float *xi = xp + i * kp + k;
+          acc[i][r][0] = _mm512_fmadd_ps(we, _mm512_loadu_ps(xi), acc[i][r][0]);
+          acc[i][r][S - 1] =
+              _mm512_fmadd_ps(wo, _mm512_loadu_ps(xi + 16), acc[i][r][S - 1]);
+        }
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int r = 0; r < nr; ++r) {
+      __m512 v = acc[i][r][0];
+      if (S > 1)
+        v = _mm512_add_ps(v, acc[i][r][S - 1]);
+      p.y[(m0 + i) * p.ldy + n0 + r] =
+          (p.bias ? p.bias[n0 + r] : 0.0f) + _mm512_reduce_add_ps(v);
+    }
+}
+
+constexpr int kNrAvx512 = 8;
+
+// Prefetch into L2 the codes the next panel (rows n .. n+rows) will need.
+// Each panel reads only a few lines per row, too short a stream for the
+// hardware prefetcher, so without this the dequantizer waits on memory.
+inline void prefetchPanelCodes(const Problem &p, int64_t n, int rows,
+                               int64_t k0, int64_t kw) {
+  for (int r = 0; r < rows && n + r < p.N; ++r) {
+    const char *row = reinterpret_cast<const char *>(p.codes) +
+                      ((n + r) * p.K + k0) / 2;
+    for (int64_t b = 0; b < kw / 2; b += 64)
+      _mm_prefetch(row + b, _MM_HINT_T1);
+  }
+}
+
+QSLAW_AVX512 void panelAvx512(const Problem &p, int64_t n0, int nr,
+                              int64_t k0, int64_t kw, int64_t kp, float *bp) {
+  prefetchPanelCodes(p, n0 + kNrAvx512, kNrAvx512, k0, kw);
+  for (int r = 0; r < kNrAvx512; ++r) {
+    float *dst = bp + r * kp;
+    if (r >= nr) {
+      std::memset(dst, 0, kp * sizeof(float));
+      continue;
+    }
+    const int64_t n = n0 + r;
+    const uint8_t *row = p.codes + n * p.K / 2;
+    for (int64_t c = 0; c < kw;) {
+      const int64_t j = (k0 + c) / p.G;
+      const int64_t gend = std::min(kw, (j + 1) * p.G - k0);
+      const __m512 tab = groupTable(p, n, j);
+      for (; c < gend; c += 32) {
+        const __m512i d = loadCodes16(row + (k0 + c) / 2, kw - c);
+        _mm512_storeu_ps(dst + c, _mm512_permutexvar_ps(d, tab));
+        _mm512_storeu_ps(dst + c + 16, _mm512_permutexvar_ps(
+                                           _mm512_srli_epi32(d, 4), tab));
+      }
+    }
+  }
+}
+
+// [a0+a2, a1+a3, b0+b2, b1+b3] in 128-bit blocks.
+QSLAW_AVX512 QSLAW_INLINE __m512 foldHalves(__m512 a, __m512 b) {
+  return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44),
+                       _mm512_shuffle_f32x4(a, b, 0xEE));
+}
+
+// Lane r of the result = sum of all 16 lanes of v[r], r < 8 (24 uops).
+QSLAW_AVX512 QSLAW_INLINE __m256 hsum8x16(const __m512 *v) {
+  const __m512 t0 = foldHalves(v[0], v[1]), t1 = foldHalves(v[2], v[3]);
+  const __m512 t2 = foldHalves(v[4], v[5]), t3 = foldHalves(v[6], v[7]);
+  // Each 128-bit block now holds 4 partial sums of one source.
+  const __m512 u0 = _mm512_add_ps(_mm512_shuffle_f32x4(t0, t1, 0x88),
+                                  _mm512_shuffle_f32x4(t0, t1, 0xDD));
+  const __m512 u1 = _mm512_add_ps(_mm512_shuffle_f32x4(t2, t3, 0x88),
+                                  _mm512_shuffle_f32x4(t2, t3, 0xDD));
+  // Block b: [v[b] partials | v[b+4] partials]; finish inside blocks.
+  __m512 q = _mm512_add_ps(_mm512_unpacklo_ps(u0, u1),
+                           _mm512_unpackhi_ps(u0, u1));
+  q = _mm512_add_ps(q, _mm512_shuffle_ps(q, q, _MM_SHUFFLE(1, 0, 3, 2)));
+  const __m512i idx =
+      _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
+  return _mm512_castps512_ps256(_mm512_permutexvar_ps(idx, q));
+}
+
+template <int MR>
+QSLAW_AVX512 void microAvx512(const float *ap, int64_t kp, const float *bp,
+                              float *y, int64_t ldy, int nr) {
+  __m512 acc[MR][kNrAvx512];
+  for (int i = 0; i < MR; ++i) {
+    // The y tile is usually cold (a strided row block of a large output):
+    // fetch it now so the miss overlaps the FMA loop instead of trailing it.
+    _mm_prefetch(reinterpret_cast<const char *>(y + i * ldy), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char *>(y + i * ldy + 7), _MM_HINT_T0);
+    for (int r = 0; r < kNrAvx512; ++r)
+      acc[i][r] = _mm512_setzero_ps();
+  }
+  for (int64_t v = 0; v < kp; v += 16) {
+    __m512 a[MR];
+    for (int i = 0; i < MR; ++i)
+      a[i] = _mm512_loadu_ps(ap + i * kp + v);
+#pragma GCC unroll 8
+    for (int r = 0; r < kNrAvx512; ++r) {
+      __m512 b = _mm512_loadu_ps(bp + r * kp + v);
+      // Keep b in a register: folded into each FMA it would be loaded MR
+      // times, and the loads, not the FMAs, would bound the loop.
+      __asm__("" : "+v"(b));
+      for (int i = 0; i < MR; ++i)
+        acc[i][r] = _mm512_fmadd_ps(a[i], b, acc[i][r]);
+    }
+  }
+  const __mmask8 mask = static_cast<__mmask8>((1u << nr) - 1);
+  for (int i = 0; i < MR; ++i) {
+    float *yi = y + i * ldy;
+    const __m256 s = hsum8x16(acc[i]);
+    _mm256_mask_storeu_ps(yi, mask,
+                          _mm256_add_ps(_mm256_maskz_loadu_ps(mask, yi), s));
+  }
+}
+
+void rangeAvx512(const Problem &p, int64_t nb, int64_t ne) {
+  const bool fast = fastLayout(p, 16);
+  if (fast && p.M <= kFusedMaxM) {
+    const int64_t kp = roundUp(p.K, 32);
+    float *xp = tlsX.get(p.M * kp);
+    for (int64_t m = 0; m < p.M; ++m)
+      packChunks<16>(p.x + m * p.ldx, p.K, kp, xp + m * kp);
+    for (int64_t m0 = 0; m0 < p.M; m0 += 2)
+      for (int64_t n0 = nb; n0 < ne; n0 += 4) {
+        const int nr = static_cast<int>(std::min<int64_t>(4, ne - n0));
+        if (p.M - m0 >= 2)
+          fusedAvx512<2, 4>(p, xp + m0 * kp, kp, m0, n0, nr);
+        else
+          fusedAvx512<1, 4>(p, xp + m0 * kp, kp, m0, n0, nr);
+      }
+    return;
+  }
+  static const MicroFn micro[] = {nullptr, microAvx512<1>, microAvx512<2>,
+                                  microAvx512<3>};
+  tiledRange<16, kNrAvx512>(p, nb, ne, fast ? panelAvx512 : nullptr, micro,
+                            3);
+}
+
+#endif // QSLAW_X86
+
+//===----------------------------------------------------------------------===//
+// Dispatch
+//===----------------------------------------------------------------------===//
+
+int cpuBestIsa() {
+#ifdef QSLAW_X86
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+    return kScalar;
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl"))
+    return kAvx512;
+  return kAvx2;
+#else
+  return kScalar;
+#endif
+}
+
+int parseIsa(const char *name) {
+  if (!name || !*name)
+    return -1;
+  for (int i = 0; i < 3; ++i)
+    if (std::strcmp(name, kIsaNames[i]) == 0)
+      return i;
+  return -1;
+}
+
+int selectIsa(const char *request) {
+  const int best = cpuBestIsa(), want = parseIsa(request);
+  return want < 0 ? best : std::min(want, best);
+}
+
+std::atomic<int> gIsa{-1};
+
+int activeIsa() {
+  int isa = gIsa.load(std::memory_order_relaxed);
+  if (isa < 0) {
+    isa = selectIsa(std::getenv("QSLAW_UKERNEL_ISA"));
+    gIsa.store(isa, std::memory_order_relaxed);
+  }
+  return isa;
+}
+
+Problem makeProblem(const float *x, int64_t M, int64_t K, int64_t ldx,
+                    const uint8_t *codes, const float *scales,
+                    const uint8_t *zeros, const float *bias, float *y,
+                    int64_t ldy, int64_t N, int64_t G) {
+  if (G <= 0) // not a valid group size; treat as one group per row
+    G = std::max<int64_t>(K, 1);
+  return {x, M, K, ldx, codes, scales, zeros, bias, y, ldy, N, G,
+          (K + G - 1) / G};
+}
+
+void runRange(const Problem &p, int64_t nb, int64_t ne) {
+  nb = std::max<int64_t>(nb, 0);
+  ne = std::min(ne, p.N);
+  if (nb >= ne || p.M <= 0)
+    return;
+  if (p.K <= 0)
+    return initOutput(p, nb, ne);
+  switch (activeIsa()) {
+#ifdef QSLAW_X86
+  case kAvx512:
+    return rangeAvx512(p, nb, ne);
+  case kAvx2:
+    return rangeAvx2(p, nb, ne);
+#endif
+  default:
+    return rangeScalar(p, nb, ne);
+  }
+}
+
+} // namespace
+
+extern "C" {
+
+void qslaw_qmatmul_w4_f32(const float *x, int64_t M, int64_t K, int64_t ldx,
+                          const uint8_t *codes, const float *scales,
+                          const uint8_t *zeros, const float *bias, float *y,
+                          int64_t ldy, int64_t N, int64_t G) {
+  const Problem p =
+      makeProblem(x, M, K, ldx, codes, scales, zeros, bias, y, ldy, N, G);
+  runRange(p, 0, N);
+}
+
+void qslaw_qmatmul_w4_f32_range(const float *x, int64_t M, int64_t K,
+                                int64_t ldx, const uint8_t *codes,
+                                const float *scales, const uint8_t *zeros,
+                                const float *bias, float *y, int64_t ldy,
+                                int64_t N, int64_t G, int64_t n_begin,
+                                int64_t n_end) {
+  const Problem p =
+      makeProblem(x, M, K, ldx, codes, scales, zeros, bias, y, ldy, N, G);
+  runRange(p, n_begin, n_end);
+}
+
+void qslaw_qmatmul_w4_f32_mt(const float *x, int64_t M, int64_t K,
+                             int64_t ldx, const uint8_t *codes,
+                             const float *scales, const uint8_t *zeros,
+                             const float *bias, float *y, int64_t ldy,
+                             int64_t N, int64_t G, int num_threads) {
+  const Problem p =
+      makeProblem(x, M, K, ldx, codes, scales, zeros, bias, y, ldy, N, G);
+  // Shares are multiples of 16 columns so kernels rarely see ragged tails.
+  const int64_t maxShares = (N + 15) / 16;
+  const int64_t threads = std::min<int64_t>(num_threads, maxShares);
+  if (threads <= 1 || N * K <= (int64_t(1) << 20))
+    return runRange(p, 0, N);
+  activeIsa(); // resolve before the workers race to do it
+  const int64_t share = roundUp((N + threads - 1) / threads, 16);
+  std::vector<std::thread> workers;
+  workers.reserve(static_cast<size_t>(threads - 1));
+  for (int64_t nb = share; nb < N; nb += share)
+    workers.emplace_back(runRange, p, nb, std::min(N, nb + share));
+  runRange(p, 0, std::min(N, share));
+  for (std::thread &t : workers)
+    t.join();
+}
+
+const char *qslaw_ukernel_isa(void) { return kIsaNames[activeIsa()]; }
+
+const char *qslaw_ukernel_force_isa(const char *name) {
+  const int isa =
+      selectIsa(name && *name ? name : std::getenv("QSLAW_UKERNEL_ISA"));
+  gIsa.store(isa, std::memory_order_relaxed);
+  return kIsaNames[isa];
+}
+
+} // extern "C"

@@ -1,0 +1,33 @@
+//===- UkernelABI.cpp - MLIR C-interface entry points of the ukernels -----===//
+//
+// Compiled code calls microkernels through `llvm.emit_c_interface`
+// declarations: every memref argument arrives as a pointer to its strided
+// descriptor. After narrow-type emulation, 4-bit codes and zero points are
+// 1-D byte memrefs (two codes per byte, low nibble first).
+//
+//===----------------------------------------------------------------------===//
+#include "qslaw/Runtime/Ukernels.h"
+
+#include <cstdint>
+
+namespace {
+template <typename T, int Rank> struct MemRef {
+  T *allocated;
+  T *aligned;
+  int64_t offset;
+  int64_t sizes[Rank];
+  int64_t strides[Rank];
+  T *data() const { return aligned + offset; }
+};
+} // namespace
+
+extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_qmatmul_w4_f32(
+    MemRef<float, 2> *x, MemRef<uint8_t, 1> *codes, MemRef<float, 2> *scales,
+    MemRef<uint8_t, 1> *zeros, MemRef<float, 1> *bias, MemRef<float, 2> *out,
+    int64_t group, int32_t numThreads) {
+  const uint8_t *z = zeros->sizes[0] == 0 ? nullptr : zeros->data();
+  const float *b = bias->sizes[0] == 0 ? nullptr : bias->data();
+  qslaw_qmatmul_w4_f32_mt(x->data(), x->sizes[0], x->sizes[1], x->strides[0],
+                          codes->data(), scales->data(), z, b, out->data(),
+                          out->strides[0], out->sizes[1], group, numThreads);
+}

@@ -1,0 +1,17 @@
+import os
+import lit.formats
+from lit.llvm import llvm_config
+
+config.name = "QSLAW"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".test"]
+config.excludes = ["Inputs", "lit.cfg.py", "lit.site.cfg.py"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.qslaw_obj_root, "test")
+
+llvm_config.use_default_substitutions()
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+llvm_config.add_tool_substitutions(["qslaw-opt", "qslaw-exec"],
+                                   [config.qslaw_tools_dir])
+config.substitutions.append(("%python", config.python_executable))
+config.substitutions.append(("%qslaw_src", config.qslaw_src_root))
