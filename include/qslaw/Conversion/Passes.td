@@ -59,7 +59,9 @@ def TileAndVectorize : Pass<"qslaw-tile-and-vectorize", "ModuleOp"> {
   let summary = "Tile the parallel loops of linalg ops and vectorize what allows it";
   let description = [{
     Every linalg op on tensors gets its parallel loops tiled by `tile-size`
-    (reduction loops untouched) with `scf.for`. Then tiles with static
+    (reduction loops untouched) with `scf.for`, except loops that an
+    indexing map uses inside a compound expression such as the group index
+    `k floordiv G`: the tiled op would see tile-local indices. Then tiles with static
     shapes whose indexing maps are projected permutations are vectorized.
     The quantized reductions (group maps with `floordiv`) stay scalar
     loops: their hot shapes go to microkernels.

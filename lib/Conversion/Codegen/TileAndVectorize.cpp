@@ -4,6 +4,7 @@
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
 #include "mlir/IR/PatternMatch.h"
+#include "llvm/ADT/SmallBitVector.h"
 
 namespace mlir::qslaw {
 #define GEN_PASS_DEF_TILEANDVECTORIZE
@@ -17,6 +18,21 @@ bool allProjectedPermutations(linalg::LinalgOp op) {
   return llvm::all_of(op.getIndexingMapsArray(), [](AffineMap m) {
     return m.isProjectedPermutation(/*allowZeroInResults=*/true);
   });
+}
+
+/// Loops that some indexing map uses inside a compound expression (e.g. the
+/// group index `k floordiv G`). Tiling them would be unsound: the tiled op
+/// keeps the map but sees tile-local indices.
+llvm::SmallBitVector loopsInCompoundExprs(linalg::LinalgOp op) {
+  llvm::SmallBitVector used(op.getNumLoops());
+  for (AffineMap m : op.getIndexingMapsArray())
+    for (AffineExpr e : m.getResults())
+      if (!isa<AffineDimExpr, AffineConstantExpr>(e))
+        e.walk([&](AffineExpr sub) {
+          if (auto d = dyn_cast<AffineDimExpr>(sub))
+            used.set(d.getPosition());
+        });
+  return used;
 }
 
 struct TileAndVectorizePass
@@ -33,10 +49,13 @@ struct TileAndVectorizePass
     for (linalg::LinalgOp op : ops) {
       Operation *tiled = op;
       if (tileSize > 0) {
+        llvm::SmallBitVector compound = loopsInCompoundExprs(op);
         SmallVector<OpFoldResult> sizes;
-        for (utils::IteratorType it : op.getIteratorTypesArray())
+        for (auto [i, it] : llvm::enumerate(op.getIteratorTypesArray()))
           sizes.push_back(rewriter.getIndexAttr(
-              it == utils::IteratorType::parallel ? tileSize : 0));
+              it == utils::IteratorType::parallel && !compound.test(i)
+                  ? tileSize
+                  : 0));
         scf::SCFTilingOptions opts;
         opts.setTileSizes(sizes);
         rewriter.setInsertionPoint(op);

@@ -120,32 +120,38 @@ void dequantRow(const Problem &p, int64_t n, int64_t k0, int64_t kw,
   }
 }
 
-// src[0 .. kw) -> dst[0 .. kp) in chunk order (see file comment): within each
-// chunk of 2L values the even offsets come first, then the odd ones; values
-// past kw are zero, so padded weight lanes contribute nothing.
+// src[0 .. kw) -> kp/L vectors of L floats in chunk order (see file comment):
+// within each chunk of 2L values the even offsets come first, then the odd
+// ones; values past kw are zero, so padded weight lanes contribute nothing.
+// Vector v goes to dst + v*vstride: vstride = L gives a plain row, R*L
+// interleaves R rows vector by vector (the tiled kernels' layout, which
+// turns each tile into a single sequential stream).
 template <int L>
-void packChunks(const float *src, int64_t kw, int64_t kp, float *dst) {
-  for (int64_t c = 0; c < kp; c += 2 * L)
+void packChunks(const float *src, int64_t kw, int64_t kp, float *dst,
+                int64_t vstride) {
+  for (int64_t c = 0; c < kp; c += 2 * L) {
+    float *even = dst + (c / L) * vstride, *odd = even + vstride;
     for (int i = 0; i < L; ++i) {
       const int64_t ke = c + 2 * i, ko = ke + 1;
-      dst[c + i] = ke < kw ? src[ke] : 0.0f;
-      dst[c + L + i] = ko < kw ? src[ko] : 0.0f;
+      even[i] = ke < kw ? src[ke] : 0.0f;
+      odd[i] = ko < kw ? src[ko] : 0.0f;
     }
+  }
 }
 
 // Any-K, any-G panel dequantizer for the tiled path: rows n0 .. n0+nr of the
-// K block [k0, k0+kw) into bp[r*kp ...] in chunk order; rows nr..NR zeroed.
+// K block [k0, k0+kw) into an interleaved [kp/L][NR][L] panel; rows nr..NR
+// are zero.
 template <int L, int NR>
 void dequantPanelGeneric(const Problem &p, int64_t n0, int nr, int64_t k0,
                          int64_t kw, int64_t kp, float *bp) {
   alignas(64) float row[kKc];
   for (int r = 0; r < NR; ++r) {
-    if (r >= nr) {
-      std::memset(bp + r * kp, 0, kp * sizeof(float));
-      continue;
-    }
-    dequantRow(p, n0 + r, k0, kw, row);
-    packChunks<L>(row, kw, kp, bp + r * kp);
+    if (r < nr)
+      dequantRow(p, n0 + r, k0, kw, row);
+    else
+      std::memset(row, 0, kw * sizeof(float));
+    packChunks<L>(row, kw, kp, bp + r * L, NR * L);
   }
 }
 
@@ -183,12 +189,21 @@ void rangeScalar(const Problem &p, int64_t nb, int64_t ne) {
 // Tiled driver shared by the SIMD paths
 //===----------------------------------------------------------------------===//
 
-// Dequantize rows n0 .. n0+nr of K block [k0, k0+kw) into an NR x kp panel.
+// Dequantize rows n0 .. n0+nr of K block [k0, k0+kw) into an interleaved
+// [kp/L][NR][L] panel (rows nr..NR zero).
 using PanelFn = void (*)(const Problem &, int64_t n0, int nr, int64_t k0,
                          int64_t kw, int64_t kp, float *bp);
-// y[i*ldy + r] += dot(ap row i, bp row r) for i < MR, r < nr.
+// y[i*ldy + r] += dot(ap row i, bp row r) for i < MR, r < nr; ap is an
+// interleaved [kp/L][MR][L] tile.
 using MicroFn = void (*)(const float *ap, int64_t kp, const float *bp,
                          float *y, int64_t ldy, int nr);
+
+// Rows per micro tile: mrMax, except that 4 leftover rows run as 2 + 2
+// rather than 3 + a slow single row.
+inline int pickMr(int64_t rem, int mrMax) {
+  return rem == 4 && mrMax == 3 ? 2
+                                : static_cast<int>(std::min<int64_t>(rem, mrMax));
+}
 
 // micro[mr] handles mr rows, 1 <= mr <= mrMax.
 template <int L, int NR>
@@ -201,19 +216,18 @@ void tiledRange(const Problem &p, int64_t nb, int64_t ne, PanelFn fastPanel,
   initOutput(p, nb, ne);
   for (int64_t k0 = 0; k0 < p.K; k0 += kKc) {
     const int64_t kw = std::min(kKc, p.K - k0), kp = roundUp(kw, 2 * L);
-    for (int64_t m = 0; m < p.M; ++m)
-      packChunks<L>(p.x + m * p.ldx + k0, kw, kp, ap + m * kp);
+    for (int64_t m0 = 0, mr; m0 < p.M; m0 += mr) {
+      mr = pickMr(p.M - m0, mrMax);
+      for (int64_t i = 0; i < mr; ++i)
+        packChunks<L>(p.x + (m0 + i) * p.ldx + k0, kw, kp, ap + m0 * kp + i * L,
+                      mr * L);
+    }
     for (int64_t n0 = nb; n0 < ne; n0 += NR) {
       const int nr = static_cast<int>(std::min<int64_t>(NR, ne - n0));
       panel(p, n0, nr, k0, kw, kp, bp);
-      for (int64_t m0 = 0; m0 < p.M;) {
-        const int64_t rem = p.M - m0;
-        // 4 leftover rows run as 2 + 2 rather than 3 + a slow single row.
-        int mr = static_cast<int>(std::min<int64_t>(rem, mrMax));
-        if (rem == 4 && mrMax == 3)
-          mr = 2;
+      for (int64_t m0 = 0, mr; m0 < p.M; m0 += mr) {
+        mr = pickMr(p.M - m0, mrMax);
         micro[mr](ap + m0 * kp, kp, bp, p.y + m0 * p.ldy + n0, p.ldy, nr);
-        m0 += mr;
       }
     }
   }
@@ -301,10 +315,12 @@ constexpr int kNrAvx2 = 4;
 
 QSLAW_AVX2 void panelAvx2(const Problem &p, int64_t n0, int nr, int64_t k0,
                           int64_t kw, int64_t kp, float *bp) {
+  constexpr int64_t vs = kNrAvx2 * 8; // panel vector stride
   for (int r = 0; r < kNrAvx2; ++r) {
-    float *dst = bp + r * kp;
+    float *dst = bp + r * 8;
     if (r >= nr) {
-      std::memset(dst, 0, kp * sizeof(float));
+      for (int64_t v = 0; v < kp / 8; ++v)
+        _mm256_storeu_ps(dst + v * vs, _mm256_setzero_ps());
       continue;
     }
     const int64_t n = n0 + r;
@@ -319,8 +335,8 @@ QSLAW_AVX2 void panelAvx2(const Problem &p, int64_t n0, int nr, int64_t k0,
       for (; c < gend; c += 16) {
         __m256 we, wo;
         dequant8(loadCodes8(row + (k0 + c) / 2, kw - c), s, zs, we, wo);
-        _mm256_storeu_ps(dst + c, we);
-        _mm256_storeu_ps(dst + c + 8, wo);
+        _mm256_storeu_ps(dst + (c / 8) * vs, we);
+        _mm256_storeu_ps(dst + (c / 8 + 1) * vs, wo);
       }
     }
   }
@@ -340,13 +356,13 @@ QSLAW_AVX2 void microAvx2(const float *ap, int64_t kp, const float *bp,
   for (int i = 0; i < MR; ++i)
     for (int r = 0; r < kNrAvx2; ++r)
       acc[i][r] = _mm256_setzero_ps();
-  for (int64_t v = 0; v < kp; v += 8) {
+  for (int64_t v = 0; v < kp; v += 8, ap += MR * 8, bp += kNrAvx2 * 8) {
     __m256 a[MR];
     for (int i = 0; i < MR; ++i)
-      a[i] = _mm256_loadu_ps(ap + i * kp + v);
+      a[i] = _mm256_loadu_ps(ap + i * 8);
 #pragma GCC unroll 4
     for (int r = 0; r < kNrAvx2; ++r) {
-      const __m256 b = _mm256_loadu_ps(bp + r * kp + v);
+      const __m256 b = _mm256_loadu_ps(bp + r * 8);
       for (int i = 0; i < MR; ++i)
         acc[i][r] = _mm256_fmadd_ps(a[i], b, acc[i][r]);
     }
@@ -371,7 +387,7 @@ void rangeAvx2(const Problem &p, int64_t nb, int64_t ne) {
     const int64_t kp = roundUp(p.K, 16);
     float *xp = tlsX.get(p.M * kp);
     for (int64_t m = 0; m < p.M; ++m)
-      packChunks<8>(p.x + m * p.ldx, p.K, kp, xp + m * kp);
+      packChunks<8>(p.x + m * p.ldx, p.K, kp, xp + m * kp, 8);
     for (int64_t m0 = 0; m0 < p.M; m0 += 2)
       for (int64_t n0 = nb; n0 < ne; n0 += 4) {
         const int nr = static_cast<int>(std::min<int64_t>(4, ne - n0));
@@ -477,10 +493,12 @@ inline void prefetchPanelCodes(const Problem &p, int64_t n, int rows,
 QSLAW_AVX512 void panelAvx512(const Problem &p, int64_t n0, int nr,
                               int64_t k0, int64_t kw, int64_t kp, float *bp) {
   prefetchPanelCodes(p, n0 + kNrAvx512, kNrAvx512, k0, kw);
+  constexpr int64_t vs = kNrAvx512 * 16; // panel vector stride
   for (int r = 0; r < kNrAvx512; ++r) {
-    float *dst = bp + r * kp;
+    float *dst = bp + r * 16;
     if (r >= nr) {
-      std::memset(dst, 0, kp * sizeof(float));
+      for (int64_t v = 0; v < kp / 16; ++v)
+        _mm512_storeu_ps(dst + v * vs, _mm512_setzero_ps());
       continue;
     }
     const int64_t n = n0 + r;
@@ -491,9 +509,9 @@ QSLAW_AVX512 void panelAvx512(const Problem &p, int64_t n0, int nr,
       const __m512 tab = groupTable(p, n, j);
       for (; c < gend; c += 32) {
         const __m512i d = loadCodes16(row + (k0 + c) / 2, kw - c);
-        _mm512_storeu_ps(dst + c, _mm512_permutexvar_ps(d, tab));
-        _mm512_storeu_ps(dst + c + 16, _mm512_permutexvar_ps(
-                                           _mm512_srli_epi32(d, 4), tab));
+        _mm512_storeu_ps(dst + (c / 16) * vs, _mm512_permutexvar_ps(d, tab));
+        _mm512_storeu_ps(dst + (c / 16 + 1) * vs,
+                         _mm512_permutexvar_ps(_mm512_srli_epi32(d, 4), tab));
       }
     }
   }
@@ -535,13 +553,13 @@ QSLAW_AVX512 void microAvx512(const float *ap, int64_t kp, const float *bp,
     for (int r = 0; r < kNrAvx512; ++r)
       acc[i][r] = _mm512_setzero_ps();
   }
-  for (int64_t v = 0; v < kp; v += 16) {
+  for (int64_t v = 0; v < kp; v += 16, ap += MR * 16, bp += kNrAvx512 * 16) {
     __m512 a[MR];
     for (int i = 0; i < MR; ++i)
-      a[i] = _mm512_loadu_ps(ap + i * kp + v);
+      a[i] = _mm512_loadu_ps(ap + i * 16);
 #pragma GCC unroll 8
     for (int r = 0; r < kNrAvx512; ++r) {
-      __m512 b = _mm512_loadu_ps(bp + r * kp + v);
+      __m512 b = _mm512_loadu_ps(bp + r * 16);
       // Keep b in a register: folded into each FMA it would be loaded MR
       // times, and the loads, not the FMAs, would bound the loop.
       __asm__("" : "+v"(b));
@@ -564,7 +582,7 @@ void rangeAvx512(const Problem &p, int64_t nb, int64_t ne) {
     const int64_t kp = roundUp(p.K, 32);
     float *xp = tlsX.get(p.M * kp);
     for (int64_t m = 0; m < p.M; ++m)
-      packChunks<16>(p.x + m * p.ldx, p.K, kp, xp + m * kp);
+      packChunks<16>(p.x + m * p.ldx, p.K, kp, xp + m * kp, 16);
     for (int64_t m0 = 0; m0 < p.M; m0 += 2)
       for (int64_t n0 = nb; n0 < ne; n0 += 4) {
         const int nr = static_cast<int>(std::min<int64_t>(4, ne - n0));

@@ -1,0 +1,1 @@
+"""Python tooling around the qslaw compiler: references, fixtures, runners."""
