@@ -315,28 +315,31 @@ constexpr int kNrAvx2 = 4;
 
 QSLAW_AVX2 void panelAvx2(const Problem &p, int64_t n0, int nr, int64_t k0,
                           int64_t kw, int64_t kp, float *bp) {
-  constexpr int64_t vs = kNrAvx2 * 8; // panel vector stride
-  for (int r = 0; r < kNrAvx2; ++r) {
-    float *dst = bp + r * 8;
-    if (r >= nr) {
-      for (int64_t v = 0; v < kp / 8; ++v)
-        _mm256_storeu_ps(dst + v * vs, _mm256_setzero_ps());
-      continue;
+  (void)kp;
+  constexpr int NR = kNrAvx2;
+  const uint8_t *row[NR];
+  int64_t rowN[NR];
+  for (int r = 0; r < NR; ++r) {
+    rowN[r] = n0 + std::min(r, nr - 1); // never stored by the micro kernel
+    row[r] = p.codes + (rowN[r] * p.K + k0) / 2;
+  }
+  for (int64_t c = 0; c < kw;) {
+    const int64_t j = (k0 + c) / p.G;
+    const int64_t gend = std::min(kw, (j + 1) * p.G - k0);
+    __m256 s[NR], zs[NR];
+    for (int r = 0; r < NR; ++r) {
+      const float sc = p.scales[rowN[r] * p.J + j];
+      s[r] = _mm256_set1_ps(sc);
+      zs[r] = _mm256_set1_ps(sc * static_cast<float>(zeroPoint(p, rowN[r], j)));
     }
-    const int64_t n = n0 + r;
-    const uint8_t *row = p.codes + n * p.K / 2;
-    for (int64_t c = 0; c < kw;) {
-      const int64_t j = (k0 + c) / p.G;
-      const int64_t gend = std::min(kw, (j + 1) * p.G - k0);
-      const float sc = p.scales[n * p.J + j];
-      const __m256 s = _mm256_set1_ps(sc);
-      const __m256 zs =
-          _mm256_set1_ps(sc * static_cast<float>(zeroPoint(p, n, j)));
-      for (; c < gend; c += 16) {
+    for (; c < gend; c += 16) {
+      float *dst = bp + c * NR;
+#pragma GCC unroll 4
+      for (int r = 0; r < NR; ++r) {
         __m256 we, wo;
-        dequant8(loadCodes8(row + (k0 + c) / 2, kw - c), s, zs, we, wo);
-        _mm256_storeu_ps(dst + (c / 8) * vs, we);
-        _mm256_storeu_ps(dst + (c / 8 + 1) * vs, wo);
+        dequant8(loadCodes8(row[r] + c / 2, kw - c), s[r], zs[r], we, wo);
+        _mm256_storeu_ps(dst + r * 8, we);
+        _mm256_storeu_ps(dst + (NR + r) * 8, wo);
       }
     }
   }
@@ -477,41 +480,56 @@ QSLAW_AVX512 void fusedAvx512(const Problem &p, const float *xp, int64_t kp,
 
 constexpr int kNrAvx512 = 8;
 
-// Prefetch into L2 the codes the next panel (rows n .. n+rows) will need.
-// Each panel reads only a few lines per row, too short a stream for the
-// hardware prefetcher, so without this the dequantizer waits on memory.
-inline void prefetchPanelCodes(const Problem &p, int64_t n, int rows,
-                               int64_t k0, int64_t kw) {
+// Prefetch into L2 what the next panel (rows n .. n+rows) will read. Each
+// panel reads only a few lines per row, too short a stream for the hardware
+// prefetcher; the scale / zero point loads are worse, as each group's table
+// waits on them before any of its codes can be dequantized.
+inline void prefetchPanel(const Problem &p, int64_t n, int rows, int64_t k0,
+                          int64_t kw) {
+  const int64_t j0 = k0 / p.G, j1 = (k0 + kw - 1) / p.G;
   for (int r = 0; r < rows && n + r < p.N; ++r) {
-    const char *row = reinterpret_cast<const char *>(p.codes) +
-                      ((n + r) * p.K + k0) / 2;
+    const int64_t nr = n + r;
+    const char *codes =
+        reinterpret_cast<const char *>(p.codes) + (nr * p.K + k0) / 2;
     for (int64_t b = 0; b < kw / 2; b += 64)
-      _mm_prefetch(row + b, _MM_HINT_T1);
+      _mm_prefetch(codes + b, _MM_HINT_T1);
+    _mm_prefetch(reinterpret_cast<const char *>(p.scales + nr * p.J + j0),
+                 _MM_HINT_T1);
+    _mm_prefetch(reinterpret_cast<const char *>(p.scales + nr * p.J + j1),
+                 _MM_HINT_T1);
+    if (p.zeros)
+      _mm_prefetch(reinterpret_cast<const char *>(p.zeros) + (nr * p.J + j0) / 2,
+                   _MM_HINT_T1);
   }
 }
 
 QSLAW_AVX512 void panelAvx512(const Problem &p, int64_t n0, int nr,
                               int64_t k0, int64_t kw, int64_t kp, float *bp) {
-  prefetchPanelCodes(p, n0 + kNrAvx512, kNrAvx512, k0, kw);
-  constexpr int64_t vs = kNrAvx512 * 16; // panel vector stride
-  for (int r = 0; r < kNrAvx512; ++r) {
-    float *dst = bp + r * 16;
-    if (r >= nr) {
-      for (int64_t v = 0; v < kp / 16; ++v)
-        _mm512_storeu_ps(dst + v * vs, _mm512_setzero_ps());
-      continue;
-    }
-    const int64_t n = n0 + r;
-    const uint8_t *row = p.codes + n * p.K / 2;
-    for (int64_t c = 0; c < kw;) {
-      const int64_t j = (k0 + c) / p.G;
-      const int64_t gend = std::min(kw, (j + 1) * p.G - k0);
-      const __m512 tab = groupTable(p, n, j);
-      for (; c < gend; c += 32) {
-        const __m512i d = loadCodes16(row + (k0 + c) / 2, kw - c);
-        _mm512_storeu_ps(dst + (c / 16) * vs, _mm512_permutexvar_ps(d, tab));
-        _mm512_storeu_ps(dst + (c / 16 + 1) * vs,
-                         _mm512_permutexvar_ps(_mm512_srli_epi32(d, 4), tab));
+  (void)kp;
+  constexpr int NR = kNrAvx512;
+  prefetchPanel(p, n0 + NR, NR, k0, kw);
+  // Rows past nr repeat the last row; the micro kernel never stores them.
+  const uint8_t *row[NR];
+  int64_t rowN[NR];
+  for (int r = 0; r < NR; ++r) {
+    rowN[r] = n0 + std::min(r, nr - 1);
+    row[r] = p.codes + (rowN[r] * p.K + k0) / 2;
+  }
+  // Rows innermost: each chunk step writes 2 KiB of the panel sequentially.
+  for (int64_t c = 0; c < kw;) {
+    const int64_t j = (k0 + c) / p.G;
+    const int64_t gend = std::min(kw, (j + 1) * p.G - k0);
+    __m512 tab[NR];
+    for (int r = 0; r < NR; ++r)
+      tab[r] = groupTable(p, rowN[r], j);
+    for (; c < gend; c += 32) {
+      float *dst = bp + c * NR;
+#pragma GCC unroll 8
+      for (int r = 0; r < NR; ++r) {
+        const __m512i d = loadCodes16(row[r] + c / 2, kw - c);
+        _mm512_storeu_ps(dst + r * 16, _mm512_permutexvar_ps(d, tab[r]));
+        _mm512_storeu_ps(dst + (NR + r) * 16,
+                         _mm512_permutexvar_ps(_mm512_srli_epi32(d, 4), tab[r]));
       }
     }
   }

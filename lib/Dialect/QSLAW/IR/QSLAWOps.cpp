@@ -155,6 +155,13 @@ LogicalResult QuantizeOp::verify() {
 /// Constant folding: the codes of a constant weight are computed at compile
 /// time with exactly the arithmetic of the runtime (QuantMath).
 OpFoldResult QuantizeOp::fold(FoldAdaptor adaptor) {
+  // Leave a quantize/dequantize pair to DequantizeOp::fold, which removes
+  // both when the round trip is exact.
+  for (Operation *user : getResult().getUsers())
+    if (auto deq = dyn_cast<DequantizeOp>(user))
+      if (deq.getScales() == getScales() && deq.getZeros() == getZeros() &&
+          deq.getSpec() == getSpec())
+        return {};
   auto w = dyn_cast_or_null<DenseElementsAttr>(adaptor.getWeight());
   auto s = dyn_cast_or_null<DenseElementsAttr>(adaptor.getScales());
   auto z = dyn_cast_or_null<DenseElementsAttr>(adaptor.getZeros());

@@ -51,27 +51,27 @@ struct QuantizeWeightsPass
     ModuleOp module = getOperation();
     if (bits != 2 && bits != 3 && bits != 4 && bits != 8) {
       module.emitError("qslaw-quantize-weights: bits must be 2, 3, 4 or 8, got ")
-          << bits;
+          << static_cast<unsigned>(bits);
       return signalPassFailure();
     }
     if (groupSize < 0) {
       module.emitError("qslaw-quantize-weights: group-size must be >= 0 "
                        "(0 = per-channel), got ")
-          << groupSize;
+          << static_cast<int64_t>(groupSize);
       return signalPassFailure();
     }
     std::optional<ScaleMode> scaleMode = symbolizeScaleMode(mode);
     if (!scaleMode) {
       module.emitError("qslaw-quantize-weights: mode must be 'scale' or "
                        "'gamma', got '")
-          << mode << "'";
+          << static_cast<std::string>(mode) << "'";
       return signalPassFailure();
     }
     llvm::Regex regex("^(" + layers + ")$");
     std::string regexError;
     if (!regex.isValid(regexError)) {
       module.emitError("qslaw-quantize-weights: invalid layers regex '")
-          << layers << "': " << regexError;
+          << static_cast<std::string>(layers) << "': " << regexError;
       return signalPassFailure();
     }
 
@@ -163,7 +163,11 @@ struct QuantizeWeightsPass
     }
     Value product = QMatmulOp::create(b, loc, yTy, mm->input, codes, scales,
                                       zeros, /*bias=*/Value(), spec);
+    Operation *oldWeight = mm->weight.getDefiningOp();
     replaceMatmul(b, *mm, product);
+    // The float weight must not survive into the artifact.
+    if (oldWeight && oldWeight->use_empty())
+      b.eraseOp(oldWeight);
   }
 };
 } // namespace
