@@ -13,5 +13,5 @@ llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.add_tool_substitutions(["qslaw-opt", "qslaw-exec"],
                                    [config.qslaw_tools_dir])
-config.substitutions.append(("%python", config.python_executable))
+config.substitutions.append(("%venv_python", config.qslaw_python))
 config.substitutions.append(("%qslaw_src", config.qslaw_src_root))

@@ -28,6 +28,8 @@
 #include "qslaw/Runtime/Ukernels.h"
 
 #include <algorithm>
+#include <array>
+#include <utility>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
@@ -594,6 +596,166 @@ QSLAW_AVX512 void microAvx512(const float *ap, int64_t kp, const float *bp,
   }
 }
 
+//--- Broadcast form (large M): y[m, n..n+32) += x[m,k] * W^T[k, n..n+32) ---//
+
+constexpr int kNrB = 32;       // panel columns (two zmm)
+constexpr int kMrB = 12;       // rows per micro tile: 24 accumulators
+constexpr int64_t kKcB = 256;  // K block: a 256 x 32 fp32 panel = 32 KiB
+
+// In-register transpose of a 16x16 byte matrix: on return r[c] holds column c.
+QSLAW_AVX512 QSLAW_INLINE void transpose16x16(__m128i r[16]) {
+  __m128i a[16], b[16];
+  for (int i = 0; i < 8; ++i) { // 2-row units, columns 0-7 | 8-15
+    a[2 * i] = _mm_unpacklo_epi8(r[2 * i], r[2 * i + 1]);
+    a[2 * i + 1] = _mm_unpackhi_epi8(r[2 * i], r[2 * i + 1]);
+  }
+  for (int q = 0; q < 4; ++q) // 4-row units: b[4q + 2h + g] = cols 8h+4g..+3
+    for (int h = 0; h < 2; ++h) {
+      b[4 * q + 2 * h] = _mm_unpacklo_epi16(a[4 * q + h], a[4 * q + 2 + h]);
+      b[4 * q + 2 * h + 1] = _mm_unpackhi_epi16(a[4 * q + h], a[4 * q + 2 + h]);
+    }
+  for (int o = 0; o < 2; ++o) // 8-row units: a[8o + 2u + e] = cols 4u+2e..+1
+    for (int u = 0; u < 4; ++u) {
+      a[8 * o + 2 * u] = _mm_unpacklo_epi32(b[8 * o + u], b[8 * o + 4 + u]);
+      a[8 * o + 2 * u + 1] = _mm_unpackhi_epi32(b[8 * o + u], b[8 * o + 4 + u]);
+    }
+  for (int v = 0; v < 8; ++v) { // 16 rows: column 2v and 2v+1
+    r[2 * v] = _mm_unpacklo_epi64(a[v], a[8 + v]);
+    r[2 * v + 1] = _mm_unpackhi_epi64(a[v], a[8 + v]);
+  }
+}
+
+// Dequantize rows n0 .. n0+32 of K block [k0, k0+kw) into bp[k][32]
+// (k-major, so the micro kernel reads one 128-byte row of W^T per k).
+// Vectors run over rows here, so each lane has its own scale and zero point;
+// 16 rows' code bytes are transposed so that one byte column yields 16 rows'
+// (even k, odd k) codes.
+QSLAW_AVX512 void panelBcast(const Problem &p, int64_t n0, int nr, int64_t k0,
+                             int64_t kw, float *bp) {
+  prefetchPanel(p, n0 + kNrB, kNrB, k0, kw);
+  for (int h = 0; h < 2; ++h) {
+    const uint8_t *row[16];
+    int64_t rowN[16];
+    for (int l = 0; l < 16; ++l) {
+      rowN[l] = n0 + std::min(16 * h + l, nr - 1); // extra rows never stored
+      row[l] = p.codes + (rowN[l] * p.K + k0) / 2;
+    }
+    float *dst = bp + 16 * h;
+    for (int64_t c = 0; c < kw;) {
+      const int64_t j = (k0 + c) / p.G;
+      const int64_t gend = std::min(kw, (j + 1) * p.G - k0);
+      alignas(64) float sv[16], zv[16];
+      for (int l = 0; l < 16; ++l) {
+        sv[l] = p.scales[rowN[l] * p.J + j];
+        zv[l] = sv[l] * static_cast<float>(zeroPoint(p, rowN[l], j));
+      }
+      const __m512 s = _mm512_load_ps(sv), zs = _mm512_load_ps(zv);
+      for (; c < gend; c += 32) {
+        const int64_t validK = kw - c;
+        const __mmask16 mask = validK >= 32
+                                   ? static_cast<__mmask16>(0xFFFF)
+                                   : static_cast<__mmask16>((1u << (validK / 2)) - 1);
+        __m128i t[16];
+        for (int l = 0; l < 16; ++l)
+          t[l] = _mm_maskz_loadu_epi8(mask, row[l] + c / 2);
+        transpose16x16(t);
+        // A short last chunk still fills 32 rows of the panel (masked-off
+        // codes read as 0); the micro kernel stops at kw.
+#pragma GCC unroll 16
+        for (int b = 0; b < 16; ++b) {
+          const __m512i d = _mm512_cvtepu8_epi32(t[b]);
+          const __m512 lo = _mm512_cvtepi32_ps(
+              _mm512_and_si512(d, _mm512_set1_epi32(15)));
+          const __m512 hi = _mm512_cvtepi32_ps(_mm512_srli_epi32(d, 4));
+          _mm512_storeu_ps(dst + (c + 2 * b) * kNrB, _mm512_fmsub_ps(lo, s, zs));
+          _mm512_storeu_ps(dst + (c + 2 * b + 1) * kNrB,
+                           _mm512_fmsub_ps(hi, s, zs));
+        }
+      }
+    }
+  }
+}
+
+// Generic (any K, any G) version of panelBcast.
+void panelBcastGeneric(const Problem &p, int64_t n0, int nr, int64_t k0,
+                       int64_t kw, float *bp) {
+  alignas(64) float row[kKcB];
+  for (int r = 0; r < kNrB; ++r) {
+    dequantRow(p, n0 + std::min(r, nr - 1), k0, kw, row);
+    for (int64_t k = 0; k < kw; ++k)
+      bp[k * kNrB + r] = row[k];
+  }
+}
+
+template <int MR>
+QSLAW_AVX512 void microBcast(const float *ap, int64_t kw, const float *bp,
+                             float *y, int64_t ldy, int nr) {
+  __m512 acc[MR][2];
+  for (int i = 0; i < MR; ++i) {
+    _mm_prefetch(reinterpret_cast<const char *>(y + i * ldy), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char *>(y + i * ldy + 31), _MM_HINT_T0);
+    acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < kw; ++k, ap += MR, bp += kNrB) {
+    const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const __m512 a = _mm512_set1_ps(ap[i]);
+      acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
+    }
+  }
+  const __mmask16 m0 = static_cast<__mmask16>(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+  const __mmask16 m1 =
+      static_cast<__mmask16>(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+  for (int i = 0; i < MR; ++i) {
+    float *yi = y + i * ldy;
+    _mm512_mask_storeu_ps(yi, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, yi), acc[i][0]));
+    _mm512_mask_storeu_ps(yi + 16, m1,
+                          _mm512_add_ps(_mm512_maskz_loadu_ps(m1, yi + 16), acc[i][1]));
+  }
+}
+
+template <int... I>
+constexpr auto makeBcastTable(std::integer_sequence<int, I...>) {
+  return std::array<MicroFn, sizeof...(I) + 1>{nullptr, microBcast<I + 1>...};
+}
+
+void bcastRangeAvx512(const Problem &p, int64_t nb, int64_t ne, bool fast) {
+  static constexpr auto micro =
+      makeBcastTable(std::make_integer_sequence<int, kMrB>{});
+  // Balanced row tiles: 16 rows run as 8 + 8, not 12 + 4.
+  const int64_t tiles = (p.M + kMrB - 1) / kMrB;
+  const int mrMax = static_cast<int>((p.M + tiles - 1) / tiles);
+  const int64_t kc = std::min(kKcB, p.K);
+  float *ap = tlsX.get(p.M * kc);
+  float *bp = tlsW.get(kNrB * roundUp(kc, 32));
+  initOutput(p, nb, ne);
+  for (int64_t k0 = 0; k0 < p.K; k0 += kKcB) {
+    const int64_t kw = std::min(kKcB, p.K - k0);
+    for (int64_t m0 = 0, mr; m0 < p.M; m0 += mr) { // A tiles: [k][mr]
+      mr = std::min<int64_t>(mrMax, p.M - m0);
+      for (int64_t i = 0; i < mr; ++i) {
+        const float *src = p.x + (m0 + i) * p.ldx + k0;
+        float *dst = ap + m0 * kw + i;
+        for (int64_t k = 0; k < kw; ++k)
+          dst[k * mr] = src[k];
+      }
+    }
+    for (int64_t n0 = nb; n0 < ne; n0 += kNrB) {
+      const int nr = static_cast<int>(std::min<int64_t>(kNrB, ne - n0));
+      if (fast)
+        panelBcast(p, n0, nr, k0, kw, bp);
+      else
+        panelBcastGeneric(p, n0, nr, k0, kw, bp);
+      for (int64_t m0 = 0, mr; m0 < p.M; m0 += mr) {
+        mr = std::min<int64_t>(mrMax, p.M - m0);
+        micro[mr](ap + m0 * kw, kw, bp, p.y + m0 * p.ldy + n0, p.ldy, nr);
+      }
+    }
+  }
+}
+
 void rangeAvx512(const Problem &p, int64_t nb, int64_t ne) {
   const bool fast = fastLayout(p, 16);
   if (fast && p.M <= kFusedMaxM) {
@@ -611,6 +773,9 @@ void rangeAvx512(const Problem &p, int64_t nb, int64_t ne) {
       }
     return;
   }
+  static const int64_t bcastMinM = std::getenv("BCM") ? std::atoll(std::getenv("BCM")) : 1 << 30;
+  if (p.M >= bcastMinM)
+    return bcastRangeAvx512(p, nb, ne, fast);
   static const MicroFn micro[] = {nullptr, microAvx512<1>, microAvx512<2>,
                                   microAvx512<3>};
   tiledRange<16, kNrAvx512>(p, nb, ne, fast ? panelAvx512 : nullptr, micro,

@@ -1,0 +1,43 @@
+// RUN: qslaw-opt %s -qslaw-lower-to-ukernels="num-threads=2" | FileCheck %s
+
+// CHECK: func.func private @qslaw_ukernel_qmatmul_w4_f32(memref<?x?xf32>, memref<?x?xi4>, memref<?x?xf32>, memref<?x?xi4>, memref<?xf32>, memref<?x?xf32>, i64, i32) attributes {llvm.emit_c_interface}
+
+// Batch dims collapse into M; the result comes back as a fresh buffer.
+// CHECK-LABEL: func @covered
+// CHECK: %[[X2:.*]] = tensor.reshape %arg0({{.*}}) : (tensor<2x3x256xf32>, tensor<2xi64>) -> tensor<6x256xf32>
+// CHECK: %[[XB:.*]] = bufferization.to_buffer %[[X2]] read_only
+// CHECK: %[[OUT:.*]] = memref.alloc() : memref<6x64xf32>
+// CHECK: %[[G:.*]] = arith.constant 128 : i64
+// CHECK: %[[T:.*]] = arith.constant 2 : i32
+// CHECK: call @qslaw_ukernel_qmatmul_w4_f32({{.*}}, %[[G]], %[[T]])
+// CHECK: %[[Y:.*]] = bufferization.to_tensor %[[OUT]] restrict writable
+// CHECK: tensor.reshape %[[Y]]({{.*}}) : (tensor<6x64xf32>, tensor<3xi64>) -> tensor<2x3x64xf32>
+// CHECK-NOT: qslaw.qmatmul
+func.func @covered(%x: tensor<2x3x256xf32>, %q: tensor<64x256xi4>, %s: tensor<64x2xf32>, %z: tensor<64x2xi4>) -> tensor<2x3x64xf32> {
+  %y = qslaw.qmatmul %x, %q scales(%s) zeros(%z) <bits = 4, group = 128> : (tensor<2x3x256xf32>, tensor<64x256xi4>, tensor<64x2xf32>, tensor<64x2xi4>) -> tensor<2x3x64xf32>
+  return %y : tensor<2x3x64xf32>
+}
+
+// Symmetric without bias: empty memrefs stand for the absent operands.
+// CHECK-LABEL: func @covered_sym
+// CHECK: memref.alloca() : memref<0x0xi4>
+// CHECK: memref.alloca() : memref<0xf32>
+// CHECK: call @qslaw_ukernel_qmatmul_w4_f32
+func.func @covered_sym(%x: tensor<1x256xf32>, %q: tensor<64x256xi4>, %s: tensor<64x2xf32>) -> tensor<1x64xf32> {
+  %y = qslaw.qmatmul %x, %q scales(%s) <bits = 4, group = 128, sym> : (tensor<1x256xf32>, tensor<64x256xi4>, tensor<64x2xf32>) -> tensor<1x64xf32>
+  return %y : tensor<1x64xf32>
+}
+
+// Not covered: other bit widths, half-precision activations, odd groups.
+// CHECK-LABEL: func @not_covered
+// CHECK-COUNT-3: qslaw.qmatmul
+// CHECK-NOT: call
+func.func @not_covered(%x: tensor<1x256xf32>, %q3: tensor<64x256xi3>, %s: tensor<64x2xf32>,
+                       %xh: tensor<1x256xf16>, %q: tensor<64x256xi4>, %sh: tensor<64x2xf16>,
+                       %x5: tensor<1x255xf32>, %q5: tensor<64x255xi4>, %s5: tensor<64x3xf32>)
+    -> (tensor<1x64xf32>, tensor<1x64xf16>, tensor<1x64xf32>) {
+  %a = qslaw.qmatmul %x, %q3 scales(%s) <bits = 3, group = 128, sym> : (tensor<1x256xf32>, tensor<64x256xi3>, tensor<64x2xf32>) -> tensor<1x64xf32>
+  %b = qslaw.qmatmul %xh, %q scales(%sh) <bits = 4, group = 128, sym> : (tensor<1x256xf16>, tensor<64x256xi4>, tensor<64x2xf16>) -> tensor<1x64xf16>
+  %c = qslaw.qmatmul %x5, %q5 scales(%s5) <bits = 4, group = 85, sym> : (tensor<1x255xf32>, tensor<64x255xi4>, tensor<64x3xf32>) -> tensor<1x64xf32>
+  return %a, %b, %c : tensor<1x64xf32>, tensor<1x64xf16>, tensor<1x64xf32>
+}
