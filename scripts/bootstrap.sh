@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what qslaw needs on a fresh Debian 12 machine (idempotent):
+# LLVM/MLIR 22, ONNX/protobuf, GoogleTest/Benchmark, ninja, and a Python venv
+# at .venv with numpy/onnx/onnxruntime/pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22
+      ninja-build cmake libonnx-dev libprotobuf-dev protobuf-compiler
+      libgtest-dev libbenchmark-dev python3-venv)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "[bootstrap] installing: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "[bootstrap] creating .venv"
+  "$PY" -m venv .venv
+fi
+if ! .venv/bin/python -c "import numpy, onnx, onnxruntime, pytest" 2>/dev/null; then
+  echo "[bootstrap] installing Python packages"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -r python/requirements.txt
+fi
+echo "[bootstrap] ok"

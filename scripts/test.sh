@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Sets up, builds and runs every test suite (lit, GoogleTest, pytest); ends
+# with one line "N passed, N failed, N skipped" summed over all suites.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh || exit 1
+bash scripts/build.sh || exit 1
+
+out=build/test-results
+rm -rf "$out"; mkdir -p "$out"
+echo "== lit =="
+/usr/lib/llvm-22/bin/lit -sv build/test --xunit-xml-output "$out/lit.xml"
+echo "== gtest =="
+build/bin/qslaw-unittests --gtest_brief=1 --gtest_output="xml:$out/gtest.xml"
+echo "== pytest =="
+QSLAW_BUILD_DIR="$PWD/build" .venv/bin/python -m pytest -q python/tests \
+  --junitxml="$out/pytest.xml"
+echo "== summary =="
+.venv/bin/python python/qslaw_tools/junit_summary.py "$out"/*.xml
