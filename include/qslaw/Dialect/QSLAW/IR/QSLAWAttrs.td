@@ -27,7 +27,9 @@ def QSLAW_QuantSpecAttr : AttrDef<QSLAW_Dialect, "QuantSpec"> {
       `round(W / (s * gamma))` and `gamma` is learned (straight-through).
 
     Syntax: `#qslaw.quant<bits = 4, group = 128, asym, mode = scale>`;
-    `asym` and `mode = scale` are the defaults and may be omitted.
+    `asym` and `mode = scale` are the defaults and may be omitted, fields
+    come in any order. Inside qslaw ops the `#qslaw.quant` prefix is elided:
+    `qslaw.qmatmul ... <bits = 4, group = 128> : ...`.
   }];
   let parameters = (ins "unsigned":$bits, "int64_t":$groupSize,
                         "bool":$symmetric, "ScaleMode":$mode);
