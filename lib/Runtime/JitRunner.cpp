@@ -10,6 +10,7 @@
 #include "llvm/Support/TargetSelect.h"
 
 #include <cstdlib>
+#include <functional>
 #include <cstring>
 
 using namespace mlir;
@@ -259,8 +260,11 @@ JitFunction::compile(ModuleOp module, llvm::StringRef entry,
     return true;
   }();
   (void)initialized;
+  // `transformer` is a function_ref: the callable must outlive create().
+  std::function<llvm::Error(llvm::Module *)> optimize =
+      makeOptimizingTransformer(3, 0, nullptr);
   ExecutionEngineOptions opts;
-  opts.transformer = makeOptimizingTransformer(3, 0, nullptr);
+  opts.transformer = optimize;
   opts.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;
   SmallVector<StringRef> libs;
 #ifdef QSLAW_MLIR_C_RUNNER_UTILS

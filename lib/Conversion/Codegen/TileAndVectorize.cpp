@@ -39,6 +39,12 @@ struct TileAndVectorizePass
     : qslaw::impl::TileAndVectorizeBase<TileAndVectorizePass> {
   using Base::Base;
   void runOnOperation() override {
+    if (tileSize < 0) {
+      getOperation().emitError("qslaw-tile-and-vectorize: tile-size must be "
+                               ">= 0 (0 disables tiling), got ")
+          << static_cast<int64_t>(tileSize);
+      return signalPassFailure();
+    }
     IRRewriter rewriter(&getContext());
     SmallVector<linalg::LinalgOp> ops;
     getOperation().walk([&](linalg::LinalgOp op) {

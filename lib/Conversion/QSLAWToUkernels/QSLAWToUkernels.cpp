@@ -86,6 +86,12 @@ struct QSLAWToUkernelsPass
   using Base::Base;
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    if (numThreads < 1) {
+      module.emitError("qslaw-lower-to-ukernels: num-threads must be >= 1, "
+                       "got ")
+          << static_cast<int>(numThreads);
+      return signalPassFailure();
+    }
     SmallVector<QMatmulOp> work;
     module.walk([&](QMatmulOp op) {
       if (coveredByUkernel(op))

@@ -602,37 +602,43 @@ constexpr int kNrB = 32;       // panel columns (two zmm)
 constexpr int kMrB = 12;       // rows per micro tile: 24 accumulators
 constexpr int64_t kKcB = 256;  // K block: a 256 x 32 fp32 panel = 32 KiB
 
-// In-register transpose of a 16x16 byte matrix: on return r[c] holds column c.
-QSLAW_AVX512 QSLAW_INLINE void transpose16x16(__m128i r[16]) {
-  __m128i a[16], b[16];
+// Transposes four 16x16 byte matrices at once, one per 128-bit lane: on
+// return lane q of r[c] holds column c of the matrix in lane q (64 shuffles
+// for 1024 bytes; 512-bit shuffles all issue on one port, so this matters).
+QSLAW_AVX512 QSLAW_INLINE void transpose16x16x4(__m512i r[16]) {
+  __m512i a[16], b[16];
   for (int i = 0; i < 8; ++i) { // 2-row units, columns 0-7 | 8-15
-    a[2 * i] = _mm_unpacklo_epi8(r[2 * i], r[2 * i + 1]);
-    a[2 * i + 1] = _mm_unpackhi_epi8(r[2 * i], r[2 * i + 1]);
+    a[2 * i] = _mm512_unpacklo_epi8(r[2 * i], r[2 * i + 1]);
+    a[2 * i + 1] = _mm512_unpackhi_epi8(r[2 * i], r[2 * i + 1]);
   }
   for (int q = 0; q < 4; ++q) // 4-row units: b[4q + 2h + g] = cols 8h+4g..+3
     for (int h = 0; h < 2; ++h) {
-      b[4 * q + 2 * h] = _mm_unpacklo_epi16(a[4 * q + h], a[4 * q + 2 + h]);
-      b[4 * q + 2 * h + 1] = _mm_unpackhi_epi16(a[4 * q + h], a[4 * q + 2 + h]);
+      b[4 * q + 2 * h] = _mm512_unpacklo_epi16(a[4 * q + h], a[4 * q + 2 + h]);
+      b[4 * q + 2 * h + 1] =
+          _mm512_unpackhi_epi16(a[4 * q + h], a[4 * q + 2 + h]);
     }
   for (int o = 0; o < 2; ++o) // 8-row units: a[8o + 2u + e] = cols 4u+2e..+1
     for (int u = 0; u < 4; ++u) {
-      a[8 * o + 2 * u] = _mm_unpacklo_epi32(b[8 * o + u], b[8 * o + 4 + u]);
-      a[8 * o + 2 * u + 1] = _mm_unpackhi_epi32(b[8 * o + u], b[8 * o + 4 + u]);
+      a[8 * o + 2 * u] = _mm512_unpacklo_epi32(b[8 * o + u], b[8 * o + 4 + u]);
+      a[8 * o + 2 * u + 1] =
+          _mm512_unpackhi_epi32(b[8 * o + u], b[8 * o + 4 + u]);
     }
-  for (int v = 0; v < 8; ++v) { // 16 rows: column 2v and 2v+1
-    r[2 * v] = _mm_unpacklo_epi64(a[v], a[8 + v]);
-    r[2 * v + 1] = _mm_unpackhi_epi64(a[v], a[8 + v]);
+  for (int v = 0; v < 8; ++v) { // 16 rows: columns 2v and 2v+1
+    r[2 * v] = _mm512_unpacklo_epi64(a[v], a[8 + v]);
+    r[2 * v + 1] = _mm512_unpackhi_epi64(a[v], a[8 + v]);
   }
 }
 
 // Dequantize rows n0 .. n0+32 of K block [k0, k0+kw) into bp[k][32]
 // (k-major, so the micro kernel reads one 128-byte row of W^T per k).
-// Vectors run over rows here, so each lane has its own scale and zero point;
-// 16 rows' code bytes are transposed so that one byte column yields 16 rows'
-// (even k, odd k) codes.
+// Vectors run over rows here, so each lane has its own scale and zero point:
+// 16 rows' code bytes are transposed so that one byte column yields the
+// 16 rows' codes for an (even k, odd k) pair.
 QSLAW_AVX512 void panelBcast(const Problem &p, int64_t n0, int nr, int64_t k0,
                              int64_t kw, float *bp) {
-  prefetchPanel(p, n0 + kNrB, kNrB, k0, kw);
+  const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+                                     12, 13, 14, 15);
+  alignas(64) uint8_t cols[16][64];
   for (int h = 0; h < 2; ++h) {
     const uint8_t *row[16];
     int64_t rowN[16];
@@ -641,35 +647,41 @@ QSLAW_AVX512 void panelBcast(const Problem &p, int64_t n0, int nr, int64_t k0,
       row[l] = p.codes + (rowN[l] * p.K + k0) / 2;
     }
     float *dst = bp + 16 * h;
-    for (int64_t c = 0; c < kw;) {
-      const int64_t j = (k0 + c) / p.G;
-      const int64_t gend = std::min(kw, (j + 1) * p.G - k0);
-      alignas(64) float sv[16], zv[16];
-      for (int l = 0; l < 16; ++l) {
-        sv[l] = p.scales[rowN[l] * p.J + j];
-        zv[l] = sv[l] * static_cast<float>(zeroPoint(p, rowN[l], j));
-      }
-      const __m512 s = _mm512_load_ps(sv), zs = _mm512_load_ps(zv);
-      for (; c < gend; c += 32) {
-        const int64_t validK = kw - c;
-        const __mmask16 mask = validK >= 32
-                                   ? static_cast<__mmask16>(0xFFFF)
-                                   : static_cast<__mmask16>((1u << (validK / 2)) - 1);
-        __m128i t[16];
-        for (int l = 0; l < 16; ++l)
-          t[l] = _mm_maskz_loadu_epi8(mask, row[l] + c / 2);
-        transpose16x16(t);
-        // A short last chunk still fills 32 rows of the panel (masked-off
-        // codes read as 0); the micro kernel stops at kw.
+    __m512 s = _mm512_setzero_ps(), zs = s;
+    int64_t gend = 0; // end (relative to k0) of the group s / zs belong to
+    for (int64_t blk = 0; blk < kw; blk += 128) {
+      const int64_t validK = kw - blk; // masked-off bytes are never read
+      const __mmask64 mask =
+          validK >= 128 ? ~__mmask64(0) : (__mmask64(1) << (validK / 2)) - 1;
+      __m512i t[16];
+      for (int l = 0; l < 16; ++l)
+        t[l] = _mm512_maskz_loadu_epi8(mask, row[l] + blk / 2);
+      transpose16x16x4(t);
+      for (int c = 0; c < 16; ++c)
+        _mm512_store_si512(cols[c], t[c]);
+      for (int64_t q = 0, c = blk; q < 4 && c < kw; ++q, c += 32) {
+        if (c >= gend) { // next group: per-lane scale and zero * scale
+          const int64_t j = (k0 + c) / p.G;
+          gend = (j + 1) * p.G - k0;
+          alignas(64) float sv[16], zv[16];
+          for (int l = 0; l < 16; ++l) {
+            sv[l] = p.scales[rowN[l] * p.J + j];
+            zv[l] = sv[l] * static_cast<float>(zeroPoint(p, rowN[l], j));
+          }
+          s = _mm512_load_ps(sv);
+          zs = _mm512_load_ps(zv);
+        }
 #pragma GCC unroll 16
         for (int b = 0; b < 16; ++b) {
-          const __m512i d = _mm512_cvtepu8_epi32(t[b]);
-          const __m512 lo = _mm512_cvtepi32_ps(
-              _mm512_and_si512(d, _mm512_set1_epi32(15)));
+          const __m512i d = _mm512_cvtepu8_epi32(_mm_load_si128(
+              reinterpret_cast<const __m128i *>(cols[b] + 16 * q)));
+          // Low nibble via a 0..15 table (vpermps ignores the high bits),
+          // high one via shift + convert: splits the work over two ports.
+          const __m512 lo = _mm512_permutexvar_ps(d, iota);
           const __m512 hi = _mm512_cvtepi32_ps(_mm512_srli_epi32(d, 4));
-          _mm512_storeu_ps(dst + (c + 2 * b) * kNrB, _mm512_fmsub_ps(lo, s, zs));
-          _mm512_storeu_ps(dst + (c + 2 * b + 1) * kNrB,
-                           _mm512_fmsub_ps(hi, s, zs));
+          _mm512_store_ps(dst + (c + 2 * b) * kNrB, _mm512_fmsub_ps(lo, s, zs));
+          _mm512_store_ps(dst + (c + 2 * b + 1) * kNrB,
+                          _mm512_fmsub_ps(hi, s, zs));
         }
       }
     }
@@ -721,36 +733,50 @@ constexpr auto makeBcastTable(std::integer_sequence<int, I...>) {
   return std::array<MicroFn, sizeof...(I) + 1>{nullptr, microBcast<I + 1>...};
 }
 
+// Loop order: N panel outermost, K blocks inside, so each panel's y tile
+// (M x 32) stays cached across K, and each weight row is read sequentially.
+// x is packed once per row chunk (bounded to kBcastPackFloats) and streamed
+// once per panel; panels are dequantized once per row chunk.
 void bcastRangeAvx512(const Problem &p, int64_t nb, int64_t ne, bool fast) {
   static constexpr auto micro =
       makeBcastTable(std::make_integer_sequence<int, kMrB>{});
-  // Balanced row tiles: 16 rows run as 8 + 8, not 12 + 4.
-  const int64_t tiles = (p.M + kMrB - 1) / kMrB;
-  const int mrMax = static_cast<int>((p.M + tiles - 1) / tiles);
-  const int64_t kc = std::min(kKcB, p.K);
-  float *ap = tlsX.get(p.M * kc);
-  float *bp = tlsW.get(kNrB * roundUp(kc, 32));
+  constexpr int64_t kBcastPackFloats = int64_t(1) << 20;
+  float *bp = tlsW.get(kNrB * kKcB);
   initOutput(p, nb, ne);
-  for (int64_t k0 = 0; k0 < p.K; k0 += kKcB) {
-    const int64_t kw = std::min(kKcB, p.K - k0);
-    for (int64_t m0 = 0, mr; m0 < p.M; m0 += mr) { // A tiles: [k][mr]
-      mr = std::min<int64_t>(mrMax, p.M - m0);
+  const int64_t mChunk =
+      std::max<int64_t>(kMrB, kBcastPackFloats / std::max<int64_t>(p.K, 1));
+  for (int64_t mc0 = 0; mc0 < p.M; mc0 += mChunk) {
+    const int64_t mc = std::min(mChunk, p.M - mc0);
+    // Balanced row tiles: 16 rows run as 8 + 8, not 12 + 4.
+    const int64_t tiles = (mc + kMrB - 1) / kMrB;
+    const int64_t mrMax = (mc + tiles - 1) / tiles;
+    float *ap = tlsX.get(mc * p.K); // tile t: [k][mr] at ap + m0 * K
+    for (int64_t m0 = 0, mr; m0 < mc; m0 += mr) {
+      mr = std::min(mrMax, mc - m0);
       for (int64_t i = 0; i < mr; ++i) {
-        const float *src = p.x + (m0 + i) * p.ldx + k0;
-        float *dst = ap + m0 * kw + i;
-        for (int64_t k = 0; k < kw; ++k)
+        const float *src = p.x + (mc0 + m0 + i) * p.ldx;
+        float *dst = ap + m0 * p.K + i;
+        for (int64_t k = 0; k < p.K; ++k)
           dst[k * mr] = src[k];
       }
     }
     for (int64_t n0 = nb; n0 < ne; n0 += kNrB) {
       const int nr = static_cast<int>(std::min<int64_t>(kNrB, ne - n0));
-      if (fast)
-        panelBcast(p, n0, nr, k0, kw, bp);
-      else
-        panelBcastGeneric(p, n0, nr, k0, kw, bp);
-      for (int64_t m0 = 0, mr; m0 < p.M; m0 += mr) {
-        mr = std::min<int64_t>(mrMax, p.M - m0);
-        micro[mr](ap + m0 * kw, kw, bp, p.y + m0 * p.ldy + n0, p.ldy, nr);
+      for (int64_t k0 = 0; k0 < p.K; k0 += kKcB) {
+        const int64_t kw = std::min(kKcB, p.K - k0);
+        if (k0 + kw < p.K) // the codes the next panel will read
+          prefetchPanel(p, n0, nr, k0 + kw, std::min(kKcB, p.K - k0 - kw));
+        else
+          prefetchPanel(p, n0 + kNrB, kNrB, 0, std::min(kKcB, p.K));
+        if (fast)
+          panelBcast(p, n0, nr, k0, kw, bp);
+        else
+          panelBcastGeneric(p, n0, nr, k0, kw, bp);
+        for (int64_t m0 = 0, mr; m0 < mc; m0 += mr) {
+          mr = std::min(mrMax, mc - m0);
+          micro[mr](ap + m0 * p.K + k0 * mr, kw, bp,
+                    p.y + (mc0 + m0) * p.ldy + n0, p.ldy, nr);
+        }
       }
     }
   }
