@@ -1,0 +1,397 @@
+//===- Importer.cpp - ONNX graph to func.func -----------------------------===//
+#include "qslaw/Import/ONNX/Importer.h"
+#include "ModelLoader.h"
+#include "NodeContext.h"
+#include "qslaw/Dialect/QSLAW/IR/QSLAWDialect.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Matchers.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/Support/Path.h"
+
+#include <map>
+#include <mutex>
+
+using namespace mlir;
+
+namespace qslaw::onnx_import {
+
+namespace {
+struct Entry {
+  int64_t since, until;
+  ConvertFn fn;
+};
+std::map<std::pair<std::string, std::string>, std::vector<Entry>> &registry() {
+  static std::map<std::pair<std::string, std::string>, std::vector<Entry>> r;
+  return r;
+}
+void ensureRegistered() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    registerElementwiseConverters();
+    registerLinearConverters();
+    registerShapeConverters();
+  });
+}
+std::string canonicalDomain(llvm::StringRef d) {
+  return d == "ai.onnx" ? "" : d.str();
+}
+} // namespace
+
+void registerConverter(llvm::StringRef domain, llvm::StringRef op,
+                       int64_t since, int64_t until, ConvertFn fn) {
+  registry()[{canonicalDomain(domain), op.str()}].push_back(
+      {since, until, std::move(fn)});
+}
+
+std::vector<SupportedOp> supportedOps() {
+  ensureRegistered();
+  std::vector<SupportedOp> out;
+  for (auto &[key, entries] : registry())
+    for (const Entry &e : entries)
+      out.push_back({key.first, key.second, e.since, e.until});
+  return out;
+}
+
+void registerImportDialects(DialectRegistry &registry) {
+  registry.insert<arith::ArithDialect, func::FuncDialect,
+                  linalg::LinalgDialect, math::MathDialect,
+                  tensor::TensorDialect, ::mlir::qslaw::QSLAWDialect>();
+}
+
+//===----------------------------------------------------------------------===//
+// NodeContext
+//===----------------------------------------------------------------------===//
+
+InFlightDiagnostic NodeContext::emitError() const {
+  return mlir::emitError(loc) << "node '" << node.name() << "' ("
+                              << (node.domain().empty() ? "" : node.domain() + ".")
+                              << node.op_type() << ", opset " << opset << "): ";
+}
+
+const onnx::AttributeProto *NodeContext::attr(llvm::StringRef name) const {
+  for (const auto &a : node.attribute())
+    if (a.name() == name)
+      return &a;
+  return nullptr;
+}
+int64_t NodeContext::attrInt(llvm::StringRef name, int64_t def) const {
+  const auto *a = attr(name);
+  return a ? a->i() : def;
+}
+float NodeContext::attrFloat(llvm::StringRef name, float def) const {
+  const auto *a = attr(name);
+  return a ? a->f() : def;
+}
+std::string NodeContext::attrString(llvm::StringRef name,
+                                    llvm::StringRef def) const {
+  const auto *a = attr(name);
+  return a ? a->s() : def.str();
+}
+std::optional<std::vector<int64_t>>
+NodeContext::attrInts(llvm::StringRef name) const {
+  const auto *a = attr(name);
+  if (!a)
+    return std::nullopt;
+  return std::vector<int64_t>(a->ints().begin(), a->ints().end());
+}
+DenseElementsAttr NodeContext::constant(unsigned i) const {
+  DenseElementsAttr attr;
+  if (i < inputs.size() && inputs[i] &&
+      matchPattern(inputs[i], m_Constant(&attr)))
+    return attr;
+  return {};
+}
+std::optional<std::vector<int64_t>> NodeContext::constInts(unsigned i) const {
+  DenseElementsAttr c = constant(i);
+  if (!c || !isa<IntegerType>(c.getElementType()))
+    return std::nullopt;
+  std::vector<int64_t> v;
+  for (const APInt &x : c.getValues<APInt>())
+    v.push_back(x.getSExtValue());
+  return v;
+}
+
+//===----------------------------------------------------------------------===//
+// Import
+//===----------------------------------------------------------------------===//
+
+namespace {
+Type elementType(MLIRContext *ctx, int32_t t) {
+  using TP = onnx::TensorProto;
+  Builder b(ctx);
+  switch (t) {
+  case TP::FLOAT: return b.getF32Type();
+  case TP::FLOAT16: return b.getF16Type();
+  case TP::BFLOAT16: return b.getBF16Type();
+  case TP::DOUBLE: return b.getF64Type();
+  case TP::INT64: case TP::UINT64: return b.getI64Type();
+  case TP::INT32: case TP::UINT32: return b.getI32Type();
+  case TP::INT16: case TP::UINT16: return b.getI16Type();
+  case TP::INT8: case TP::UINT8: return b.getI8Type();
+  case TP::BOOL: return b.getI1Type();
+  case 21: case 22: return b.getIntegerType(4);
+  default: return {};
+  }
+}
+
+class GraphImporter {
+public:
+  GraphImporter(MLIRContext *ctx, llvm::StringRef path,
+                const ImportOptions &options)
+      : ctx(ctx), path(path), options(options), b(ctx) {}
+
+  OwningOpRef<ModuleOp> run();
+
+private:
+  InFlightDiagnostic fileError() {
+    return mlir::emitError(FileLineColLoc::get(ctx, path, 0, 0));
+  }
+  Location nameLoc(llvm::StringRef name) {
+    return NameLoc::get(StringAttr::get(ctx, name),
+                        FileLineColLoc::get(ctx, path, 0, 0));
+  }
+  FailureOr<Value> constantFrom(const onnx::TensorProto &t, Location loc);
+  FailureOr<RankedTensorType> valueType(const onnx::ValueInfoProto &vi);
+
+  MLIRContext *ctx;
+  std::string path;
+  const ImportOptions &options;
+  OpBuilder b;
+  llvm::StringMap<Value> values;
+};
+
+FailureOr<Value> GraphImporter::constantFrom(const onnx::TensorProto &t,
+                                             Location loc) {
+  auto data = readTensor(t, llvm::sys::path::parent_path(path));
+  if (!data) {
+    mlir::emitError(loc) << path << ": " << llvm::toString(data.takeError());
+    return failure();
+  }
+  Type elem = elementType(ctx, data->dataType);
+  if (!elem) {
+    mlir::emitError(loc) << path << ": initializer '" << t.name()
+                         << "': unsupported data type "
+                         << dataTypeName(data->dataType);
+    return failure();
+  }
+  auto type = RankedTensorType::get(data->dims, elem);
+  DenseElementsAttr attr;
+  int64_t n = data->numElements();
+  if (elem.isInteger(4) || elem.isInteger(1)) {
+    // MLIR stores these one element per byte; ONNX packs int4 two per byte.
+    SmallVector<APInt> vals;
+    vals.reserve(n);
+    unsigned w = elem.getIntOrFloatBitWidth();
+    for (int64_t i = 0; i < n; ++i) {
+      uint8_t byte = uint8_t(data->bytes[w == 4 ? i / 2 : i]);
+      uint8_t v = w == 4 ? ((i % 2) ? byte >> 4 : byte & 0xF) : (byte != 0);
+      vals.push_back(APInt(w, v));
+    }
+    attr = DenseElementsAttr::get(type, vals);
+  } else {
+    attr = DenseElementsAttr::getFromRawBuffer(
+        type, ArrayRef<char>(data->bytes.data(), data->bytes.size()));
+  }
+  auto op = arith::ConstantOp::create(b, loc, attr);
+  op->setAttr("qslaw.name", b.getStringAttr(t.name()));
+  return op.getResult();
+}
+
+FailureOr<RankedTensorType>
+GraphImporter::valueType(const onnx::ValueInfoProto &vi) {
+  if (!vi.type().has_tensor_type()) {
+    fileError() << path << ": graph input '" << vi.name()
+                << "' is not a tensor; only tensor inputs are supported";
+    return failure();
+  }
+  const auto &tt = vi.type().tensor_type();
+  Type elem = elementType(ctx, tt.elem_type());
+  if (!elem) {
+    fileError() << path << ": graph input '" << vi.name()
+                << "' has unsupported element type "
+                << dataTypeName(tt.elem_type());
+    return failure();
+  }
+  SmallVector<int64_t> shape;
+  auto bound = options.shapeBindings.find(vi.name());
+  if (bound != options.shapeBindings.end()) {
+    if (tt.has_shape() && tt.shape().dim_size() != int(bound->second.size())) {
+      fileError() << path << ": --shape " << vi.name() << " gives "
+                  << bound->second.size() << " dimensions, the model has "
+                  << tt.shape().dim_size();
+      return failure();
+    }
+    for (int i = 0; tt.has_shape() && i < tt.shape().dim_size(); ++i) {
+      const auto &d = tt.shape().dim(i);
+      if (d.has_dim_value() && d.dim_value() > 0 &&
+          d.dim_value() != bound->second[i]) {
+        fileError() << path << ": --shape " << vi.name() << " dimension " << i
+                    << " is " << bound->second[i] << ", the model fixes it to "
+                    << d.dim_value();
+        return failure();
+      }
+    }
+    shape.assign(bound->second.begin(), bound->second.end());
+    return RankedTensorType::get(shape, elem);
+  }
+  if (!tt.has_shape()) {
+    fileError() << path << ": graph input '" << vi.name()
+                << "' has no shape; bind it with --shape " << vi.name()
+                << "=D0xD1...";
+    return failure();
+  }
+  for (const auto &d : tt.shape().dim()) {
+    if (!d.has_dim_value() || d.dim_value() <= 0) {
+      fileError() << path << ": graph input '" << vi.name()
+                  << "' has dynamic dimension '"
+                  << (d.has_dim_param() ? d.dim_param() : "?")
+                  << "'; bind it with --shape " << vi.name() << "=D0xD1...";
+      return failure();
+    }
+    shape.push_back(d.dim_value());
+  }
+  return RankedTensorType::get(shape, elem);
+}
+
+OwningOpRef<ModuleOp> GraphImporter::run() {
+  ensureRegistered();
+  auto model = loadModel(path);
+  if (!model) {
+    fileError() << llvm::toString(model.takeError());
+    return {};
+  }
+  const onnx::GraphProto &graph = (*model)->graph();
+  std::map<std::string, int64_t> opsets;
+  for (const auto &o : (*model)->opset_import())
+    opsets[canonicalDomain(o.domain())] = o.version();
+  if (!opsets.count("")) {
+    fileError() << path << ": model imports no default-domain opset";
+    return {};
+  }
+  if (opsets[""] < 13 || opsets[""] > 23) {
+    fileError() << path << ": unsupported default opset " << opsets[""]
+                << "; qslaw imports opsets 13 to 23";
+    return {};
+  }
+
+  // Every unsupported (domain, op, opset) at once, with node names.
+  std::vector<std::string> unsupported;
+  for (const auto &node : graph.node()) {
+    std::string dom = canonicalDomain(node.domain());
+    auto it = opsets.find(dom);
+    int64_t version = it == opsets.end() ? -1 : it->second;
+    auto reg = registry().find({dom, node.op_type()});
+    bool ok = false;
+    if (reg != registry().end())
+      for (const Entry &e : reg->second)
+        ok |= version >= e.since && version <= e.until;
+    if (!ok)
+      unsupported.push_back("(" + (dom.empty() ? std::string("ai.onnx") : dom) +
+                            ", " + node.op_type() + ", " +
+                            std::to_string(version) + ") at node '" +
+                            node.name() + "'");
+  }
+  if (!unsupported.empty()) {
+    auto diag = fileError();
+    diag << path << ": " << unsupported.size()
+         << " node(s) use unsupported ops:";
+    for (const std::string &u : unsupported)
+      diag << "\n  " << u;
+    return {};
+  }
+
+  OwningOpRef<ModuleOp> module = ModuleOp::create(nameLoc(path));
+  b.setInsertionPointToEnd(module->getBody());
+  llvm::StringSet<> initNames;
+  for (const auto &t : graph.initializer())
+    initNames.insert(t.name());
+  SmallVector<Type> argTypes;
+  SmallVector<std::string> argNames;
+  for (const auto &vi : graph.input()) {
+    if (initNames.contains(vi.name()))
+      continue;
+    auto ty = valueType(vi);
+    if (failed(ty))
+      return {};
+    argTypes.push_back(*ty);
+    argNames.push_back(vi.name());
+  }
+  auto func = func::FuncOp::create(b, nameLoc(graph.name()),
+                                   options.entryName,
+                                   b.getFunctionType(argTypes, {}));
+  Block *entry = func.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+  for (auto [i, name] : llvm::enumerate(argNames)) {
+    values[name] = entry->getArgument(i);
+    func.setArgAttr(i, "qslaw.name", b.getStringAttr(name));
+  }
+  for (const auto &t : graph.initializer()) {
+    auto c = constantFrom(t, nameLoc(t.name()));
+    if (failed(c))
+      return {};
+    values[t.name()] = *c;
+  }
+
+  for (const auto &node : graph.node()) {
+    std::string dom = canonicalDomain(node.domain());
+    int64_t version = opsets[dom];
+    NodeContext nc{b, nameLoc(node.name().empty() ? node.output(0) : node.name()),
+                   node, version, {}};
+    for (const std::string &in : node.input()) {
+      if (in.empty()) {
+        nc.inputs.push_back(Value());
+        continue;
+      }
+      auto it = values.find(in);
+      if (it == values.end()) {
+        nc.emitError() << "input '" << in << "' is not produced by any "
+                       << "earlier node, graph input or initializer";
+        return {};
+      }
+      nc.inputs.push_back(it->second);
+    }
+    const ConvertFn *fn = nullptr;
+    for (const Entry &e : registry()[{dom, node.op_type()}])
+      if (version >= e.since && version <= e.until)
+        fn = &e.fn;
+    SmallVector<Value> results;
+    if (failed((*fn)(nc, results)))
+      return {};
+    for (auto [i, out] : llvm::enumerate(node.output()))
+      if (i < results.size() && !out.empty())
+        values[out] = results[i];
+  }
+
+  SmallVector<Value> rets;
+  for (const auto &vi : graph.output()) {
+    auto it = values.find(vi.name());
+    if (it == values.end()) {
+      fileError() << path << ": graph output '" << vi.name()
+                  << "' is never produced";
+      return {};
+    }
+    rets.push_back(it->second);
+  }
+  func::ReturnOp::create(b, func.getLoc(), rets);
+  func.setType(b.getFunctionType(argTypes, TypeRange(ValueRange(rets))));
+  for (auto [i, vi] : llvm::enumerate(graph.output()))
+    func.setResultAttr(i, "qslaw.name", b.getStringAttr(vi.name()));
+  return module;
+}
+} // namespace
+
+OwningOpRef<ModuleOp> importModel(llvm::StringRef path, MLIRContext *context,
+                                  const ImportOptions &options) {
+  DialectRegistry registry;
+  registerImportDialects(registry);
+  context->appendDialectRegistry(registry);
+  context->loadAllAvailableDialects();
+  return GraphImporter(context, path, options).run();
+}
+
+} // namespace qslaw::onnx_import

@@ -1,0 +1,123 @@
+//===- LinalgBuilders.cpp - tensor-level building blocks ------------------===//
+#include "LinalgBuilders.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+
+using namespace mlir;
+
+namespace qslaw::onnx_import {
+
+std::optional<SmallVector<int64_t>>
+broadcastShapes(ArrayRef<ArrayRef<int64_t>> shapes) {
+  size_t rank = 0;
+  for (auto s : shapes)
+    rank = std::max(rank, s.size());
+  SmallVector<int64_t> out(rank, 1);
+  for (auto s : shapes)
+    for (size_t i = 0; i < s.size(); ++i) {
+      int64_t &o = out[rank - s.size() + i];
+      int64_t d = s[i];
+      if (d == 1)
+        continue;
+      if (o != 1 && o != d)
+        return std::nullopt;
+      o = d;
+    }
+  return out;
+}
+
+Value buildElementwise(OpBuilder &b, Location loc, ValueRange ins,
+                       ArrayRef<int64_t> shape, Type resultElem, BodyFn body) {
+  MLIRContext *ctx = b.getContext();
+  unsigned rank = shape.size();
+  SmallVector<AffineMap> maps;
+  for (Value v : ins) {
+    auto ty = cast<RankedTensorType>(v.getType());
+    SmallVector<AffineExpr> exprs;
+    unsigned off = rank - ty.getRank();
+    for (unsigned i = 0; i < ty.getRank(); ++i)
+      exprs.push_back(ty.getDimSize(i) == 1 && shape[off + i] != 1
+                          ? getAffineConstantExpr(0, ctx)
+                          : getAffineDimExpr(off + i, ctx));
+    maps.push_back(AffineMap::get(rank, 0, exprs, ctx));
+  }
+  maps.push_back(AffineMap::getMultiDimIdentityMap(rank, ctx));
+  Value out = tensor::EmptyOp::create(b, loc, shape, resultElem);
+  SmallVector<utils::IteratorType> its(rank, utils::IteratorType::parallel);
+  return linalg::GenericOp::create(
+             b, loc, out.getType(), ins, out, maps, its,
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               linalg::YieldOp::create(nb, nl, body(nb, nl, args.drop_back()));
+             })
+      .getResult(0);
+}
+
+Value buildReduction(OpBuilder &b, Location loc, Value in,
+                     ArrayRef<int64_t> axes, bool keepDims, TypedAttr init,
+                     BodyFn body) {
+  MLIRContext *ctx = b.getContext();
+  auto ty = cast<RankedTensorType>(in.getType());
+  unsigned rank = ty.getRank();
+  SmallVector<int64_t> outShape;
+  SmallVector<AffineExpr> outExprs;
+  SmallVector<utils::IteratorType> its;
+  for (unsigned i = 0; i < rank; ++i) {
+    bool red = llvm::is_contained(axes, int64_t(i));
+    its.push_back(red ? utils::IteratorType::reduction
+                      : utils::IteratorType::parallel);
+    if (!red) {
+      outShape.push_back(ty.getDimSize(i));
+      outExprs.push_back(getAffineDimExpr(i, ctx));
+    } else if (keepDims) {
+      outShape.push_back(1);
+      outExprs.push_back(getAffineConstantExpr(0, ctx));
+    }
+  }
+  Value empty = tensor::EmptyOp::create(b, loc, outShape, ty.getElementType());
+  Value c = arith::ConstantOp::create(b, loc, init);
+  Value acc = linalg::FillOp::create(b, loc, c, empty).getResult(0);
+  SmallVector<AffineMap> maps{AffineMap::getMultiDimIdentityMap(rank, ctx),
+                              AffineMap::get(rank, 0, outExprs, ctx)};
+  return linalg::GenericOp::create(
+             b, loc, acc.getType(), in, acc, maps, its,
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               linalg::YieldOp::create(nb, nl,
+                                       body(nb, nl, {args[1], args[0]}));
+             })
+      .getResult(0);
+}
+
+Value buildReshape(OpBuilder &b, Location loc, Value in,
+                   ArrayRef<int64_t> shape) {
+  auto ty = cast<RankedTensorType>(in.getType());
+  if (ty.getShape() == shape)
+    return in;
+  Value flat = in;
+  if (ty.getRank() != 1) {
+    SmallVector<ReassociationIndices> all(1);
+    for (int64_t i = 0; i < ty.getRank(); ++i)
+      all[0].push_back(i);
+    if (ty.getRank() == 0)
+      all.clear();
+    flat = tensor::CollapseShapeOp::create(b, loc, in, all);
+  }
+  if (shape.size() == 1)
+    return flat;
+  SmallVector<ReassociationIndices> all(1);
+  for (size_t i = 0; i < shape.size(); ++i)
+    all[0].push_back(i);
+  if (shape.empty())
+    all.clear();
+  return tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get(shape, ty.getElementType()), flat, all);
+}
+
+Value scalarConst(OpBuilder &b, Location loc, Type elem, double v) {
+  if (isa<FloatType>(elem))
+    return arith::ConstantOp::create(b, loc, b.getFloatAttr(elem, v));
+  return arith::ConstantOp::create(b, loc, b.getIntegerAttr(elem, int64_t(v)));
+}
+
+} // namespace qslaw::onnx_import

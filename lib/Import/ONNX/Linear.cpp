@@ -1,0 +1,208 @@
+//===- Linear.cpp - MatMul, Gemm, MatMulNBits -----------------------------===//
+#include "LinalgBuilders.h"
+#include "NodeContext.h"
+#include "qslaw/Dialect/QSLAW/IR/QSLAWOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+
+using namespace mlir;
+
+namespace qslaw::onnx_import {
+namespace {
+
+Value zeroFilled(OpBuilder &b, Location loc, ArrayRef<int64_t> shape, Type elem) {
+  Value e = tensor::EmptyOp::create(b, loc, shape, elem);
+  return linalg::FillOp::create(b, loc, scalarConst(b, loc, elem, 0.0), e)
+      .getResult(0);
+}
+
+Value transpose2D(OpBuilder &b, Location loc, Value v) {
+  auto t = cast<RankedTensorType>(v.getType());
+  Value e = tensor::EmptyOp::create(
+      b, loc, ArrayRef<int64_t>{t.getDimSize(1), t.getDimSize(0)},
+      t.getElementType());
+  return linalg::TransposeOp::create(b, loc, v, e, ArrayRef<int64_t>{1, 0})
+      .getResult()[0];
+}
+
+/// [..., K] x [K, N] as a 2-D linalg.matmul over the collapsed leading dims.
+Value matmulND2D(OpBuilder &b, Location loc, Value a, Value w) {
+  auto at = cast<RankedTensorType>(a.getType());
+  auto wt = cast<RankedTensorType>(w.getType());
+  int64_t k = at.getShape().back(), n = wt.getDimSize(1), m = 1;
+  for (int64_t d : at.getShape().drop_back())
+    m *= d;
+  Value a2 = buildReshape(b, loc, a, {m, k});
+  Value init = zeroFilled(b, loc, {m, n}, at.getElementType());
+  Value y = linalg::MatmulOp::create(b, loc, ValueRange{a2, w}, ValueRange{init})
+                .getResult(0);
+  SmallVector<int64_t> shape(at.getShape().drop_back());
+  shape.push_back(n);
+  return buildReshape(b, loc, y, shape);
+}
+
+LogicalResult convertMatMul(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  auto at = nc.type(0), bt = nc.type(1);
+  if (at.getRank() < 2 || bt.getRank() < 2)
+    return nc.emitError() << "1-D MatMul operands are not supported (shapes "
+                          << at << " and " << bt << ")";
+  if (at.getShape().back() != bt.getDimSize(bt.getRank() - 2))
+    return nc.emitError() << "inner dimensions differ: " << at << " x " << bt;
+  if (bt.getRank() == 2) {
+    r.push_back(matmulND2D(nc.b, nc.loc, nc.input(0), nc.input(1)));
+    return success();
+  }
+  // Batched: equal batch dims (after broadcasting a rank-2 side).
+  if (at.getRank() != bt.getRank() ||
+      at.getShape().drop_back(2) != bt.getShape().drop_back(2))
+    return nc.emitError() << "batched MatMul needs equal batch dimensions, got "
+                          << at << " x " << bt;
+  int64_t batch = 1;
+  for (int64_t d : at.getShape().drop_back(2))
+    batch *= d;
+  int64_t m = at.getDimSize(at.getRank() - 2), k = at.getShape().back(),
+          n = bt.getShape().back();
+  Value a3 = buildReshape(nc.b, nc.loc, nc.input(0), {batch, m, k});
+  Value b3 = buildReshape(nc.b, nc.loc, nc.input(1), {batch, k, n});
+  Value init = zeroFilled(nc.b, nc.loc, {batch, m, n}, at.getElementType());
+  Value y = linalg::BatchMatmulOp::create(nc.b, nc.loc, ValueRange{a3, b3},
+                                          ValueRange{init})
+                .getResult(0);
+  SmallVector<int64_t> shape(at.getShape().drop_back());
+  shape.push_back(n);
+  r.push_back(buildReshape(nc.b, nc.loc, y, shape));
+  return success();
+}
+
+LogicalResult convertGemm(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  Value a = nc.input(0), w = nc.input(1), c = nc.input(2);
+  if (nc.type(0).getRank() != 2 || nc.type(1).getRank() != 2)
+    return nc.emitError() << "Gemm needs 2-D A and B";
+  if (nc.attrInt("transA", 0))
+    a = transpose2D(nc.b, nc.loc, a);
+  if (nc.attrInt("transB", 0))
+    w = transpose2D(nc.b, nc.loc, w);
+  Value y = matmulND2D(nc.b, nc.loc, a, w);
+  auto yt = cast<RankedTensorType>(y.getType());
+  float alpha = nc.attrFloat("alpha", 1.0f), beta = nc.attrFloat("beta", 1.0f);
+  SmallVector<Value> ins{y};
+  if (c)
+    ins.push_back(c);
+  SmallVector<ArrayRef<int64_t>> shapes{yt.getShape()};
+  if (c)
+    shapes.push_back(cast<RankedTensorType>(c.getType()).getShape());
+  if (!broadcastShapes(shapes))
+    return nc.emitError() << "C does not broadcast to " << yt;
+  r.push_back(buildElementwise(
+      nc.b, nc.loc, ins, yt.getShape(), yt.getElementType(),
+      [&](OpBuilder &b, Location l, ValueRange v) -> Value {
+        Type t = v[0].getType();
+        Value acc = alpha == 1.0f ? v[0]
+                                  : arith::MulFOp::create(
+                                        b, l, scalarConst(b, l, t, alpha), v[0])
+                                        .getResult();
+        if (v.size() > 1)
+          acc = arith::AddFOp::create(
+              b, l, acc,
+              beta == 1.0f ? v[1]
+                           : arith::MulFOp::create(
+                                 b, l, scalarConst(b, l, t, beta), v[1])
+                                 .getResult());
+        return acc;
+      }));
+  return success();
+}
+
+/// com.microsoft MatMulNBits -> qslaw.qmatmul; the float weight never exists.
+LogicalResult convertMatMulNBits(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  int64_t k = nc.attrInt("K", -1), n = nc.attrInt("N", -1);
+  int64_t bits = nc.attrInt("bits", 4), bs = nc.attrInt("block_size", -1);
+  if (k <= 0 || n <= 0 || bs <= 0)
+    return nc.emitError() << "attributes K, N and block_size must be positive";
+  if (bits != 2 && bits != 4 && bits != 8)
+    return nc.emitError() << "attribute 'bits' = " << bits
+                          << " is not supported (2, 4 or 8)";
+  if (nc.input(4) && nc.type(4).getNumElements() > 0)
+    return nc.emitError() << "input 'g_idx' is not supported";
+  DenseElementsAttr bAttr = nc.constant(1), sAttr = nc.constant(2);
+  if (!bAttr || !sAttr)
+    return nc.emitError() << "inputs 'B' and 'scales' must be initializers";
+  int64_t kb = (k + bs - 1) / bs, blob = bs * bits / 8;
+  if (bAttr.getNumElements() != n * kb * blob)
+    return nc.emitError() << "input 'B' has " << bAttr.getNumElements()
+                          << " bytes, N * k_blocks * blob_size = "
+                          << n * kb * blob;
+  if (sAttr.getNumElements() != n * kb)
+    return nc.emitError() << "input 'scales' has " << sAttr.getNumElements()
+                          << " values, N * k_blocks = " << n * kb;
+  auto xTy = nc.type(0);
+  if (xTy.getShape().back() != k)
+    return nc.emitError() << "input 'A' inner dimension "
+                          << xTy.getShape().back() << " differs from K = " << k;
+  SmallVector<uint8_t> bytes;
+  for (const APInt &v : bAttr.getValues<APInt>())
+    bytes.push_back(uint8_t(v.getZExtValue()));
+  unsigned perByte = 8 / bits, mask = (1u << bits) - 1;
+  SmallVector<APInt> codes;
+  codes.reserve(n * k);
+  for (int64_t row = 0; row < n; ++row)
+    for (int64_t col = 0; col < k; ++col) {
+      int64_t blk = col / bs, i = col % bs;
+      uint8_t byte = bytes[(row * kb + blk) * blob + i / perByte];
+      codes.push_back(APInt(bits, (byte >> ((i % perByte) * bits)) & mask));
+    }
+  OpBuilder &b = nc.b;
+  Type codeTy = b.getIntegerType(bits);
+  int64_t group = bs >= k ? 0 : bs;
+  Value codesV = arith::ConstantOp::create(
+      b, nc.loc,
+      DenseElementsAttr::get(RankedTensorType::get({n, k}, codeTy), codes));
+  auto sTy = RankedTensorType::get({n, kb}, sAttr.getElementType());
+  Value scales = arith::ConstantOp::create(b, nc.loc, sAttr.reshape(sTy));
+  Value zeros;
+  if (nc.input(3)) {
+    DenseElementsAttr zAttr = nc.constant(3);
+    if (!zAttr)
+      return nc.emitError() << "input 'zero_points' must be an initializer";
+    if (!zAttr.getElementType().isInteger(8))
+      return nc.emitError() << "float zero points are not supported";
+    int64_t rowBytes = (kb * bits + 7) / 8;
+    if (zAttr.getNumElements() != n * rowBytes)
+      return nc.emitError() << "input 'zero_points' has "
+                            << zAttr.getNumElements() << " bytes, expected "
+                            << n * rowBytes;
+    SmallVector<uint8_t> zb;
+    for (const APInt &v : zAttr.getValues<APInt>())
+      zb.push_back(uint8_t(v.getZExtValue()));
+    SmallVector<APInt> z;
+    for (int64_t row = 0; row < n; ++row)
+      for (int64_t j = 0; j < kb; ++j)
+        z.push_back(APInt(
+            bits, (zb[row * rowBytes + j / perByte] >> ((j % perByte) * bits)) &
+                      mask));
+    zeros = arith::ConstantOp::create(
+        b, nc.loc,
+        DenseElementsAttr::get(RankedTensorType::get({n, kb}, codeTy), z));
+  }
+  Value bias = nc.input(5);
+  auto spec = ::mlir::qslaw::QuantSpecAttr::get(b.getContext(), bits, group,
+                                        /*symmetric=*/!zeros,
+                                        ::mlir::qslaw::ScaleMode::Scale);
+  SmallVector<int64_t> outShape(xTy.getShape().drop_back());
+  outShape.push_back(n);
+  r.push_back(::mlir::qslaw::QMatmulOp::create(
+      b, nc.loc, RankedTensorType::get(outShape, xTy.getElementType()),
+      nc.input(0), codesV, scales, zeros, bias, spec));
+  return success();
+}
+} // namespace
+
+void registerLinearConverters() {
+  registerConverter("", "MatMul", 13, 23, convertMatMul);
+  registerConverter("", "Gemm", 13, 23, convertGemm);
+  registerConverter("com.microsoft", "MatMulNBits", 1, 1, convertMatMulNBits);
+}
+
+} // namespace qslaw::onnx_import

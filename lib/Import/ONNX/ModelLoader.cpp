@@ -1,0 +1,176 @@
+//===- ModelLoader.cpp - ONNX protobuf and tensor data loading ------------===//
+#include "ModelLoader.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
+#include <cstring>
+
+using llvm::Error;
+using llvm::Expected;
+using llvm::Twine;
+
+namespace qslaw::onnx_import {
+
+static Error err(const Twine &msg) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
+}
+
+Expected<std::unique_ptr<onnx::ModelProto>> loadModel(llvm::StringRef path) {
+  auto buf = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
+                                         /*RequiresNullTerminator=*/false);
+  if (!buf)
+    return err(path + ": cannot open: " + buf.getError().message());
+  llvm::StringRef bytes = (*buf)->getBuffer();
+  google::protobuf::io::ArrayInputStream raw(bytes.data(), int(std::min<size_t>(bytes.size(), INT32_MAX)));
+  if (bytes.size() > size_t(INT32_MAX))
+    return err(path + ": the protobuf itself is over 2 GB; store the weights "
+                      "as external data (onnx.save(..., save_as_external_data=True))");
+  google::protobuf::io::CodedInputStream in(&raw);
+  in.SetTotalBytesLimit(INT32_MAX);
+  auto model = std::make_unique<onnx::ModelProto>();
+  if (!model->ParseFromCodedStream(&in) || !in.ConsumedEntireMessage())
+    return err(path + ": not a valid ONNX model (protobuf parse failed; the "
+                      "file is truncated or not ONNX)");
+  if (!model->has_graph())
+    return err(path + ": ONNX model has no graph");
+  return model;
+}
+
+unsigned dataTypeBits(int32_t t) {
+  using T = onnx::TensorProto;
+  switch (t) {
+  case T::FLOAT: case T::INT32: case T::UINT32: return 32;
+  case T::DOUBLE: case T::INT64: case T::UINT64: return 64;
+  case T::FLOAT16: case T::BFLOAT16: case T::INT16: case T::UINT16: return 16;
+  case T::INT8: case T::UINT8: case T::BOOL: return 8;
+  case 21: case 22: return 4; // UINT4, INT4 (onnx >= 1.16)
+  default: return 0;
+  }
+}
+
+std::string dataTypeName(int32_t t) {
+  if (t == 21) return "UINT4";
+  if (t == 22) return "INT4";
+  if (onnx::TensorProto_DataType_IsValid(t))
+    return onnx::TensorProto_DataType_Name(onnx::TensorProto_DataType(t));
+  return "data type " + std::to_string(t);
+}
+
+int64_t TensorData::numElements() const {
+  int64_t n = 1;
+  for (int64_t d : dims)
+    n *= d;
+  return n;
+}
+
+template <typename T, typename Src>
+static void appendAs(std::vector<char> &out, const Src &vals) {
+  for (auto v : vals) {
+    T x = static_cast<T>(v);
+    const char *p = reinterpret_cast<const char *>(&x);
+    out.insert(out.end(), p, p + sizeof(T));
+  }
+}
+
+Expected<TensorData> readTensor(const onnx::TensorProto &t,
+                                llvm::StringRef modelDir) {
+  using TP = onnx::TensorProto;
+  TensorData d;
+  d.dataType = t.data_type();
+  d.dims.assign(t.dims().begin(), t.dims().end());
+  std::string name = "initializer '" + t.name() + "'";
+  unsigned bits = dataTypeBits(d.dataType);
+  if (!bits)
+    return err(name + ": unsupported data type " + dataTypeName(d.dataType));
+  for (int64_t dim : d.dims)
+    if (dim < 0)
+      return err(name + ": negative dimension " + Twine(dim));
+  int64_t n = d.numElements();
+  size_t want = (size_t(n) * bits + 7) / 8;
+
+  if (t.data_location() == TP::EXTERNAL) {
+    std::string location;
+    int64_t offset = 0, length = -1;
+    for (const auto &kv : t.external_data()) {
+      if (kv.key() == "location") location = kv.value();
+      else if (kv.key() == "offset") offset = std::stoll(kv.value());
+      else if (kv.key() == "length") length = std::stoll(kv.value());
+    }
+    if (location.empty())
+      return err(name + ": external data without a 'location'");
+    llvm::SmallString<256> file(modelDir);
+    llvm::sys::path::append(file, location);
+    auto buf = llvm::MemoryBuffer::getFileSlice(
+        file, length < 0 ? want : uint64_t(length), offset,
+        /*IsVolatile=*/false);
+    if (!buf)
+      return err(name + ": cannot read external data file '" + file +
+                 "' (offset " + Twine(offset) + "): " +
+                 buf.getError().message());
+    llvm::StringRef b = (*buf)->getBuffer();
+    if (b.size() != want)
+      return err(name + ": external data holds " + Twine(b.size()) +
+                 " bytes, shape and type need " + Twine(uint64_t(want)));
+    d.bytes.assign(b.begin(), b.end());
+    return d;
+  }
+  if (t.has_raw_data()) {
+    if (t.raw_data().size() != want)
+      return err(name + ": raw_data holds " + Twine(t.raw_data().size()) +
+                 " bytes, shape " + "and type " + dataTypeName(d.dataType) +
+                 " need " + Twine(uint64_t(want)));
+    d.bytes.assign(t.raw_data().begin(), t.raw_data().end());
+    return d;
+  }
+  // Typed fields.
+  auto check = [&](int64_t count) -> Error {
+    if (count != n)
+      return err(name + ": has " + Twine(count) + " values, shape needs " +
+                 Twine(n));
+    return Error::success();
+  };
+  switch (d.dataType) {
+  case TP::FLOAT:
+    if (Error e = check(t.float_data_size())) return std::move(e);
+    appendAs<float>(d.bytes, t.float_data());
+    break;
+  case TP::DOUBLE:
+    if (Error e = check(t.double_data_size())) return std::move(e);
+    appendAs<double>(d.bytes, t.double_data());
+    break;
+  case TP::INT64:
+    if (Error e = check(t.int64_data_size())) return std::move(e);
+    appendAs<int64_t>(d.bytes, t.int64_data());
+    break;
+  case TP::INT32:
+    if (Error e = check(t.int32_data_size())) return std::move(e);
+    appendAs<int32_t>(d.bytes, t.int32_data());
+    break;
+  case TP::INT8: case TP::UINT8: case TP::BOOL:
+    if (Error e = check(t.int32_data_size())) return std::move(e);
+    appendAs<uint8_t>(d.bytes, t.int32_data());
+    break;
+  case TP::FLOAT16: case TP::BFLOAT16: case TP::INT16: case TP::UINT16:
+    if (Error e = check(t.int32_data_size())) return std::move(e);
+    appendAs<uint16_t>(d.bytes, t.int32_data());
+    break;
+  case 21: case 22: {
+    // int32_data holds two 4-bit values per entry.
+    if (t.int32_data_size() != (n + 1) / 2)
+      return err(name + ": has " + Twine(t.int32_data_size()) +
+                 " packed values, shape needs " + Twine((n + 1) / 2));
+    appendAs<uint8_t>(d.bytes, t.int32_data());
+    break;
+  }
+  default:
+    return err(name + ": no data for type " + dataTypeName(d.dataType));
+  }
+  return d;
+}
+
+} // namespace qslaw::onnx_import

@@ -1,0 +1,37 @@
+//===- ModelLoader.h - ONNX protobuf and tensor data loading ----*- C++ -*-===//
+#ifndef QSLAW_LIB_IMPORT_ONNX_MODELLOADER_H
+#define QSLAW_LIB_IMPORT_ONNX_MODELLOADER_H
+
+#include "onnx/onnx_pb.h"
+#include "llvm/Support/Error.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace qslaw::onnx_import {
+
+/// Parses `path` (no 2 GB protobuf limit).
+llvm::Expected<std::unique_ptr<onnx::ModelProto>> loadModel(llvm::StringRef path);
+
+/// The bytes of a tensor's data, little-endian, one element per
+/// `elementBytes` (sub-byte types packed as stored), from raw_data, the typed
+/// fields, or the external file it names (relative to `modelDir`). Errors
+/// name the tensor and what disagrees.
+struct TensorData {
+  int32_t dataType;
+  std::vector<int64_t> dims;
+  std::vector<char> bytes;
+  int64_t numElements() const;
+};
+llvm::Expected<TensorData> readTensor(const onnx::TensorProto &t,
+                                      llvm::StringRef modelDir);
+
+/// Storage bits per element of an ONNX data type (0 if unsupported).
+unsigned dataTypeBits(int32_t dataType);
+/// "FLOAT", "INT4", ...
+std::string dataTypeName(int32_t dataType);
+
+} // namespace qslaw::onnx_import
+
+#endif

@@ -1,0 +1,236 @@
+//===- Shape.cpp - constants, shape ops, softmax and reductions -----------===//
+#include "LinalgBuilders.h"
+#include "ModelLoader.h"
+#include "NodeContext.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+
+using namespace mlir;
+
+namespace qslaw::onnx_import {
+namespace {
+
+int64_t normAxis(int64_t a, int64_t rank) { return a < 0 ? a + rank : a; }
+
+LogicalResult convertConstant(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  const onnx::AttributeProto *v = nc.attr("value");
+  if (!v || !v->has_t())
+    return nc.emitError() << "only the 'value' tensor attribute is supported";
+  auto data = readTensor(v->t(), "");
+  if (!data)
+    return nc.emitError() << llvm::toString(data.takeError());
+  Type elem;
+  using TP = onnx::TensorProto;
+  switch (data->dataType) {
+  case TP::FLOAT: elem = nc.b.getF32Type(); break;
+  case TP::INT64: elem = nc.b.getI64Type(); break;
+  case TP::INT32: elem = nc.b.getI32Type(); break;
+  case TP::FLOAT16: elem = nc.b.getF16Type(); break;
+  default:
+    return nc.emitError() << "constant of type "
+                          << dataTypeName(data->dataType) << " not supported";
+  }
+  auto type = RankedTensorType::get(data->dims, elem);
+  r.push_back(arith::ConstantOp::create(
+      nc.b, nc.loc,
+      DenseElementsAttr::getFromRawBuffer(
+          type, ArrayRef<char>(data->bytes.data(), data->bytes.size()))));
+  return success();
+}
+
+LogicalResult convertReshape(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  auto shape = nc.constInts(1);
+  if (!shape)
+    return nc.emitError() << "input 'shape' must be a compile-time constant";
+  auto in = nc.type(0);
+  bool allowZero = nc.attrInt("allowzero", 0);
+  SmallVector<int64_t> out;
+  int64_t known = 1, infer = -1;
+  for (auto [i, d] : llvm::enumerate(*shape)) {
+    if (d == 0 && !allowZero) {
+      if (int64_t(i) >= in.getRank())
+        return nc.emitError() << "shape[" << i << "] = 0 copies a dimension the "
+                              << "input does not have";
+      d = in.getDimSize(i);
+    }
+    if (d == -1) {
+      if (infer >= 0)
+        return nc.emitError() << "more than one -1 in the target shape";
+      infer = i;
+      out.push_back(1);
+      continue;
+    }
+    known *= d;
+    out.push_back(d);
+  }
+  if (infer >= 0)
+    out[infer] = in.getNumElements() / std::max<int64_t>(known, 1);
+  int64_t total = 1;
+  for (int64_t d : out)
+    total *= d;
+  if (total != in.getNumElements())
+    return nc.emitError() << "cannot reshape " << in << " to "
+                          << RankedTensorType::get(out, in.getElementType());
+  r.push_back(buildReshape(nc.b, nc.loc, nc.input(0), out));
+  return success();
+}
+
+LogicalResult convertTranspose(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  auto in = nc.type(0);
+  std::vector<int64_t> perm;
+  if (auto p = nc.attrInts("perm"))
+    perm = *p;
+  else
+    for (int64_t i = in.getRank() - 1; i >= 0; --i)
+      perm.push_back(i);
+  SmallVector<int64_t> shape;
+  for (int64_t p : perm)
+    shape.push_back(in.getDimSize(p));
+  Value e = tensor::EmptyOp::create(nc.b, nc.loc, shape, in.getElementType());
+  r.push_back(
+      linalg::TransposeOp::create(nc.b, nc.loc, nc.input(0), e, perm)
+          .getResult()[0]);
+  return success();
+}
+
+LogicalResult convertUnsqueeze(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  auto axes = nc.constInts(1);
+  if (!axes)
+    return nc.emitError() << "input 'axes' must be a compile-time constant";
+  auto in = nc.type(0);
+  int64_t rank = in.getRank() + axes->size();
+  SmallVector<int64_t> shape;
+  auto src = in.getShape().begin();
+  for (int64_t i = 0; i < rank; ++i) {
+    bool inserted = llvm::any_of(
+        *axes, [&](int64_t a) { return normAxis(a, rank) == i; });
+    shape.push_back(inserted ? 1 : *src++);
+  }
+  r.push_back(buildReshape(nc.b, nc.loc, nc.input(0), shape));
+  return success();
+}
+
+LogicalResult convertSqueeze(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  auto in = nc.type(0);
+  std::optional<std::vector<int64_t>> axes =
+      nc.input(1) ? nc.constInts(1) : std::optional<std::vector<int64_t>>{};
+  if (nc.input(1) && !axes)
+    return nc.emitError() << "input 'axes' must be a compile-time constant";
+  SmallVector<int64_t> shape;
+  for (int64_t i = 0; i < in.getRank(); ++i) {
+    bool drop = axes ? llvm::any_of(*axes,
+                                    [&](int64_t a) {
+                                      return normAxis(a, in.getRank()) == i;
+                                    })
+                     : in.getDimSize(i) == 1;
+    if (drop && in.getDimSize(i) != 1)
+      return nc.emitError() << "cannot squeeze dimension " << i << " of size "
+                            << in.getDimSize(i);
+    if (!drop)
+      shape.push_back(in.getDimSize(i));
+  }
+  r.push_back(buildReshape(nc.b, nc.loc, nc.input(0), shape));
+  return success();
+}
+
+/// Static shapes: Shape folds to a constant.
+LogicalResult convertShape(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  auto in = nc.type(0);
+  int64_t rank = in.getRank();
+  int64_t start = normAxis(nc.attrInt("start", 0), rank);
+  int64_t end = normAxis(nc.attrInt("end", rank), rank);
+  start = std::clamp<int64_t>(start, 0, rank);
+  end = std::clamp<int64_t>(end, start, rank);
+  SmallVector<int64_t> dims(in.getShape().begin() + start,
+                            in.getShape().begin() + end);
+  r.push_back(arith::ConstantOp::create(
+      nc.b, nc.loc,
+      DenseElementsAttr::get(
+          RankedTensorType::get({int64_t(dims.size())}, nc.b.getI64Type()),
+          ArrayRef<int64_t>(dims))));
+  return success();
+}
+
+LogicalResult convertSoftmax(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  auto in = nc.type(0);
+  int64_t axis = normAxis(nc.attrInt("axis", -1), in.getRank());
+  Type t = in.getElementType();
+  OpBuilder &b = nc.b;
+  auto lowest = b.getFloatAttr(t, -std::numeric_limits<double>::infinity());
+  Value mx = buildReduction(b, nc.loc, nc.input(0), {axis}, true, lowest,
+                            [](OpBuilder &b, Location l, ValueRange a) -> Value {
+                              return arith::MaximumFOp::create(b, l, a[0], a[1]);
+                            });
+  Value ex = buildElementwise(
+      b, nc.loc, {nc.input(0), mx}, in.getShape(), t,
+      [](OpBuilder &b, Location l, ValueRange a) -> Value {
+        return math::ExpOp::create(b, l, arith::SubFOp::create(b, l, a[0], a[1]));
+      });
+  Value sum = buildReduction(b, nc.loc, ex, {axis}, true, b.getFloatAttr(t, 0.0),
+                             [](OpBuilder &b, Location l, ValueRange a) -> Value {
+                               return arith::AddFOp::create(b, l, a[0], a[1]);
+                             });
+  r.push_back(buildElementwise(
+      b, nc.loc, {ex, sum}, in.getShape(), t,
+      [](OpBuilder &b, Location l, ValueRange a) -> Value {
+        return arith::DivFOp::create(b, l, a[0], a[1]);
+      }));
+  return success();
+}
+
+LogicalResult convertReduceMean(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  auto in = nc.type(0);
+  std::vector<int64_t> axes;
+  if (nc.opset >= 18 && nc.input(1)) {
+    auto a = nc.constInts(1);
+    if (!a)
+      return nc.emitError() << "input 'axes' must be a compile-time constant";
+    axes = *a;
+  } else if (auto a = nc.attrInts("axes")) {
+    axes = *a;
+  }
+  if (axes.empty())
+    for (int64_t i = 0; i < in.getRank(); ++i)
+      axes.push_back(i);
+  int64_t count = 1;
+  for (int64_t &a : axes) {
+    a = normAxis(a, in.getRank());
+    count *= in.getDimSize(a);
+  }
+  Type t = in.getElementType();
+  Value sum = buildReduction(nc.b, nc.loc, nc.input(0), axes,
+                             nc.attrInt("keepdims", 1), nc.b.getFloatAttr(t, 0.0),
+                             [](OpBuilder &b, Location l, ValueRange a) -> Value {
+                               return arith::AddFOp::create(b, l, a[0], a[1]);
+                             });
+  auto st = cast<RankedTensorType>(sum.getType());
+  r.push_back(buildElementwise(
+      nc.b, nc.loc, {sum}, st.getShape(), t,
+      [&](OpBuilder &b, Location l, ValueRange a) -> Value {
+        return arith::DivFOp::create(b, l, a[0],
+                                     scalarConst(b, l, t, double(count)));
+      }));
+  return success();
+}
+} // namespace
+
+void registerShapeConverters() {
+  registerConverter("", "Constant", 13, 23, convertConstant);
+  registerConverter("", "Identity", 13, 23,
+                    [](NodeContext &nc, SmallVectorImpl<Value> &r) {
+                      r.push_back(nc.input(0));
+                      return success();
+                    });
+  registerConverter("", "Reshape", 14, 23, convertReshape);
+  registerConverter("", "Transpose", 13, 23, convertTranspose);
+  registerConverter("", "Unsqueeze", 13, 23, convertUnsqueeze);
+  registerConverter("", "Squeeze", 13, 23, convertSqueeze);
+  registerConverter("", "Shape", 13, 23, convertShape);
+  registerConverter("", "Softmax", 13, 23, convertSoftmax);
+  registerConverter("", "ReduceMean", 13, 23, convertReduceMean);
+}
+
+} // namespace qslaw::onnx_import

@@ -1,0 +1,176 @@
+//===- qslaw-compile.cpp - ONNX model -> qslaw artifact (phased driver) ---===//
+//
+//   qslaw-compile MODEL.onnx -o OUT [--emit=mlir|llvm|llvmir]
+//       [--shape NAME=D0xD1 ...] [--quantize=w4g128[,sym|asym][,mode=scale|gamma]]
+//       [--quantize-layers=REGEX] [--clip-steps=N]
+//
+// Prints its phases like onnx-mlir ("[k/N] phase ..."). Not yet: --emit=obj
+// and --emit=lib (the shared-library artifact and runtime come next).
+//
+//===----------------------------------------------------------------------===//
+#include "qslaw/Dialect/QSLAW/IR/QSLAWDialect.h"
+#include "qslaw/Import/ONNX/Importer.h"
+#include "qslaw/Pipelines/Pipelines.h"
+
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Support/FileUtilities.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/WithColor.h"
+
+using namespace llvm;
+
+static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.onnx>"),
+                                      cl::Required);
+static cl::opt<std::string> outputFile("o", cl::desc("Output file"),
+                                       cl::Required);
+static cl::opt<std::string>
+    emit("emit", cl::desc("What to emit: mlir (graph level), llvm (LLVM "
+                          "dialect), llvmir (LLVM IR)"),
+         cl::init("mlir"));
+static cl::list<std::string> shapes("shape",
+                                    cl::desc("Bind an input shape: NAME=D0xD1"));
+static cl::opt<std::string>
+    quantize("quantize",
+             cl::desc("Quantize float linear weights: w<bits>g<group>"
+                      "[,sym|asym][,mode=scale|gamma] (g0 = per-channel)"),
+             cl::init(""));
+static cl::opt<std::string> quantizeLayers(
+    "quantize-layers", cl::desc("Regex over weight names to quantize"),
+    cl::init(".*"));
+static cl::opt<int> clipSteps("clip-steps",
+                              cl::desc("Clipping-search candidates per group"),
+                              cl::init(0));
+
+static int fail(const Twine &msg) {
+  WithColor::error(errs(), "qslaw-compile") << msg << "\n";
+  return 1;
+}
+
+/// "w4g128,asym,mode=gamma" -> qslaw-quantize-weights options.
+static std::optional<std::string> quantizeOptions(StringRef spec) {
+  SmallVector<StringRef> parts;
+  spec.split(parts, ',');
+  unsigned bits;
+  int64_t group;
+  StringRef head = parts[0];
+  if (!head.consume_front("w"))
+    return std::nullopt;
+  auto g = head.split('g');
+  if (g.first.getAsInteger(10, bits) || g.second.getAsInteger(10, group))
+    return std::nullopt;
+  std::string opts = "bits=" + std::to_string(bits) +
+                     " group-size=" + std::to_string(group);
+  for (StringRef p : ArrayRef<StringRef>(parts).drop_front()) {
+    if (p == "sym")
+      opts += " symmetric=true";
+    else if (p == "asym")
+      opts += " symmetric=false";
+    else if (p.consume_front("mode="))
+      opts += " mode=" + p.str();
+    else
+      return std::nullopt;
+  }
+  return opts;
+}
+
+int main(int argc, char **argv) {
+  InitLLVM init(argc, argv);
+  mlir::qslaw::registerPipelines();
+  cl::ParseCommandLineOptions(argc, argv, "qslaw ONNX compiler\n");
+  if (emit != "mlir" && emit != "llvm" && emit != "llvmir")
+    return fail("--emit=" + emit + " is not supported (mlir, llvm, llvmir)");
+
+  qslaw::onnx_import::ImportOptions options;
+  for (const std::string &s : shapes) {
+    auto [name, dims] = StringRef(s).split('=');
+    SmallVector<StringRef> ds;
+    dims.split(ds, 'x');
+    std::vector<int64_t> v;
+    for (StringRef d : ds) {
+      int64_t x;
+      if (d.getAsInteger(10, x) || x <= 0)
+        return fail("--shape " + s + ": expected NAME=D0xD1... with positive "
+                    "dimensions");
+      v.push_back(x);
+    }
+    options.shapeBindings[name] = v;
+  }
+  std::optional<std::string> qopts;
+  if (!quantize.empty()) {
+    qopts = quantizeOptions(quantize);
+    if (!qopts)
+      return fail("--quantize=" + quantize +
+                  ": expected w<bits>g<group>[,sym|asym][,mode=scale|gamma]");
+  }
+
+  mlir::DialectRegistry registry;
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  registry.insert<mlir::qslaw::QSLAWDialect>();
+  mlir::registerBuiltinDialectTranslation(registry);
+  mlir::registerLLVMDialectTranslation(registry);
+  mlir::MLIRContext context(registry);
+  SourceMgr sourceMgr;
+  mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context);
+
+  int total = 2 + (qopts ? 1 : 0) + (emit != "mlir" ? 1 : 0) +
+              (emit == "llvmir" ? 1 : 0);
+  int phase = 0;
+  auto announce = [&](StringRef what) {
+    outs() << "[" << ++phase << "/" << total << "] " << what << "\n";
+    outs().flush();
+  };
+
+  announce("Importing ONNX model " + inputFile);
+  auto module = qslaw::onnx_import::importModel(inputFile, &context, options);
+  if (!module)
+    return 1;
+  if (qopts) {
+    announce("Quantizing weights (" + quantize + ")");
+    mlir::PassManager pm(&context);
+    std::string text = "qslaw-quantize-weights{" + *qopts + " layers=" +
+                       quantizeLayers + " clip-steps=" +
+                       std::to_string(clipSteps) + "},canonicalize";
+    if (failed(mlir::parsePassPipeline(text, pm, errs())) ||
+        failed(pm.run(*module)))
+      return fail("weight quantisation failed");
+  }
+  if (emit != "mlir") {
+    announce("Lowering through the CPU pipeline to the LLVM dialect");
+    mlir::PassManager pm(&context);
+    mlir::qslaw::CPUPipelineOptions popts;
+    mlir::qslaw::buildCPUPipeline(pm, popts);
+    if (failed(pm.run(*module)))
+      return fail("CPU lowering failed");
+  }
+  std::string errorMessage;
+  auto out = mlir::openOutputFile(outputFile, &errorMessage);
+  if (!out)
+    return fail(errorMessage);
+  if (emit == "llvmir") {
+    announce("Translating to LLVM IR");
+    LLVMContext llvmContext;
+    auto llvmModule = mlir::translateModuleToLLVMIR(*module, llvmContext);
+    if (!llvmModule)
+      return fail("translation to LLVM IR failed");
+    llvmModule->print(out->os(), nullptr);
+  } else {
+    module->print(out->os());
+  }
+  announce("Writing " + outputFile);
+  out->keep();
+  return 0;
+}
