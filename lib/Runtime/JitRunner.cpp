@@ -141,6 +141,13 @@ struct JitFunction::Buffer {
         return err(what + ": dtype " + a.dtype + " given for integer " +
                    typeStr(type) + "; expected an integer array");
       unsigned w = it.getWidth();
+      if (w >= 16) { // ordinary integer tensors (indices, shapes)
+        for (int64_t i = 0; i < n; ++i) {
+          int64_t v = intAt(a, i);
+          memcpy(static_cast<char *>(data) + i * (w / 8), &v, w / 8);
+        }
+        return Error::success();
+      }
       int64_t lo = w == 8 ? -128 : 0, hi = w == 8 ? 255 : (1 << w) - 1;
       auto *bytes = static_cast<uint8_t *>(data);
       for (int64_t i = 0; i < n; ++i) {
@@ -184,8 +191,14 @@ struct JitFunction::Buffer {
     a.shape.assign(type.getShape().begin(), type.getShape().end());
     Type e = type.getElementType();
     int64_t n = type.getNumElements();
+    if (auto it = dyn_cast<IntegerType>(e); it && it.getWidth() >= 16) {
+      a.dtype = "i" + std::to_string(it.getWidth() / 8);
+      a.data.assign(static_cast<const uint8_t *>(data),
+                    static_cast<const uint8_t *>(data) + n * it.getWidth() / 8);
+      return a;
+    }
     if (auto it = dyn_cast<IntegerType>(e)) {
-      a.dtype = "u1";
+      a.dtype = it.getWidth() == 1 ? "b1" : "u1";
       a.data.resize(n);
       auto *bytes = static_cast<const uint8_t *>(data);
       unsigned w = it.getWidth();

@@ -213,3 +213,57 @@ def test_external_data_and_missing_file():
         assert proc.returncode != 0
         assert "initializer 'w': cannot read external data file" in proc.stderr
         assert "weights.bin" in proc.stderr
+
+
+def test_decoder_pieces():
+    """Embedding gather, causal mask (Trilu/Where/Equal), RoPE-style
+    Slice/Concat/Neg/Cos/Sin, Expand, Range, ConstantOfShape, RMS and layer
+    norms, Squeeze/Unsqueeze/Shape/Cast/Max/Min/Less/Greater."""
+    rng = np.random.default_rng(7)
+    V, H, S = 20, 8, 6
+    emb = numpy_helper.from_array(rng.standard_normal((V, H)).astype(np.float32), "emb")
+    g = numpy_helper.from_array((rng.random(H) + 0.5).astype(np.float32), "g")
+    beta = numpy_helper.from_array(rng.standard_normal(H).astype(np.float32), "beta")
+    I = lambda name, v: numpy_helper.from_array(np.array(v, np.int64), name)  # noqa: E731
+    F = lambda name, v: numpy_helper.from_array(np.array(v, np.float32), name)  # noqa: E731
+    inits = [emb, g, beta, I("zero", 0), I("seq", S), I("one", 1), I("half", H // 2),
+             I("end", H), I("ax0", [0]), I("ax1", [1]), I("shape_ss", [S, S]), F("neginf", -1e9),
+             I("exp_shape", [1, S, H]), F("two", 2.0)]
+    nodes = [
+        helper.make_node("Gather", ["emb", "ids"], ["h"]),                       # [1,S,H]
+        helper.make_node("SimplifiedLayerNormalization", ["h", "g"], ["hn"], axis=-1, epsilon=1e-6),
+        helper.make_node("Slice", ["hn", "zero", "half", "two_ax"], ["x1"]),
+        helper.make_node("Slice", ["hn", "half", "end", "two_ax"], ["x2"]),
+        helper.make_node("Neg", ["x2"], ["nx2"]),
+        helper.make_node("Concat", ["nx2", "x1"], ["rot"], axis=-1),
+        helper.make_node("Range", ["zero", "seq", "one"], ["pos"]),
+        helper.make_node("Cast", ["pos"], ["posf"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["posf", "ax1"], ["posc"]),                # [S,1]
+        helper.make_node("Cos", ["posc"], ["c"]),
+        helper.make_node("Sin", ["posc"], ["s"]),
+        helper.make_node("Mul", ["hn", "c"], ["a"]),
+        helper.make_node("Mul", ["rot", "s"], ["b"]),
+        helper.make_node("Add", ["a", "b"], ["roped"]),
+        helper.make_node("ConstantOfShape", ["shape_ss"], ["ones"],
+                         value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0])),
+        helper.make_node("Trilu", ["ones"], ["tri"], upper=0),
+        helper.make_node("Equal", ["tri", "zerof"], ["masked"]),
+        helper.make_node("Where", ["masked", "neginf", "zerof"], ["mask"]),       # [S,S]
+        helper.make_node("MatMul", ["mask", "roped"], ["mixed"]),                 # [1,S,H]
+        helper.make_node("Max", ["mixed", "lo"], ["clipped_lo"]),
+        helper.make_node("Min", ["clipped_lo", "hi"], ["clipped"]),
+        helper.make_node("LayerNormalization", ["clipped", "g", "beta"], ["ln"], axis=-1),
+        helper.make_node("Expand", ["ln", "exp_shape"], ["ex"]),
+        helper.make_node("Squeeze", ["ex", "ax0"], ["sq"]),
+        helper.make_node("Less", ["sq", "zerof"], ["neg"]),
+        helper.make_node("Greater", ["sq", "zerof"], ["pos_mask"]),
+        helper.make_node("Where", ["neg", "sq", "zerof"], ["y"]),
+        helper.make_node("Cast", ["pos_mask"], ["y2"], to=TensorProto.FLOAT),
+        helper.make_node("Shape", ["sq"], ["y3"]),
+    ]
+    inits += [I("two_ax", [2]), F("zerof", 0.0), F("lo", -1e4), F("hi", 1e4)]
+    model = make(nodes, [vi("ids", [1, S], TensorProto.INT64)],
+                 [vi("y", None), vi("y2", None), vi("y3", None, TensorProto.INT64)], inits, opset=17)
+    ids = rng.integers(0, V, (1, S)).astype(np.int64)
+    ids[0, 0] = -1  # negative index counts from the end
+    check(model, {"ids": ids})

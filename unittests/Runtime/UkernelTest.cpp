@@ -192,7 +192,7 @@ class UkernelGrid : public ::testing::TestWithParam<int64_t> {};
 TEST_P(UkernelGrid, MatchesReference) {
   const int64_t gParam = GetParam(); // 0 = per-channel (G = K)
   unsigned seed = 1;
-  for (int64_t M : {1, 2, 3, 5, 16, 17, 128})
+  for (int64_t M : {1, 2, 3, 4, 5, 16, 17, 128})
     for (int64_t N : {1, 7, 16, 33, 64})
       for (int64_t K : {2, 8, 30, 128, 130, 256, 384})
         for (int variant = 0; variant < 4; ++variant) {
@@ -217,14 +217,18 @@ INSTANTIATE_TEST_SUITE_P(Groups, UkernelGrid,
 // sizes that are multiples of the AVX2 chunk but not the AVX-512 one.
 TEST(UkernelW4, OddShapes) {
   unsigned seed = 1000;
+  auto runCase = [&](int64_t M, int64_t N, int64_t K, int64_t G) {
+    const unsigned s = seed++;
+    runAllIsas({M, N, K, G, (s & 1) != 0, (s & 2) != 0}, s);
+  };
   for (int64_t K : {1, 3, 31, 33, 129, 1031})
     for (int64_t G : {1, 3, 5, 16, 48, 96, 2048})
       for (int64_t M : {1, 2, 4, 9})
-        runAllIsas({M, 13, K, G, (seed & 1) != 0, (seed & 2) != 0}, seed++);
+        runCase(M, 13, K, G);
   for (int64_t K : {16, 48, 96, 1040, 2080})
     for (int64_t G : {16, 48, 96, 1040})
       for (int64_t M : {1, 2, 4, 9})
-        runAllIsas({M, 21, K, G, (seed & 1) != 0, (seed & 2) != 0}, seed++);
+        runCase(M, 21, K, G);
 }
 
 // Multiple K blocks in the tiled path, with padded row strides.

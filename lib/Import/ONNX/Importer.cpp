@@ -35,6 +35,8 @@ void ensureRegistered() {
     registerElementwiseConverters();
     registerLinearConverters();
     registerShapeConverters();
+    registerTensorConverters();
+    registerNormConverters();
   });
 }
 std::string canonicalDomain(llvm::StringRef d) {
@@ -68,7 +70,11 @@ void registerImportDialects(DialectRegistry &registry) {
 //===----------------------------------------------------------------------===//
 
 InFlightDiagnostic NodeContext::emitError() const {
-  return mlir::emitError(loc) << "node '" << node.name() << "' ("
+  return mlir::emitError(loc) << "node '"
+                              << (node.name().empty() && node.output_size()
+                                      ? node.output(0)
+                                      : node.name())
+                              << "' ("
                               << (node.domain().empty() ? "" : node.domain() + ".")
                               << node.op_type() << ", opset " << opset << "): ";
 }
@@ -326,10 +332,14 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
                                    b.getFunctionType(argTypes, {}));
   Block *entry = func.addEntryBlock();
   b.setInsertionPointToStart(entry);
+  // Names travel as function attributes (argument attributes would reach
+  // the LLVM translation, which does not know them).
+  SmallVector<Attribute> inNames;
   for (auto [i, name] : llvm::enumerate(argNames)) {
     values[name] = entry->getArgument(i);
-    func.setArgAttr(i, "qslaw.name", b.getStringAttr(name));
+    inNames.push_back(b.getStringAttr(name));
   }
+  func->setAttr("qslaw.inputs", b.getArrayAttr(inNames));
   for (const auto &t : graph.initializer()) {
     auto c = constantFrom(t, nameLoc(t.name()));
     if (failed(c))
@@ -379,8 +389,10 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
   }
   func::ReturnOp::create(b, func.getLoc(), rets);
   func.setType(b.getFunctionType(argTypes, TypeRange(ValueRange(rets))));
-  for (auto [i, vi] : llvm::enumerate(graph.output()))
-    func.setResultAttr(i, "qslaw.name", b.getStringAttr(vi.name()));
+  SmallVector<Attribute> outNames;
+  for (const auto &vi : graph.output())
+    outNames.push_back(b.getStringAttr(vi.name()));
+  func->setAttr("qslaw.outputs", b.getArrayAttr(outNames));
   return module;
 }
 } // namespace

@@ -54,23 +54,35 @@ LogicalResult convertMatMul(NodeContext &nc, SmallVectorImpl<Value> &r) {
     r.push_back(matmulND2D(nc.b, nc.loc, nc.input(0), nc.input(1)));
     return success();
   }
-  // Batched: equal batch dims (after broadcasting a rank-2 side).
-  if (at.getRank() != bt.getRank() ||
-      at.getShape().drop_back(2) != bt.getShape().drop_back(2))
-    return nc.emitError() << "batched MatMul needs equal batch dimensions, got "
-                          << at << " x " << bt;
+  // Batched: broadcast the batch dims (NumPy rules), then one batch_matmul.
+  auto batchShape = broadcastShapes({at.getShape().drop_back(2),
+                                     bt.getShape().drop_back(2)});
+  if (!batchShape)
+    return nc.emitError() << "batch dimensions do not broadcast: " << at
+                          << " x " << bt;
   int64_t batch = 1;
-  for (int64_t d : at.getShape().drop_back(2))
+  for (int64_t d : *batchShape)
     batch *= d;
   int64_t m = at.getDimSize(at.getRank() - 2), k = at.getShape().back(),
           n = bt.getShape().back();
-  Value a3 = buildReshape(nc.b, nc.loc, nc.input(0), {batch, m, k});
-  Value b3 = buildReshape(nc.b, nc.loc, nc.input(1), {batch, k, n});
+  auto broadcastTo = [&](Value v, int64_t r, int64_t c) {
+    auto t = cast<RankedTensorType>(v.getType());
+    SmallVector<int64_t> full(*batchShape);
+    full.push_back(r);
+    full.push_back(c);
+    if (t.getShape() != ArrayRef<int64_t>(full))
+      v = buildElementwise(nc.b, nc.loc, v, full, t.getElementType(),
+                           [](OpBuilder &, Location, ValueRange a) { return a[0]; });
+    return buildReshape(nc.b, nc.loc, v, {batch, r, c});
+  };
+  Value a3 = broadcastTo(nc.input(0), m, k);
+  Value b3 = broadcastTo(nc.input(1), k, n);
   Value init = zeroFilled(nc.b, nc.loc, {batch, m, n}, at.getElementType());
   Value y = linalg::BatchMatmulOp::create(nc.b, nc.loc, ValueRange{a3, b3},
                                           ValueRange{init})
                 .getResult(0);
-  SmallVector<int64_t> shape(at.getShape().drop_back());
+  SmallVector<int64_t> shape(*batchShape);
+  shape.push_back(m);
   shape.push_back(n);
   r.push_back(buildReshape(nc.b, nc.loc, y, shape));
   return success();

@@ -53,6 +53,8 @@ void registerConverter(llvm::StringRef domain, llvm::StringRef op,
 void registerElementwiseConverters();
 void registerLinearConverters();
 void registerShapeConverters();
+void registerTensorConverters();
+void registerNormConverters();
 
 } // namespace qslaw::onnx_import
 

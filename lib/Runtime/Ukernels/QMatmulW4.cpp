@@ -418,10 +418,14 @@ QSLAW_AVX2 void panelAvx2(const Problem &p, int64_t n0, int nr, int64_t k0,
       }
       __m128i in[8], t[4];
       for (int l = 0; l < 8; ++l) {
-        uint64_t v = 0; // a short last chunk reads only its own bytes
-        std::memcpy(&v, row[l] + c / 2,
-                    static_cast<size_t>(std::min<int64_t>(16, kw - c) / 2));
-        in[l] = _mm_cvtsi64_si128(static_cast<long long>(v));
+        if (kw - c >= 16) {
+          in[l] = _mm_loadl_epi64(
+              reinterpret_cast<const __m128i *>(row[l] + c / 2));
+        } else { // a short last chunk reads only its own bytes
+          uint64_t v = 0;
+          std::memcpy(&v, row[l] + c / 2, static_cast<size_t>((kw - c) / 2));
+          in[l] = _mm_cvtsi64_si128(static_cast<long long>(v));
+        }
       }
       transpose8x8(in, t);
 #pragma GCC unroll 8
@@ -454,19 +458,16 @@ template <int MR> struct MicroAvx2 {
         acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);
       }
     }
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), iota);
+    const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr - 8), iota);
+#pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       float *yi = y + i * ldy;
-      if (nr == kNrAvx2) {
-        _mm256_storeu_ps(yi, _mm256_add_ps(_mm256_loadu_ps(yi), acc[i][0]));
-        _mm256_storeu_ps(yi + 8,
-                         _mm256_add_ps(_mm256_loadu_ps(yi + 8), acc[i][1]));
-      } else {
-        alignas(32) float t[kNrAvx2];
-        _mm256_store_ps(t, acc[i][0]);
-        _mm256_store_ps(t + 8, acc[i][1]);
-        for (int r = 0; r < nr; ++r)
-          yi[r] += t[r];
-      }
+      _mm256_maskstore_ps(
+          yi, m0, _mm256_add_ps(_mm256_maskload_ps(yi, m0), acc[i][0]));
+      _mm256_maskstore_ps(
+          yi + 8, m1, _mm256_add_ps(_mm256_maskload_ps(yi + 8, m1), acc[i][1]));
     }
   }
 };

@@ -1,0 +1,259 @@
+//===- Tensor.cpp - Gather, Concat, Slice, Expand, Range, masks -----------===//
+#include "LinalgBuilders.h"
+#include "NodeContext.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+
+using namespace mlir;
+
+namespace qslaw::onnx_import {
+namespace {
+
+int64_t normAxis(int64_t a, int64_t rank) { return a < 0 ? a + rank : a; }
+
+LogicalResult convertGather(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  auto dt = nc.type(0), it = nc.type(1);
+  int64_t axis = normAxis(nc.attrInt("axis", 0), dt.getRank());
+  if (axis < 0 || axis >= dt.getRank())
+    return nc.emitError() << "attribute 'axis' out of range for " << dt;
+  SmallVector<int64_t> shape(dt.getShape().take_front(axis));
+  llvm::append_range(shape, it.getShape());
+  llvm::append_range(shape, dt.getShape().drop_front(axis + 1));
+  OpBuilder &b = nc.b;
+  unsigned rank = shape.size();
+  unsigned ir = it.getRank();
+  // Indices read through a projection; data via tensor.extract in the body.
+  SmallVector<AffineExpr> idxExprs;
+  for (unsigned i = 0; i < ir; ++i)
+    idxExprs.push_back(b.getAffineDimExpr(axis + i));
+  Value empty = tensor::EmptyOp::create(b, nc.loc, shape, dt.getElementType());
+  SmallVector<AffineMap> maps{
+      AffineMap::get(rank, 0, idxExprs, b.getContext()),
+      b.getMultiDimIdentityMap(rank)};
+  SmallVector<utils::IteratorType> its(rank, utils::IteratorType::parallel);
+  Value data = nc.input(0);
+  int64_t extent = dt.getDimSize(axis);
+  r.push_back(
+      linalg::GenericOp::create(
+          b, nc.loc, empty.getType(), ValueRange{nc.input(1)}, empty, maps, its,
+          [&](OpBuilder &nb, Location l, ValueRange args) {
+            Value idx = args[0];
+            if (!idx.getType().isIndex())
+              idx = arith::IndexCastOp::create(nb, l, nb.getIndexType(), idx);
+            // Negative indices count from the end.
+            Value zero = arith::ConstantIndexOp::create(nb, l, 0);
+            Value neg = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::slt,
+                                              idx, zero);
+            Value wrapped = arith::AddIOp::create(
+                nb, l, idx, arith::ConstantIndexOp::create(nb, l, extent));
+            idx = arith::SelectOp::create(nb, l, neg, wrapped, idx);
+            SmallVector<Value> coords;
+            for (int64_t d = 0; d < axis; ++d)
+              coords.push_back(linalg::IndexOp::create(nb, l, d));
+            coords.push_back(idx);
+            for (int64_t d = axis + 1; d < dt.getRank(); ++d)
+              coords.push_back(linalg::IndexOp::create(nb, l, d - 1 + ir));
+            Value v = tensor::ExtractOp::create(nb, l, data, coords);
+            linalg::YieldOp::create(nb, l, v);
+          })
+          .getResult(0));
+  return success();
+}
+
+LogicalResult convertConcat(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  auto t0 = nc.type(0);
+  int64_t axis = normAxis(nc.attrInt("axis", 0), t0.getRank());
+  SmallVector<int64_t> shape(t0.getShape());
+  shape[axis] = 0;
+  for (Value v : nc.inputs) {
+    auto t = cast<RankedTensorType>(v.getType());
+    for (int64_t d = 0; d < t.getRank(); ++d)
+      if (d != axis && t.getDimSize(d) != t0.getDimSize(d))
+        return nc.emitError() << "inputs disagree outside axis " << axis
+                              << ": " << t0 << " and " << t;
+    shape[axis] += t.getDimSize(axis);
+  }
+  Value acc = tensor::EmptyOp::create(nc.b, nc.loc, shape, t0.getElementType());
+  int64_t off = 0;
+  for (Value v : nc.inputs) {
+    auto t = cast<RankedTensorType>(v.getType());
+    SmallVector<int64_t> offs(t.getRank(), 0), strides(t.getRank(), 1);
+    offs[axis] = off;
+    acc = tensor::InsertSliceOp::create(nc.b, nc.loc, v, acc, ValueRange{},
+                                        ValueRange{}, ValueRange{}, offs,
+                                        t.getShape(), strides);
+    off += t.getDimSize(axis);
+  }
+  r.push_back(acc);
+  return success();
+}
+
+LogicalResult convertSlice(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  auto t = nc.type(0);
+  auto starts = nc.constInts(1), ends = nc.constInts(2);
+  if (!starts || !ends)
+    return nc.emitError() << "inputs 'starts' and 'ends' must be compile-time "
+                             "constants";
+  std::vector<int64_t> axes, steps;
+  if (nc.input(3)) {
+    auto a = nc.constInts(3);
+    if (!a)
+      return nc.emitError() << "input 'axes' must be a compile-time constant";
+    axes = *a;
+  } else {
+    for (size_t i = 0; i < starts->size(); ++i)
+      axes.push_back(i);
+  }
+  if (nc.input(4)) {
+    auto s = nc.constInts(4);
+    if (!s)
+      return nc.emitError() << "input 'steps' must be a compile-time constant";
+    steps = *s;
+  } else {
+    steps.assign(starts->size(), 1);
+  }
+  SmallVector<int64_t> offs(t.getRank(), 0), sizes(t.getShape()),
+      strides(t.getRank(), 1);
+  for (size_t i = 0; i < axes.size(); ++i) {
+    int64_t ax = normAxis(axes[i], t.getRank()), dim = t.getDimSize(ax);
+    if (steps[i] <= 0)
+      return nc.emitError() << "non-positive step " << steps[i]
+                            << " is not supported";
+    auto clampIdx = [&](int64_t v) {
+      if (v < 0)
+        v += dim;
+      return std::clamp<int64_t>(v, 0, dim);
+    };
+    int64_t s = clampIdx((*starts)[i]), e = clampIdx((*ends)[i]);
+    offs[ax] = s;
+    sizes[ax] = e > s ? (e - s + steps[i] - 1) / steps[i] : 0;
+    strides[ax] = steps[i];
+  }
+  auto outTy = RankedTensorType::get(sizes, t.getElementType());
+  r.push_back(tensor::ExtractSliceOp::create(nc.b, nc.loc, outTy, nc.input(0),
+                                             ValueRange{}, ValueRange{},
+                                             ValueRange{}, offs, sizes, strides));
+  return success();
+}
+
+LogicalResult convertExpand(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  auto shape = nc.constInts(1);
+  if (!shape)
+    return nc.emitError() << "input 'shape' must be a compile-time constant";
+  auto t = nc.type(0);
+  auto out = broadcastShapes({t.getShape(), ArrayRef<int64_t>(*shape)});
+  if (!out)
+    return nc.emitError() << t << " does not broadcast to the target shape";
+  r.push_back(buildElementwise(nc.b, nc.loc, nc.input(0), *out,
+                               t.getElementType(),
+                               [](OpBuilder &, Location, ValueRange a) {
+                                 return a[0];
+                               }));
+  return success();
+}
+
+LogicalResult convertRange(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  DenseElementsAttr s = nc.constant(0), l = nc.constant(1), d = nc.constant(2);
+  if (!s || !l || !d)
+    return nc.emitError() << "start, limit and delta must be compile-time "
+                             "constants";
+  Type elem = s.getElementType();
+  auto val = [&](DenseElementsAttr a) -> double {
+    return isa<FloatType>(elem) ? (*a.getValues<APFloat>().begin()).convertToDouble()
+                                : double((*a.getValues<APInt>().begin()).getSExtValue());
+  };
+  double start = val(s), limit = val(l), delta = val(d);
+  if (delta == 0)
+    return nc.emitError() << "delta is zero";
+  int64_t n = std::max<int64_t>(0, int64_t(std::ceil((limit - start) / delta)));
+  auto type = RankedTensorType::get({n}, elem);
+  DenseElementsAttr out;
+  if (isa<FloatType>(elem)) {
+    SmallVector<APFloat> v;
+    for (int64_t i = 0; i < n; ++i)
+      v.push_back(APFloat(float(start + i * delta)));
+    if (!elem.isF32())
+      return nc.emitError() << "Range of " << elem << " is not supported";
+    out = DenseElementsAttr::get(type, v);
+  } else {
+    SmallVector<APInt> v;
+    for (int64_t i = 0; i < n; ++i)
+      v.push_back(APInt(elem.getIntOrFloatBitWidth(), int64_t(start + i * delta),
+                        /*isSigned=*/true));
+    out = DenseElementsAttr::get(type, v);
+  }
+  r.push_back(arith::ConstantOp::create(nc.b, nc.loc, out));
+  return success();
+}
+
+LogicalResult convertConstantOfShape(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  auto shape = nc.constInts(0);
+  if (!shape)
+    return nc.emitError() << "input 'input' (the shape) must be a "
+                             "compile-time constant";
+  Type elem = nc.b.getF32Type();
+  Attribute value = nc.b.getF32FloatAttr(0.0f);
+  if (const auto *a = nc.attr("value")) {
+    const auto &t = a->t();
+    using TP = onnx::TensorProto;
+    if (t.data_type() == TP::FLOAT) {
+      float v = t.float_data_size() ? t.float_data(0)
+                                    : *reinterpret_cast<const float *>(t.raw_data().data());
+      value = nc.b.getF32FloatAttr(v);
+    } else if (t.data_type() == TP::INT64) {
+      int64_t v = t.int64_data_size() ? t.int64_data(0)
+                                      : *reinterpret_cast<const int64_t *>(t.raw_data().data());
+      elem = nc.b.getI64Type();
+      value = nc.b.getI64IntegerAttr(v);
+    } else {
+      return nc.emitError() << "attribute 'value' of this type is not supported";
+    }
+  }
+  auto type = RankedTensorType::get(*shape, elem);
+  r.push_back(arith::ConstantOp::create(nc.b, nc.loc,
+                                        DenseElementsAttr::get(type, value)));
+  return success();
+}
+
+LogicalResult convertTrilu(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  auto t = nc.type(0);
+  int64_t k = 0;
+  if (nc.input(1)) {
+    auto kv = nc.constInts(1);
+    if (!kv)
+      return nc.emitError() << "input 'k' must be a compile-time constant";
+    k = (*kv)[0];
+  }
+  bool upper = nc.attrInt("upper", 1);
+  int64_t rank = t.getRank();
+  r.push_back(buildElementwise(
+      nc.b, nc.loc, nc.input(0), t.getShape(), t.getElementType(),
+      [&](OpBuilder &b, Location l, ValueRange a) -> Value {
+        Value i = linalg::IndexOp::create(b, l, rank - 2);
+        Value j = linalg::IndexOp::create(b, l, rank - 1);
+        Value ik = arith::AddIOp::create(b, l, i,
+                                         arith::ConstantIndexOp::create(b, l, k));
+        // upper keeps j >= i + k; lower keeps j <= i + k.
+        Value keep = arith::CmpIOp::create(
+            b, l, upper ? arith::CmpIPredicate::sge : arith::CmpIPredicate::sle,
+            j, ik);
+        return arith::SelectOp::create(
+            b, l, keep, a[0], scalarConst(b, l, a[0].getType(), 0));
+      }));
+  return success();
+}
+} // namespace
+
+void registerTensorConverters() {
+  registerConverter("", "Gather", 13, 23, convertGather);
+  registerConverter("", "Concat", 13, 23, convertConcat);
+  registerConverter("", "Slice", 13, 23, convertSlice);
+  registerConverter("", "Expand", 13, 23, convertExpand);
+  registerConverter("", "Range", 11, 23, convertRange);
+  registerConverter("", "ConstantOfShape", 9, 23, convertConstantOfShape);
+  registerConverter("", "Trilu", 14, 23, convertTrilu);
+}
+
+} // namespace qslaw::onnx_import
