@@ -267,3 +267,30 @@ def test_decoder_pieces():
     ids = rng.integers(0, V, (1, S)).astype(np.int64)
     ids[0, 0] = -1  # negative index counts from the end
     check(model, {"ids": ids})
+
+
+def test_shape_chain_folds():
+    """torch.onnx-style shape arithmetic (Shape -> Gather -> Mul -> Unsqueeze
+    -> Concat -> Reshape, Equal/Where on shapes) folds at import; the
+    compiled IR has no shape computations left."""
+    I = lambda name, v: numpy_helper.from_array(np.array(v, np.int64), name)  # noqa: E731
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Gather", ["s", "i0"], ["d0"], axis=0),
+             helper.make_node("Gather", ["s", "i1"], ["d1"], axis=0),
+             helper.make_node("Gather", ["s", "i2"], ["d2"], axis=0),
+             helper.make_node("Mul", ["d1", "d2"], ["d12"]),
+             helper.make_node("Unsqueeze", ["d0", "ax0"], ["u0"]),
+             helper.make_node("Unsqueeze", ["d12", "ax0"], ["u1"]),
+             helper.make_node("Concat", ["u0", "u1"], ["shape"], axis=0),
+             helper.make_node("Equal", ["shape", "minus1"], ["is_neg"]),
+             helper.make_node("Where", ["is_neg", "ones", "shape"], ["shape2"]),
+             helper.make_node("Slice", ["shape2", "st", "en"], ["shape3"]),
+             helper.make_node("Concat", ["shape3", "last"], ["shape4"], axis=0),
+             helper.make_node("Reshape", ["x", "shape4"], ["y"])]
+    inits = [I("i0", 0), I("i1", 1), I("i2", 2), I("ax0", [0]), I("minus1", [-1, -1]),
+             I("ones", [1, 1]), I("st", [0]), I("en", [2]), I("last", [1])]
+    model = make(nodes, [vi("x", [2, 3, 4])], [vi("y", None)], inits, opset=17)
+    mlir, _ = compile_onnx(model)
+    assert "linalg.generic" not in mlir and "tensor<2x12x1xf32>" in mlir
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    check(model, {"x": x})

@@ -82,9 +82,9 @@ std::vector<double> reference(const Case &c, const Data &d) {
   return y;
 }
 
-// Tolerance: the kernels accumulate in fp32 in a different order than the
-// reference (vector lanes, K blocks, split even/odd chains), and the AVX2 path
-// forms s*(q-z) as q*s - z*s. Rounding errors then grow like a random walk,
+// Tolerance: the kernels accumulate in fp32, in a different order than the
+// reference (vector lanes, K blocks, split even/odd chains), and some paths
+// form s*(q-z) as q*s - z*s. Rounding errors then grow like a random walk,
 // ~eps32 * sqrt(K) * |y| with eps32 ~ 6e-8, so 1e-5 * sqrt(K) * max|y| leaves
 // ~100x headroom. Any indexing bug (wrong nibble, group, zero point, bias or
 // stride) moves an output by at least one term, ~max|y| / sqrt(K), which is
@@ -231,13 +231,15 @@ TEST(UkernelW4, OddShapes) {
         runCase(M, 21, K, G);
 }
 
-// Multiple K blocks in the tiled path, with padded row strides.
+// Many K blocks, padded row strides, and (131 rows x K 8200, over 2^20
+// floats) x packed in more than one chunk of rows.
 TEST(UkernelW4, LargeKAndStrides) {
   unsigned seed = 2000;
   for (int64_t M : {1, 2, 3, 4, 7, 24})
     for (int64_t K : {1024, 2304, 2334})
       runAllIsas({M, 40, K, 128, true, true, 5, 3}, seed++);
   runAllIsas({6, 19, 4096, 4096, false, true, 1, 7}, seed++);
+  runAllIsas({131, 20, 8200, 128, true, false, 2, 0}, seed++);
 }
 
 TEST(UkernelW4, RangeTouchesOnlyItsColumns) {
@@ -269,19 +271,23 @@ TEST(UkernelW4, RangeTouchesOnlyItsColumns) {
 }
 
 TEST(UkernelW4, MultiThreaded) {
-  // N*K > 2^20 so the work is actually split; N not a multiple of 16.
-  for (int threads : {1, 2, 3, 8}) {
-    const Case c{3, 530, 2048, 128, threads % 2 == 1, threads > 2};
-    const Data d = makeData(c, 300 + threads);
-    const std::vector<double> ref = reference(c, d);
-    std::vector<float> y(c.M * d.ldy, kCanary);
-    qslaw_qmatmul_w4_f32_mt(d.x.data(), c.M, c.K, d.ldx, d.codes.data(),
-                            d.scales.data(),
-                            c.withZeros ? d.zeros.data() : nullptr,
-                            c.withBias ? d.bias.data() : nullptr, y.data(),
-                            d.ldy, c.N, c.G, threads);
-    check(c, d, ref, y, qslaw_ukernel_isa());
-  }
+  // N*K > 2^20 so the work is actually split; N not a multiple of 32.
+  for (int64_t M : {3, 9})
+    for (int threads : {1, 2, 3, 8}) {
+      const Case c{M, 530, 2048, 128, threads % 2 == 1, threads > 2};
+      const Data d = makeData(c, 300 + threads);
+      const std::vector<double> ref = reference(c, d);
+      for (const std::string &isa : IsaScope::available()) {
+        IsaScope scope(isa);
+        std::vector<float> y(c.M * d.ldy, kCanary);
+        qslaw_qmatmul_w4_f32_mt(d.x.data(), c.M, c.K, d.ldx, d.codes.data(),
+                                d.scales.data(),
+                                c.withZeros ? d.zeros.data() : nullptr,
+                                c.withBias ? d.bias.data() : nullptr, y.data(),
+                                d.ldy, c.N, c.G, threads);
+        check(c, d, ref, y, isa.c_str());
+      }
+    }
 }
 
 TEST(UkernelW4, DegenerateSizes) {

@@ -5,6 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "LinalgBuilders.h"
+#include "ConstEval.h"
 #include "NodeContext.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -21,7 +22,8 @@ using ScalarFn = std::function<Value(OpBuilder &, Location, ValueRange, Type)>;
 
 /// Broadcasting n-ary op; `resultElem` null means the first input's type.
 LogicalResult nary(NodeContext &nc, SmallVectorImpl<Value> &results,
-                   const ScalarFn &fn, Type resultElem = {}) {
+                   const ScalarFn &fn, Type resultElem = {},
+                   const ScalarEval &eval = nullptr) {
   SmallVector<ArrayRef<int64_t>> shapes;
   SmallVector<Value> ins;
   for (Value v : nc.inputs) {
@@ -35,6 +37,17 @@ LogicalResult nary(NodeContext &nc, SmallVectorImpl<Value> &results,
     return nc.emitError() << "input shapes do not broadcast";
   Type elem = cast<RankedTensorType>(ins[0].getType()).getElementType();
   Type out = resultElem ? resultElem : elem;
+  // Constant inputs (shape arithmetic): evaluate at import time.
+  if (eval && allInputsConstant(nc)) {
+    SmallVector<DenseElementsAttr> consts;
+    for (unsigned i = 0; i < nc.inputs.size(); ++i)
+      if (nc.inputs[i])
+        consts.push_back(nc.constant(i));
+    if (DenseElementsAttr folded = foldElementwise(consts, *shape, out, eval)) {
+      results.push_back(materialize(nc, folded));
+      return success();
+    }
+  }
   results.push_back(buildElementwise(
       nc.b, nc.loc, ins, *shape, out,
       [&](OpBuilder &b, Location l, ValueRange a) { return fn(b, l, a, elem); }));
@@ -44,17 +57,28 @@ LogicalResult nary(NodeContext &nc, SmallVectorImpl<Value> &results,
 bool isFloat(Type t) { return isa<FloatType>(t); }
 
 void binary(StringRef op, int64_t since,
-            std::function<Value(OpBuilder &, Location, Value, Value, Type)> f) {
+            std::function<Value(OpBuilder &, Location, Value, Value, Type)> f,
+            std::function<double(double, double)> ef = nullptr,
+            std::function<int64_t(int64_t, int64_t)> ei = nullptr) {
+  ScalarEval eval;
+  if (ef || ei)
+    eval = [ef, ei](ArrayRef<Scalar> a) {
+      if (a[0].isFloat)
+        return Scalar::ofFloat(ef ? ef(a[0].f, a[1].f) : 0.0);
+      return Scalar::ofInt(ei ? ei(a[0].i, a[1].i) : 0);
+    };
   registerConverter("", op, since, kMaxOpset,
-                    [f](NodeContext &nc, SmallVectorImpl<Value> &r) {
+                    [f, eval](NodeContext &nc, SmallVectorImpl<Value> &r) {
                       if (nc.inputs.size() != 2)
                         return LogicalResult(nc.emitError()
                                              << "expects 2 inputs, got "
                                              << nc.inputs.size());
-                      return nary(nc, r, [&](OpBuilder &b, Location l,
-                                             ValueRange a, Type t) {
-                        return f(b, l, a[0], a[1], t);
-                      });
+                      return nary(
+                          nc, r,
+                          [&](OpBuilder &b, Location l, ValueRange a, Type t) {
+                            return f(b, l, a[0], a[1], t);
+                          },
+                          {}, eval);
                     });
 }
 
@@ -73,7 +97,8 @@ void unary(StringRef op, int64_t since,
                     });
 }
 
-void compare(StringRef op, arith::CmpFPredicate fp, arith::CmpIPredicate ip) {
+void compare(StringRef op, arith::CmpFPredicate fp, arith::CmpIPredicate ip,
+             std::function<bool(double, double)> cmp) {
   registerConverter(
       "", op, 13, kMaxOpset, [=](NodeContext &nc, SmallVectorImpl<Value> &r) {
         return nary(
@@ -83,7 +108,10 @@ void compare(StringRef op, arith::CmpFPredicate fp, arith::CmpIPredicate ip) {
                 return arith::CmpFOp::create(b, l, fp, a[0], a[1]);
               return arith::CmpIOp::create(b, l, ip, a[0], a[1]);
             },
-            nc.b.getI1Type());
+            nc.b.getI1Type(), [cmp](ArrayRef<Scalar> a) {
+              auto v = [](const Scalar &s) { return s.isFloat ? s.f : double(s.i); };
+              return Scalar::ofInt(cmp(v(a[0]), v(a[1])));
+            });
       });
 }
 
@@ -98,19 +126,23 @@ void registerElementwiseConverters() {
   binary("Add", 14, [](OpBuilder &b, Location l, Value x, Value y, Type t) -> Value {
     return isFloat(t) ? arith::AddFOp::create(b, l, x, y).getResult()
                       : arith::AddIOp::create(b, l, x, y).getResult();
-  });
+  }, [](double x, double y) { return x + y; },
+     [](int64_t x, int64_t y) { return x + y; });
   binary("Sub", 14, [](OpBuilder &b, Location l, Value x, Value y, Type t) -> Value {
     return isFloat(t) ? arith::SubFOp::create(b, l, x, y).getResult()
                       : arith::SubIOp::create(b, l, x, y).getResult();
-  });
+  }, [](double x, double y) { return x - y; },
+     [](int64_t x, int64_t y) { return x - y; });
   binary("Mul", 14, [](OpBuilder &b, Location l, Value x, Value y, Type t) -> Value {
     return isFloat(t) ? arith::MulFOp::create(b, l, x, y).getResult()
                       : arith::MulIOp::create(b, l, x, y).getResult();
-  });
+  }, [](double x, double y) { return x * y; },
+     [](int64_t x, int64_t y) { return x * y; });
   binary("Div", 14, [](OpBuilder &b, Location l, Value x, Value y, Type t) -> Value {
     return isFloat(t) ? arith::DivFOp::create(b, l, x, y).getResult()
                       : arith::DivSIOp::create(b, l, x, y).getResult();
-  });
+  }, [](double x, double y) { return x / y; },
+     [](int64_t x, int64_t y) { return y == 0 ? 0 : x / y; });
   binary("Pow", 15, [](OpBuilder &b, Location l, Value x, Value y, Type t) -> Value {
     return math::PowFOp::create(b, l, x, y);
   });
@@ -129,9 +161,12 @@ void registerElementwiseConverters() {
                           return acc;
                         });
                       });
-  compare("Equal", arith::CmpFPredicate::OEQ, arith::CmpIPredicate::eq);
-  compare("Less", arith::CmpFPredicate::OLT, arith::CmpIPredicate::slt);
-  compare("Greater", arith::CmpFPredicate::OGT, arith::CmpIPredicate::sgt);
+  compare("Equal", arith::CmpFPredicate::OEQ, arith::CmpIPredicate::eq,
+          [](double x, double y) { return x == y; });
+  compare("Less", arith::CmpFPredicate::OLT, arith::CmpIPredicate::slt,
+          [](double x, double y) { return x < y; });
+  compare("Greater", arith::CmpFPredicate::OGT, arith::CmpIPredicate::sgt,
+          [](double x, double y) { return x > y; });
   registerConverter("", "Where", 16, kMaxOpset,
                     [](NodeContext &nc, SmallVectorImpl<Value> &r) {
                       return nary(
@@ -139,7 +174,9 @@ void registerElementwiseConverters() {
                           [](OpBuilder &b, Location l, ValueRange a, Type) -> Value {
                             return arith::SelectOp::create(b, l, a[0], a[1], a[2]);
                           },
-                          nc.type(1).getElementType());
+                          nc.type(1).getElementType(), [](ArrayRef<Scalar> a) {
+                            return a[0].i ? a[1] : a[2];
+                          });
                     });
 
   unary("Sqrt", 13, [](OpBuilder &b, Location l, Value x, Type) -> Value {
@@ -262,7 +299,14 @@ void registerElementwiseConverters() {
                                : arith::ExtSIOp::create(b, l, dst, x).getResult();
               return arith::TruncIOp::create(b, l, dst, x);
             },
-            dst);
+            dst, [dst](ArrayRef<Scalar> a) {
+              const Scalar &s = a[0];
+              if (isFloat(dst))
+                return Scalar::ofFloat(s.isFloat ? s.f : double(s.i));
+              if (dst.isInteger(1))
+                return Scalar::ofInt(s.isFloat ? s.f != 0 : s.i != 0);
+              return Scalar::ofInt(s.isFloat ? int64_t(s.f) : s.i);
+            });
       });
 }
 

@@ -4,6 +4,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Matchers.h"
 
 using namespace mlir;
 
@@ -94,6 +95,12 @@ Value buildReshape(OpBuilder &b, Location loc, Value in,
   auto ty = cast<RankedTensorType>(in.getType());
   if (ty.getShape() == shape)
     return in;
+  // Reshaping a constant is a constant (shape chains fold at import).
+  DenseElementsAttr c;
+  if (matchPattern(in, m_Constant(&c)) &&
+      (c.isSplat() || c.getNumElements() <= (1 << 16)))
+    return arith::ConstantOp::create(
+        b, loc, c.reshape(RankedTensorType::get(shape, ty.getElementType())));
   Value flat = in;
   if (ty.getRank() != 1) {
     SmallVector<ReassociationIndices> all(1);

@@ -1,5 +1,6 @@
 //===- Tensor.cpp - Gather, Concat, Slice, Expand, Range, masks -----------===//
 #include "LinalgBuilders.h"
+#include "ConstEval.h"
 #include "NodeContext.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -21,6 +22,30 @@ LogicalResult convertGather(NodeContext &nc, SmallVectorImpl<Value> &r) {
   SmallVector<int64_t> shape(dt.getShape().take_front(axis));
   llvm::append_range(shape, it.getShape());
   llvm::append_range(shape, dt.getShape().drop_front(axis + 1));
+  if (allInputsConstant(nc) && dt.getNumElements() <= kMaxFoldElements) {
+    DenseElementsAttr data = nc.constant(0), idx = nc.constant(1);
+    int64_t inner = 1, outer = 1, extent = dt.getDimSize(axis);
+    for (int64_t d = axis + 1; d < dt.getRank(); ++d)
+      inner *= dt.getDimSize(d);
+    for (int64_t d = 0; d < axis; ++d)
+      outer *= dt.getDimSize(d);
+    SmallVector<Scalar> vals;
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t k = 0; k < it.getNumElements(); ++k) {
+        int64_t j = scalarAt(idx, k).i;
+        if (j < 0)
+          j += extent;
+        if (j < 0 || j >= extent)
+          return nc.emitError() << "index " << scalarAt(idx, k).i
+                                << " out of range [0, " << extent << ")";
+        for (int64_t i = 0; i < inner; ++i)
+          vals.push_back(scalarAt(data, (o * extent + j) * inner + i));
+      }
+    r.push_back(materialize(
+        nc, makeConstant(RankedTensorType::get(shape, dt.getElementType()),
+                         vals)));
+    return success();
+  }
   OpBuilder &b = nc.b;
   unsigned rank = shape.size();
   unsigned ir = it.getRank();
@@ -74,6 +99,23 @@ LogicalResult convertConcat(NodeContext &nc, SmallVectorImpl<Value> &r) {
         return nc.emitError() << "inputs disagree outside axis " << axis
                               << ": " << t0 << " and " << t;
     shape[axis] += t.getDimSize(axis);
+  }
+  if (allInputsConstant(nc)) {
+    int64_t outer = 1;
+    for (int64_t d = 0; d < axis; ++d)
+      outer *= shape[d];
+    SmallVector<Scalar> vals;
+    for (int64_t o = 0; o < outer; ++o)
+      for (unsigned k = 0; k < nc.inputs.size(); ++k) {
+        DenseElementsAttr c = nc.constant(k);
+        int64_t chunk = c.getNumElements() / std::max<int64_t>(outer, 1);
+        for (int64_t i = 0; i < chunk; ++i)
+          vals.push_back(scalarAt(c, o * chunk + i));
+      }
+    r.push_back(materialize(
+        nc, makeConstant(RankedTensorType::get(shape, t0.getElementType()),
+                         vals)));
+    return success();
   }
   Value acc = tensor::EmptyOp::create(nc.b, nc.loc, shape, t0.getElementType());
   int64_t off = 0;
@@ -132,6 +174,27 @@ LogicalResult convertSlice(NodeContext &nc, SmallVectorImpl<Value> &r) {
     strides[ax] = steps[i];
   }
   auto outTy = RankedTensorType::get(sizes, t.getElementType());
+  if (DenseElementsAttr c = nc.constant(0);
+      c && t.getNumElements() <= kMaxFoldElements) {
+    SmallVector<Scalar> vals;
+    int64_t n = outTy.getNumElements();
+    SmallVector<int64_t> idx(t.getRank(), 0), srcStrides(t.getRank(), 1);
+    for (int64_t d = t.getRank() - 2; d >= 0; --d)
+      srcStrides[d] = srcStrides[d + 1] * t.getDimSize(d + 1);
+    for (int64_t f = 0; f < n; ++f) {
+      int64_t off = 0;
+      for (int64_t d = 0; d < t.getRank(); ++d)
+        off += (offs[d] + idx[d] * strides[d]) * srcStrides[d];
+      vals.push_back(scalarAt(c, off));
+      for (int64_t d = t.getRank() - 1; d >= 0; --d) {
+        if (++idx[d] < sizes[d])
+          break;
+        idx[d] = 0;
+      }
+    }
+    r.push_back(materialize(nc, makeConstant(outTy, vals)));
+    return success();
+  }
   r.push_back(tensor::ExtractSliceOp::create(nc.b, nc.loc, outTy, nc.input(0),
                                              ValueRange{}, ValueRange{},
                                              ValueRange{}, offs, sizes, strides));
@@ -146,6 +209,13 @@ LogicalResult convertExpand(NodeContext &nc, SmallVectorImpl<Value> &r) {
   auto out = broadcastShapes({t.getShape(), ArrayRef<int64_t>(*shape)});
   if (!out)
     return nc.emitError() << t << " does not broadcast to the target shape";
+  if (DenseElementsAttr c = nc.constant(0))
+    if (DenseElementsAttr f = foldElementwise(
+            {c}, *out, t.getElementType(),
+            [](ArrayRef<Scalar> a) { return a[0]; })) {
+      r.push_back(materialize(nc, f));
+      return success();
+    }
   r.push_back(buildElementwise(nc.b, nc.loc, nc.input(0), *out,
                                t.getElementType(),
                                [](OpBuilder &, Location, ValueRange a) {

@@ -182,9 +182,8 @@ using MicroFn = void (*)(const float *ap, int64_t kw, const float *bp,
                          float *y, int64_t ldy, int nr);
 
 struct GemmKernels {
-  int nr;              // panel width
-  int mrMax;           // rows per micro tile, at most
-  PanelFn panel;       // SIMD dequantizer, or null: panelGeneric
+  int mrMax;            // rows per micro tile, at most
+  PanelFn panel;        // SIMD dequantizer, or null: panelGeneric
   const MicroFn *micro; // micro[mr] for 1 <= mr <= mrMax
 };
 
@@ -192,8 +191,8 @@ template <int NR>
 void panelGeneric(const Problem &p, int64_t n0, int nr, int64_t k0,
                   int64_t kw, float *bp) {
   alignas(64) float row[kKc];
-  for (int r = 0; r < nr; ++r) {
-    dequantRow(p, n0 + r, k0, kw, row);
+  for (int r = 0; r < NR; ++r) { // rows past nr repeat the last (finite) row
+    dequantRow(p, n0 + std::min(r, nr - 1), k0, kw, row);
     for (int64_t k = 0; k < kw; ++k)
       bp[k * NR + r] = row[k];
   }
@@ -269,16 +268,6 @@ void gemmRange(const Problem &p, int64_t nb, int64_t ne,
   __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
 #define QSLAW_INLINE inline __attribute__((always_inline))
 
-// Start fetching the y tile of a micro kernel call (a strided, usually cold
-// block of rows) so the misses overlap the FMA loop instead of trailing it.
-inline void prefetchTile(const float *y, int64_t ldy, int rows, int width) {
-  for (int i = 0; i < rows; ++i) {
-    _mm_prefetch(reinterpret_cast<const char *>(y + i * ldy), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char *>(y + i * ldy + width - 1),
-                 _MM_HINT_T0);
-  }
-}
-
 // Per-lane scale and zero*scale for 16 rows (lanes) of W in group j.
 inline void laneScales(const Problem &p, const int64_t *rowN, int lanes,
                        int64_t j, float *s, float *zs) {
@@ -292,15 +281,14 @@ inline void laneScales(const Problem &p, const int64_t *rowN, int lanes,
 // AVX2 + FMA path (8 lanes, 16-value chunks of 8 code bytes)
 //===----------------------------------------------------------------------===//
 
-// Widen the code bytes of one chunk (validK <= 16 values) to 8 dwords.
-QSLAW_AVX2 QSLAW_INLINE __m256i loadCodes8(const uint8_t *src,
+// The 8 code bytes of one chunk (validK <= 16 values) in the low half.
+QSLAW_AVX2 QSLAW_INLINE __m128i loadBytes8(const uint8_t *src,
                                             int64_t validK) {
   if (validK >= 16)
-    return _mm256_cvtepu8_epi32(
-        _mm_loadl_epi64(reinterpret_cast<const __m128i *>(src)));
+    return _mm_loadl_epi64(reinterpret_cast<const __m128i *>(src));
   uint64_t tail = 0; // never read past the end of the code array
   std::memcpy(&tail, src, static_cast<size_t>(validK / 2));
-  return _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(tail)));
+  return _mm_cvtsi64_si128(static_cast<long long>(tail));
 }
 
 // s * (q - z) for the low and the high nibbles of d, as q*s - z*s with one
@@ -329,8 +317,9 @@ QSLAW_AVX2 QSLAW_INLINE void fusedChunk8(__m256 (&acc)[MR][NR],
 #pragma GCC unroll 4
   for (int r = 0; r < NR; ++r) {
     __m256 we, wo;
-    dequant8(loadCodes8(row[r] + (k >> 1), Tail ? validK : 16), s[r], zs[r],
-             we, wo);
+    dequant8(_mm256_cvtepu8_epi32(
+                 loadBytes8(row[r] + (k >> 1), Tail ? validK : 16)),
+             s[r], zs[r], we, wo);
 #pragma GCC unroll 4
     for (int i = 0; i < MR; ++i) {
       const float *xi = xp + i * kp + k;
@@ -417,16 +406,8 @@ QSLAW_AVX2 void panelAvx2(const Problem &p, int64_t n0, int nr, int64_t k0,
         zs = _mm256_load_ps(zv);
       }
       __m128i in[8], t[4];
-      for (int l = 0; l < 8; ++l) {
-        if (kw - c >= 16) {
-          in[l] = _mm_loadl_epi64(
-              reinterpret_cast<const __m128i *>(row[l] + c / 2));
-        } else { // a short last chunk reads only its own bytes
-          uint64_t v = 0;
-          std::memcpy(&v, row[l] + c / 2, static_cast<size_t>((kw - c) / 2));
-          in[l] = _mm_cvtsi64_si128(static_cast<long long>(v));
-        }
-      }
+      for (int l = 0; l < 8; ++l)
+        in[l] = loadBytes8(row[l] + c / 2, kw - c);
       transpose8x8(in, t);
 #pragma GCC unroll 8
       for (int b = 0; b < 8; ++b) {
@@ -444,7 +425,6 @@ QSLAW_AVX2 void panelAvx2(const Problem &p, int64_t n0, int nr, int64_t k0,
 template <int MR> struct MicroAvx2 {
   QSLAW_AVX2 static void run(const float *ap, int64_t kw, const float *bp,
                              float *y, int64_t ldy, int nr) {
-    prefetchTile(y, ldy, MR, kNrAvx2);
     __m256 acc[MR][2];
     for (int i = 0; i < MR; ++i)
       acc[i][0] = acc[i][1] = _mm256_setzero_ps();
@@ -479,19 +459,16 @@ void rangeAvx2(const Problem &p, int64_t nb, int64_t ne) {
     const float *xp = packFused<8>(p, kp);
     // Two rows of x per pass: AVX2's 16 registers hold no more.
     for (int64_t m0 = 0; m0 < p.M; m0 += 2)
-      for (int64_t n0 = nb; n0 < ne; n0 += 4) {
-        const int nr = static_cast<int>(std::min<int64_t>(4, ne - n0));
-        if (p.M - m0 >= 2)
-          fusedAvx2<2, 4>(p, xp + m0 * kp, kp, m0, n0, nr);
-        else
-          fusedAvx2<1, 4>(p, xp + m0 * kp, kp, m0, n0, nr);
-      }
+      for (int64_t n0 = nb; n0 < ne; n0 += 4)
+        (p.M - m0 >= 2 ? fusedAvx2<2, 4> : fusedAvx2<1, 4>)(
+            p, xp + m0 * kp, kp, m0, n0,
+            static_cast<int>(std::min<int64_t>(4, ne - n0)));
     return;
   }
   static constexpr auto micro =
       microTable<MicroAvx2>(std::make_integer_sequence<int, kMrAvx2>{});
-  gemmRange<kNrAvx2>(
-      p, nb, ne, {kNrAvx2, kMrAvx2, fast ? panelAvx2 : nullptr, micro.data()});
+  gemmRange<kNrAvx2>(p, nb, ne,
+                     {kMrAvx2, fast ? panelAvx2 : nullptr, micro.data()});
 }
 
 //===----------------------------------------------------------------------===//
@@ -665,7 +642,6 @@ QSLAW_AVX512 void panelAvx512(const Problem &p, int64_t n0, int nr,
 template <int MR> struct MicroAvx512 {
   QSLAW_AVX512 static void run(const float *ap, int64_t kw, const float *bp,
                                float *y, int64_t ldy, int nr) {
-    prefetchTile(y, ldy, MR, kNrAvx512);
     __m512 acc[MR][2];
     for (int i = 0; i < MR; ++i)
       acc[i][0] = acc[i][1] = _mm512_setzero_ps();
@@ -700,29 +676,19 @@ void rangeAvx512(const Problem &p, int64_t nb, int64_t ne) {
   if (fast && p.M <= kFusedMaxM) {
     const int64_t kp = roundUp(p.K, 32);
     const float *xp = packFused<16>(p, kp);
-    for (int64_t n0 = nb; n0 < ne; n0 += 4) {
-      const int nr = static_cast<int>(std::min<int64_t>(4, ne - n0));
-      switch (p.M) { // all rows in one pass over W
-      case 4:
-        fusedAvx512<4, 4>(p, xp, kp, n0, nr);
-        break;
-      case 3:
-        fusedAvx512<3, 4>(p, xp, kp, n0, nr);
-        break;
-      case 2:
-        fusedAvx512<2, 4>(p, xp, kp, n0, nr);
-        break;
-      default:
-        fusedAvx512<1, 4>(p, xp, kp, n0, nr);
-      }
-    }
+    using FusedFn = void (*)(const Problem &, const float *, int64_t, int64_t,
+                             int);
+    static const FusedFn fused[] = {fusedAvx512<1, 4>, fusedAvx512<2, 4>,
+                                    fusedAvx512<3, 4>, fusedAvx512<4, 4>};
+    for (int64_t n0 = nb; n0 < ne; n0 += 4) // all rows in one pass over W
+      fused[p.M - 1](p, xp, kp, n0,
+                     static_cast<int>(std::min<int64_t>(4, ne - n0)));
     return;
   }
   static constexpr auto micro =
       microTable<MicroAvx512>(std::make_integer_sequence<int, kMrAvx512>{});
   gemmRange<kNrAvx512>(p, nb, ne,
-                       {kNrAvx512, kMrAvx512, fast ? panelAvx512 : nullptr,
-                        micro.data()});
+                       {kMrAvx512, fast ? panelAvx512 : nullptr, micro.data()});
 }
 
 #endif // QSLAW_X86
@@ -745,18 +711,14 @@ int cpuBestIsa() {
 #endif
 }
 
-int parseIsa(const char *name) {
-  if (!name || !*name)
-    return -1;
-  for (int i = 0; i < 3; ++i)
-    if (std::strcmp(name, kIsaNames[i]) == 0)
-      return i;
-  return -1;
-}
-
+// The requested path ("scalar", "avx2", "avx512"), clamped to what the CPU
+// supports; the best one when the request is null, empty or unknown.
 int selectIsa(const char *request) {
-  const int best = cpuBestIsa(), want = parseIsa(request);
-  return want < 0 ? best : std::min(want, best);
+  const int best = cpuBestIsa();
+  for (int i = 0; request && i < 3; ++i)
+    if (std::strcmp(request, kIsaNames[i]) == 0)
+      return std::min(i, best);
+  return best;
 }
 
 std::atomic<int> gIsa{-1};
