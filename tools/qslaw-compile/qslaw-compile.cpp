@@ -138,6 +138,14 @@ int main(int argc, char **argv) {
   auto module = qslaw::onnx_import::importModel(inputFile, &context, options);
   if (!module)
     return 1;
+  {
+    // Drops initializers that conversions replaced (e.g. MatMulNBits' packed
+    // B becomes codes) and folds what import left foldable.
+    mlir::PassManager pm(&context);
+    if (failed(mlir::parsePassPipeline("canonicalize,cse", pm, errs())) ||
+        failed(pm.run(*module)))
+      return fail("graph cleanup failed");
+  }
   if (qopts) {
     announce("Quantizing weights (" + quantize + ")");
     mlir::PassManager pm(&context);

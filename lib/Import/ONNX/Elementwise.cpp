@@ -11,6 +11,8 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 
+#include <cmath>
+
 using namespace mlir;
 
 namespace qslaw::onnx_import {
@@ -167,6 +169,49 @@ void registerElementwiseConverters() {
           [](double x, double y) { return x < y; });
   compare("Greater", arith::CmpFPredicate::OGT, arith::CmpIPredicate::sgt,
           [](double x, double y) { return x > y; });
+  compare("LessOrEqual", arith::CmpFPredicate::OLE, arith::CmpIPredicate::sle,
+          [](double x, double y) { return x <= y; });
+  compare("GreaterOrEqual", arith::CmpFPredicate::OGE, arith::CmpIPredicate::sge,
+          [](double x, double y) { return x >= y; });
+  for (auto [name, kind] : {std::pair<StringRef, int>{"And", 0}, {"Or", 1}, {"Xor", 2}})
+    registerConverter(
+        "", name, 7, kMaxOpset, [kind](NodeContext &nc, SmallVectorImpl<Value> &r) {
+          return nary(
+              nc, r,
+              [&](OpBuilder &b, Location l, ValueRange a, Type) -> Value {
+                if (kind == 0)
+                  return arith::AndIOp::create(b, l, a[0], a[1]);
+                if (kind == 1)
+                  return arith::OrIOp::create(b, l, a[0], a[1]);
+                return arith::XOrIOp::create(b, l, a[0], a[1]);
+              },
+              {}, [kind](ArrayRef<Scalar> a) {
+                bool x = a[0].i, y = a[1].i;
+                return Scalar::ofInt(kind == 0 ? (x && y) : kind == 1 ? (x || y) : (x != y));
+              });
+        });
+  registerConverter("", "Not", 1, kMaxOpset,
+                    [](NodeContext &nc, SmallVectorImpl<Value> &r) {
+                      return nary(
+                          nc, r,
+                          [](OpBuilder &b, Location l, ValueRange a, Type t) -> Value {
+                            return arith::XOrIOp::create(b, l, a[0],
+                                                         scalarConst(b, l, t, 1));
+                          },
+                          {}, [](ArrayRef<Scalar> a) { return Scalar::ofInt(!a[0].i); });
+                    });
+  registerConverter("", "IsNaN", 13, kMaxOpset,
+                    [](NodeContext &nc, SmallVectorImpl<Value> &r) {
+                      return nary(
+                          nc, r,
+                          [](OpBuilder &b, Location l, ValueRange a, Type) -> Value {
+                            return arith::CmpFOp::create(
+                                b, l, arith::CmpFPredicate::UNO, a[0], a[0]);
+                          },
+                          nc.b.getI1Type(), [](ArrayRef<Scalar> a) {
+                            return Scalar::ofInt(a[0].isFloat && std::isnan(a[0].f));
+                          });
+                    });
   registerConverter("", "Where", 16, kMaxOpset,
                     [](NodeContext &nc, SmallVectorImpl<Value> &r) {
                       return nary(

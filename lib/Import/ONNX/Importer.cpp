@@ -1,5 +1,6 @@
 //===- Importer.cpp - ONNX graph to func.func -----------------------------===//
 #include "qslaw/Import/ONNX/Importer.h"
+#include "GraphRewrites.h"
 #include "ModelLoader.h"
 #include "NodeContext.h"
 #include "qslaw/Dialect/QSLAW/IR/QSLAWDialect.h"
@@ -8,6 +9,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Matchers.h"
 #include "llvm/ADT/StringSet.h"
@@ -37,6 +39,7 @@ void ensureRegistered() {
     registerShapeConverters();
     registerTensorConverters();
     registerNormConverters();
+    registerMaskedScatterConverter();
   });
 }
 std::string canonicalDomain(llvm::StringRef d) {
@@ -60,7 +63,7 @@ std::vector<SupportedOp> supportedOps() {
 }
 
 void registerImportDialects(DialectRegistry &registry) {
-  registry.insert<arith::ArithDialect, func::FuncDialect,
+  registry.insert<arith::ArithDialect, func::FuncDialect, scf::SCFDialect,
                   linalg::LinalgDialect, math::MathDialect,
                   tensor::TensorDialect, ::mlir::qslaw::QSLAWDialect>();
 }
@@ -271,6 +274,7 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
     fileError() << llvm::toString(model.takeError());
     return {};
   }
+  rewriteMaskedScatter(*(*model)->mutable_graph());
   const onnx::GraphProto &graph = (*model)->graph();
   std::map<std::string, int64_t> opsets;
   for (const auto &o : (*model)->opset_import())
@@ -290,7 +294,8 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
   for (const auto &node : graph.node()) {
     std::string dom = canonicalDomain(node.domain());
     auto it = opsets.find(dom);
-    int64_t version = it == opsets.end() ? -1 : it->second;
+    // qslaw's own nodes come from import-time rewrites, not from the model.
+    int64_t version = it != opsets.end() ? it->second : dom == "qslaw" ? 1 : -1;
     auto reg = registry().find({dom, node.op_type()});
     bool ok = false;
     if (reg != registry().end())
@@ -349,7 +354,7 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
 
   for (const auto &node : graph.node()) {
     std::string dom = canonicalDomain(node.domain());
-    int64_t version = opsets[dom];
+    int64_t version = dom == "qslaw" ? 1 : opsets[dom];
     NodeContext nc{b, nameLoc(node.name().empty() ? node.output(0) : node.name()),
                    node, version, {}};
     for (const std::string &in : node.input()) {

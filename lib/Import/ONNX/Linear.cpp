@@ -209,9 +209,62 @@ LogicalResult convertMatMulNBits(NodeContext &nc, SmallVectorImpl<Value> &r) {
       nc.input(0), codesV, scales, zeros, bias, spec));
   return success();
 }
+/// 2-D convolution, NCHW x FCHW (CLIP's patch embedding), group 1.
+LogicalResult convertConv(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  auto xt = nc.type(0), wt = nc.type(1);
+  if (xt.getRank() != 4 || wt.getRank() != 4)
+    return nc.emitError() << "only 2-D convolutions (rank-4 input and weight) "
+                             "are supported";
+  if (nc.attrInt("group", 1) != 1)
+    return nc.emitError() << "attribute 'group' = " << nc.attrInt("group", 1)
+                          << " is not supported (only 1)";
+  std::string autoPad = nc.attrString("auto_pad", "NOTSET");
+  if (autoPad != "NOTSET" && autoPad != "VALID")
+    return nc.emitError() << "auto_pad '" << autoPad << "' is not supported";
+  auto strides = nc.attrInts("strides").value_or(std::vector<int64_t>{1, 1});
+  auto dil = nc.attrInts("dilations").value_or(std::vector<int64_t>{1, 1});
+  auto pads = nc.attrInts("pads").value_or(std::vector<int64_t>{0, 0, 0, 0});
+  OpBuilder &b = nc.b;
+  Type et = xt.getElementType();
+  Value x = nc.input(0);
+  if (llvm::any_of(pads, [](int64_t p) { return p != 0; })) {
+    SmallVector<OpFoldResult> lo, hi;
+    for (int64_t v : {int64_t(0), int64_t(0), pads[0], pads[1]})
+      lo.push_back(b.getIndexAttr(v));
+    for (int64_t v : {int64_t(0), int64_t(0), pads[2], pads[3]})
+      hi.push_back(b.getIndexAttr(v));
+    SmallVector<int64_t> shape(xt.getShape());
+    shape[2] += pads[0] + pads[2];
+    shape[3] += pads[1] + pads[3];
+    x = tensor::PadOp::create(b, nc.loc, RankedTensorType::get(shape, et), x, lo,
+                              hi, scalarConst(b, nc.loc, et, 0.0));
+    xt = cast<RankedTensorType>(x.getType());
+  }
+  int64_t oh = (xt.getDimSize(2) - dil[0] * (wt.getDimSize(2) - 1) - 1) / strides[0] + 1;
+  int64_t ow = (xt.getDimSize(3) - dil[1] * (wt.getDimSize(3) - 1) - 1) / strides[1] + 1;
+  SmallVector<int64_t> out{xt.getDimSize(0), wt.getDimSize(0), oh, ow};
+  Value init = zeroFilled(b, nc.loc, out, et);
+  SmallVector<NamedAttribute> attrs{
+      b.getNamedAttr("strides", b.getI64TensorAttr(strides)),
+      b.getNamedAttr("dilations", b.getI64TensorAttr(dil))};
+  Value y = linalg::Conv2DNchwFchwOp::create(
+                b, nc.loc, TypeRange{init.getType()}, ValueRange{x, nc.input(1)},
+                ValueRange{init}, attrs)
+                .getResult(0);
+  if (Value bias = nc.input(2)) {
+    Value b4 = buildReshape(b, nc.loc, bias, {1, wt.getDimSize(0), 1, 1});
+    y = buildElementwise(b, nc.loc, {y, b4}, out, et,
+                         [](OpBuilder &b, Location l, ValueRange a) -> Value {
+                           return arith::AddFOp::create(b, l, a[0], a[1]);
+                         });
+  }
+  r.push_back(y);
+  return success();
+}
 } // namespace
 
 void registerLinearConverters() {
+  registerConverter("", "Conv", 11, 23, convertConv);
   registerConverter("", "MatMul", 13, 23, convertMatMul);
   registerConverter("", "Gemm", 13, 23, convertGemm);
   registerConverter("com.microsoft", "MatMulNBits", 1, 1, convertMatMulNBits);

@@ -55,6 +55,7 @@ void registerLinearConverters();
 void registerShapeConverters();
 void registerTensorConverters();
 void registerNormConverters();
+void registerMaskedScatterConverter();
 
 } // namespace qslaw::onnx_import
 

@@ -137,6 +137,52 @@ LogicalResult convertSqueeze(NodeContext &nc, SmallVectorImpl<Value> &r) {
 }
 
 /// Static shapes: Shape folds to a constant.
+LogicalResult convertFlatten(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  auto in = nc.type(0);
+  int64_t axis = normAxis(nc.attrInt("axis", 1), in.getRank());
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < in.getRank(); ++d)
+    (d < axis ? outer : inner) *= in.getDimSize(d);
+  r.push_back(buildReshape(nc.b, nc.loc, nc.input(0), {outer, inner}));
+  return success();
+}
+
+LogicalResult convertSplit(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  auto in = nc.type(0);
+  int64_t axis = normAxis(nc.attrInt("axis", 0), in.getRank());
+  int64_t dim = in.getDimSize(axis), parts = nc.node.output_size();
+  std::vector<int64_t> sizes;
+  if (nc.input(1)) {
+    auto s = nc.constInts(1);
+    if (!s)
+      return nc.emitError() << "input 'split' must be a compile-time constant";
+    sizes = *s;
+  } else {
+    int64_t chunk = (dim + parts - 1) / parts;
+    for (int64_t i = 0, left = dim; i < parts; ++i, left -= chunk)
+      sizes.push_back(std::min(chunk, left));
+  }
+  int64_t total = 0;
+  for (int64_t s : sizes)
+    total += s;
+  if (int64_t(sizes.size()) != parts || total != dim)
+    return nc.emitError() << "split sizes do not add up to dimension " << axis
+                          << " (" << dim << ") over " << parts << " outputs";
+  int64_t off = 0;
+  for (int64_t s : sizes) {
+    SmallVector<int64_t> offs(in.getRank(), 0), shape(in.getShape()),
+        strides(in.getRank(), 1);
+    offs[axis] = off;
+    shape[axis] = s;
+    r.push_back(tensor::ExtractSliceOp::create(
+        nc.b, nc.loc, RankedTensorType::get(shape, in.getElementType()),
+        nc.input(0), ValueRange{}, ValueRange{}, ValueRange{}, offs, shape,
+        strides));
+    off += s;
+  }
+  return success();
+}
+
 LogicalResult convertShape(NodeContext &nc, SmallVectorImpl<Value> &r) {
   auto in = nc.type(0);
   int64_t rank = in.getRank();
@@ -229,6 +275,8 @@ void registerShapeConverters() {
   registerConverter("", "Unsqueeze", 13, 23, convertUnsqueeze);
   registerConverter("", "Squeeze", 13, 23, convertSqueeze);
   registerConverter("", "Shape", 13, 23, convertShape);
+  registerConverter("", "Flatten", 13, 23, convertFlatten);
+  registerConverter("", "Split", 13, 23, convertSplit);
   registerConverter("", "Softmax", 13, 23, convertSoftmax);
   registerConverter("", "ReduceMean", 13, 23, convertReduceMean);
 }

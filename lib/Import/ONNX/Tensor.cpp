@@ -1,6 +1,7 @@
 //===- Tensor.cpp - Gather, Concat, Slice, Expand, Range, masks -----------===//
 #include "LinalgBuilders.h"
 #include "ConstEval.h"
+#include "ModelLoader.h"
 #include "NodeContext.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -266,19 +267,31 @@ LogicalResult convertConstantOfShape(NodeContext &nc, SmallVectorImpl<Value> &r)
   Type elem = nc.b.getF32Type();
   Attribute value = nc.b.getF32FloatAttr(0.0f);
   if (const auto *a = nc.attr("value")) {
-    const auto &t = a->t();
+    auto data = readTensor(a->t(), "");
+    if (!data)
+      return nc.emitError() << llvm::toString(data.takeError());
     using TP = onnx::TensorProto;
-    if (t.data_type() == TP::FLOAT) {
-      float v = t.float_data_size() ? t.float_data(0)
-                                    : *reinterpret_cast<const float *>(t.raw_data().data());
-      value = nc.b.getF32FloatAttr(v);
-    } else if (t.data_type() == TP::INT64) {
-      int64_t v = t.int64_data_size() ? t.int64_data(0)
-                                      : *reinterpret_cast<const int64_t *>(t.raw_data().data());
+    const char *p = data->bytes.data();
+    switch (data->dataType) {
+    case TP::FLOAT:
+      value = nc.b.getF32FloatAttr(*reinterpret_cast<const float *>(p));
+      break;
+    case TP::INT64:
       elem = nc.b.getI64Type();
-      value = nc.b.getI64IntegerAttr(v);
-    } else {
-      return nc.emitError() << "attribute 'value' of this type is not supported";
+      value = nc.b.getI64IntegerAttr(*reinterpret_cast<const int64_t *>(p));
+      break;
+    case TP::INT32:
+      elem = nc.b.getI32Type();
+      value = nc.b.getI32IntegerAttr(*reinterpret_cast<const int32_t *>(p));
+      break;
+    case TP::BOOL:
+      elem = nc.b.getI1Type();
+      value = nc.b.getBoolAttr(*p != 0);
+      break;
+    default:
+      return nc.emitError() << "attribute 'value' of type "
+                            << dataTypeName(data->dataType)
+                            << " is not supported";
     }
   }
   auto type = RankedTensorType::get(*shape, elem);
@@ -326,4 +339,62 @@ void registerTensorConverters() {
   registerConverter("", "Trilu", 14, 23, convertTrilu);
 }
 
+} // namespace qslaw::onnx_import
+
+//===----------------------------------------------------------------------===//
+// qslaw.MaskedScatter (see GraphRewrites.cpp)
+//===----------------------------------------------------------------------===//
+
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+namespace qslaw::onnx_import {
+namespace {
+/// out = data; the k-th true position of mask (row-major) takes src[k].
+/// A sequential scan (scf.for) over the flattened tensors.
+LogicalResult convertMaskedScatter(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  auto dt = nc.type(0), mt = nc.type(1);
+  if (dt.getShape() != mt.getShape())
+    return nc.emitError() << "mask " << mt << " must have the shape of data "
+                          << dt;
+  OpBuilder &b = nc.b;
+  Location loc = nc.loc;
+  int64_t n = dt.getNumElements();
+  int64_t srcLen = nc.type(2).getNumElements();
+  Value data = buildReshape(b, loc, nc.input(0), {n});
+  Value mask = buildReshape(b, loc, nc.input(1), {n});
+  Value src = buildReshape(b, loc, nc.input(2), {srcLen});
+  if (!mt.getElementType().isInteger(1))
+    return nc.emitError() << "mask must be boolean, got " << mt;
+  Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
+  Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
+  Value cn = arith::ConstantIndexOp::create(b, loc, n);
+  Value last = arith::ConstantIndexOp::create(b, loc, std::max<int64_t>(srcLen - 1, 0));
+  auto loop = scf::ForOp::create(
+      b, loc, c0, cn, c1, ValueRange{data, c0},
+      [&](OpBuilder &fb, Location l, Value p, ValueRange iter) {
+        Value m = tensor::ExtractOp::create(fb, l, mask, p);
+        auto ifOp = scf::IfOp::create(
+            fb, l, m,
+            [&](OpBuilder &tb, Location tl) {
+              // More true positions than source elements would read past
+              // src; clamp (onnxruntime rejects such inputs).
+              Value k = arith::MinUIOp::create(tb, tl, iter[1], last);
+              Value v = tensor::ExtractOp::create(tb, tl, src, k);
+              Value upd = tensor::InsertOp::create(tb, tl, v, iter[0], p);
+              Value next = arith::AddIOp::create(tb, tl, iter[1], c1);
+              scf::YieldOp::create(tb, tl, ValueRange{upd, next});
+            },
+            [&](OpBuilder &eb, Location el) {
+              scf::YieldOp::create(eb, el, iter);
+            });
+        scf::YieldOp::create(fb, l, ifOp.getResults());
+      });
+  r.push_back(buildReshape(b, loc, loop.getResult(0), dt.getShape()));
+  return success();
+}
+} // namespace
+
+void registerMaskedScatterConverter() {
+  registerConverter("qslaw", "MaskedScatter", 1, 1, convertMaskedScatter);
+}
 } // namespace qslaw::onnx_import

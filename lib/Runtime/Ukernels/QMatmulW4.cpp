@@ -15,11 +15,11 @@
 //      then odds) and no nibble shuffles are needed. AVX-512 dequantizes 16
 //      weights with one vpermps from a per-group table s*(q - z); AVX2
 //      converts and applies q*s - z*s.
-//    * GEMM (larger M; compute bound): per 32- or 16-column panel of W and
-//      K block of kKc, dequantize once into a k-major fp32 panel (an L1-sized
-//      buffer; 16 rows' code bytes are transposed so that vectors run over
-//      n), then a register-blocked kernel broadcasts x[m,k] and FMAs into
-//      MR x panel-width accumulators, for every row block of x.
+//    * GEMM (larger M; compute bound): per 32- (AVX2: 16-) column panel of
+//      W and K block of kKc, dequantize once into a k-major fp32 panel (an
+//      L1-sized buffer; 16 (8) rows' code bytes are transposed so vectors run
+//      over n), then a register-blocked kernel broadcasts x[m,k] and FMAs
+//      into MR x panel-width accumulators, for every row block of x.
 //    Both need K even (so rows start on a byte) and code chunks that never
 //    straddle a group (G % 2L == 0, or G >= K). Other shapes take the GEMM
 //    strategy with a scalar panel dequantizer, which handles any K and G.
@@ -173,8 +173,8 @@ template <int L> float *packFused(const Problem &p, int64_t kp) {
 }
 
 // GEMM strategy. A panel is W^T for columns n0 .. n0+NR over K block
-// [k0, k0+kw): bp[k * NR + r], rows of W past nr may hold anything (the
-// micro kernel never stores those columns). A micro kernel computes
+// [k0, k0+kw): bp[k * NR + r]; rows past nr repeat row nr-1 (the micro
+// kernel never stores those columns). A micro kernel computes
 // y[i*ldy + r] += sum_k ap[k*MR + i] * bp[k*NR + r] for i < MR, r < nr.
 using PanelFn = void (*)(const Problem &, int64_t n0, int nr, int64_t k0,
                          int64_t kw, float *bp);

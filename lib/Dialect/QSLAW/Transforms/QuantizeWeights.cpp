@@ -35,6 +35,16 @@ std::string weightName(Value w) {
   return "";
 }
 
+std::string locationName(Location loc) {
+  if (auto n = dyn_cast<NameLoc>(loc))
+    return n.getName().str();
+  if (auto fused = dyn_cast<FusedLoc>(loc))
+    for (Location l : fused.getLocations())
+      if (auto n = dyn_cast<NameLoc>(l))
+        return n.getName().str();
+  return "";
+}
+
 Value namedConstant(OpBuilder &b, Location loc, DenseElementsAttr value,
                     StringRef name) {
   auto c = arith::ConstantOp::create(b, loc, value);
@@ -96,8 +106,12 @@ struct QuantizeWeightsPass
     if (xTy.getElementType() != yTy.getElementType() ||
         !yTy.hasStaticShape())
       return;
+    // Exporters often give weights generated names (torch: "onnx::MatMul_12"),
+    // so the layer is selected by the weight's name or by the matmul's own
+    // location name (the ONNX node, e.g. ".../layers.0/mlp/up_proj/MatMul").
     std::string name = weightName(mm->weight);
-    if (!regex.match(name))
+    std::string opName = locationName(op.getLoc());
+    if (!regex.match(name) && !(!opName.empty() && regex.match(opName)))
       return;
 
     auto wTy = cast<RankedTensorType>(wAttr.getType());

@@ -11,8 +11,10 @@ def QuantizeWeights : Pass<"qslaw-quantize-weights", "ModuleOp"> {
     whose weight name matches `layers`, becomes `qslaw.qmatmul` over
     constant codes, scales (and zero points). Initialisation is min-max
     (RTN) per group, optionally refined by a reconstruction-error clipping
-    search (`clip-steps`). The weight's name is its defining op's
-    `qslaw.name` string attribute, else the name of its `NameLoc`.
+    search (`clip-steps`). `layers` is matched (whole string) against the
+    weight's name — its defining op's `qslaw.name` attribute, else its
+    `NameLoc` — or the matmul's own `NameLoc` (the ONNX node name), since
+    exporters often give weights generated names.
 
     In `gamma` mode the float weight is kept and the codes are recomputed
     by `qslaw.quantize(W, s * gamma)` with `gamma` initialised to ones.
