@@ -11,7 +11,7 @@ config.test_exec_root = os.path.join(config.qslaw_obj_root, "test")
 
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
-llvm_config.add_tool_substitutions(["qslaw-opt", "qslaw-exec", "qslaw-compile"],
+llvm_config.add_tool_substitutions(["qslaw-opt", "qslaw-exec", "qslaw-compile", "qslaw-run"],
                                    [config.qslaw_tools_dir])
 config.substitutions.append(("%venv_python", config.qslaw_python))
 config.substitutions.append(("%qslaw_src", config.qslaw_src_root))

@@ -36,7 +36,7 @@ def ort_logits(model, ins):
 def compile_model(model, *extra):
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "m.mlir")
-        subprocess.run([tool("qslaw-compile"), os.path.join(FIX, model), "-o", out, *extra],
+        subprocess.run([tool("qslaw-compile"), os.path.join(FIX, model), "-o", out, "--emit=mlir", *extra],
                        check=True, capture_output=True)
         return open(out).read()
 

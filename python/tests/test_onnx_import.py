@@ -20,7 +20,7 @@ def compile_onnx(model, extra=()):
         path = os.path.join(d, "m.onnx")
         onnx.save(model, path)
         out = os.path.join(d, "m.mlir")
-        proc = subprocess.run([tool("qslaw-compile"), path, "-o", out, *extra],
+        proc = subprocess.run([tool("qslaw-compile"), path, "-o", out, "--emit=mlir", *extra],
                               capture_output=True, text=True)
         if proc.returncode:
             raise RuntimeError(proc.stderr)
@@ -204,7 +204,7 @@ def test_external_data_and_missing_file():
         onnx.save(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
                   location="weights.bin", size_threshold=0)
         out = os.path.join(d, "o.mlir")
-        subprocess.run([tool("qslaw-compile"), path, "-o", out], check=True, capture_output=True)
+        subprocess.run([tool("qslaw-compile"), path, "-o", out, "--emit=mlir"], check=True, capture_output=True)
         x = rng.standard_normal((2, 64)).astype(np.float32)
         (y,) = run_mlir(open(out).read(), [x], entry="forward")
         np.testing.assert_allclose(y, x @ w, rtol=1e-5, atol=1e-5)

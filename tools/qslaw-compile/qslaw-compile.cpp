@@ -11,6 +11,7 @@
 #include "qslaw/Dialect/QSLAW/IR/QSLAWDialect.h"
 #include "qslaw/Import/ONNX/Importer.h"
 #include "qslaw/Pipelines/Pipelines.h"
+#include "qslaw/Target/CPULibrary.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
@@ -26,6 +27,8 @@
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/WithColor.h"
@@ -37,9 +40,12 @@ static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.onnx>"),
 static cl::opt<std::string> outputFile("o", cl::desc("Output file"),
                                        cl::Required);
 static cl::opt<std::string>
-    emit("emit", cl::desc("What to emit: mlir (graph level), llvm (LLVM "
-                          "dialect), llvmir (LLVM IR)"),
-         cl::init("mlir"));
+    emit("emit", cl::desc("What to emit: lib (shared library: entry point, "
+                          "signature JSON, weights), obj, mlir (graph "
+                          "level), llvm (LLVM dialect), llvmir (LLVM IR)"),
+         cl::init("lib"));
+static cl::opt<std::string> target("target", cl::desc("Target: cpu"),
+                                   cl::init("cpu"));
 static cl::list<std::string> shapes("shape",
                                     cl::desc("Bind an input shape: NAME=D0xD1"));
 static cl::opt<std::string>
@@ -90,8 +96,13 @@ int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
   mlir::qslaw::registerPipelines();
   cl::ParseCommandLineOptions(argc, argv, "qslaw ONNX compiler\n");
-  if (emit != "mlir" && emit != "llvm" && emit != "llvmir")
-    return fail("--emit=" + emit + " is not supported (mlir, llvm, llvmir)");
+  if (emit != "mlir" && emit != "llvm" && emit != "llvmir" && emit != "obj" &&
+      emit != "lib")
+    return fail("--emit=" + emit +
+                " is not supported (lib, obj, mlir, llvm, llvmir)");
+  if (target != "cpu")
+    return fail("--target=" + target + " is not supported yet (cpu)");
+  bool binary = emit == "obj" || emit == "lib";
 
   qslaw::onnx_import::ImportOptions options;
   for (const std::string &s : shapes) {
@@ -127,7 +138,7 @@ int main(int argc, char **argv) {
   mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context);
 
   int total = 2 + (qopts ? 1 : 0) + (emit != "mlir" ? 1 : 0) +
-              (emit == "llvmir" ? 1 : 0);
+              (emit == "llvmir" || binary ? 1 : 0);
   int phase = 0;
   auto announce = [&](StringRef what) {
     outs() << "[" << ++phase << "/" << total << "] " << what << "\n";
@@ -156,6 +167,13 @@ int main(int argc, char **argv) {
         failed(pm.run(*module)))
       return fail("weight quantisation failed");
   }
+  std::string signature;
+  if (binary) {
+    auto entry = module->lookupSymbol<mlir::func::FuncOp>(options.entryName);
+    signature = qslaw::buildSignatureJson(entry);
+    // The library's packed entry calls the C interface.
+    entry->setAttr("llvm.emit_c_interface", mlir::UnitAttr::get(&context));
+  }
   if (emit != "mlir") {
     announce("Lowering through the CPU pipeline to the LLVM dialect");
     mlir::PassManager pm(&context);
@@ -163,6 +181,23 @@ int main(int argc, char **argv) {
     mlir::qslaw::buildCPUPipeline(pm, popts);
     if (failed(pm.run(*module)))
       return fail("CPU lowering failed");
+  }
+  if (binary) {
+    announce(emit == "lib" ? "Compiling and linking " + outputFile
+                           : "Compiling " + outputFile);
+    qslaw::CPULibraryOptions lopts;
+    lopts.entry = options.entryName;
+    lopts.signatureJson = signature;
+    lopts.objectOnly = emit == "obj";
+    // libqslaw_ukernels.so lives in ../lib beside this tool's bin/.
+    std::string self = sys::fs::getMainExecutable(argv[0], (void *)&fail);
+    SmallString<256> libDir(sys::path::parent_path(sys::path::parent_path(self)));
+    sys::path::append(libDir, "lib");
+    lopts.runtimeLibDir = std::string(libDir);
+    if (failed(qslaw::emitCPULibrary(*module, lopts, outputFile)))
+      return fail("emitting " + outputFile + " failed");
+    announce("Wrote " + outputFile);
+    return 0;
   }
   std::string errorMessage;
   auto out = mlir::openOutputFile(outputFile, &errorMessage);

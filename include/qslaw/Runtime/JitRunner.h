@@ -12,6 +12,7 @@
 
 #include "qslaw/Pipelines/Pipelines.h"
 #include "qslaw/Runtime/Npy.h"
+#include "qslaw/Runtime/TensorAbi.h"
 
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -19,6 +20,9 @@
 #include <memory>
 
 namespace qslaw {
+
+/// The ABI spec of a statically shaped tensor type.
+TensorSpec tensorSpecOf(mlir::RankedTensorType type, llvm::StringRef name);
 
 class JitFunction {
 public:
@@ -43,8 +47,7 @@ private:
   std::vector<mlir::RankedTensorType> inputTypes, outputTypes;
   std::unique_ptr<mlir::ExecutionEngine> engine;
   // Prepared call state.
-  struct Buffer;
-  std::vector<std::shared_ptr<Buffer>> buffers;
+  std::vector<std::shared_ptr<AbiBuffer>> buffers;
   std::vector<void *> descriptorPtrs;
   std::vector<void *> packedArgs;
 };

@@ -1,0 +1,64 @@
+//===- TensorAbi.h - how tensors cross a compiled entry point ---*- C++ -*-===//
+//
+// Compiled qslaw functions take every input and output as a pointer to a
+// strided memref descriptor (`llvm.emit_c_interface`, results as trailing
+// out-params). This file owns that ABI, independent of MLIR so that the
+// runtime library can use it: the element types, the storage of sub-byte
+// codes (i2/i4 packed low bits first into a 1-D byte buffer; i3 one per
+// byte), and conversions from/to NumPy arrays.
+//
+//===----------------------------------------------------------------------===//
+#ifndef QSLAW_RUNTIME_TENSORABI_H
+#define QSLAW_RUNTIME_TENSORABI_H
+
+#include "qslaw/Runtime/Npy.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace qslaw {
+
+/// A tensor of an entry point's signature. `dtype` is one of
+/// f32 f16 bf16 f64 i64 i32 i16 i8 i4 i3 i2 i1.
+struct TensorSpec {
+  std::string name;
+  std::string dtype;
+  std::vector<int64_t> shape;
+  int64_t numElements() const;
+  /// Bits per element (0 for an unknown dtype).
+  unsigned bits() const;
+};
+
+/// Storage and descriptor of one argument.
+class AbiBuffer {
+public:
+  explicit AbiBuffer(TensorSpec spec);
+  ~AbiBuffer();
+  AbiBuffer(const AbiBuffer &) = delete;
+  AbiBuffer &operator=(const AbiBuffer &) = delete;
+
+  /// Converts `a` into this buffer; errors start with `what`.
+  llvm::Error fill(const NpyArray &a, const std::string &what);
+  /// The buffer as a NumPy array (f16 -> f2, bf16 -> f4, codes -> u1).
+  NpyArray toNpy() const;
+
+  void *descriptor() { return desc.data(); }
+  const TensorSpec &spec() const { return tensorSpec; }
+  size_t bytes() const { return storageBytes; }
+
+private:
+  TensorSpec tensorSpec;
+  unsigned packedBits = 0; // 2 or 4 when sub-byte codes are packed
+  size_t storageBytes = 0;
+  void *data = nullptr;
+  std::vector<int64_t> desc; // ptr, ptr, offset, sizes..., strides...
+};
+
+/// Calls a packed entry `void f(void **args)`, whose args[i] points to the
+/// i-th descriptor pointer (inputs then outputs).
+using PackedEntry = void (*)(void **);
+
+} // namespace qslaw
+
+#endif // QSLAW_RUNTIME_TENSORABI_H

@@ -1,0 +1,73 @@
+/*===- qslaw_runtime.h - C API of compiled qslaw models -------------*- C -*-===*
+ *
+ * Load a model library made by `qslaw-compile --emit=lib`, open a session
+ * on a device, run its entry point on host tensors, read its signature.
+ * Every call returns QSLAW_OK or an error code; qslaw_last_error() then
+ * describes what and where (thread-local).
+ *
+ *===----------------------------------------------------------------------===*/
+#ifndef QSLAW_RUNTIME_QSLAW_RUNTIME_H
+#define QSLAW_RUNTIME_QSLAW_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+  QSLAW_OK = 0,
+  QSLAW_ERROR_IO = 1,        /* file missing/unreadable, not a model */
+  QSLAW_ERROR_INVALID = 2,   /* bad argument: name, dtype, shape, count */
+  QSLAW_ERROR_DEVICE = 3,    /* device not available */
+} qslaw_status;
+
+typedef struct qslaw_model qslaw_model;
+typedef struct qslaw_session qslaw_session;
+
+/* A host tensor. dtype: "f32", "f16", "bf16", "f64", "i64", "i32", "i8",
+ * "i4", "i3", "i2", "i1". Data is C-contiguous with one element per
+ * 1, 2, 4 or 8 bytes (sub-byte codes one per byte, unpacked). */
+typedef struct {
+  const char *name;
+  const char *dtype;
+  int32_t rank;
+  const int64_t *shape;
+  void *data;
+  size_t bytes;
+} qslaw_tensor;
+
+const char *qslaw_last_error(void);
+
+qslaw_status qslaw_model_load(const char *path, qslaw_model **model);
+void qslaw_model_free(qslaw_model *model);
+/* The signature as JSON: {"entry", "inputs": [{"name","dtype","shape"}],
+ * "outputs": [...], "quantization": [...]}; owned by the model. */
+const char *qslaw_model_signature(const qslaw_model *model);
+int32_t qslaw_model_num_inputs(const qslaw_model *model);
+int32_t qslaw_model_num_outputs(const qslaw_model *model);
+/* Describes input/output i (name, dtype, rank, shape; data NULL). */
+qslaw_status qslaw_model_input(const qslaw_model *model, int32_t i,
+                               qslaw_tensor *desc);
+qslaw_status qslaw_model_output(const qslaw_model *model, int32_t i,
+                                qslaw_tensor *desc);
+
+/* device: "cpu" (or "cuda", which fails with QSLAW_ERROR_DEVICE until the
+ * CUDA target exists). */
+qslaw_status qslaw_session_create(qslaw_model *model, const char *device,
+                                  qslaw_session **session);
+void qslaw_session_free(qslaw_session *session);
+
+/* Runs the entry point. inputs[i] are matched by name (any order; all
+ * required); outputs are written into caller buffers whose name, dtype and
+ * shape match the signature. */
+qslaw_status qslaw_session_run(qslaw_session *session,
+                               const qslaw_tensor *inputs, int32_t num_inputs,
+                               qslaw_tensor *outputs, int32_t num_outputs);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* QSLAW_RUNTIME_QSLAW_RUNTIME_H */

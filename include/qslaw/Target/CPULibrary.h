@@ -1,0 +1,36 @@
+//===- CPULibrary.h - model shared libraries for the CPU --------*- C++ -*-===//
+#ifndef QSLAW_TARGET_CPULIBRARY_H
+#define QSLAW_TARGET_CPULIBRARY_H
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
+
+#include <string>
+
+namespace qslaw {
+
+/// The signature of a graph-level entry (before lowering) as JSON:
+/// {"entry", "inputs": [{"name","dtype","shape"}], "outputs": [...],
+///  "quantization": [{"op", "bits", "group", "symmetric", "mode", "shape"}]}.
+std::string buildSignatureJson(mlir::func::FuncOp entry);
+
+struct CPULibraryOptions {
+  std::string entry = "forward";
+  std::string signatureJson;
+  /// Directory holding libqslaw_ukernels.so (linked and rpath'd).
+  std::string runtimeLibDir;
+  /// Emit a relocatable object instead of linking a shared library.
+  bool objectOnly = false;
+};
+
+/// From a module already lowered to the LLVM dialect: adds the packed entry
+/// `qslaw_entry_packed(void **)` and the `qslaw_signature_json` global,
+/// translates to LLVM IR, optimises for the host CPU, and writes an object
+/// or a self-contained shared library (weights are constant globals).
+mlir::LogicalResult emitCPULibrary(mlir::ModuleOp module,
+                                   const CPULibraryOptions &options,
+                                   llvm::StringRef outputPath);
+
+} // namespace qslaw
+
+#endif

@@ -1,0 +1,286 @@
+//===- Runtime.cpp - C API over compiled model libraries ------------------===//
+//
+// A model library exports `qslaw_signature_json` (a C string) and
+// `qslaw_entry_packed(void **)` (descriptor pointers: inputs then outputs).
+// The runtime converts host tensors to the ABI (TensorAbi) and back.
+//
+//===----------------------------------------------------------------------===//
+#include "qslaw/Runtime/qslaw_runtime.h"
+#include "qslaw/Runtime/TensorAbi.h"
+
+#include "llvm/Support/JSON.h"
+
+#include <dlfcn.h>
+#include <climits>
+#include <cerrno>
+#include <cstdlib>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+using namespace qslaw;
+
+struct qslaw_model {
+  void *handle = nullptr;
+  std::string signature;
+  std::vector<TensorSpec> inputs, outputs;
+  PackedEntry entry = nullptr;
+  ~qslaw_model() {
+    if (handle)
+      dlclose(handle);
+  }
+};
+
+struct qslaw_session {
+  qslaw_model *model;
+};
+
+namespace {
+thread_local std::string lastError;
+
+qslaw_status fail(qslaw_status s, const std::string &msg) {
+  lastError = msg;
+  return s;
+}
+
+bool parseSpecs(const llvm::json::Array *arr, std::vector<TensorSpec> &out) {
+  if (!arr)
+    return false;
+  for (const llvm::json::Value &v : *arr) {
+    const llvm::json::Object *o = v.getAsObject();
+    if (!o)
+      return false;
+    TensorSpec s;
+    auto name = o->getString("name");
+    auto dtype = o->getString("dtype");
+    const llvm::json::Array *shape = o->getArray("shape");
+    if (!name || !dtype || !shape)
+      return false;
+    s.name = name->str();
+    s.dtype = dtype->str();
+    for (const llvm::json::Value &d : *shape) {
+      auto i = d.getAsInteger();
+      if (!i)
+        return false;
+      s.shape.push_back(*i);
+    }
+    out.push_back(std::move(s));
+  }
+  return true;
+}
+
+size_t hostElementBytes(const TensorSpec &s) {
+  unsigned b = s.bits();
+  return b <= 8 ? 1 : b / 8;
+}
+
+void describe(const TensorSpec &s, qslaw_tensor *d) {
+  d->name = s.name.c_str();
+  d->dtype = s.dtype.c_str();
+  d->rank = int32_t(s.shape.size());
+  d->shape = s.shape.data();
+  d->data = nullptr;
+  d->bytes = size_t(s.numElements()) * hostElementBytes(s);
+}
+
+std::string shapeStr(const int64_t *shape, int32_t rank) {
+  std::string r = "[";
+  for (int32_t i = 0; i < rank; ++i)
+    r += (i ? ", " : "") + std::to_string(shape[i]);
+  return r + "]";
+}
+
+/// Host tensor -> NpyArray view with the host layout of `spec`.
+NpyArray toNpy(const TensorSpec &spec, const qslaw_tensor &t) {
+  NpyArray a;
+  a.shape.assign(t.shape, t.shape + t.rank);
+  unsigned b = spec.bits();
+  if (spec.dtype == "bf16") { // bf16 bits -> exact f32
+    a.dtype = "f4";
+    const auto *src = static_cast<const uint16_t *>(t.data);
+    for (size_t i = 0; i < t.bytes / 2; ++i) {
+      uint32_t bits = uint32_t(src[i]) << 16;
+      const auto *q = reinterpret_cast<const uint8_t *>(&bits);
+      a.data.insert(a.data.end(), q, q + 4);
+    }
+    return a;
+  }
+  if (spec.dtype[0] == 'f')
+    a.dtype = "f" + std::to_string(b / 8);
+  else if (spec.dtype[0] == 'i')
+    a.dtype = b <= 8 ? "u1" : "i" + std::to_string(b / 8);
+  const auto *p = static_cast<const uint8_t *>(t.data);
+  a.data.assign(p, p + t.bytes);
+  return a;
+}
+} // namespace
+
+extern "C" {
+
+const char *qslaw_last_error(void) { return lastError.c_str(); }
+
+qslaw_status qslaw_model_load(const char *path, qslaw_model **model) {
+  if (!path || !model)
+    return fail(QSLAW_ERROR_INVALID, "qslaw_model_load: null argument");
+  auto m = std::make_unique<qslaw_model>();
+  // A bare file name would make dlopen search the library path instead.
+  char resolved[PATH_MAX];
+  if (!realpath(path, resolved))
+    return fail(QSLAW_ERROR_IO, std::string(path) + ": cannot open: " +
+                                    std::strerror(errno));
+  m->handle = dlopen(resolved, RTLD_NOW | RTLD_LOCAL);
+  if (!m->handle)
+    return fail(QSLAW_ERROR_IO, std::string(path) + ": cannot load: " + dlerror());
+  auto *sig = static_cast<const char *const *>(dlsym(m->handle, "qslaw_signature_json"));
+  auto entry = reinterpret_cast<PackedEntry>(dlsym(m->handle, "qslaw_entry_packed"));
+  if (!sig || !entry)
+    return fail(QSLAW_ERROR_IO, std::string(path) +
+                                    ": not a qslaw model library (no "
+                                    "qslaw_signature_json / qslaw_entry_packed)");
+  m->signature = *sig;
+  m->entry = entry;
+  auto json = llvm::json::parse(m->signature);
+  if (!json) {
+    std::string e = llvm::toString(json.takeError());
+    return fail(QSLAW_ERROR_IO, std::string(path) + ": bad signature JSON: " + e);
+  }
+  const llvm::json::Object *o = json->getAsObject();
+  if (!o || !parseSpecs(o->getArray("inputs"), m->inputs) ||
+      !parseSpecs(o->getArray("outputs"), m->outputs))
+    return fail(QSLAW_ERROR_IO, std::string(path) +
+                                    ": signature JSON lacks inputs/outputs");
+  *model = m.release();
+  return QSLAW_OK;
+}
+
+void qslaw_model_free(qslaw_model *model) { delete model; }
+
+const char *qslaw_model_signature(const qslaw_model *m) {
+  return m->signature.c_str();
+}
+int32_t qslaw_model_num_inputs(const qslaw_model *m) {
+  return int32_t(m->inputs.size());
+}
+int32_t qslaw_model_num_outputs(const qslaw_model *m) {
+  return int32_t(m->outputs.size());
+}
+
+qslaw_status qslaw_model_input(const qslaw_model *m, int32_t i,
+                               qslaw_tensor *d) {
+  if (i < 0 || size_t(i) >= m->inputs.size())
+    return fail(QSLAW_ERROR_INVALID, "input index " + std::to_string(i) +
+                                         " out of range");
+  describe(m->inputs[i], d);
+  return QSLAW_OK;
+}
+
+qslaw_status qslaw_model_output(const qslaw_model *m, int32_t i,
+                                qslaw_tensor *d) {
+  if (i < 0 || size_t(i) >= m->outputs.size())
+    return fail(QSLAW_ERROR_INVALID, "output index " + std::to_string(i) +
+                                         " out of range");
+  describe(m->outputs[i], d);
+  return QSLAW_OK;
+}
+
+qslaw_status qslaw_session_create(qslaw_model *model, const char *device,
+                                  qslaw_session **session) {
+  std::string dev = device ? device : "cpu";
+  if (dev == "cuda")
+    return fail(QSLAW_ERROR_DEVICE,
+                "device 'cuda' is not available: this build has no CUDA "
+                "target yet; use 'cpu'");
+  if (dev != "cpu")
+    return fail(QSLAW_ERROR_INVALID, "unknown device '" + dev +
+                                         "'; expected 'cpu' or 'cuda'");
+  *session = new qslaw_session{model};
+  return QSLAW_OK;
+}
+
+void qslaw_session_free(qslaw_session *session) { delete session; }
+
+qslaw_status qslaw_session_run(qslaw_session *session,
+                               const qslaw_tensor *inputs, int32_t numInputs,
+                               qslaw_tensor *outputs, int32_t numOutputs) {
+  qslaw_model *m = session->model;
+  if (size_t(numOutputs) != m->outputs.size())
+    return fail(QSLAW_ERROR_INVALID,
+                "the model has " + std::to_string(m->outputs.size()) +
+                    " outputs, got " + std::to_string(numOutputs));
+  std::vector<std::unique_ptr<AbiBuffer>> bufs;
+  for (const TensorSpec &spec : m->inputs) {
+    const qslaw_tensor *t = nullptr;
+    for (int32_t i = 0; i < numInputs; ++i)
+      if (inputs[i].name && spec.name == inputs[i].name)
+        t = &inputs[i];
+    if (!t) {
+      std::string names;
+      for (const TensorSpec &s : m->inputs)
+        names += (names.empty() ? "" : ", ") + s.name;
+      return fail(QSLAW_ERROR_INVALID, "missing input '" + spec.name +
+                                           "' (the model takes: " + names + ")");
+    }
+    if (spec.dtype != t->dtype)
+      return fail(QSLAW_ERROR_INVALID, "input '" + spec.name + "': dtype " +
+                                           t->dtype + ", the model takes " +
+                                           spec.dtype);
+    if (std::vector<int64_t>(t->shape, t->shape + t->rank) != spec.shape)
+      return fail(QSLAW_ERROR_INVALID,
+                  "input '" + spec.name + "': shape " +
+                      shapeStr(t->shape, t->rank) + ", the model takes " +
+                      shapeStr(spec.shape.data(), int32_t(spec.shape.size())));
+    size_t want = size_t(spec.numElements()) * hostElementBytes(spec);
+    if (t->bytes != want)
+      return fail(QSLAW_ERROR_INVALID, "input '" + spec.name + "': " +
+                                           std::to_string(t->bytes) +
+                                           " bytes, expected " +
+                                           std::to_string(want));
+    auto buf = std::make_unique<AbiBuffer>(spec);
+    if (llvm::Error e = buf->fill(toNpy(spec, *t), "input '" + spec.name + "'"))
+      return fail(QSLAW_ERROR_INVALID, llvm::toString(std::move(e)));
+    bufs.push_back(std::move(buf));
+  }
+  for (int32_t i = 0; i < numInputs; ++i) {
+    bool known = false;
+    for (const TensorSpec &s : m->inputs)
+      known |= inputs[i].name && s.name == inputs[i].name;
+    if (!known)
+      return fail(QSLAW_ERROR_INVALID,
+                  std::string("unknown input '") +
+                      (inputs[i].name ? inputs[i].name : "(null)") + "'");
+  }
+  for (const TensorSpec &spec : m->outputs)
+    bufs.push_back(std::make_unique<AbiBuffer>(spec));
+  std::vector<void *> descs, args;
+  for (auto &b : bufs)
+    descs.push_back(b->descriptor());
+  for (void *&d : descs)
+    args.push_back(&d);
+  m->entry(args.data());
+  for (size_t i = 0; i < m->outputs.size(); ++i) {
+    const TensorSpec &spec = m->outputs[i];
+    NpyArray a = bufs[m->inputs.size() + i]->toNpy();
+    if (spec.dtype == "bf16") { // exact f32 -> bf16 bits
+      std::vector<uint8_t> half;
+      for (size_t k = 0; k + 4 <= a.data.size(); k += 4) {
+        uint32_t bits;
+        memcpy(&bits, a.data.data() + k, 4);
+        uint16_t hi = uint16_t(bits >> 16);
+        half.push_back(uint8_t(hi & 0xff));
+        half.push_back(uint8_t(hi >> 8));
+      }
+      a.data = std::move(half);
+    }
+    if (outputs[i].bytes != a.data.size() || !outputs[i].data)
+      return fail(QSLAW_ERROR_INVALID,
+                  "output '" + spec.name + "': buffer of " +
+                      std::to_string(outputs[i].bytes) + " bytes, expected " +
+                      std::to_string(a.data.size()));
+    memcpy(outputs[i].data, a.data.data(), a.data.size());
+  }
+  return QSLAW_OK;
+}
+
+} // extern "C"

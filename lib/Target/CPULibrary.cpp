@@ -1,0 +1,190 @@
+//===- CPULibrary.cpp - model shared libraries for the CPU ----------------===//
+#include "qslaw/Target/CPULibrary.h"
+#include "qslaw/Dialect/QSLAW/IR/QSLAWOps.h"
+
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Module.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Target/TargetMachine.h"
+
+using namespace mlir;
+
+namespace qslaw {
+
+static std::string dtypeOf(Type e) {
+  if (e.isBF16())
+    return "bf16";
+  return (isa<FloatType>(e) ? "f" : "i") +
+         std::to_string(e.getIntOrFloatBitWidth());
+}
+
+std::string buildSignatureJson(func::FuncOp entry) {
+  auto names = [&](StringRef attr, size_t n, StringRef prefix) {
+    std::vector<std::string> out;
+    auto arr = entry->getAttrOfType<ArrayAttr>(attr);
+    for (size_t i = 0; i < n; ++i) {
+      auto s = arr && i < arr.size() ? dyn_cast<StringAttr>(arr[i]) : StringAttr();
+      out.push_back(s ? s.str() : (prefix + std::to_string(i)).str());
+    }
+    return out;
+  };
+  auto specs = [&](TypeRange types, const std::vector<std::string> &ns) {
+    llvm::json::Array a;
+    for (auto [t, n] : llvm::zip(types, ns)) {
+      auto rt = cast<RankedTensorType>(t);
+      llvm::json::Array shape;
+      for (int64_t d : rt.getShape())
+        shape.push_back(d);
+      a.push_back(llvm::json::Object{{"name", n},
+                                     {"dtype", dtypeOf(rt.getElementType())},
+                                     {"shape", std::move(shape)}});
+    }
+    return a;
+  };
+  FunctionType ft = entry.getFunctionType();
+  llvm::json::Array quant;
+  entry.walk([&](mlir::qslaw::QMatmulOp op) {
+    std::string loc;
+    llvm::raw_string_ostream os(loc);
+    op.getLoc().print(os);
+    auto spec = op.getSpec();
+    auto codes = op.getCodes().getType();
+    quant.push_back(llvm::json::Object{
+        {"op", loc},
+        {"bits", int64_t(spec.getBits())},
+        {"group", spec.getGroupSizeFor(codes.getDimSize(1))},
+        {"symmetric", spec.getSymmetric()},
+        {"mode", stringifyScaleMode(spec.getMode()).str()},
+        {"shape", llvm::json::Array{codes.getDimSize(0), codes.getDimSize(1)}}});
+  });
+  llvm::json::Object sig{
+      {"entry", entry.getSymName().str()},
+      {"inputs", specs(ft.getInputs(), names("qslaw.inputs", ft.getNumInputs(), "input"))},
+      {"outputs", specs(ft.getResults(), names("qslaw.outputs", ft.getNumResults(), "output"))},
+      {"quantization", std::move(quant)}};
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << llvm::json::Value(std::move(sig));
+  return s;
+}
+
+/// qslaw_entry_packed(void **args): args[i] points to the i-th descriptor
+/// pointer; calls _mlir_ciface_<entry>(desc0, desc1, ...).
+static LogicalResult addEntryPoints(ModuleOp module,
+                                    const CPULibraryOptions &options) {
+  MLIRContext *ctx = module.getContext();
+  OpBuilder b(ctx);
+  b.setInsertionPointToEnd(module.getBody());
+  Location loc = module.getLoc();
+  auto ciface = module.lookupSymbol<LLVM::LLVMFuncOp>("_mlir_ciface_" +
+                                                      options.entry);
+  if (!ciface)
+    return emitError(loc) << "no C interface for entry '" << options.entry
+                          << "' in the lowered module";
+  auto ptr = LLVM::LLVMPointerType::get(ctx);
+  auto voidTy = LLVM::LLVMVoidType::get(ctx);
+  auto fn = LLVM::LLVMFuncOp::create(b, loc, "qslaw_entry_packed",
+                                     LLVM::LLVMFunctionType::get(voidTy, {ptr}));
+  Block *body = fn.addEntryBlock(b);
+  b.setInsertionPointToStart(body);
+  SmallVector<Value> args;
+  for (unsigned i = 0; i < ciface.getNumArguments(); ++i) {
+    Value slot = LLVM::GEPOp::create(b, loc, ptr, ptr, body->getArgument(0),
+                                     ArrayRef<LLVM::GEPArg>{int32_t(i)});
+    Value descPtrPtr = LLVM::LoadOp::create(b, loc, ptr, slot);
+    args.push_back(LLVM::LoadOp::create(b, loc, ptr, descPtrPtr));
+  }
+  LLVM::CallOp::create(b, loc, ciface, args);
+  LLVM::ReturnOp::create(b, loc, ValueRange{});
+
+  // The signature: a NUL-terminated string and a pointer to it.
+  b.setInsertionPointToEnd(module.getBody());
+  std::string text = options.signatureJson;
+  text.push_back('\0');
+  auto arrTy = LLVM::LLVMArrayType::get(IntegerType::get(ctx, 8), text.size());
+  LLVM::GlobalOp::create(b, loc, arrTy, /*isConstant=*/true,
+                         LLVM::Linkage::Private, "qslaw_signature_text",
+                         b.getStringAttr(text));
+  auto sigPtr = LLVM::GlobalOp::create(b, loc, ptr, /*isConstant=*/true,
+                                       LLVM::Linkage::External,
+                                       "qslaw_signature_json", Attribute());
+  Block *init = b.createBlock(&sigPtr.getInitializerRegion());
+  b.setInsertionPointToStart(init);
+  Value addr = LLVM::AddressOfOp::create(b, loc, ptr, "qslaw_signature_text");
+  LLVM::ReturnOp::create(b, loc, addr);
+  return success();
+}
+
+LogicalResult emitCPULibrary(ModuleOp module, const CPULibraryOptions &options,
+                             StringRef outputPath) {
+  if (failed(addEntryPoints(module, options)))
+    return failure();
+  llvm::InitializeNativeTarget();
+  llvm::InitializeNativeTargetAsmPrinter();
+  auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
+  if (!jtmb)
+    return emitError(module.getLoc()) << llvm::toString(jtmb.takeError());
+  jtmb->setRelocationModel(llvm::Reloc::PIC_);
+  jtmb->setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
+  auto tm = jtmb->createTargetMachine();
+  if (!tm)
+    return emitError(module.getLoc()) << llvm::toString(tm.takeError());
+
+  llvm::LLVMContext llvmContext;
+  auto llvmModule = translateModuleToLLVMIR(module, llvmContext);
+  if (!llvmModule)
+    return emitError(module.getLoc()) << "translation to LLVM IR failed";
+  llvmModule->setDataLayout((*tm)->createDataLayout());
+  llvmModule->setTargetTriple((*tm)->getTargetTriple());
+  if (llvm::Error e = makeOptimizingTransformer(3, 0, tm->get())(llvmModule.get()))
+    return emitError(module.getLoc()) << llvm::toString(std::move(e));
+
+  std::string objPath = options.objectOnly ? outputPath.str()
+                                           : (outputPath + ".o").str();
+  {
+    std::error_code ec;
+    llvm::ToolOutputFile obj(objPath, ec, llvm::sys::fs::OF_None);
+    if (ec)
+      return emitError(module.getLoc()) << objPath << ": " << ec.message();
+    llvm::legacy::PassManager pm;
+    if ((*tm)->addPassesToEmitFile(pm, obj.os(), nullptr,
+                                   llvm::CodeGenFileType::ObjectFile))
+      return emitError(module.getLoc()) << "the target cannot emit objects";
+    pm.run(*llvmModule);
+    obj.keep();
+  }
+  if (options.objectOnly)
+    return success();
+
+  auto cc = llvm::sys::findProgramByName("clang-22");
+  if (!cc)
+    cc = llvm::sys::findProgramByName("cc");
+  if (!cc)
+    return emitError(module.getLoc()) << "no linker driver (clang-22 or cc) on PATH";
+  std::string runnerUtils = std::string(QSLAW_MLIR_LIB_DIR) + "/libmlir_c_runner_utils.so";
+  std::vector<std::string> argv{*cc, "-shared", "-o", outputPath.str(), objPath,
+                                "-L" + options.runtimeLibDir, "-lqslaw_ukernels",
+                                "-Wl,-rpath," + options.runtimeLibDir,
+                                runnerUtils,
+                                "-Wl,-rpath," + std::string(QSLAW_MLIR_LIB_DIR),
+                                "-lm"};
+  SmallVector<StringRef> args(argv.begin(), argv.end());
+  std::string errMsg;
+  int rc = llvm::sys::ExecuteAndWait(*cc, args, std::nullopt, {}, 0, 0, &errMsg);
+  llvm::sys::fs::remove(objPath);
+  if (rc != 0)
+    return emitError(module.getLoc())
+           << "linking " << outputPath << " failed (" << rc << ") " << errMsg;
+  return success();
+}
+
+} // namespace qslaw
