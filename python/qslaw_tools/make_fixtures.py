@@ -82,6 +82,13 @@ def main():
     q = MatMulNBitsQuantizer(src, block_size=32, is_symmetric=False, nodes_to_exclude=excl)
     q.process()
     onnx.save(q.model.model, os.path.join(a.out, "tiny_llava_w4g32_ort.onnx"))
+    # The block-wise QDQ variant (DequantizeLinear, uint4, block 32 -> MatMul).
+    from onnxruntime.quantization import QuantFormat
+    src = onnx.load(os.path.join(a.out, "tiny_llava.onnx"))
+    q = MatMulNBitsQuantizer(src, block_size=32, is_symmetric=False, nodes_to_exclude=excl,
+                             quant_format=QuantFormat.QDQ, op_types_to_quantize=("MatMul",))
+    q.process()
+    onnx.save(q.model.model, os.path.join(a.out, "tiny_llava_w4g32_qdq.onnx"))
 
 
 if __name__ == "__main__":

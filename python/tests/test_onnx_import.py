@@ -294,3 +294,49 @@ def test_shape_chain_folds():
     assert "linalg.generic" not in mlir and "tensor<2x12x1xf32>" in mlir
     x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
     check(model, {"x": x})
+
+
+def _int4_tensor(name, arr, signed):
+    flat = (arr.reshape(-1).astype(np.int64) & 0xF).astype(np.uint8)
+    if len(flat) % 2:
+        flat = np.concatenate([flat, np.zeros(1, np.uint8)])
+    packed = (flat[0::2] | (flat[1::2] << 4)).astype(np.uint8)
+    return helper.make_tensor(name, TensorProto.INT4 if signed else TensorProto.UINT4,
+                              arr.shape, packed.tobytes(), raw=True)
+
+
+@pytest.mark.parametrize("signed,with_zp,k,bs", [(False, True, 64, 32), (True, True, 80, 32),
+                                                 (True, False, 64, 16)])
+def test_dequantizelinear_blockwise_to_qmatmul(signed, with_zp, k, bs):
+    rng = np.random.default_rng(k + bs + signed)
+    n, kb = 24, -(-k // bs)
+    lo, hi = (-8, 8) if signed else (0, 16)
+    q = rng.integers(lo, hi, (k, n))
+    s = (rng.random((kb, n)) * 0.1 + 0.01).astype(np.float32)
+    inits = [_int4_tensor("q", q, signed), numpy_helper.from_array(s, "s")]
+    ins = ["q", "s"]
+    if with_zp:
+        inits.append(_int4_tensor("z", rng.integers(lo, hi, (kb, n)), signed))
+        ins.append("z")
+    nodes = [helper.make_node("DequantizeLinear", ins, ["w"], axis=0, block_size=bs),
+             helper.make_node("MatMul", ["x", "w"], ["y"])]
+    model = make(nodes, [vi("x", [3, k])], [vi("y", None)], inits, opset=21)
+    model.ir_version = 10
+    mlir, _ = compile_onnx(model)
+    assert "qslaw.qmatmul" in mlir and "qslaw.dequantize" not in mlir
+    x = rng.standard_normal((3, k)).astype(np.float32)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    want = ort.InferenceSession(model.SerializeToString(), so,
+                                providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    (got,) = run_mlir(mlir, [x], entry="forward")
+    np.testing.assert_allclose(got, want, atol=1e-5 * np.abs(want).max(), rtol=0)
+
+
+def test_dequantizelinear_unsupported_form_is_an_error():
+    q = numpy_helper.from_array(np.zeros((4, 4, 4), np.uint8), "q")
+    s = numpy_helper.from_array(np.ones(4, np.float32), "s")
+    nodes = [helper.make_node("DequantizeLinear", ["q", "s"], ["w"], axis=1, name="dq")]
+    model = make(nodes, [vi("x", [1])], [vi("w", None)], [q, s], opset=21)
+    with pytest.raises(RuntimeError, match="node 'dq' .*supported: 2-D int4/uint4/int8/uint8"):
+        compile_onnx(model)

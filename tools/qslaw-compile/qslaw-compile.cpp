@@ -151,9 +151,12 @@ int main(int argc, char **argv) {
     return 1;
   {
     // Drops initializers that conversions replaced (e.g. MatMulNBits' packed
-    // B becomes codes) and folds what import left foldable.
+    // B becomes codes), folds what import left foldable, and fuses
+    // dequantised weights (QDQ) into qslaw.qmatmul.
     mlir::PassManager pm(&context);
-    if (failed(mlir::parsePassPipeline("canonicalize,cse", pm, errs())) ||
+    if (failed(mlir::parsePassPipeline("canonicalize,qslaw-fuse-dequant,"
+                                       "canonicalize,cse",
+                                       pm, errs())) ||
         failed(pm.run(*module)))
       return fail("graph cleanup failed");
   }

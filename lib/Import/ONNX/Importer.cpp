@@ -40,6 +40,7 @@ void ensureRegistered() {
     registerTensorConverters();
     registerNormConverters();
     registerMaskedScatterConverter();
+    registerDequantizeConverters();
   });
 }
 std::string canonicalDomain(llvm::StringRef d) {
@@ -172,6 +173,8 @@ private:
   const ImportOptions &options;
   OpBuilder b;
   llvm::StringMap<Value> values;
+  /// Values whose ONNX type is a signed integer (MLIR integers are signless).
+  llvm::StringSet<> signedValues;
 };
 
 FailureOr<Value> GraphImporter::constantFrom(const onnx::TensorProto &t,
@@ -346,6 +349,11 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
   }
   func->setAttr("qslaw.inputs", b.getArrayAttr(inNames));
   for (const auto &t : graph.initializer()) {
+    using TP = onnx::TensorProto;
+    int32_t dt = t.data_type();
+    if (dt == TP::INT8 || dt == TP::INT16 || dt == TP::INT32 ||
+        dt == TP::INT64 || dt == 22 /*INT4*/)
+      signedValues.insert(t.name());
     auto c = constantFrom(t, nameLoc(t.name()));
     if (failed(c))
       return {};
@@ -370,6 +378,8 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
       }
       nc.inputs.push_back(it->second);
     }
+    for (const std::string &in : node.input())
+      nc.signedInputs.push_back(signedValues.contains(in));
     const ConvertFn *fn = nullptr;
     for (const Entry &e : registry()[{dom, node.op_type()}])
       if (version >= e.since && version <= e.until)

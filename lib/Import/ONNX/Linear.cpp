@@ -271,3 +271,95 @@ void registerLinearConverters() {
 }
 
 } // namespace qslaw::onnx_import
+
+//===----------------------------------------------------------------------===//
+// DequantizeLinear on constant integer weights -> qslaw.dequantize
+//===----------------------------------------------------------------------===//
+
+namespace qslaw::onnx_import {
+namespace {
+/// Constant 2-D integer weights dequantized per block along axis 0 (opset 21
+/// `block_size`, the layout of a MatMul weight [K, N]) or per column
+/// (axis 1, 1-D scale): emitted as qslaw.dequantize over the transposed
+/// [N, K] codes plus a transpose back, which qslaw-fuse-dequant folds into
+/// qslaw.qmatmul when a MatMul consumes it. Signed codes are shifted by
+/// 2^(bits-1) (code and zero point alike), which leaves q - z unchanged.
+LogicalResult convertDequantizeLinear(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  DenseElementsAttr x = nc.constant(0), s = nc.constant(1);
+  DenseElementsAttr z = nc.input(2) ? nc.constant(2) : DenseElementsAttr();
+  if (!x || !s || (nc.input(2) && !z))
+    return nc.emitError() << "only constant (initializer) inputs are supported";
+  auto xt = cast<RankedTensorType>(x.getType());
+  unsigned bits = xt.getElementType().getIntOrFloatBitWidth();
+  if (xt.getRank() != 2 || (bits != 4 && bits != 8) ||
+      !isa<FloatType>(s.getElementType()))
+    return nc.emitError() << "supported: 2-D int4/uint4/int8/uint8 weights "
+                             "with float scales, got "
+                          << xt;
+  bool isSigned = false;
+  int64_t k = xt.getDimSize(0), n = xt.getDimSize(1);
+  int64_t axis = nc.attrInt("axis", 1), bs = nc.attrInt("block_size", 0);
+  if (axis < 0)
+    axis += 2;
+  auto st = cast<RankedTensorType>(s.getType());
+  int64_t group;
+  if (axis == 0 && bs > 0 && st.getRank() == 2 && st.getDimSize(1) == n &&
+      st.getDimSize(0) == (k + bs - 1) / bs) {
+    group = bs >= k ? 0 : bs;
+  } else if (axis == 1 && st.getRank() == 1 && st.getDimSize(0) == n) {
+    group = 0;
+  } else {
+    return nc.emitError() << "supported: block-wise along axis 0 (weight "
+                             "[K, N], scale [ceil(K/block), N]) or per column "
+                             "(axis 1, scale [N]); got axis "
+                          << axis << ", block_size " << bs << ", scale " << st;
+  }
+  isSigned = nc.signedInputs.size() > 0 && nc.signedInputs[0];
+  int64_t j = group == 0 ? 1 : (k + group - 1) / group;
+  int64_t shift = isSigned ? (int64_t(1) << (bits - 1)) : 0;
+  auto valueAt = [&](DenseElementsAttr a, int64_t i) {
+    APInt v = *(a.getValues<APInt>().begin() + (a.isSplat() ? 0 : i));
+    return (isSigned ? v.getSExtValue() : int64_t(v.getZExtValue())) + shift;
+  };
+  OpBuilder &b = nc.b;
+  Type codeTy = b.getIntegerType(bits);
+  SmallVector<APInt> codes;
+  for (int64_t row = 0; row < n; ++row)
+    for (int64_t col = 0; col < k; ++col)
+      codes.push_back(APInt(bits, valueAt(x, col * n + row)));
+  SmallVector<APFloat> scales;
+  SmallVector<APInt> zeros;
+  for (int64_t row = 0; row < n; ++row)
+    for (int64_t g = 0; g < j; ++g) {
+      int64_t idx = st.getRank() == 2 ? g * n + row : row;
+      scales.push_back(*(s.getValues<APFloat>().begin() + idx));
+      zeros.push_back(APInt(bits, z ? valueAt(z, idx) : shift));
+    }
+  bool symmetric = !z && isSigned;
+  auto spec = ::mlir::qslaw::QuantSpecAttr::get(b.getContext(), bits, group,
+                                                symmetric,
+                                                ::mlir::qslaw::ScaleMode::Scale);
+  Value codesV = arith::ConstantOp::create(
+      b, nc.loc,
+      DenseElementsAttr::get(RankedTensorType::get({n, k}, codeTy), codes));
+  Value scalesV = arith::ConstantOp::create(
+      b, nc.loc,
+      DenseElementsAttr::get(RankedTensorType::get({n, j}, s.getElementType()),
+                             scales));
+  Value zerosV;
+  if (!symmetric)
+    zerosV = arith::ConstantOp::create(
+        b, nc.loc,
+        DenseElementsAttr::get(RankedTensorType::get({n, j}, codeTy), zeros));
+  Value w = ::mlir::qslaw::DequantizeOp::create(
+      b, nc.loc, RankedTensorType::get({n, k}, s.getElementType()), codesV,
+      scalesV, zerosV, spec);
+  r.push_back(transpose2D(b, nc.loc, w));
+  return success();
+}
+} // namespace
+
+void registerDequantizeConverters() {
+  registerConverter("", "DequantizeLinear", 13, 23, convertDequantizeLinear);
+}
+} // namespace qslaw::onnx_import

@@ -20,6 +20,9 @@ struct NodeContext {
   const onnx::NodeProto &node;
   int64_t opset;
   llvm::SmallVector<mlir::Value> inputs;
+  /// Per input: whether ONNX declares it a signed integer (MLIR integers are
+  /// signless, so the importer records it).
+  llvm::SmallVector<bool> signedInputs = {};
 
   mlir::InFlightDiagnostic emitError() const;
 
@@ -56,6 +59,7 @@ void registerShapeConverters();
 void registerTensorConverters();
 void registerNormConverters();
 void registerMaskedScatterConverter();
+void registerDequantizeConverters();
 
 } // namespace qslaw::onnx_import
 
