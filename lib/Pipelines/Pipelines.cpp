@@ -44,16 +44,19 @@ void mlir::qslaw::buildCPUBufferizationPipeline(
     addPipeline(pm, "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}");
   addPipeline(pm, "buffer-deallocation-pipeline,"
                   "func.func(convert-linalg-to-loops,"
+                  "lower-vector-multi-reduction,"
                   "convert-vector-to-scf{full-unroll},lower-affine),"
                   "fold-memref-alias-ops,qslaw-emulate-narrow-type,canonicalize,cse");
 }
 
 void mlir::qslaw::buildCPUToLLVMPipeline(OpPassManager &pm) {
   registerPipelines();
-  addPipeline(pm, "func.func(convert-vector-to-scf,lower-affine),"
+  addPipeline(pm, "func.func(lower-vector-multi-reduction,convert-vector-to-scf,"
+                  "lower-affine),"
                   "convert-scf-to-cf,convert-vector-to-llvm,"
                   "expand-strided-metadata,lower-affine,"
-                  "finalize-memref-to-llvm,convert-math-to-llvm,"
+                  "finalize-memref-to-llvm,convert-math-to-funcs,"
+                  "convert-math-to-llvm,"
                   "convert-math-to-libm,"
                   "convert-arith-to-llvm,convert-func-to-llvm,"
                   "convert-cf-to-llvm,convert-ub-to-llvm,"

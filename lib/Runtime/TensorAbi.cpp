@@ -79,7 +79,7 @@ AbiBuffer::AbiBuffer(TensorSpec spec) : tensorSpec(std::move(spec)) {
   unsigned w = tensorSpec.bits();
   int64_t n = tensorSpec.numElements();
   std::vector<int64_t> sizes;
-  if (tensorSpec.dtype[0] == 'i' && w < 8 && 8 % w == 0) {
+  if (tensorSpec.dtype[0] == 'i' && (w == 2 || w == 4)) {
     // Narrow-type emulation linearises the memref into bytes.
     packedBits = w;
     storageBytes = (n * w + 7) / 8;

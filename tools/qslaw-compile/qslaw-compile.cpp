@@ -35,10 +35,11 @@
 
 using namespace llvm;
 
-static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.onnx>"),
-                                      cl::Required);
-static cl::opt<std::string> outputFile("o", cl::desc("Output file"),
-                                       cl::Required);
+static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.onnx>"));
+static cl::opt<std::string> outputFile("o", cl::desc("Output file"));
+static cl::opt<bool> listOps("list-supported-ops",
+                             cl::desc("Print the supported (domain, op, "
+                                      "opset range) as JSON lines and exit"));
 static cl::opt<std::string>
     emit("emit", cl::desc("What to emit: lib (shared library: entry point, "
                           "signature JSON, weights), obj, mlir (graph "
@@ -96,6 +97,15 @@ int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
   mlir::qslaw::registerPipelines();
   cl::ParseCommandLineOptions(argc, argv, "qslaw ONNX compiler\n");
+  if (listOps) {
+    for (const auto &op : qslaw::onnx_import::supportedOps())
+      outs() << "{\"domain\": \"" << op.domain << "\", \"op\": \""
+             << op.opType << "\", \"since\": " << op.sinceVersion
+             << ", \"until\": " << op.untilVersion << "}\n";
+    return 0;
+  }
+  if (inputFile.empty() || outputFile.empty())
+    return fail("expected MODEL.onnx and -o OUT (see --help)");
   if (emit != "mlir" && emit != "llvm" && emit != "llvmir" && emit != "obj" &&
       emit != "lib")
     return fail("--emit=" + emit +

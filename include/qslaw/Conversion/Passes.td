@@ -47,7 +47,8 @@ def EmulateNarrowType : Pass<"qslaw-emulate-narrow-type", "ModuleOp"> {
     memrefs holding 4 or 2 codes per byte, low bits first (the layout of
     onnxruntime's MatMulNBits), through MLIR's narrow-type emulation
     (loads become byte load + shift + mask), including function signatures
-    and calls. `i3` does not divide a byte and keeps one code per byte.
+    and calls. `i3` does not divide a byte and keeps one code per byte;
+    `i1` (masks) keeps one element per byte too.
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::memref::MemRefDialect",

@@ -23,9 +23,11 @@ namespace mlir::qslaw {
 using namespace mlir;
 
 namespace {
+/// Widths left one element per byte: those that do not divide a byte (i3),
+/// and i1, whose memrefs are masks rather than packed codes.
 bool isUnpackable(Type t) {
   auto i = dyn_cast<IntegerType>(t);
-  return i && i.getWidth() < 8 && 8 % i.getWidth() != 0;
+  return i && i.getWidth() < 8 && (8 % i.getWidth() != 0 || i.getWidth() == 1);
 }
 
 /// memref.cast between narrow memrefs: cast the converted (packed) types.

@@ -145,9 +145,30 @@ void registerElementwiseConverters() {
                       : arith::DivSIOp::create(b, l, x, y).getResult();
   }, [](double x, double y) { return x / y; },
      [](int64_t x, int64_t y) { return y == 0 ? 0 : x / y; });
-  binary("Pow", 15, [](OpBuilder &b, Location l, Value x, Value y, Type t) -> Value {
-    return math::PowFOp::create(b, l, x, y);
-  });
+  // Pow mixes types (float base, integer exponent and the reverse).
+  registerConverter(
+      "", "Pow", 15, kMaxOpset, [](NodeContext &nc, SmallVectorImpl<Value> &r) {
+        Type bt = nc.type(0).getElementType(), et = nc.type(1).getElementType();
+        return nary(nc, r, [&](OpBuilder &b, Location l, ValueRange a, Type) -> Value {
+          Value x = a[0], y = a[1];
+          if (isFloat(bt)) {
+            if (!isFloat(et))
+              y = arith::SIToFPOp::create(b, l, bt, y);
+            else if (et != bt)
+              y = arith::TruncFOp::create(b, l, bt, y);
+            return math::PowFOp::create(b, l, x, y);
+          }
+          if (isFloat(et)) // integer base, float exponent: round the result
+            return arith::FPToSIOp::create(
+                b, l, bt,
+                math::PowFOp::create(b, l, arith::SIToFPOp::create(b, l, et, x), y));
+          if (et != bt)
+            y = et.getIntOrFloatBitWidth() < bt.getIntOrFloatBitWidth()
+                    ? arith::ExtSIOp::create(b, l, bt, y).getResult()
+                    : arith::TruncIOp::create(b, l, bt, y).getResult();
+          return math::IPowIOp::create(b, l, x, y);
+        }, bt);
+      });
   for (auto [name, isMax] : {std::pair<StringRef, bool>{"Max", true}, {"Min", false}})
     registerConverter("", name, 13, kMaxOpset,
                       [isMax](NodeContext &nc, SmallVectorImpl<Value> &r) {

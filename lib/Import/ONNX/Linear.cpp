@@ -45,9 +45,27 @@ Value matmulND2D(OpBuilder &b, Location loc, Value a, Value w) {
 
 LogicalResult convertMatMul(NodeContext &nc, SmallVectorImpl<Value> &r) {
   auto at = nc.type(0), bt = nc.type(1);
-  if (at.getRank() < 2 || bt.getRank() < 2)
-    return nc.emitError() << "1-D MatMul operands are not supported (shapes "
-                          << at << " and " << bt << ")";
+  // NumPy 1-D rules: a vector on the left is a row, on the right a column;
+  // the added dimension is dropped from the result.
+  if (at.getRank() == 1 || bt.getRank() == 1) {
+    NodeContext inner = nc;
+    SmallVector<int64_t> outShape;
+    if (at.getRank() == 1)
+      inner.inputs[0] = buildReshape(nc.b, nc.loc, nc.input(0), {1, at.getDimSize(0)});
+    if (bt.getRank() == 1)
+      inner.inputs[1] = buildReshape(nc.b, nc.loc, nc.input(1), {bt.getDimSize(0), 1});
+    SmallVector<Value> tmp;
+    if (failed(convertMatMul(inner, tmp)))
+      return failure();
+    auto yt = cast<RankedTensorType>(tmp[0].getType());
+    SmallVector<int64_t> shape(yt.getShape());
+    if (bt.getRank() == 1)
+      shape.pop_back();
+    if (at.getRank() == 1)
+      shape.erase(shape.end() - (bt.getRank() == 1 ? 1 : 2));
+    r.push_back(buildReshape(nc.b, nc.loc, tmp[0], shape));
+    return success();
+  }
   if (at.getShape().back() != bt.getDimSize(bt.getRank() - 2))
     return nc.emitError() << "inner dimensions differ: " << at << " x " << bt;
   if (bt.getRank() == 2) {

@@ -47,6 +47,25 @@ LogicalResult normalize(NodeContext &nc, SmallVectorImpl<Value> &r, bool rms) {
                                 return arith::MulFOp::create(b, l, a[0], a[0]);
                               });
   Value ss = buildReduction(b, loc, sq, axes, true, b.getFloatAttr(et, 0), add);
+  // Optional outputs of LayerNormalization: Mean and InvStdDev (keepdims).
+  auto st = cast<RankedTensorType>(ss.getType());
+  Value meanOut, invStdOut;
+  if (!rms && nc.node.output_size() > 1) {
+    Value sum = buildReduction(b, loc, x, axes, true, b.getFloatAttr(et, 0), add);
+    meanOut = buildElementwise(b, loc, sum, st.getShape(), et,
+                               [&](OpBuilder &b, Location l, ValueRange a) -> Value {
+                                 return arith::DivFOp::create(
+                                     b, l, a[0], scalarConst(b, l, et, double(count)));
+                               });
+    invStdOut = buildElementwise(
+        b, loc, ss, st.getShape(), et,
+        [&](OpBuilder &b, Location l, ValueRange a) -> Value {
+          Value var = arith::DivFOp::create(b, l, a[0],
+                                            scalarConst(b, l, et, double(count)));
+          return math::RsqrtOp::create(
+              b, l, arith::AddFOp::create(b, l, var, scalarConst(b, l, et, eps)));
+        });
+  }
   SmallVector<Value> ins{centred, ss, nc.input(1)};
   if (nc.input(2))
     ins.push_back(nc.input(2));
@@ -61,6 +80,10 @@ LogicalResult normalize(NodeContext &nc, SmallVectorImpl<Value> &r, bool rms) {
             b, l, arith::MulFOp::create(b, l, a[0], inv), a[2]);
         return a.size() > 3 ? arith::AddFOp::create(b, l, y, a[3]).getResult() : y;
       }));
+  if (meanOut) {
+    r.push_back(meanOut);
+    r.push_back(invStdOut);
+  }
   return success();
 }
 } // namespace

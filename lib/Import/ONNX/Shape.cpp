@@ -16,9 +16,43 @@ namespace {
 int64_t normAxis(int64_t a, int64_t rank) { return a < 0 ? a + rank : a; }
 
 LogicalResult convertConstant(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  // value_int(s) / value_float(s): scalar or 1-D constants.
+  if (const auto *a = nc.attr("value_int")) {
+    r.push_back(arith::ConstantOp::create(
+        nc.b, nc.loc,
+        DenseElementsAttr::get(RankedTensorType::get({}, nc.b.getI64Type()),
+                               ArrayRef<int64_t>{a->i()})));
+    return success();
+  }
+  if (const auto *a = nc.attr("value_float")) {
+    r.push_back(arith::ConstantOp::create(
+        nc.b, nc.loc,
+        DenseElementsAttr::get(RankedTensorType::get({}, nc.b.getF32Type()),
+                               ArrayRef<float>{a->f()})));
+    return success();
+  }
+  if (const auto *a = nc.attr("value_ints")) {
+    std::vector<int64_t> v(a->ints().begin(), a->ints().end());
+    r.push_back(arith::ConstantOp::create(
+        nc.b, nc.loc,
+        DenseElementsAttr::get(
+            RankedTensorType::get({int64_t(v.size())}, nc.b.getI64Type()),
+            ArrayRef<int64_t>(v))));
+    return success();
+  }
+  if (const auto *a = nc.attr("value_floats")) {
+    std::vector<float> v(a->floats().begin(), a->floats().end());
+    r.push_back(arith::ConstantOp::create(
+        nc.b, nc.loc,
+        DenseElementsAttr::get(
+            RankedTensorType::get({int64_t(v.size())}, nc.b.getF32Type()),
+            ArrayRef<float>(v))));
+    return success();
+  }
   const onnx::AttributeProto *v = nc.attr("value");
   if (!v || !v->has_t())
-    return nc.emitError() << "only the 'value' tensor attribute is supported";
+    return nc.emitError() << "only value, value_int(s) and value_float(s) "
+                             "attributes are supported";
   auto data = readTensor(v->t(), "");
   if (!data)
     return nc.emitError() << llvm::toString(data.takeError());
@@ -29,6 +63,8 @@ LogicalResult convertConstant(NodeContext &nc, SmallVectorImpl<Value> &r) {
   case TP::INT64: elem = nc.b.getI64Type(); break;
   case TP::INT32: elem = nc.b.getI32Type(); break;
   case TP::FLOAT16: elem = nc.b.getF16Type(); break;
+  case TP::DOUBLE: elem = nc.b.getF64Type(); break;
+  case TP::INT8: case TP::UINT8: elem = nc.b.getI8Type(); break;
   default:
     return nc.emitError() << "constant of type "
                           << dataTypeName(data->dataType) << " not supported";
