@@ -10,6 +10,7 @@ test/backend/expected_pass.txt (the tests CI keeps passing).
 """
 import argparse
 import json
+import re
 import os
 import subprocess
 import sys
@@ -80,7 +81,8 @@ def _last_error(stderr, fallback):
     if not lines:
         return fallback
     # Drop temporary file names: keep what follows the last "error: ".
-    return lines[-1].rsplit("error: ", 1)[-1][:160]
+    msg = lines[-1].rsplit("error: ", 1)[-1]
+    return re.sub(r"/tmp/\S+?/m\.onnx:? ?", "", msg)[:160]
 
 
 def run_case(case):
