@@ -42,8 +42,10 @@ static cl::opt<bool> listOps("list-supported-ops",
                                       "opset range) as JSON lines and exit"));
 static cl::opt<std::string>
     emit("emit", cl::desc("What to emit: lib (shared library: entry point, "
-                          "signature JSON, weights), obj, mlir (graph "
-                          "level), llvm (LLVM dialect), llvmir (LLVM IR)"),
+                          "signature JSON, weights), obj, onnx-mlir (the "
+                          "importer's output, before any pass), mlir (graph "
+                          "level after cleanup, fusion, quantisation), llvm "
+                          "(LLVM dialect), llvmir (LLVM IR)"),
          cl::init("lib"));
 static cl::opt<std::string> target("target", cl::desc("Target: cpu"),
                                    cl::init("cpu"));
@@ -107,9 +109,9 @@ int main(int argc, char **argv) {
   if (inputFile.empty() || outputFile.empty())
     return fail("expected MODEL.onnx and -o OUT (see --help)");
   if (emit != "mlir" && emit != "llvm" && emit != "llvmir" && emit != "obj" &&
-      emit != "lib")
+      emit != "lib" && emit != "onnx-mlir")
     return fail("--emit=" + emit +
-                " is not supported (lib, obj, mlir, llvm, llvmir)");
+                " is not supported (lib, obj, onnx-mlir, mlir, llvm, llvmir)");
   if (target != "cpu")
     return fail("--target=" + target + " is not supported yet (cpu)");
   bool binary = emit == "obj" || emit == "lib";
@@ -147,7 +149,8 @@ int main(int argc, char **argv) {
   SourceMgr sourceMgr;
   mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context);
 
-  int total = 2 + (qopts ? 1 : 0) + (emit != "mlir" ? 1 : 0) +
+  bool rawImport = emit == "onnx-mlir";
+  int total = rawImport ? 2 : 2 + (qopts ? 1 : 0) + (emit != "mlir" ? 1 : 0) +
               (emit == "llvmir" || binary ? 1 : 0);
   int phase = 0;
   auto announce = [&](StringRef what) {
@@ -159,7 +162,7 @@ int main(int argc, char **argv) {
   auto module = qslaw::onnx_import::importModel(inputFile, &context, options);
   if (!module)
     return 1;
-  {
+  if (!rawImport) {
     // Drops initializers that conversions replaced (e.g. MatMulNBits' packed
     // B becomes codes), folds what import left foldable, and fuses
     // dequantised weights (QDQ) into qslaw.qmatmul.
@@ -170,7 +173,7 @@ int main(int argc, char **argv) {
         failed(pm.run(*module)))
       return fail("graph cleanup failed");
   }
-  if (qopts) {
+  if (qopts && !rawImport) {
     announce("Quantizing weights (" + quantize + ")");
     mlir::PassManager pm(&context);
     std::string text = "qslaw-quantize-weights{" + *qopts + " layers=" +
@@ -187,7 +190,7 @@ int main(int argc, char **argv) {
     // The library's packed entry calls the C interface.
     entry->setAttr("llvm.emit_c_interface", mlir::UnitAttr::get(&context));
   }
-  if (emit != "mlir") {
+  if (emit != "mlir" && !rawImport) {
     announce("Lowering through the CPU pipeline to the LLVM dialect");
     mlir::PassManager pm(&context);
     mlir::qslaw::CPUPipelineOptions popts;

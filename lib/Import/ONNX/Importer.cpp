@@ -41,6 +41,7 @@ void ensureRegistered() {
     registerNormConverters();
     registerMaskedScatterConverter();
     registerDequantizeConverters();
+    registerCumSumConverter();
   });
 }
 std::string canonicalDomain(llvm::StringRef d) {

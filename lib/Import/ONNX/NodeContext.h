@@ -60,6 +60,7 @@ void registerTensorConverters();
 void registerNormConverters();
 void registerMaskedScatterConverter();
 void registerDequantizeConverters();
+void registerCumSumConverter();
 
 } // namespace qslaw::onnx_import
 

@@ -398,3 +398,69 @@ void registerMaskedScatterConverter() {
   registerConverter("qslaw", "MaskedScatter", 1, 1, convertMaskedScatter);
 }
 } // namespace qslaw::onnx_import
+
+//===----------------------------------------------------------------------===//
+// CumSum
+//===----------------------------------------------------------------------===//
+
+namespace qslaw::onnx_import {
+namespace {
+/// y[..., j, ...] = sum over k of x[..., k, ...] for k <= j (k < j when
+/// exclusive; k >= j / k > j when reverse): one linalg.generic with an extra
+/// reduction loop k and a predicate on (j, k). Quadratic along the axis,
+/// which is short in the models we import (positions, masks).
+LogicalResult convertCumSum(NodeContext &nc, SmallVectorImpl<Value> &r) {
+  auto t = nc.type(0);
+  auto axisV = nc.constInts(1);
+  if (!axisV || axisV->size() != 1)
+    return nc.emitError() << "input 'axis' must be a compile-time scalar";
+  int64_t rank = t.getRank(), axis = (*axisV)[0] < 0 ? (*axisV)[0] + rank
+                                                     : (*axisV)[0];
+  if (axis < 0 || axis >= rank)
+    return nc.emitError() << "axis " << (*axisV)[0] << " out of range for " << t;
+  bool exclusive = nc.attrInt("exclusive", 0), reverse = nc.attrInt("reverse", 0);
+  OpBuilder &b = nc.b;
+  MLIRContext *ctx = b.getContext();
+  Type et = t.getElementType();
+  unsigned loops = rank + 1, kDim = rank;
+  SmallVector<AffineExpr> in;
+  for (int64_t d = 0; d < rank; ++d)
+    in.push_back(getAffineDimExpr(d == axis ? kDim : d, ctx));
+  SmallVector<AffineMap> maps{AffineMap::get(loops, 0, in, ctx),
+                              AffineMap::getMultiDimIdentityMap(loops, ctx)
+                                  .getMajorSubMap(rank)};
+  SmallVector<utils::IteratorType> its(loops, utils::IteratorType::parallel);
+  its[kDim] = utils::IteratorType::reduction;
+  Value empty = tensor::EmptyOp::create(b, nc.loc, t.getShape(), et);
+  Value init = linalg::FillOp::create(b, nc.loc, scalarConst(b, nc.loc, et, 0),
+                                      empty)
+                   .getResult(0);
+  // The k loop has the axis' extent: read it through a dummy operand.
+  r.push_back(
+      linalg::GenericOp::create(
+          b, nc.loc, init.getType(), nc.input(0), init, maps, its,
+          [&](OpBuilder &nb, Location l, ValueRange a) {
+            Value j = linalg::IndexOp::create(nb, l, axis);
+            Value k = linalg::IndexOp::create(nb, l, kDim);
+            arith::CmpIPredicate pred =
+                reverse ? (exclusive ? arith::CmpIPredicate::sgt
+                                     : arith::CmpIPredicate::sge)
+                        : (exclusive ? arith::CmpIPredicate::slt
+                                     : arith::CmpIPredicate::sle);
+            Value take = arith::CmpIOp::create(nb, l, pred, k, j);
+            Value v = arith::SelectOp::create(nb, l, take, a[0],
+                                              scalarConst(nb, l, et, 0));
+            Value sum = isa<FloatType>(et)
+                            ? arith::AddFOp::create(nb, l, a[1], v).getResult()
+                            : arith::AddIOp::create(nb, l, a[1], v).getResult();
+            linalg::YieldOp::create(nb, l, sum);
+          })
+          .getResult(0));
+  return success();
+}
+} // namespace
+
+void registerCumSumConverter() {
+  registerConverter("", "CumSum", 14, 23, convertCumSum);
+}
+} // namespace qslaw::onnx_import
