@@ -56,7 +56,8 @@ def claimed(model, ops):
 def freeze_parameters(model, inputs):
     """The static variant of a test: integer graph inputs that only feed
     parameter slots (axes, starts, shape, split, k, ... — any input slot but
-    the first) become initializers holding the test's values."""
+    the first), and integer scalars, become initializers holding the test's
+    values."""
     model = onnx.ModelProto.FromString(model.SerializeToString())
     g = model.graph
     names = [i.name for i in g.input]
@@ -64,8 +65,10 @@ def freeze_parameters(model, inputs):
     for vi, value in zip(list(g.input), inputs):
         arr = np.asarray(value)
         uses = [(n, k) for n in g.node for k, i in enumerate(n.input) if i == vi.name]
-        if arr.dtype.kind in "iu" and uses and all(k >= 1 for _, k in uses) \
-                and not any(n.op_type == "Gather" for n, _ in uses):
+        param_slots = all(k >= 1 for _, k in uses) and \
+            not any(n.op_type == "Gather" for n, _ in uses)
+        # Integer scalars (window sizes, counts) are parameters wherever used.
+        if arr.dtype.kind in "iu" and uses and (param_slots or arr.ndim == 0):
             g.initializer.append(onnx.numpy_helper.from_array(arr, vi.name))
         else:
             keep_inputs.append(vi)
@@ -93,7 +96,15 @@ def run_case(case):
         path = os.path.join(d, "m.onnx")
         onnx.save(model, path)
         mlir = os.path.join(d, "m.mlir")
-        p = subprocess.run([tool("qslaw-compile"), path, "--emit=mlir", "-o", mlir],
+        # Static variant: dynamic input dimensions are bound to the test data.
+        shapes = []
+        for vi, value in zip(model.graph.input, inputs):
+            dims = vi.type.tensor_type.shape.dim if vi.type.HasField("tensor_type") else []
+            if any(not dd.HasField("dim_value") for dd in dims):
+                arr = np.asarray(value)
+                if arr.ndim and all(s > 0 for s in arr.shape):
+                    shapes += ["--shape", vi.name + "=" + "x".join(map(str, arr.shape))]
+        p = subprocess.run([tool("qslaw-compile"), path, "--emit=mlir", "-o", mlir, *shapes],
                            capture_output=True, text=True)
         if p.returncode:
             return "error", _last_error(p.stderr, "compile failed")
@@ -152,8 +163,9 @@ def main():
                  f"{onnx.__version__}) whose ops the importer claims. Static shapes only;",
                  "a test fails or errors where an attribute, data type or dynamic form is not",
                  "supported yet. Static variant: integer inputs that only feed parameter",
-                 "slots (axes, starts/ends, shape, split, k) are frozen as initializers with",
-                 "the test's values. Importer registrations: "
+                 "slots (axes, starts/ends, shape, split, k), and integer scalars, are frozen as initializers with",
+                 "the test's values, and dynamic input dimensions are bound to the test data",
+                 "(`--shape`). Importer registrations: "
                  "`qslaw-compile --list-supported-ops`.", "",
                  f"**{passed} of {len(results)} claimed tests pass.**", "",
                  "| op | passing | tests |", "|---|---|---|"]

@@ -237,11 +237,27 @@ LogicalResult convertConv(NodeContext &nc, SmallVectorImpl<Value> &r) {
     return nc.emitError() << "attribute 'group' = " << nc.attrInt("group", 1)
                           << " is not supported (only 1)";
   std::string autoPad = nc.attrString("auto_pad", "NOTSET");
-  if (autoPad != "NOTSET" && autoPad != "VALID")
+  if (autoPad != "NOTSET" && autoPad != "VALID" && autoPad != "SAME_UPPER" &&
+      autoPad != "SAME_LOWER")
     return nc.emitError() << "auto_pad '" << autoPad << "' is not supported";
   auto strides = nc.attrInts("strides").value_or(std::vector<int64_t>{1, 1});
   auto dil = nc.attrInts("dilations").value_or(std::vector<int64_t>{1, 1});
   auto pads = nc.attrInts("pads").value_or(std::vector<int64_t>{0, 0, 0, 0});
+  if (autoPad == "VALID")
+    pads = {0, 0, 0, 0};
+  if (autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER") {
+    // Output = ceil(in / stride); the odd padding goes to the end (UPPER)
+    // or the beginning (LOWER).
+    for (int d = 0; d < 2; ++d) {
+      int64_t in = xt.getDimSize(2 + d), k = wt.getDimSize(2 + d);
+      int64_t out = (in + strides[d] - 1) / strides[d];
+      int64_t total = std::max<int64_t>(
+          0, (out - 1) * strides[d] + (k - 1) * dil[d] + 1 - in);
+      int64_t small = total / 2, large = total - small;
+      pads[d] = autoPad == "SAME_UPPER" ? small : large;
+      pads[d + 2] = autoPad == "SAME_UPPER" ? large : small;
+    }
+  }
   OpBuilder &b = nc.b;
   Type et = xt.getElementType();
   Value x = nc.input(0);

@@ -159,22 +159,68 @@ LogicalResult convertSlice(NodeContext &nc, SmallVectorImpl<Value> &r) {
   }
   SmallVector<int64_t> offs(t.getRank(), 0), sizes(t.getShape()),
       strides(t.getRank(), 1);
+  bool negative = false;
   for (size_t i = 0; i < axes.size(); ++i) {
     int64_t ax = normAxis(axes[i], t.getRank()), dim = t.getDimSize(ax);
-    if (steps[i] <= 0)
-      return nc.emitError() << "non-positive step " << steps[i]
-                            << " is not supported";
-    auto clampIdx = [&](int64_t v) {
-      if (v < 0)
-        v += dim;
-      return std::clamp<int64_t>(v, 0, dim);
-    };
-    int64_t s = clampIdx((*starts)[i]), e = clampIdx((*ends)[i]);
-    offs[ax] = s;
-    sizes[ax] = e > s ? (e - s + steps[i] - 1) / steps[i] : 0;
-    strides[ax] = steps[i];
+    int64_t step = steps[i];
+    if (step == 0)
+      return nc.emitError() << "step 0 on axis " << ax;
+    int64_t st = (*starts)[i], en = (*ends)[i];
+    if (st < 0)
+      st += dim;
+    if (en < 0)
+      en += dim;
+    int64_t size;
+    if (step > 0) {
+      st = std::clamp<int64_t>(st, 0, dim);
+      en = std::clamp<int64_t>(en, 0, dim);
+      size = en > st ? (en - st + step - 1) / step : 0;
+    } else {
+      // ONNX clamps to [0, dim-1] for the start and [-1, dim-1] for the end.
+      st = std::clamp<int64_t>(st, 0, dim - 1);
+      en = std::clamp<int64_t>(en, -1, dim - 1);
+      size = st > en ? (st - en + (-step) - 1) / (-step) : 0;
+      negative = true;
+    }
+    offs[ax] = st;
+    sizes[ax] = size;
+    strides[ax] = step;
+  }
+  if (negative) {
+    // tensor.extract_slice needs positive strides: gather by index.
+    auto outTy = RankedTensorType::get(sizes, t.getElementType());
+    if (llvm::is_contained(sizes, 0)) {
+      r.push_back(tensor::EmptyOp::create(nc.b, nc.loc, sizes, t.getElementType()));
+      return success();
+    }
+    Value src = nc.input(0);
+    Value empty = tensor::EmptyOp::create(nc.b, nc.loc, sizes, t.getElementType());
+    unsigned rank = t.getRank();
+    SmallVector<utils::IteratorType> its(rank, utils::IteratorType::parallel);
+    r.push_back(linalg::GenericOp::create(
+                    nc.b, nc.loc, outTy, ValueRange{}, empty,
+                    ArrayRef<AffineMap>{nc.b.getMultiDimIdentityMap(rank)}, its,
+                    [&](OpBuilder &b, Location l, ValueRange) {
+                      SmallVector<Value> idx;
+                      for (unsigned d = 0; d < rank; ++d) {
+                        Value i = linalg::IndexOp::create(b, l, d);
+                        Value scaled = arith::MulIOp::create(
+                            b, l, i, arith::ConstantIndexOp::create(b, l, strides[d]));
+                        idx.push_back(arith::AddIOp::create(
+                            b, l, scaled, arith::ConstantIndexOp::create(b, l, offs[d])));
+                      }
+                      linalg::YieldOp::create(b, l,
+                                              tensor::ExtractOp::create(b, l, src, idx)
+                                                  .getResult());
+                    })
+                    .getResult(0));
+    return success();
   }
   auto outTy = RankedTensorType::get(sizes, t.getElementType());
+  if (llvm::is_contained(sizes, 0)) { // an empty slice
+    r.push_back(tensor::EmptyOp::create(nc.b, nc.loc, sizes, t.getElementType()));
+    return success();
+  }
   if (DenseElementsAttr c = nc.constant(0);
       c && t.getNumElements() <= kMaxFoldElements) {
     SmallVector<Scalar> vals;
