@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what qslaw needs on a fresh Debian 12 machine (idempotent):
 # LLVM/MLIR 22, ONNX/protobuf, GoogleTest/Benchmark, ninja, and a Python venv
-# at .venv with numpy/onnx/onnxruntime/pytest.
+# at .venv with numpy/onnx/onnxruntime/pytest and torch (the autograd reference).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +24,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "[bootstrap] creating .venv"
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import numpy, onnx, onnxruntime, pytest" 2>/dev/null; then
+if ! .venv/bin/python -c "import numpy, onnx, onnxruntime, pytest, torch" 2>/dev/null; then
   echo "[bootstrap] installing Python packages"
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -r python/requirements.txt
