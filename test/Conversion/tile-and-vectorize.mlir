@@ -46,3 +46,18 @@ func.func @group_indexed(%q: tensor<8x16xi4>, %s: tensor<8x4xf32>) -> tensor<8x1
   } -> tensor<8x16xf32>
   return %r : tensor<8x16xf32>
 }
+
+// Contractions get register tiles: 8 (M) x 32 (N) x 1 (K), vectorized as
+// one outer-product step per K iteration.
+// CHECK-LABEL: func @matmul
+// CHECK: scf.for %{{.*}} = %c0{{.*}} to %c16 step %c8
+// CHECK: scf.for %{{.*}} = %c0{{.*}} to %c64 step %c32
+// CHECK: scf.for %{{.*}} = %c0{{.*}} to %c128 step %c1
+// CHECK: arith.mulf {{.*}} : vector<8x32x1xf32>
+// CHECK: vector.multi_reduction <add>, {{.*}} : vector<8x32x1xf32> to vector<8x32xf32>
+// NOVEC-LABEL: func @matmul
+// NOVEC: linalg.matmul ins({{.*}} : tensor<8x1xf32>, tensor<1x32xf32>)
+func.func @matmul(%a: tensor<16x128xf32>, %b: tensor<128x64xf32>, %c: tensor<16x64xf32>) -> tensor<16x64xf32> {
+  %r = linalg.matmul ins(%a, %b : tensor<16x128xf32>, tensor<128x64xf32>) outs(%c : tensor<16x64xf32>) -> tensor<16x64xf32>
+  return %r : tensor<16x64xf32>
+}

@@ -59,7 +59,10 @@ def EmulateNarrowType : Pass<"qslaw-emulate-narrow-type", "ModuleOp"> {
 def TileAndVectorize : Pass<"qslaw-tile-and-vectorize", "ModuleOp"> {
   let summary = "Tile the parallel loops of linalg ops and vectorize what allows it";
   let description = [{
-    Every linalg op on tensors gets its parallel loops tiled by `tile-size`
+    Contractions (one M, N and K loop, e.g. `linalg.matmul`,
+    `linalg.batch_matmul`) get register tiles of 8 (M) x 32 (N) x 1 (K),
+    batch loops one by one, so each K step vectorizes to one 8x32 FMA block.
+    Every other linalg op on tensors gets its parallel loops tiled by `tile-size`
     (reduction loops untouched) with `scf.for`, except loops that an
     indexing map uses inside a compound expression such as the group index
     `k floordiv G`: the tiled op would see tile-local indices. Then tiles with static

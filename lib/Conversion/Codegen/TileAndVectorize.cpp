@@ -1,6 +1,7 @@
 //===- TileAndVectorize.cpp - CPU tiling and vectorisation ----------------===//
 #include "qslaw/Conversion/Passes.h"
 
+#include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
 #include "mlir/IR/PatternMatch.h"
@@ -57,11 +58,25 @@ struct TileAndVectorizePass
       if (tileSize > 0) {
         llvm::SmallBitVector compound = loopsInCompoundExprs(op);
         SmallVector<OpFoldResult> sizes;
-        for (auto [i, it] : llvm::enumerate(op.getIteratorTypesArray()))
-          sizes.push_back(rewriter.getIndexAttr(
-              it == utils::IteratorType::parallel && !compound.test(i)
-                  ? tileSize
-                  : 0));
+        FailureOr<linalg::ContractionDimensions> cdims = failure();
+        if (allProjectedPermutations(op))
+          cdims = linalg::inferContractionDims(op);
+        if (succeeded(cdims) && cdims->m.size() == 1 && cdims->n.size() == 1 &&
+            cdims->k.size() == 1) {
+          // Register tiles for contractions: 8 (M) x 32 (N) accumulators,
+          // one K step per vectorized outer product, batch dims one by one.
+          SmallVector<int64_t> t(op.getNumLoops(), 1);
+          t[cdims->m[0]] = 8;
+          t[cdims->n[0]] = 32;
+          for (int64_t v : t)
+            sizes.push_back(rewriter.getIndexAttr(v));
+        } else {
+          for (auto [i, it] : llvm::enumerate(op.getIteratorTypesArray()))
+            sizes.push_back(rewriter.getIndexAttr(
+                it == utils::IteratorType::parallel && !compound.test(i)
+                    ? tileSize
+                    : 0));
+        }
         scf::SCFTilingOptions opts;
         opts.setTileSizes(sizes);
         rewriter.setInsertionPoint(op);
