@@ -6,6 +6,7 @@
 // special.
 //
 //===----------------------------------------------------------------------===//
+#include "TrainingToLinalg.h"
 #include "qslaw/Conversion/Passes.h"
 #include "qslaw/Dialect/QSLAW/IR/QSLAWOps.h"
 
@@ -498,6 +499,7 @@ struct QSLAWToLinalgPass
     RewritePatternSet patterns(ctx);
     patterns.add<LowerQMatmul, LowerQMatmulGradInput, LowerQMatmulGradScale,
                  LowerQMatmulGradGamma, LowerQuantize, LowerDequantize>(ctx);
+    populateTrainingToLinalgPatterns(patterns);
     if (failed(applyPartialConversion(getOperation(), target,
                                       std::move(patterns))))
       signalPassFailure();

@@ -261,3 +261,43 @@ func.func @malformed(%x: tensor<3x256xf32>) {
   %y = qslaw.qmatmul %x, scales() <bits = 4> : () -> ()
   return
 }
+
+// -----
+
+func.func @ce_labels(%x: tensor<2x5x11xf32>, %y: tensor<2x4xi64>) -> tensor<f32> {
+  // expected-error @+1 {{labels shape [2, 4] must equal the logits shape without its last (vocabulary) dimension, [2, 5]}}
+  %l = qslaw.cross_entropy %x, %y : (tensor<2x5x11xf32>, tensor<2x4xi64>) -> tensor<f32>
+  return %l : tensor<f32>
+}
+
+// -----
+
+func.func @ce_grad_type(%x: tensor<5x11xf32>, %y: tensor<5xi64>, %d: tensor<f32>) -> tensor<5x10xf32> {
+  // expected-error @+1 {{result type 'tensor<5x10xf32>' must equal the logits type 'tensor<5x11xf32>'}}
+  %g = qslaw.cross_entropy_grad %x, %y, %d : (tensor<5x11xf32>, tensor<5xi64>, tensor<f32>) -> tensor<5x10xf32>
+  return %g : tensor<5x10xf32>
+}
+
+// -----
+
+func.func @ce_label_type(%x: tensor<5x11xf32>, %y: tensor<5xf32>) -> tensor<f32> {
+  // expected-error @+1 {{operand #1 must be ranked tensor of 64-bit signless integer or 32-bit signless integer values}}
+  %l = qslaw.cross_entropy %x, %y : (tensor<5x11xf32>, tensor<5xf32>) -> tensor<f32>
+  return %l : tensor<f32>
+}
+
+// -----
+
+func.func @adamw_types(%p: tensor<4xf32>, %g: tensor<5xf32>, %lr: tensor<f32>, %s: tensor<f32>) -> tensor<4xf32> {
+  // expected-error @+1 {{parameter, gradient, moments and results must share one type}}
+  %p2, %m2, %v2 = qslaw.adamw %p, %g, %p, %p lr(%lr) step(%s) : (tensor<4xf32>, tensor<5xf32>, tensor<4xf32>, tensor<4xf32>, tensor<f32>, tensor<f32>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>)
+  return %p2 : tensor<4xf32>
+}
+
+// -----
+
+func.func @adamw_beta(%p: tensor<4xf32>, %lr: tensor<f32>, %s: tensor<f32>) -> tensor<4xf32> {
+  // expected-error @+1 {{betas must lie in [0, 1), got 1.000000e+00, 9.990000e-01}}
+  %p2, %m2, %v2 = qslaw.adamw %p, %p, %p, %p lr(%lr) step(%s) {beta1 = 1.0 : f32} : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<f32>, tensor<f32>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>)
+  return %p2 : tensor<4xf32>
+}

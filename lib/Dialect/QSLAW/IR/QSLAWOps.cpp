@@ -384,5 +384,50 @@ LogicalResult QMatmulGradGammaOp::verify() {
                       w.getDimSize(0), w.getDimSize(1));
 }
 
+//===----------------------------------------------------------------------===//
+// Training ops
+//===----------------------------------------------------------------------===//
+
+static LogicalResult verifyLabels(Operation *op, RankedTensorType logits,
+                                  RankedTensorType labels) {
+  if (logits.getRank() < 1)
+    return op->emitOpError("logits must have rank >= 1");
+  if (labels.getShape() != logits.getShape().drop_back())
+    return op->emitOpError("labels shape ")
+           << shapeStr(labels.getShape())
+           << " must equal the logits shape without its last (vocabulary) "
+              "dimension, "
+           << shapeStr(logits.getShape().drop_back());
+  return success();
+}
+
+LogicalResult CrossEntropyOp::verify() {
+  return verifyLabels(*this, getLogits().getType(), getLabels().getType());
+}
+
+LogicalResult CrossEntropyGradOp::verify() {
+  if (getResult().getType() != getLogits().getType())
+    return emitOpError("result type ")
+           << getResult().getType() << " must equal the logits type "
+           << getLogits().getType();
+  return verifyLabels(*this, getLogits().getType(), getLabels().getType());
+}
+
+LogicalResult AdamWOp::verify() {
+  Type t = getParam().getType();
+  for (Value v : {getGrad(), getExpAvg(), getExpAvgSq(), getNewParam(),
+                  getNewExpAvg(), getNewExpAvgSq()})
+    if (v.getType() != t)
+      return emitOpError("parameter, gradient, moments and results must "
+                         "share one type; got ")
+             << v.getType() << " and " << t;
+  float b1 = getBeta1().convertToFloat(), b2 = getBeta2().convertToFloat();
+  if (!(b1 >= 0 && b1 < 1) || !(b2 >= 0 && b2 < 1))
+    return emitOpError("betas must lie in [0, 1), got ") << b1 << ", " << b2;
+  if (!(getEps().convertToFloat() > 0))
+    return emitOpError("eps must be positive");
+  return success();
+}
+
 #define GET_OP_CLASSES
 #include "qslaw/Dialect/QSLAW/IR/QSLAWOps.cpp.inc"

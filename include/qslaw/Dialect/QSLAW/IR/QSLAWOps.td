@@ -145,4 +145,69 @@ def QSLAW_QMatmulGradGammaOp : QSLAW_Op<"qmatmul_grad_gamma"> {
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Training: loss and optimizer
+//===----------------------------------------------------------------------===//
+
+def QSLAW_CrossEntropyOp : QSLAW_Op<"cross_entropy"> {
+  let summary = "next-token cross-entropy, mean over unmasked tokens";
+  let description = [{
+    `loss = sum_t [label_t != ignore] (logsumexp(x_t) - x_t[label_t]) / count`
+    for logits `[..., V]` and integer labels `[...]`; `count` is the number
+    of unmasked tokens (the loss is 0 when every token is masked). Labels
+    outside `[0, V)` other than `ignore_index` are treated as masked.
+  }];
+  let arguments = (ins RankedTensorOf<[F32]>:$logits,
+                       RankedTensorOf<[I64, I32]>:$labels,
+                       DefaultValuedAttr<I64Attr, "-100">:$ignore_index);
+  let results = (outs 0DTensorOf<[F32]>:$loss);
+  let assemblyFormat = [{
+    $logits `,` $labels attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def QSLAW_CrossEntropyGradOp : QSLAW_Op<"cross_entropy_grad"> {
+  let summary = "dL/dlogits of qslaw.cross_entropy";
+  let description = [{
+    `(softmax(x_t) - onehot(label_t)) * dloss / count` for unmasked tokens,
+    0 for masked ones.
+  }];
+  let arguments = (ins RankedTensorOf<[F32]>:$logits,
+                       RankedTensorOf<[I64, I32]>:$labels,
+                       0DTensorOf<[F32]>:$grad_loss,
+                       DefaultValuedAttr<I64Attr, "-100">:$ignore_index);
+  let results = (outs RankedTensorOf<[F32]>:$result);
+  let assemblyFormat = [{
+    $logits `,` $labels `,` $grad_loss attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def QSLAW_AdamWOp : QSLAW_Op<"adamw"> {
+  let summary = "one AdamW step (decoupled weight decay, bias correction)";
+  let description = [{
+    With step `t` (1-based) and learning rate `lr` (0-d tensors):
+    `m' = b1 m + (1-b1) g`, `v' = b2 v + (1-b2) g^2`,
+    `p' = p (1 - lr wd) - lr (m'/(1-b1^t)) / (sqrt(v'/(1-b2^t)) + eps)`,
+    as torch.optim.AdamW.
+  }];
+  let arguments = (ins RankedTensorOf<[F32]>:$param, RankedTensorOf<[F32]>:$grad,
+                       RankedTensorOf<[F32]>:$exp_avg,
+                       RankedTensorOf<[F32]>:$exp_avg_sq,
+                       0DTensorOf<[F32]>:$lr, 0DTensorOf<[F32]>:$step,
+                       DefaultValuedAttr<F32Attr, "0.9">:$beta1,
+                       DefaultValuedAttr<F32Attr, "0.999">:$beta2,
+                       DefaultValuedAttr<F32Attr, "1e-8">:$eps,
+                       DefaultValuedAttr<F32Attr, "0.0">:$weight_decay);
+  let results = (outs RankedTensorOf<[F32]>:$new_param,
+                      RankedTensorOf<[F32]>:$new_exp_avg,
+                      RankedTensorOf<[F32]>:$new_exp_avg_sq);
+  let assemblyFormat = [{
+    $param `,` $grad `,` $exp_avg `,` $exp_avg_sq `lr` `(` $lr `)` `step` `(` $step `)`
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // QSLAW_OPS_TD
