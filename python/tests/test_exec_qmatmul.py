@@ -28,6 +28,16 @@ def spec_str(bits, group, sym, mode="scale"):
     return f"<bits = {bits}, {g}, {'sym' if sym else 'asym'}, mode = {mode}>"
 
 
+def optional_zeros(zeros, inputs, n, j, bits):
+    """MLIR pieces (signature, operand, type) for optional zero points;
+    appends them to `inputs` when present."""
+    if zeros is None:
+        return "", "", ""
+    inputs.append(zeros)
+    zt = ttype((n, j), f"i{bits}")
+    return f", %z: {zt}", " zeros(%z)", f", {zt}"
+
+
 def make_quant(rng, n, k, bits, group, sym):
     j, _ = ref.num_groups(k, group)
     codes = rng.integers(0, 2 ** bits, (n, k)).astype(np.uint8)
@@ -128,11 +138,7 @@ def test_grad_input(bits, group, k, batch, sym):
     dyt, qt, st = ttype(batch + (n,), "f32"), ttype((n, k), f"i{bits}"), ttype((n, j), "f32")
     out_t = ttype(batch + (k,), "f32")
     inputs = [dy, codes, scales]
-    zsig, ztxt, ztype = "", "", ""
-    if zeros is not None:
-        zt = ttype((n, j), f"i{bits}")
-        zsig, ztxt, ztype = f", %z: {zt}", " zeros(%z)", f", {zt}"
-        inputs.append(zeros)
+    zsig, ztxt, ztype = optional_zeros(zeros, inputs, n, j, bits)
     mlir = f"""
 func.func @main(%dy: {dyt}, %q: {qt}, %s: {st}{zsig}) -> {out_t} {{
   %dx = qslaw.qmatmul_grad_input %dy, %q scales(%s){ztxt} {spec_str(bits, group, sym)}
@@ -158,11 +164,7 @@ def test_grad_scale(bits, group, k, batch, sym):
     xt, dyt, qt = ttype(batch + (k,), "f32"), ttype(batch + (n,), "f32"), ttype((n, k), f"i{bits}")
     out_t = ttype((n, j), "f32")
     inputs = [x, dy, codes]
-    zsig, ztxt, ztype = "", "", ""
-    if zeros is not None:
-        zt = ttype((n, j), f"i{bits}")
-        zsig, ztxt, ztype = f", %z: {zt}", " zeros(%z)", f", {zt}"
-        inputs.append(zeros)
+    zsig, ztxt, ztype = optional_zeros(zeros, inputs, n, j, bits)
     mlir = f"""
 func.func @main(%x: {xt}, %dy: {dyt}, %q: {qt}{zsig}) -> {out_t} {{
   %ds = qslaw.qmatmul_grad_scale %x, %dy, %q{ztxt} {spec_str(bits, group, sym)}
@@ -204,11 +206,7 @@ def test_grad_gamma(bits, group, k, sym):
     xt, dyt = ttype(batch + (k,), "f32"), ttype(batch + (n,), "f32")
     wt, st = ttype((n, k), "f32"), ttype((n, j), "f32")
     inputs = [x, dy, w, scales, gamma]
-    zsig, ztxt, ztype = "", "", ""
-    if zeros is not None:
-        zt = ttype((n, j), f"i{bits}")
-        zsig, ztxt, ztype = f", %z: {zt}", " zeros(%z)", f", {zt}"
-        inputs.append(zeros)
+    zsig, ztxt, ztype = optional_zeros(zeros, inputs, n, j, bits)
     mlir = f"""
 func.func @main(%x: {xt}, %dy: {dyt}, %w: {wt}, %s: {st}, %g: {st}{zsig}) -> {st} {{
   %dg = qslaw.qmatmul_grad_gamma %x, %dy, %w scales(%s) gamma(%g){ztxt} {spec_str(bits, group, sym, "gamma")}
@@ -234,11 +232,7 @@ def test_quantize_dequantize(bits, group, k, sym):
     zeros = None if sym else rng.integers(0, 2 ** bits, (n, j)).astype(np.uint8)
     wt, st, qt = ttype((n, k), "f32"), ttype((n, j), "f32"), ttype((n, k), f"i{bits}")
     inputs = [w, scales]
-    zsig, ztxt, ztype = "", "", ""
-    if zeros is not None:
-        zt = ttype((n, j), f"i{bits}")
-        zsig, ztxt, ztype = f", %z: {zt}", " zeros(%z)", f", {zt}"
-        inputs.append(zeros)
+    zsig, ztxt, ztype = optional_zeros(zeros, inputs, n, j, bits)
     sp = spec_str(bits, group, sym)
     mlir = f"""
 func.func @main(%w: {wt}, %s: {st}{zsig}) -> ({qt}, {wt}) {{

@@ -128,6 +128,23 @@ Value validCount(OpBuilder &b, Location l, Value labels, int64_t ignore,
       .getResult(0);
 }
 
+/// What the loss and its gradient share: [T, V] logits, [T] labels, row
+/// max, row sum of exp(x - max), and the unmasked-token count.
+struct CrossEntropyParts {
+  Value logits, labels, rowMax, rowSumExp, count;
+  int64_t tokens, vocab;
+};
+CrossEntropyParts prepareCrossEntropy(OpBuilder &b, Location l, Value logitsIn,
+                                      Value labelsIn, int64_t ignore) {
+  auto lt = cast<RankedTensorType>(logitsIn.getType());
+  int64_t v = lt.getShape().back(),
+          t = lt.getNumElements() / std::max<int64_t>(v, 1);
+  Value logits = collapseTo(b, l, logitsIn, {t, v});
+  Value labels = collapseTo(b, l, labelsIn, {t});
+  auto [mx, se] = rowStats(b, l, logits, t);
+  return {logits, labels, mx, se, validCount(b, l, labels, ignore, v), t, v};
+}
+
 struct LowerCrossEntropy : OpConversionPattern<CrossEntropyOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult
@@ -138,12 +155,12 @@ struct LowerCrossEntropy : OpConversionPattern<CrossEntropyOp> {
     auto lt = op.getLogits().getType();
     if (!lt.hasStaticShape())
       return b.notifyMatchFailure(op, "static shapes only");
-    int64_t v = lt.getShape().back(), t = lt.getNumElements() / std::max<int64_t>(v, 1);
     int64_t ignore = op.getIgnoreIndex();
-    Value logits = collapseTo(b, l, op.getLogits(), {t, v});
-    Value labels = collapseTo(b, l, op.getLabels(), {t});
-    auto [mx, se] = rowStats(b, l, logits, t);
-    Value count = validCount(b, l, labels, ignore, v);
+    CrossEntropyParts parts =
+        prepareCrossEntropy(b, l, op.getLogits(), op.getLabels(), ignore);
+    Value logits = parts.logits, labels = parts.labels, mx = parts.rowMax,
+          se = parts.rowSumExp, count = parts.count;
+    int64_t v = parts.vocab;
     AffineMap id1 = AffineMap::getMultiDimIdentityMap(1, ctx);
     AffineMap scalar = AffineMap::get(1, 0, {}, ctx);
     // sum_t valid_t * (log(se_t) + mx_t - x[t, label_t])
@@ -194,12 +211,12 @@ struct LowerCrossEntropyGrad : OpConversionPattern<CrossEntropyGradOp> {
     auto lt = op.getLogits().getType();
     if (!lt.hasStaticShape())
       return b.notifyMatchFailure(op, "static shapes only");
-    int64_t v = lt.getShape().back(), t = lt.getNumElements() / std::max<int64_t>(v, 1);
     int64_t ignore = op.getIgnoreIndex();
-    Value logits = collapseTo(b, l, op.getLogits(), {t, v});
-    Value labels = collapseTo(b, l, op.getLabels(), {t});
-    auto [mx, se] = rowStats(b, l, logits, t);
-    Value count = validCount(b, l, labels, ignore, v);
+    CrossEntropyParts parts =
+        prepareCrossEntropy(b, l, op.getLogits(), op.getLabels(), ignore);
+    Value logits = parts.logits, labels = parts.labels, mx = parts.rowMax,
+          se = parts.rowSumExp, count = parts.count;
+    int64_t t = parts.tokens, v = parts.vocab;
     AffineMap tv = AffineMap::getMultiDimIdentityMap(2, ctx);
     AffineMap tOnly = AffineMap::get(2, 0, {getAffineDimExpr(0, ctx)}, ctx);
     AffineMap scalar = AffineMap::get(2, 0, {}, ctx);
