@@ -26,6 +26,9 @@
 #include "llvm/IR/Module.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/OperationSupport.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
@@ -63,9 +66,40 @@ static cl::opt<int> clipSteps("clip-steps",
                               cl::desc("Clipping-search candidates per group"),
                               cl::init(0));
 
+static cl::opt<bool>
+    train("train", cl::desc("Add the QSLAW training entries (init_params, "
+                            "forward_params, grad_step, train_step); implied "
+                            "by --emit=trainer"));
+static cl::opt<std::string> trainScales(
+    "train-scales",
+    cl::desc("Regex over quantized layer names whose scales (scale mode) or "
+             "gamma (gamma mode) train; empty: none"),
+    cl::init(".*"));
+static cl::opt<std::string> trainParams(
+    "train-params",
+    cl::desc("Regex over float parameter names (initializer, or node for "
+             "generated names) that train; empty: none"),
+    cl::init(".*multi_modal_projector.*"));
+static cl::opt<std::string> trainLoss("train-loss",
+                                      cl::desc("next-token-ce or sum-squares"),
+                                      cl::init("next-token-ce"));
+static cl::opt<float> adamBeta1("adam-beta1", cl::init(0.9f),
+                                cl::desc("AdamW beta1"));
+static cl::opt<float> adamBeta2("adam-beta2", cl::init(0.999f),
+                                cl::desc("AdamW beta2"));
+static cl::opt<float> adamEps("adam-eps", cl::init(1e-8f),
+                              cl::desc("AdamW epsilon"));
+static cl::opt<float> weightDecay("weight-decay", cl::init(0.0f),
+                                  cl::desc("AdamW decoupled weight decay"));
+
 static int fail(const Twine &msg) {
   WithColor::error(errs(), "qslaw-compile") << msg << "\n";
   return 1;
+}
+
+/// A pass option value that may hold spaces, braces or be empty.
+static std::string quoteOption(StringRef v) {
+  return "\"" + v.str() + "\"";
 }
 
 /// "w4g128,asym,mode=gamma" -> qslaw-quantize-weights options.
@@ -98,6 +132,7 @@ static std::optional<std::string> quantizeOptions(StringRef spec) {
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
   mlir::qslaw::registerPipelines();
+  mlir::registerAsmPrinterCLOptions();
   cl::ParseCommandLineOptions(argc, argv, "qslaw ONNX compiler\n");
   if (listOps) {
     for (const auto &op : qslaw::onnx_import::supportedOps())
@@ -109,9 +144,12 @@ int main(int argc, char **argv) {
   if (inputFile.empty() || outputFile.empty())
     return fail("expected MODEL.onnx and -o OUT (see --help)");
   if (emit != "mlir" && emit != "llvm" && emit != "llvmir" && emit != "obj" &&
-      emit != "lib" && emit != "onnx-mlir")
-    return fail("--emit=" + emit +
-                " is not supported (lib, obj, onnx-mlir, mlir, llvm, llvmir)");
+      emit != "lib" && emit != "onnx-mlir" && emit != "trainer")
+    return fail("--emit=" + emit + " is not supported (lib, trainer, obj, "
+                                   "onnx-mlir, mlir, llvm, llvmir)");
+  bool training = train || emit == "trainer";
+  if (training && emit == "onnx-mlir")
+    return fail("--train needs the graph-level pipeline (not --emit=onnx-mlir)");
   if (target != "cpu")
     return fail("--target=" + target + " is not supported yet (cpu)");
   bool binary = emit == "obj" || emit == "lib";
@@ -150,7 +188,8 @@ int main(int argc, char **argv) {
   mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context);
 
   bool rawImport = emit == "onnx-mlir";
-  int total = rawImport ? 2 : 2 + (qopts ? 1 : 0) + (emit != "mlir" ? 1 : 0) +
+  int total = rawImport ? 2 : 2 + (qopts ? 1 : 0) + (training ? 1 : 0) +
+              (emit != "mlir" ? 1 : 0) +
               (emit == "llvmir" || binary ? 1 : 0);
   int phase = 0;
   auto announce = [&](StringRef what) {
@@ -182,6 +221,18 @@ int main(int argc, char **argv) {
     if (failed(mlir::parsePassPipeline(text, pm, errs())) ||
         failed(pm.run(*module)))
       return fail("weight quantisation failed");
+  }
+  if (training) {
+    announce("Generating the training step (reverse-mode AD, AdamW)");
+    mlir::PassManager pm(&context);
+    std::string text = llvm::formatv(
+        "qslaw-make-train-step{{entry={0} scales={1} params={2} loss={3} "
+        "beta1={4} beta2={5} eps={6} weight-decay={7}},canonicalize,cse",
+        options.entryName, quoteOption(trainScales), quoteOption(trainParams),
+        trainLoss, adamBeta1, adamBeta2, adamEps, weightDecay);
+    if (failed(mlir::parsePassPipeline(text, pm, errs())) ||
+        failed(pm.run(*module)))
+      return fail("training-step generation failed");
   }
   std::string signature;
   if (binary) {
@@ -227,7 +278,7 @@ int main(int argc, char **argv) {
       return fail("translation to LLVM IR failed");
     llvmModule->print(out->os(), nullptr);
   } else {
-    module->print(out->os());
+    module->print(out->os(), mlir::OpPrintingFlags());
   }
   announce("Writing " + outputFile);
   out->keep();

@@ -435,6 +435,9 @@ LogicalResult convertMaskedScatter(NodeContext &nc, SmallVectorImpl<Value> &r) {
             });
         scf::YieldOp::create(fb, l, ifOp.getResults());
       });
+  // qslaw-make-train-step recognises the scan by this marker (its
+  // derivative is a gather scan, see Autodiff.cpp).
+  loop->setAttr("qslaw.masked_scatter", b.getUnitAttr());
   r.push_back(buildReshape(b, loc, loop.getResult(0), dt.getShape()));
   return success();
 }

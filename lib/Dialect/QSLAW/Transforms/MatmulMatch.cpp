@@ -46,3 +46,13 @@ void mlir::qslaw::replaceMatmul(RewriterBase &rewriter, const MatmulView &mm,
     result = arith::AddFOp::create(rewriter, product.getLoc(), product, mm.init);
   rewriter.replaceOp(linalg::MatmulOp(mm.op), result);
 }
+
+std::string mlir::qslaw::locationName(Location loc) {
+  if (auto n = dyn_cast<NameLoc>(loc))
+    return n.getName().str();
+  if (auto fused = dyn_cast<FusedLoc>(loc))
+    for (Location l : fused.getLocations())
+      if (auto n = dyn_cast<NameLoc>(l))
+        return n.getName().str();
+  return "";
+}

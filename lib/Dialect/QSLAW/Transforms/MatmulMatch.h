@@ -20,6 +20,10 @@ std::optional<MatmulView> matchMatmul(linalg::MatmulOp op);
 /// zero fill / zero constant.
 void replaceMatmul(RewriterBase &rewriter, const MatmulView &mm, Value product);
 
+/// The name of a NameLoc (possibly inside a FusedLoc): after import, the
+/// ONNX node an op came from. Empty when there is none.
+std::string locationName(Location loc);
+
 } // namespace mlir::qslaw
 
 #endif

@@ -25,25 +25,9 @@ std::string weightName(Value w) {
     return "";
   if (auto name = def->getAttrOfType<StringAttr>("qslaw.name"))
     return name.str();
-  Location loc = def->getLoc();
-  if (auto fused = dyn_cast<FusedLoc>(loc))
-    for (Location l : fused.getLocations())
-      if (auto n = dyn_cast<NameLoc>(l))
-        return n.getName().str();
-  if (auto n = dyn_cast<NameLoc>(loc))
-    return n.getName().str();
-  return "";
+  return locationName(def->getLoc());
 }
 
-std::string locationName(Location loc) {
-  if (auto n = dyn_cast<NameLoc>(loc))
-    return n.getName().str();
-  if (auto fused = dyn_cast<FusedLoc>(loc))
-    for (Location l : fused.getLocations())
-      if (auto n = dyn_cast<NameLoc>(l))
-        return n.getName().str();
-  return "";
-}
 
 Value namedConstant(OpBuilder &b, Location loc, DenseElementsAttr value,
                     StringRef name) {
@@ -113,6 +97,12 @@ struct QuantizeWeightsPass
     std::string opName = locationName(op.getLoc());
     if (!regex.match(name) && !(!opName.empty() && regex.match(opName)))
       return;
+    // Generated weight names say nothing; the node name then names the layer
+    // (and its scales, zero points, gamma) for training and export.
+    std::string onnxWeight = name;
+    if ((name.empty() || StringRef(name).starts_with("onnx::")) &&
+        !opName.empty())
+      name = opName;
 
     auto wTy = cast<RankedTensorType>(wAttr.getType());
     int64_t n = mm->weightIsNK ? wTy.getDimSize(0) : wTy.getDimSize(1);
@@ -175,8 +165,16 @@ struct QuantizeWeightsPass
       Value sg = arith::MulFOp::create(b, loc, scales, gamma);
       codes = QuantizeOp::create(b, loc, nkCodes, weight, sg, zeros, spec);
     }
-    Value product = QMatmulOp::create(b, loc, yTy, mm->input, codes, scales,
-                                      zeros, /*bias=*/Value(), spec);
+    auto qmm = QMatmulOp::create(b, loc, yTy, mm->input, codes, scales,
+                                 zeros, /*bias=*/Value(), spec);
+    if (!name.empty())
+      qmm->setAttr("qslaw.layer", b.getStringAttr(name));
+    // What the ONNX exporter replaces: the MatMul node and its initializer.
+    if (!opName.empty())
+      qmm->setAttr("qslaw.node", b.getStringAttr(opName));
+    if (!onnxWeight.empty())
+      qmm->setAttr("qslaw.weight", b.getStringAttr(onnxWeight));
+    Value product = qmm;
     Operation *oldWeight = mm->weight.getDefiningOp();
     replaceMatmul(b, *mm, product);
     // The float weight must not survive into the artifact.

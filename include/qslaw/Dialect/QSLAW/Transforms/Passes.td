@@ -58,4 +58,68 @@ def FuseDequant : Pass<"qslaw-fuse-dequant", "ModuleOp"> {
                            "::mlir::arith::ArithDialect"];
 }
 
+def MakeTrainStep : Pass<"qslaw-make-train-step", "ModuleOp"> {
+  let summary = "Reverse-mode AD of the forward function: QSLAW train step";
+  let description = [{
+    From the forward function `entry` (inputs -> logits first), builds
+
+    * `@init_params() -> (params...)`: the initial values of the trainable
+      tensors (the constants they replace);
+    * `@forward_params(params..., inputs...) -> results`: the forward with
+      the trainable tensors as arguments;
+    * `@grad_step(params..., inputs..., labels) -> (loss, grads...)`;
+    * `@train_step(params..., exp_avg..., exp_avg_sq..., lrs, step,
+      inputs..., labels) -> (loss, grad_sq_norm, params'..., exp_avg'...,
+      exp_avg_sq'...)`: loss, gradients and one `qslaw.adamw` per trainable
+      tensor; `lrs : tensor<P x f32>` holds one learning rate per trainable
+      tensor (schedules stay on the host), `step` is the 1-based step.
+
+    Trainable: the scales of every `qslaw.qmatmul` whose layer (its
+    `qslaw.layer` attribute) matches `scales` — `s` itself in `scale` mode,
+    `gamma` in `gamma` mode (through `qslaw.quantize(W, s * gamma)`, whose
+    gradient is the fused `qslaw.qmatmul_grad_gamma`) — and every float
+    constant whose `qslaw.name` matches `params`. Everything else is frozen;
+    only values that depend on a trainable tensor get a gradient (activity
+    analysis), so a frozen vision tower costs no backward work.
+
+    Derivative rules: `linalg.generic` (named linalg ops are generalised
+    first) — any body of arith/math ops over projected-permutation maps,
+    elementwise or reducing with `addf`/`maximumf`/`minimumf`; tensor
+    reshapes, slices, inserts and concats; `qslaw.qmatmul` through the fused
+    gradient ops; the importer's masked-scatter scan. Any other op on the
+    gradient path is an error naming it.
+
+    Loss `next-token-ce`: logits `[B, T, V]` and a new `labels : [B, T]`
+    argument (i64, -100 ignored), `cross_entropy(logits[:, :-1],
+    labels[:, 1:])`. Loss `sum-squares` (`0.5 * sum(y^2)` of the first
+    result) serves derivative tests on small graphs.
+  }];
+  let options = [
+    Option<"entry", "entry", "std::string", "\"forward\"",
+           "Forward function">,
+    Option<"scales", "scales", "std::string", "\".*\"",
+           "Regex over qslaw.layer names whose scales (or gamma) train; "
+           "empty: none">,
+    Option<"params", "params", "std::string",
+           "\".*multi_modal_projector.*\"",
+           "Regex over qslaw.name of float constants that train; empty: none">,
+    Option<"loss", "loss", "std::string", "\"next-token-ce\"",
+           "'next-token-ce' or 'sum-squares'">,
+    Option<"optimizer", "optimizer", "std::string", "\"adamw\"",
+           "'adamw' (emit @train_step) or 'none' (gradients only)">,
+    Option<"beta1", "beta1", "float", "0.9f", "AdamW beta1">,
+    Option<"beta2", "beta2", "float", "0.999f", "AdamW beta2">,
+    Option<"eps", "eps", "float", "1e-8f", "AdamW epsilon">,
+    Option<"weightDecay", "weight-decay", "float", "0.0f",
+           "AdamW decoupled weight decay">,
+  ];
+  let dependentDialects = ["::mlir::qslaw::QSLAWDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::func::FuncDialect"];
+}
+
 #endif // QSLAW_TRANSFORMS_PASSES_TD
