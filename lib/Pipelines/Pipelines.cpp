@@ -29,7 +29,8 @@ void mlir::qslaw::buildCPUBufferizationPipeline(
     addPipeline(pm, llvm::formatv("qslaw-lower-to-ukernels{{num-threads={0}}",
                                   int(options.ukernelThreads))
                         .str());
-  addPipeline(pm, "qslaw-lower-to-linalg,canonicalize,"
+  addPipeline(pm, "func.func(convert-elementwise-to-linalg),"
+                  "qslaw-lower-to-linalg,canonicalize,"
                   "func.func(linalg-fuse-elementwise-ops),cse");
   if (options.tileSize > 0 || options.vectorize)
     addPipeline(pm, llvm::formatv("qslaw-tile-and-vectorize{{tile-size={0} "

@@ -17,18 +17,29 @@
 
 #include <cstring>
 #include <memory>
+#include <map>
 #include <string>
 #include <vector>
 
 using namespace qslaw;
 
+/// One callable function of a model library.
+struct ModelFunction {
+  std::vector<TensorSpec> inputs, outputs;
+  PackedEntry entry = nullptr;
+};
+
 struct qslaw_model {
   void *handle = nullptr;
+  bool ownsHandle = true;
   std::string signature;
   std::vector<TensorSpec> inputs, outputs;
   PackedEntry entry = nullptr;
+  /// Extra functions (training libraries: init_params, forward_params,
+  /// grad_step, train_step), from the signature's "functions".
+  std::map<std::string, ModelFunction> functions;
   ~qslaw_model() {
-    if (handle)
+    if (handle && ownsHandle)
       dlclose(handle);
   }
 };
@@ -122,15 +133,21 @@ extern "C" {
 const char *qslaw_last_error(void) { return lastError.c_str(); }
 
 qslaw_status qslaw_model_load(const char *path, qslaw_model **model) {
-  if (!path || !model)
+  if (!model)
     return fail(QSLAW_ERROR_INVALID, "qslaw_model_load: null argument");
   auto m = std::make_unique<qslaw_model>();
-  // A bare file name would make dlopen search the library path instead.
-  char resolved[PATH_MAX];
-  if (!realpath(path, resolved))
-    return fail(QSLAW_ERROR_IO, std::string(path) + ": cannot open: " +
-                                    std::strerror(errno));
-  m->handle = dlopen(resolved, RTLD_NOW | RTLD_LOCAL);
+  if (!path) {
+    // The model linked into this program (a trainer executable).
+    m->handle = dlopen(nullptr, RTLD_NOW);
+    path = "(this program)";
+  } else {
+    // A bare file name would make dlopen search the library path instead.
+    char resolved[PATH_MAX];
+    if (!realpath(path, resolved))
+      return fail(QSLAW_ERROR_IO, std::string(path) + ": cannot open: " +
+                                      std::strerror(errno));
+    m->handle = dlopen(resolved, RTLD_NOW | RTLD_LOCAL);
+  }
   if (!m->handle)
     return fail(QSLAW_ERROR_IO, std::string(path) + ": cannot load: " + dlerror());
   auto *sig = static_cast<const char *const *>(dlsym(m->handle, "qslaw_signature_json"));
@@ -151,6 +168,19 @@ qslaw_status qslaw_model_load(const char *path, qslaw_model **model) {
       !parseSpecs(o->getArray("outputs"), m->outputs))
     return fail(QSLAW_ERROR_IO, std::string(path) +
                                     ": signature JSON lacks inputs/outputs");
+  if (const llvm::json::Object *fns = o->getObject("functions"))
+    for (const auto &kv : *fns) {
+      ModelFunction f;
+      const llvm::json::Object *fo = kv.second.getAsObject();
+      std::string sym = "qslaw_entry_packed_" + kv.first.str();
+      f.entry = reinterpret_cast<PackedEntry>(dlsym(m->handle, sym.c_str()));
+      if (!fo || !f.entry || !parseSpecs(fo->getArray("inputs"), f.inputs) ||
+          !parseSpecs(fo->getArray("outputs"), f.outputs))
+        return fail(QSLAW_ERROR_IO, std::string(path) + ": function '" +
+                                        kv.first.str() +
+                                        "' is listed but not loadable");
+      m->functions[kv.first.str()] = std::move(f);
+    }
   *model = m.release();
   return QSLAW_OK;
 }
@@ -201,10 +231,46 @@ qslaw_status qslaw_session_create(qslaw_model *model, const char *device,
 
 void qslaw_session_free(qslaw_session *session) { delete session; }
 
+namespace {
+qslaw_status runFunction(const ModelFunction *m, const qslaw_tensor *inputs,
+                         int32_t numInputs, qslaw_tensor *outputs,
+                         int32_t numOutputs);
+} // namespace
+
 qslaw_status qslaw_session_run(qslaw_session *session,
                                const qslaw_tensor *inputs, int32_t numInputs,
                                qslaw_tensor *outputs, int32_t numOutputs) {
-  qslaw_model *m = session->model;
+  qslaw_model *model = session->model;
+  ModelFunction main{model->inputs, model->outputs, model->entry};
+  return runFunction(&main, inputs, numInputs, outputs, numOutputs);
+}
+
+qslaw_status qslaw_session_run_function(qslaw_session *session,
+                                        const char *function,
+                                        const qslaw_tensor *inputs,
+                                        int32_t numInputs,
+                                        qslaw_tensor *outputs,
+                                        int32_t numOutputs) {
+  qslaw_model *model = session->model;
+  auto it = model->functions.find(function ? function : "");
+  if (it == model->functions.end()) {
+    std::string names;
+    for (const auto &kv : model->functions)
+      names += (names.empty() ? "" : ", ") + kv.first;
+    return fail(QSLAW_ERROR_INVALID,
+                std::string("no function '") + (function ? function : "") +
+                    "' in the model (it has: " +
+                    (names.empty() ? "none" : names) + ")");
+  }
+  return runFunction(&it->second, inputs, numInputs, outputs, numOutputs);
+}
+
+} // extern "C"
+
+namespace {
+qslaw_status runFunction(const ModelFunction *m, const qslaw_tensor *inputs,
+                         int32_t numInputs, qslaw_tensor *outputs,
+                         int32_t numOutputs) {
   if (size_t(numOutputs) != m->outputs.size())
     return fail(QSLAW_ERROR_INVALID,
                 "the model has " + std::to_string(m->outputs.size()) +
@@ -283,4 +349,5 @@ qslaw_status qslaw_session_run(qslaw_session *session,
   return QSLAW_OK;
 }
 
-} // extern "C"
+} // namespace
+

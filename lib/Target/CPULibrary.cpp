@@ -27,7 +27,53 @@ static std::string dtypeOf(Type e) {
          std::to_string(e.getIntOrFloatBitWidth());
 }
 
+static llvm::json::Object signatureObject(func::FuncOp entry);
+
 std::string buildSignatureJson(func::FuncOp entry) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << llvm::json::Value(signatureObject(entry));
+  return s;
+}
+
+std::string buildFunctionsJson(ModuleOp module,
+                               ArrayRef<std::string> functions) {
+  llvm::json::Object fns;
+  llvm::json::Array params;
+  for (const std::string &name : functions) {
+    auto f = module.lookupSymbol<func::FuncOp>(name);
+    if (!f)
+      continue;
+    llvm::json::Object sig = signatureObject(f);
+    sig.erase("quantization");
+    fns[name] = std::move(sig);
+    auto names = f->getAttrOfType<ArrayAttr>("qslaw.params");
+    auto kinds = f->getAttrOfType<ArrayAttr>("qslaw.param_kinds");
+    auto sources = f->getAttrOfType<ArrayAttr>("qslaw.param_sources");
+    if (name == "init_params" && names && kinds && sources) {
+      for (unsigned i = 0; i < names.size(); ++i) {
+        auto t = cast<RankedTensorType>(f.getResultTypes()[i]);
+        llvm::json::Array shape;
+        for (int64_t d : t.getShape())
+          shape.push_back(d);
+        params.push_back(llvm::json::Object{
+            {"name", cast<StringAttr>(names[i]).str()},
+            {"kind", cast<StringAttr>(kinds[i]).str()},
+            {"source", cast<StringAttr>(sources[i]).str()},
+            {"shape", std::move(shape)}});
+      }
+    }
+  }
+  llvm::json::Object o{{"functions", std::move(fns)}};
+  if (!params.empty())
+    o["training"] = llvm::json::Object{{"params", std::move(params)}};
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << llvm::json::Value(std::move(o));
+  return s;
+}
+
+static llvm::json::Object signatureObject(func::FuncOp entry) {
   auto names = [&](StringRef attr, size_t n, StringRef prefix) {
     std::vector<std::string> out;
     auto arr = entry->getAttrOfType<ArrayAttr>(attr);
@@ -66,33 +112,29 @@ std::string buildSignatureJson(func::FuncOp entry) {
         {"mode", stringifyScaleMode(spec.getMode()).str()},
         {"shape", llvm::json::Array{codes.getDimSize(0), codes.getDimSize(1)}}});
   });
-  llvm::json::Object sig{
+  return llvm::json::Object{
       {"entry", entry.getSymName().str()},
       {"inputs", specs(ft.getInputs(), names("qslaw.inputs", ft.getNumInputs(), "input"))},
       {"outputs", specs(ft.getResults(), names("qslaw.outputs", ft.getNumResults(), "output"))},
       {"quantization", std::move(quant)}};
-  std::string s;
-  llvm::raw_string_ostream os(s);
-  os << llvm::json::Value(std::move(sig));
-  return s;
 }
 
 /// qslaw_entry_packed(void **args): args[i] points to the i-th descriptor
 /// pointer; calls _mlir_ciface_<entry>(desc0, desc1, ...).
-static LogicalResult addEntryPoints(ModuleOp module,
-                                    const CPULibraryOptions &options) {
+static LogicalResult addPackedEntry(ModuleOp module, StringRef entry,
+                                    StringRef symbol) {
   MLIRContext *ctx = module.getContext();
   OpBuilder b(ctx);
   b.setInsertionPointToEnd(module.getBody());
   Location loc = module.getLoc();
-  auto ciface = module.lookupSymbol<LLVM::LLVMFuncOp>("_mlir_ciface_" +
-                                                      options.entry);
+  auto ciface = module.lookupSymbol<LLVM::LLVMFuncOp>(("_mlir_ciface_" +
+                                                       entry).str());
   if (!ciface)
-    return emitError(loc) << "no C interface for entry '" << options.entry
+    return emitError(loc) << "no C interface for entry '" << entry
                           << "' in the lowered module";
   auto ptr = LLVM::LLVMPointerType::get(ctx);
   auto voidTy = LLVM::LLVMVoidType::get(ctx);
-  auto fn = LLVM::LLVMFuncOp::create(b, loc, "qslaw_entry_packed",
+  auto fn = LLVM::LLVMFuncOp::create(b, loc, symbol,
                                      LLVM::LLVMFunctionType::get(voidTy, {ptr}));
   Block *body = fn.addEntryBlock(b);
   b.setInsertionPointToStart(body);
@@ -105,6 +147,20 @@ static LogicalResult addEntryPoints(ModuleOp module,
   }
   LLVM::CallOp::create(b, loc, ciface, args);
   LLVM::ReturnOp::create(b, loc, ValueRange{});
+  return success();
+}
+
+static LogicalResult addEntryPoints(ModuleOp module,
+                                    const CPULibraryOptions &options) {
+  if (failed(addPackedEntry(module, options.entry, "qslaw_entry_packed")))
+    return failure();
+  for (const std::string &e : options.extraEntries)
+    if (failed(addPackedEntry(module, e, "qslaw_entry_packed_" + e)))
+      return failure();
+  MLIRContext *ctx = module.getContext();
+  OpBuilder b(ctx);
+  Location loc = module.getLoc();
+  auto ptr = LLVM::LLVMPointerType::get(ctx);
 
   // The signature: a NUL-terminated string and a pointer to it.
   b.setInsertionPointToEnd(module.getBody());
@@ -171,12 +227,19 @@ LogicalResult emitCPULibrary(ModuleOp module, const CPULibraryOptions &options,
   if (!cc)
     return emitError(module.getLoc()) << "no linker driver (clang-22 or cc) on PATH";
   std::string runnerUtils = std::string(QSLAW_MLIR_LIB_DIR) + "/libmlir_c_runner_utils.so";
-  std::vector<std::string> argv{*cc, "-shared", "-o", outputPath.str(), objPath,
+  bool exe = !options.executableInputs.empty();
+  std::vector<std::string> argv{*cc, exe ? "-rdynamic" : "-shared", "-o",
+                                outputPath.str(), objPath,
                                 "-L" + options.runtimeLibDir, "-lqslaw_ukernels",
                                 "-Wl,-rpath," + options.runtimeLibDir,
                                 runnerUtils,
                                 "-Wl,-rpath," + std::string(QSLAW_MLIR_LIB_DIR),
                                 "-lm"};
+  if (exe) {
+    argv.insert(argv.begin() + 5, options.executableInputs.begin(),
+                options.executableInputs.end());
+    argv.push_back("-lstdc++");
+  }
   SmallVector<StringRef> args(argv.begin(), argv.end());
   std::string errMsg;
   int rc = llvm::sys::ExecuteAndWait(*cc, args, std::nullopt, {}, 0, 0, &errMsg);

@@ -42,6 +42,14 @@ class Model:
             raise RuntimeError(self.lib.qslaw_last_error().decode())
 
     def run(self, **inputs):
+        return self._run(None, self.signature, inputs)
+
+    def run_function(self, function, inputs):
+        """Runs a training-library function ("init_params", "grad_step",
+        "train_step", "forward_params") on {name: array}; outputs in order."""
+        return self._run(function, self.signature["functions"][function], inputs)
+
+    def _run(self, function, signature, inputs):
         keep = []
 
         def tensor(spec, arr):
@@ -52,12 +60,19 @@ class Model:
                            shape, arr.ctypes.data, arr.nbytes)
 
         ins = (_Tensor * len(inputs))(*[
-            tensor(next(s for s in self.signature["inputs"] if s["name"] == k), v)
+            tensor(next((s for s in signature["inputs"] if s["name"] == k),
+                        {"name": k, "dtype": "f32", "shape": list(np.shape(v))}), v)
             for k, v in inputs.items()])
-        outs_np = [np.empty(s["shape"], _DTYPES[s["dtype"]]) for s in self.signature["outputs"]]
+        outs_np = [np.empty(s["shape"], _DTYPES[s["dtype"]]) for s in signature["outputs"]]
         outs = (_Tensor * len(outs_np))(*[tensor(s, a) for s, a in
-                                          zip(self.signature["outputs"], outs_np)])
-        self._check(self.lib.qslaw_session_run(self.session, ins, len(inputs), outs, len(outs_np)))
+                                          zip(signature["outputs"], outs_np)])
+        if function is None:
+            status = self.lib.qslaw_session_run(self.session, ins, len(inputs), outs,
+                                                len(outs_np))
+        else:
+            status = self.lib.qslaw_session_run_function(
+                self.session, function.encode(), ins, len(inputs), outs, len(outs_np))
+        self._check(status)
         return outs_np
 
     def __del__(self):

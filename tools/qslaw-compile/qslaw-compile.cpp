@@ -30,6 +30,7 @@
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/OperationSupport.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/JSON.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/SourceMgr.h"
@@ -217,7 +218,12 @@ int main(int argc, char **argv) {
     mlir::PassManager pm(&context);
     std::string text = "qslaw-quantize-weights{" + *qopts + " layers=" +
                        quantizeLayers + " clip-steps=" +
-                       std::to_string(clipSteps) + "},canonicalize";
+                       std::to_string(clipSteps) + "}";
+    // Folding would turn gamma mode's quantize(W, s * 1) into constant
+    // codes; the training step needs that structure (it canonicalises
+    // once gamma is an argument).
+    if (!training)
+      text += ",canonicalize";
     if (failed(mlir::parsePassPipeline(text, pm, errs())) ||
         failed(pm.run(*module)))
       return fail("weight quantisation failed");
@@ -235,11 +241,34 @@ int main(int argc, char **argv) {
       return fail("training-step generation failed");
   }
   std::string signature;
+  std::vector<std::string> trainEntries;
+  if (training)
+    trainEntries = {"init_params", "forward_params", "grad_step", "train_step"};
   if (binary) {
     auto entry = module->lookupSymbol<mlir::func::FuncOp>(options.entryName);
     signature = qslaw::buildSignatureJson(entry);
-    // The library's packed entry calls the C interface.
+    // The library's packed entries call the C interfaces.
     entry->setAttr("llvm.emit_c_interface", mlir::UnitAttr::get(&context));
+    if (training) {
+      for (const std::string &name : trainEntries)
+        if (auto f = module->lookupSymbol<mlir::func::FuncOp>(name))
+          f->setAttr("llvm.emit_c_interface", mlir::UnitAttr::get(&context));
+      // One JSON object: the entry's signature plus "functions"/"training".
+      auto main = json::parse(signature);
+      auto extra = json::parse(qslaw::buildFunctionsJson(*module, trainEntries));
+      if (!main || !extra)
+        return fail("internal error: bad signature JSON");
+      for (auto &kv : *extra->getAsObject())
+        (*main->getAsObject())[kv.first] = kv.second;
+      json::Object &train = *main->getAsObject()->getObject("training");
+      train["quantize"] = quantize.getValue();
+      train["quantize_layers"] = quantizeLayers.getValue();
+      train["clip_steps"] = int64_t(clipSteps);
+      train["model"] = inputFile.getValue();
+      signature.clear();
+      raw_string_ostream os(signature);
+      os << *main;
+    }
   }
   if (emit != "mlir" && !rawImport) {
     announce("Lowering through the CPU pipeline to the LLVM dialect");
@@ -256,6 +285,8 @@ int main(int argc, char **argv) {
     lopts.entry = options.entryName;
     lopts.signatureJson = signature;
     lopts.objectOnly = emit == "obj";
+    if (training)
+      lopts.extraEntries = trainEntries;
     // libqslaw_ukernels.so lives in ../lib beside this tool's bin/.
     std::string self = sys::fs::getMainExecutable(argv[0], (void *)&fail);
     SmallString<256> libDir(sys::path::parent_path(sys::path::parent_path(self)));

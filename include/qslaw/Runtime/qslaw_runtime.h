@@ -40,6 +40,7 @@ typedef struct {
 
 const char *qslaw_last_error(void);
 
+/* path NULL: the model linked into the running program (trainer). */
 qslaw_status qslaw_model_load(const char *path, qslaw_model **model);
 void qslaw_model_free(qslaw_model *model);
 /* The signature as JSON: {"entry", "inputs": [{"name","dtype","shape"}],
@@ -65,6 +66,18 @@ void qslaw_session_free(qslaw_session *session);
 qslaw_status qslaw_session_run(qslaw_session *session,
                                const qslaw_tensor *inputs, int32_t num_inputs,
                                qslaw_tensor *outputs, int32_t num_outputs);
+
+/* Runs a named function of a training library (`qslaw-compile --train`):
+ * "init_params", "forward_params", "grad_step" or "train_step"; same
+ * matching rules as qslaw_session_run. Their signatures are under
+ * "functions" in the model's signature JSON, the trainable tensors under
+ * "training". */
+qslaw_status qslaw_session_run_function(qslaw_session *session,
+                                        const char *function,
+                                        const qslaw_tensor *inputs,
+                                        int32_t num_inputs,
+                                        qslaw_tensor *outputs,
+                                        int32_t num_outputs);
 
 #ifdef __cplusplus
 }

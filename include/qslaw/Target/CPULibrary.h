@@ -14,8 +14,20 @@ namespace qslaw {
 ///  "quantization": [{"op", "bits", "group", "symmetric", "mode", "shape"}]}.
 std::string buildSignatureJson(mlir::func::FuncOp entry);
 
+/// Signatures of several functions: {"name": {"inputs", "outputs"}, ...},
+/// plus, when the module has a train step, "training": {"params":
+/// [{"name","kind","source","shape"}]}.
+std::string buildFunctionsJson(mlir::ModuleOp module,
+                               llvm::ArrayRef<std::string> functions);
+
 struct CPULibraryOptions {
   std::string entry = "forward";
+  /// More functions exported as `qslaw_entry_packed_<name>`.
+  std::vector<std::string> extraEntries;
+  /// Link an executable (with `-rdynamic`, so that the runtime finds the
+  /// model in the program itself) from these objects/libraries instead of a
+  /// shared library.
+  std::vector<std::string> executableInputs;
   std::string signatureJson;
   /// Directory holding libqslaw_ukernels.so (linked and rpath'd).
   std::string runtimeLibDir;

@@ -1,0 +1,134 @@
+"""The compiled QSLAW training step of the tiny LLaVA fixtures against the
+PyTorch reference (qslaw_tools/torch_llava.py: the transformers model with
+the ONNX weights, fake-quant linears, autograd, torch.optim.AdamW).
+
+- every trainable gradient of @grad_step (scales or gamma of the language
+  model's linears, the projector's weights) within 1e-4 relative (fp32, norm
+  of the difference over norm of the reference);
+- the losses of 20 @train_step steps (AdamW, lr 2e-3) within 1e-4.
+"""
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from qslaw_tools import torch_llava as tl  # noqa: E402
+from qslaw_tools.runner import ROOT, tool  # noqa: E402
+from qslaw_tools.runtime import Model  # noqa: E402
+
+FIX = os.path.join(ROOT, "test", "fixtures")
+LAYERS = r".*language_model.*layers.*"
+IMAGE_TOKEN = 31
+
+
+def compile_trainer(tmp_path, name, mode):
+    out = str(tmp_path / f"{name}_{mode}.so")
+    subprocess.run([tool("qslaw-compile"), os.path.join(FIX, f"{name}.onnx"),
+                    f"--quantize=w4g32,mode={mode}", f"--quantize-layers={LAYERS}",
+                    "--train", "-o", out], check=True, capture_output=True)
+    return Model(out)
+
+
+def batch(name):
+    ids = np.load(os.path.join(FIX, f"{name}.input_ids.npy"))
+    pix = np.load(os.path.join(FIX, f"{name}.pixel_values.npy"))
+    mask = np.load(os.path.join(FIX, f"{name}.attention_mask.npy"))
+    labels = ids.copy()
+    labels[ids == IMAGE_TOKEN] = -100
+    labels[:, :3] = -100  # a masked prefix, like a system prompt
+    return ids, pix, mask, labels
+
+
+def reference(name, mode):
+    model, _ = tl.load_model(os.path.join(FIX, f"{name}.onnx"),
+                             kv_heads=4 if name == "tiny_llava" else 2)
+    qs = tl.quantize_model(model, r".*language_model.*layers.*", 4, 32, mode)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    trainable = {}
+    for path, q in qs.items():
+        p = q.scales if mode == "scale" else q.gamma
+        p.requires_grad_(True)
+        trainable[path] = p
+    for n, p in model.named_parameters():
+        if "multi_modal_projector" in n and n.endswith("weight"):
+            p.requires_grad_(True)
+            trainable[n] = p
+    return model, trainable
+
+
+def ref_param(trainable, qslaw_name):
+    """Our parameter name (ONNX node + suffix) -> the reference tensor; the
+    projector's MatMul weights are [K, N] in ONNX, [N, K] in torch."""
+    path = ".".join(qslaw_name.strip("/").split("/")[:-1])
+    path = path[2:] if path.startswith("m.") else path
+    if qslaw_name.endswith(".weight"):
+        return trainable[path + ".weight"], True
+    return trainable[path], False
+
+
+@pytest.mark.parametrize("name,mode", [("tiny_llava", "scale"), ("tiny_llava", "gamma"),
+                                       ("tiny_llava_gqa", "scale")])
+def test_gradients_match_torch(tmp_path, name, mode):
+    lib = compile_trainer(tmp_path, name, mode)
+    params = lib.signature["training"]["params"]
+    init = lib.run_function("init_params", {})
+    ids, pix, mask, labels = batch(name)
+    feeds = {p["name"]: v for p, v in zip(params, init)}
+    feeds.update(input_ids=ids, pixel_values=pix, attention_mask=mask, labels=labels)
+    loss, *grads = lib.run_function("grad_step", feeds)
+
+    model, trainable = reference(name, mode)
+    t = [torch.from_numpy(a) for a in (ids, pix, mask, labels)]
+    ref_loss = tl.next_token_loss(tl.forward_logits(model, *t[:3]), t[3])
+    ref_loss.backward()
+    assert abs(float(loss) - ref_loss.item()) <= 1e-5 * abs(ref_loss.item())
+    kinds = {p["kind"] for p in params}
+    assert kinds == {"float", "scale" if mode == "scale" else "gamma"}
+    assert len(params) == len(trainable)
+    for p, g, v in zip(params, grads, init):
+        ref, transposed = ref_param(trainable, p["name"])
+        r = ref.grad.numpy().T if transposed else ref.grad.numpy()
+        init_ref = ref.detach().numpy().T if transposed else ref.detach().numpy()
+        np.testing.assert_array_equal(v, init_ref)  # same RTN init, bit for bit
+        rel = np.linalg.norm(g - r) / np.linalg.norm(r)
+        assert rel <= 1e-4, (p["name"], rel)
+
+
+def test_twenty_step_losses_match_torch_adamw(tmp_path):
+    name, mode, lr, steps = "tiny_llava", "scale", 2e-3, 20
+    lib = compile_trainer(tmp_path, name, mode)
+    params = lib.signature["training"]["params"]
+    state = lib.run_function("init_params", {})
+    m = [np.zeros_like(p) for p in state]
+    v = [np.zeros_like(p) for p in state]
+    ids, pix, mask, labels = batch(name)
+    ours = []
+    for step in range(1, steps + 1):
+        feeds = {p["name"]: a for p, a in zip(params, state)}
+        feeds.update({"exp_avg." + p["name"]: a for p, a in zip(params, m)})
+        feeds.update({"exp_avg_sq." + p["name"]: a for p, a in zip(params, v)})
+        feeds.update(lrs=np.full(len(params), lr, np.float32),
+                     step=np.array(step, np.float32), input_ids=ids,
+                     pixel_values=pix, attention_mask=mask, labels=labels)
+        out = lib.run_function("train_step", feeds)
+        n = len(params)
+        ours.append(float(out[0]))
+        state, m, v = out[2:2 + n], out[2 + n:2 + 2 * n], out[2 + 2 * n:]
+
+    model, trainable = reference(name, mode)
+    opt = torch.optim.AdamW(list(trainable.values()), lr=lr, weight_decay=0.0)
+    t = [torch.from_numpy(a) for a in (ids, pix, mask, labels)]
+    ref = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = tl.next_token_loss(tl.forward_logits(model, *t[:3]), t[3])
+        loss.backward()
+        opt.step()
+        ref.append(loss.item())
+    np.testing.assert_allclose(ours, ref, rtol=1e-4)
+    assert ours[-1] < ours[0] - 0.1  # it learns
