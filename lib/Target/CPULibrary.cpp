@@ -161,6 +161,18 @@ static LogicalResult addEntryPoints(ModuleOp module,
   OpBuilder b(ctx);
   Location loc = module.getLoc();
   auto ptr = LLVM::LLVMPointerType::get(ctx);
+  if (!options.executableInputs.empty()) {
+    // main(argc, argv) -> qslaw_trainer_main(argc, argv)
+    b.setInsertionPointToEnd(module.getBody());
+    auto i32 = IntegerType::get(ctx, 32);
+    auto fnTy = LLVM::LLVMFunctionType::get(i32, {i32, ptr});
+    auto callee = LLVM::LLVMFuncOp::create(b, loc, options.mainCallee, fnTy);
+    auto mainFn = LLVM::LLVMFuncOp::create(b, loc, "main", fnTy);
+    Block *body = mainFn.addEntryBlock(b);
+    b.setInsertionPointToStart(body);
+    auto call = LLVM::CallOp::create(b, loc, callee, body->getArguments());
+    LLVM::ReturnOp::create(b, loc, call.getResult());
+  }
 
   // The signature: a NUL-terminated string and a pointer to it.
   b.setInsertionPointToEnd(module.getBody());

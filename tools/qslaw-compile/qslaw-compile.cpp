@@ -153,7 +153,7 @@ int main(int argc, char **argv) {
     return fail("--train needs the graph-level pipeline (not --emit=onnx-mlir)");
   if (target != "cpu")
     return fail("--target=" + target + " is not supported yet (cpu)");
-  bool binary = emit == "obj" || emit == "lib";
+  bool binary = emit == "obj" || emit == "lib" || emit == "trainer";
 
   qslaw::onnx_import::ImportOptions options;
   for (const std::string &s : shapes) {
@@ -279,7 +279,7 @@ int main(int argc, char **argv) {
       return fail("CPU lowering failed");
   }
   if (binary) {
-    announce(emit == "lib" ? "Compiling and linking " + outputFile
+    announce(emit != "obj" ? "Compiling and linking " + outputFile
                            : "Compiling " + outputFile);
     qslaw::CPULibraryOptions lopts;
     lopts.entry = options.entryName;
@@ -292,6 +292,10 @@ int main(int argc, char **argv) {
     SmallString<256> libDir(sys::path::parent_path(sys::path::parent_path(self)));
     sys::path::append(libDir, "lib");
     lopts.runtimeLibDir = std::string(libDir);
+    if (emit == "trainer")
+      lopts.executableInputs = {"-L" + lopts.runtimeLibDir, "-lqslaw_trainer",
+                                "-lqslaw_runtime",
+                                "-Wl,-rpath," + lopts.runtimeLibDir};
     if (failed(qslaw::emitCPULibrary(*module, lopts, outputFile)))
       return fail("emitting " + outputFile + " failed");
     announce("Wrote " + outputFile);

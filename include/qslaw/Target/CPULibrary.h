@@ -28,6 +28,8 @@ struct CPULibraryOptions {
   /// model in the program itself) from these objects/libraries instead of a
   /// shared library.
   std::vector<std::string> executableInputs;
+  /// What the executable's generated `main(argc, argv)` calls.
+  std::string mainCallee = "qslaw_trainer_main";
   std::string signatureJson;
   /// Directory holding libqslaw_ukernels.so (linked and rpath'd).
   std::string runtimeLibDir;

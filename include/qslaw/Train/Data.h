@@ -1,0 +1,50 @@
+//===- Data.h - training data for the QSLAW trainer -------------*- C++ -*-===//
+//
+// Records are JSON lines made by the documented tokenisation step
+// (python -m qslaw_tools.prepare_data): {"id", "input_ids": [...],
+// "labels": [...], "image": "relative/path.png"?}. A record with an image is
+// multimodal, one without is linguistic. Images are PNG or JPEG, decoded here,
+// resized (shortest side), center-cropped and normalised.
+//
+//===----------------------------------------------------------------------===//
+#ifndef QSLAW_TRAIN_DATA_H
+#define QSLAW_TRAIN_DATA_H
+
+#include "llvm/Support/Error.h"
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace qslaw::train {
+
+struct Record {
+  std::string id;
+  std::vector<int64_t> inputIds, labels;
+  std::string image; // absolute path, empty for text records
+};
+
+struct DataSet {
+  std::vector<Record> multimodal, text;
+  size_t skippedTooLong = 0;
+};
+
+/// Reads JSON-lines records; image paths are relative to the file. Records
+/// longer than `maxLen` tokens are skipped (counted, reported by the
+/// caller); any malformed line is an error naming file:line.
+llvm::Expected<DataSet> loadRecords(const std::string &path, int64_t maxLen);
+
+struct ImageSpec {
+  int64_t size = 224; // output H = W
+  std::array<float, 3> mean{0.48145466f, 0.4578275f, 0.40821073f};
+  std::array<float, 3> std{0.26862954f, 0.26130258f, 0.27577711f};
+};
+
+/// Decodes a PNG or JPEG into CHW floats: shortest side resized to `size`
+/// (bilinear), center crop, (x/255 - mean) / std.
+llvm::Expected<std::vector<float>> loadImage(const std::string &path,
+                                             const ImageSpec &spec);
+
+} // namespace qslaw::train
+
+#endif

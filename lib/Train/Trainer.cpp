@@ -1,0 +1,544 @@
+//===- Trainer.cpp - the QSLAW training loop --------------------------------===//
+//
+// Drives a training library's @train_step: batches sampled from the
+// multimodal and linguistic pools by the warmup schedule (deterministic in
+// (seed, step)), cosine learning rates with linear warmup per parameter set,
+// non-finite detection, JSON-lines metrics, a progress bar, atomic
+// checkpoints (write, fsync, rename) every N steps and on SIGINT/SIGTERM,
+// and --resume.
+//
+//===----------------------------------------------------------------------===//
+#include "qslaw/Train/qslaw_trainer.h"
+#include "qslaw/Runtime/qslaw_runtime.h"
+#include "qslaw/Train/Data.h"
+#include "qslaw/Train/Schedule.h"
+
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <map>
+#include <unistd.h>
+
+using namespace llvm;
+using namespace qslaw::train;
+
+namespace {
+cl::OptionCategory cat("qslaw trainer");
+cl::opt<std::string> modelPath("model", cl::cat(cat),
+                               cl::desc("Training library (default: the "
+                                        "model linked into this program)"));
+cl::opt<std::string> dataPath("data", cl::cat(cat), cl::Required,
+                              cl::desc("Tokenised records (JSON lines)"));
+cl::opt<std::string> schedulePath("schedule", cl::cat(cat),
+                                  cl::desc("Warmup schedule file (JSON/YAML)"));
+cl::opt<std::string> preset("preset", cl::cat(cat), cl::init("progressive"),
+                            cl::desc("Schedule preset when no --schedule: "
+                                     "progressive, mix or none"));
+cl::opt<int64_t> steps("steps", cl::cat(cat), cl::Required,
+                       cl::desc("Total optimisation steps"));
+cl::opt<uint64_t> seed("seed", cl::cat(cat), cl::init(0), cl::desc("Seed"));
+cl::opt<double> lrScales("lr", cl::cat(cat), cl::init(2e-3),
+                         cl::desc("Learning rate of scales / gamma"));
+cl::opt<double> lrParams("lr-params", cl::cat(cat), cl::init(2e-3),
+                         cl::desc("Learning rate of full-precision params"));
+cl::opt<double> warmupRatio("warmup-ratio", cl::cat(cat), cl::init(0.03),
+                            cl::desc("Linear LR warmup, fraction of steps"));
+cl::opt<std::string> outDir("out", cl::cat(cat), cl::Required,
+                            cl::desc("Directory for checkpoint and metrics"));
+cl::opt<int64_t> ckptEvery("checkpoint-every", cl::cat(cat), cl::init(10),
+                           cl::desc("Checkpoint period in steps (0: end only)"));
+cl::opt<bool> resume("resume", cl::cat(cat),
+                     cl::desc("Continue from OUT/checkpoint.bin"));
+cl::opt<int> maxNonFinite("max-nonfinite", cl::cat(cat), cl::init(3),
+                          cl::desc("Stop after this many non-finite steps in "
+                                   "a row"));
+cl::opt<int64_t> padId("pad-id", cl::cat(cat), cl::init(0),
+                       cl::desc("Token id of padding"));
+cl::list<int64_t> injectNaN("inject-nan-at", cl::cat(cat), cl::CommaSeparated,
+                            cl::desc("Testing: NaN pixels at these steps"));
+cl::opt<std::string> exportDir("export-params", cl::cat(cat),
+                               cl::desc("Write the learned tensors as .npy "
+                                        "files plus params.json here"));
+cl::opt<bool> quiet("quiet", cl::cat(cat), cl::desc("No progress bar"));
+
+volatile std::sig_atomic_t stopSignal = 0;
+void onSignal(int sig) { stopSignal = sig; }
+
+int fail(const Twine &msg) {
+  errs() << "qslaw-trainer: error: " << msg << "\n";
+  return 1;
+}
+
+struct Spec {
+  std::string name, dtype;
+  std::vector<int64_t> shape;
+  int64_t count() const {
+    int64_t n = 1;
+    for (int64_t d : shape)
+      n *= d;
+    return n;
+  }
+};
+
+std::vector<Spec> specs(const json::Array *a) {
+  std::vector<Spec> r;
+  for (const json::Value &v : *a) {
+    const json::Object *o = v.getAsObject();
+    Spec s{o->getString("name")->str(), o->getString("dtype")->str(), {}};
+    for (const json::Value &d : *o->getArray("shape"))
+      s.shape.push_back(*d.getAsInteger());
+    r.push_back(s);
+  }
+  return r;
+}
+
+struct Param {
+  std::string name, kind, source;
+  std::vector<int64_t> shape;
+  std::vector<float> value, m, v;
+};
+
+qslaw_tensor tensorOf(const Spec &s, void *data, size_t bytes) {
+  return qslaw_tensor{s.name.c_str(), s.dtype.c_str(), int32_t(s.shape.size()),
+                      s.shape.data(), data, bytes};
+}
+
+/// FNV-1a, to detect a damaged checkpoint.
+uint64_t fnv(const std::string &bytes) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : bytes)
+    h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+template <typename T> void put(std::string &s, T v) {
+  s.append(reinterpret_cast<const char *>(&v), sizeof(T));
+}
+
+/// write + fsync + rename + fsync(dir): the old file stays valid until the
+/// new one is complete on disk.
+bool writeAtomic(const std::string &path, const std::string &bytes) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0)
+    return false;
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t w = ::write(fd, bytes.data() + off, bytes.size() - off);
+    if (w <= 0) {
+      ::close(fd);
+      return false;
+    }
+    off += size_t(w);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0)
+    return false;
+  if (::rename(tmp.c_str(), path.c_str()) != 0)
+    return false;
+  SmallString<256> dir(path);
+  sys::path::remove_filename(dir);
+  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return true;
+}
+
+std::string checkpointBytes(int64_t step, int64_t nonFiniteRun,
+                            const std::vector<Param> &params) {
+  std::string s = "QSLAWCK1";
+  put<int64_t>(s, step);
+  put<int64_t>(s, nonFiniteRun);
+  put<uint64_t>(s, params.size());
+  for (const Param &p : params) {
+    put<uint32_t>(s, uint32_t(p.name.size()));
+    s += p.name;
+    put<uint64_t>(s, p.value.size());
+    for (const std::vector<float> *t : {&p.value, &p.m, &p.v})
+      s.append(reinterpret_cast<const char *>(t->data()), t->size() * 4);
+  }
+  put<uint64_t>(s, fnv(s));
+  return s;
+}
+
+Error loadCheckpoint(const std::string &path, int64_t &step,
+                     int64_t &nonFiniteRun, std::vector<Param> &params) {
+  auto buf = MemoryBuffer::getFile(path);
+  if (!buf)
+    return createStringError(inconvertibleErrorCode(),
+                             path + ": cannot read: " + buf.getError().message());
+  StringRef b = (*buf)->getBuffer();
+  auto bad = [&](const Twine &why) {
+    return createStringError(inconvertibleErrorCode(),
+                             path + ": not a valid checkpoint (" + why + ")");
+  };
+  if (b.size() < 40 || !b.starts_with("QSLAWCK1"))
+    return bad("bad header");
+  uint64_t sum;
+  std::memcpy(&sum, b.data() + b.size() - 8, 8);
+  if (fnv(b.drop_back(8).str()) != sum)
+    return bad("checksum mismatch");
+  size_t off = 8;
+  auto get = [&](void *dst, size_t n) {
+    if (off + n > b.size() - 8)
+      return false;
+    std::memcpy(dst, b.data() + off, n);
+    off += n;
+    return true;
+  };
+  uint64_t n = 0;
+  get(&step, 8);
+  get(&nonFiniteRun, 8);
+  get(&n, 8);
+  if (n != params.size())
+    return bad("it has " + Twine(n) + " tensors, the model " +
+               Twine(params.size()));
+  for (Param &p : params) {
+    uint32_t len = 0;
+    uint64_t count = 0;
+    if (!get(&len, 4))
+      return bad("truncated");
+    std::string name(len, '\0');
+    if (!get(name.data(), len) || !get(&count, 8))
+      return bad("truncated");
+    if (name != p.name || count != p.value.size())
+      return bad("tensor '" + name + "' does not match the model's '" +
+                 p.name + "'");
+    for (std::vector<float> *t : {&p.value, &p.m, &p.v})
+      if (!get(t->data(), count * 4))
+        return bad("truncated");
+  }
+  return Error::success();
+}
+
+bool writeNpy(const std::string &path, const std::vector<int64_t> &shape,
+              const std::vector<float> &data) {
+  std::string dims;
+  for (int64_t d : shape)
+    dims += std::to_string(d) + ",";
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" +
+                       dims + "), }";
+  while ((10 + header.size() + 1) % 64)
+    header += ' ';
+  header += '\n';
+  std::string s = "\x93NUMPY";
+  s += char(1);
+  s += char(0);
+  put<uint16_t>(s, uint16_t(header.size()));
+  s += header;
+  s.append(reinterpret_cast<const char *>(data.data()), data.size() * 4);
+  return writeAtomic(path, s);
+}
+} // namespace
+
+extern "C" int qslaw_trainer_main(int argc, char **argv) {
+  cl::HideUnrelatedOptions(cat);
+  cl::ParseCommandLineOptions(argc, argv,
+                              "QSLAW trainer: learns quantization scales "
+                              "with a multimodal warmup schedule\n");
+  if (steps < 1)
+    return fail("--steps must be >= 1");
+  qslaw_model *model = nullptr;
+  if (qslaw_model_load(modelPath.empty() ? nullptr : modelPath.c_str(),
+                       &model) != QSLAW_OK)
+    return fail(qslaw_last_error());
+  auto sigJson = json::parse(qslaw_model_signature(model));
+  const json::Object *sig = sigJson ? sigJson->getAsObject() : nullptr;
+  const json::Object *fns = sig ? sig->getObject("functions") : nullptr;
+  const json::Object *training = sig ? sig->getObject("training") : nullptr;
+  if (!fns || !training || !fns->getObject("train_step"))
+    return fail("the model has no training step (compile it with "
+                "qslaw-compile --train or --emit=trainer)");
+  qslaw_session *session = nullptr;
+  if (qslaw_session_create(model, "cpu", &session) != QSLAW_OK)
+    return fail(qslaw_last_error());
+
+  // Parameters and their initial values.
+  std::vector<Param> params;
+  for (const json::Value &v : *training->getArray("params")) {
+    const json::Object *o = v.getAsObject();
+    Param p{o->getString("name")->str(), o->getString("kind")->str(),
+            o->getString("source")->str(), {}, {}, {}, {}};
+    for (const json::Value &d : *o->getArray("shape"))
+      p.shape.push_back(*d.getAsInteger());
+    params.push_back(std::move(p));
+  }
+  std::vector<Spec> initOut = specs(fns->getObject("init_params")->getArray("outputs"));
+  std::vector<qslaw_tensor> outs;
+  for (size_t i = 0; i < params.size(); ++i) {
+    int64_t n = initOut[i].count();
+    params[i].value.assign(n, 0.f);
+    params[i].m.assign(n, 0.f);
+    params[i].v.assign(n, 0.f);
+    outs.push_back(tensorOf(initOut[i], params[i].value.data(), n * 4));
+  }
+  if (qslaw_session_run_function(session, "init_params", nullptr, 0, outs.data(),
+                                 int32_t(outs.size())) != QSLAW_OK)
+    return fail(qslaw_last_error());
+
+  const json::Object *ts = fns->getObject("train_step");
+  std::vector<Spec> tsIn = specs(ts->getArray("inputs"));
+  std::vector<Spec> tsOut = specs(ts->getArray("outputs"));
+  auto findIn = [&](StringRef name) -> const Spec * {
+    for (const Spec &s : tsIn)
+      if (s.name == name)
+        return &s;
+    return nullptr;
+  };
+  const Spec *ids = findIn("input_ids"), *pix = findIn("pixel_values"),
+             *mask = findIn("attention_mask"), *labels = findIn("labels");
+  if (!ids || !labels || ids->shape.size() != 2)
+    return fail("train_step needs input_ids and labels [B, T]");
+  int64_t B = ids->shape[0], T = ids->shape[1];
+
+  // Data.
+  auto data = loadRecords(dataPath, T);
+  if (!data)
+    return fail(toString(data.takeError()));
+  if (data->skippedTooLong)
+    errs() << "qslaw-trainer: skipped " << data->skippedTooLong
+           << " record(s) longer than the compiled sequence length " << T
+           << "\n";
+  if (data->multimodal.empty() && data->text.empty())
+    return fail(dataPath + ": no usable record (empty data set)");
+  ImageSpec ispec;
+  std::map<std::string, std::vector<float>> images;
+  if (pix) {
+    if (pix->shape.size() != 4 || pix->shape[2] != pix->shape[3])
+      return fail("pixel_values must be [B, 3, S, S]");
+    ispec.size = pix->shape[2];
+    for (const Record &r : data->multimodal) {
+      if (images.count(r.image))
+        continue;
+      auto img = loadImage(r.image, ispec);
+      if (!img)
+        return fail(dataPath + ": record '" + r.id + "': " +
+                    toString(img.takeError()));
+      images[r.image] = std::move(*img);
+    }
+  } else if (!data->multimodal.empty()) {
+    return fail("records have images but the model takes no pixel_values");
+  }
+
+  // Schedule.
+  Expected<WarmupSchedule> sched =
+      schedulePath.empty() ? presetSchedule(preset, steps)
+                           : loadSchedule(schedulePath, steps);
+  if (!sched)
+    return fail(toString(sched.takeError()));
+
+  if (std::error_code ec = sys::fs::create_directories(outDir))
+    return fail(outDir + ": " + ec.message());
+  std::string ckptPath = outDir + "/checkpoint.bin";
+  std::string metricsPath = outDir + "/metrics.jsonl";
+  int64_t start = 0, nonFiniteRun = 0;
+  std::string metrics;
+  if (resume) {
+    if (Error e = loadCheckpoint(ckptPath, start, nonFiniteRun, params))
+      return fail(toString(std::move(e)));
+    // Keep the metrics of the steps the checkpoint covers, so that the log
+    // equals an uninterrupted run's.
+    if (auto mb = MemoryBuffer::getFile(metricsPath)) {
+      SmallVector<StringRef> lines;
+      (*mb)->getBuffer().split(lines, '\n', -1, false);
+      for (StringRef l : lines) {
+        auto v = json::parse(l);
+        auto *o = v ? v->getAsObject() : nullptr;
+        if (!v)
+          consumeError(v.takeError());
+        if (o && o->getInteger("step") && *o->getInteger("step") <= start)
+          metrics += l.str() + "\n";
+      }
+    }
+    errs() << "qslaw-trainer: resuming at step " << start + 1 << "\n";
+  }
+  if (!writeAtomic(metricsPath, metrics))
+    return fail(metricsPath + ": cannot write");
+  int metricsFd = ::open(metricsPath.c_str(), O_WRONLY | O_APPEND);
+
+  std::signal(SIGINT, onSignal);
+  std::signal(SIGTERM, onSignal);
+  auto checkpoint = [&](int64_t done) {
+    if (!writeAtomic(ckptPath, checkpointBytes(done, nonFiniteRun, params)))
+      errs() << "qslaw-trainer: warning: checkpoint write failed\n";
+  };
+
+  size_t P = params.size();
+  int64_t warm = int64_t(std::ceil(warmupRatio * steps));
+  std::vector<float> lrs(P);
+  std::vector<int64_t> bIds(B * T), bMask(B * T), bLabels(B * T);
+  std::vector<float> bPix(pix ? pix->count() : 0);
+  std::vector<float> loss(1), gnorm(1), stepF(1);
+  std::vector<std::vector<float>> newState(3 * P);
+  for (size_t i = 0; i < P; ++i)
+    for (int k = 0; k < 3; ++k)
+      newState[k * P + i].resize(params[i].value.size());
+  auto t0 = std::chrono::steady_clock::now();
+  int64_t tokensSeen = 0;
+  bool isTty = !quiet && ::isatty(2);
+  int rc = 0;
+  for (int64_t step = start; step < steps; ++step) {
+    double p = sched->textFraction(step);
+    std::fill(bPix.begin(), bPix.end(), 0.f);
+    int64_t nextImage = 0, tokens = 0, textSamples = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      double u = double(sampleHash(seed, step, b) >> 11) * 0x1.0p-53;
+      bool text = (u < p && !data->text.empty()) || data->multimodal.empty();
+      const std::vector<Record> &pool = text ? data->text : data->multimodal;
+      const Record &r = pool[sampleHash(seed, step, B + b) % pool.size()];
+      textSamples += text;
+      for (int64_t t = 0; t < T; ++t) {
+        bool in = t < int64_t(r.inputIds.size());
+        bIds[b * T + t] = in ? r.inputIds[t] : padId;
+        bLabels[b * T + t] = in ? r.labels[t] : -100;
+        bMask[b * T + t] = in;
+        tokens += in;
+      }
+      // Image features are consumed in batch order by the image tokens, so
+      // images fill the first pixel slots; text samples add none.
+      if (!text && pix) {
+        const std::vector<float> &img = images[r.image];
+        std::copy(img.begin(), img.end(), bPix.begin() + nextImage * img.size());
+        ++nextImage;
+      }
+    }
+    if (std::find(injectNaN.begin(), injectNaN.end(), step + 1) != injectNaN.end())
+      std::fill(bPix.begin(), bPix.end(), NAN);
+    for (size_t i = 0; i < P; ++i)
+      lrs[i] = float(cosineLr(params[i].kind == "float" ? lrParams : lrScales,
+                              step + 1, warm, steps));
+    stepF[0] = float(step + 1);
+    std::vector<qslaw_tensor> in;
+    for (const Spec &s : tsIn) {
+      auto bind = [&](void *d, size_t bytes) { in.push_back(tensorOf(s, d, bytes)); };
+      if (&s == ids)
+        bind(bIds.data(), bIds.size() * 8);
+      else if (&s == labels)
+        bind(bLabels.data(), bLabels.size() * 8);
+      else if (&s == mask)
+        bind(bMask.data(), bMask.size() * 8);
+      else if (&s == pix)
+        bind(bPix.data(), bPix.size() * 4);
+      else if (s.name == "lrs")
+        bind(lrs.data(), P * 4);
+      else if (s.name == "step")
+        bind(stepF.data(), 4);
+      else {
+        bool found = false;
+        for (Param &pr : params)
+          for (auto [prefix, t] :
+               {std::pair<std::string, std::vector<float> *>{"", &pr.value},
+                {"exp_avg.", &pr.m},
+                {"exp_avg_sq.", &pr.v}})
+            if (!found && s.name == prefix + pr.name) {
+              bind(t->data(), t->size() * 4);
+              found = true;
+            }
+        if (!found)
+          return fail("train_step input '" + s.name + "' is not known to the "
+                      "trainer");
+      }
+    }
+    std::vector<qslaw_tensor> out{tensorOf(tsOut[0], loss.data(), 4),
+                                  tensorOf(tsOut[1], gnorm.data(), 4)};
+    for (size_t k = 0; k < 3 * P; ++k)
+      out.push_back(tensorOf(tsOut[2 + k], newState[k].data(), newState[k].size() * 4));
+    if (qslaw_session_run_function(session, "train_step", in.data(),
+                                   int32_t(in.size()), out.data(),
+                                   int32_t(out.size())) != QSLAW_OK)
+      return fail(qslaw_last_error());
+    bool finite = std::isfinite(loss[0]) && std::isfinite(gnorm[0]);
+    if (finite) {
+      nonFiniteRun = 0;
+      for (size_t i = 0; i < P; ++i) {
+        params[i].value.swap(newState[i]);
+        params[i].m.swap(newState[P + i]);
+        params[i].v.swap(newState[2 * P + i]);
+      }
+    } else {
+      ++nonFiniteRun;
+      errs() << (isTty ? "\n" : "") << "qslaw-trainer: step " << step + 1
+             << ": non-finite " << (std::isfinite(loss[0]) ? "gradient" : "loss")
+             << "; step skipped (" << nonFiniteRun << " in a row)\n";
+    }
+    tokensSeen += tokens;
+    double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double tps = tokensSeen / std::max(elapsed, 1e-9);
+    json::Object rec{{"step", step + 1},
+                     {"loss", double(loss[0])},
+                     {"grad_norm", std::sqrt(double(gnorm[0]))},
+                     {"lr", double(lrs.empty() ? 0 : lrs[0])},
+                     {"text_fraction", p},
+                     {"text_samples", textSamples},
+                     {"tokens", tokens},
+                     {"skipped", !finite},
+                     {"tokens_per_s", tps}};
+    std::string line;
+    raw_string_ostream(line) << json::Value(std::move(rec)) << "\n";
+    if (metricsFd >= 0 && ::write(metricsFd, line.data(), line.size()) < 0)
+      errs() << "qslaw-trainer: warning: metrics write failed\n";
+    if (isTty) {
+      double eta = elapsed / double(step + 1 - start) * double(steps - step - 1);
+      errs() << format("\r[%lld/%lld] loss %.4f lr %.2e text %.2f %.0f tok/s "
+                       "ETA %.0fs   ",
+                       (long long)(step + 1), (long long)steps, loss[0],
+                       lrs.empty() ? 0.0 : lrs[0], p, tps, eta);
+    }
+    bool last = step + 1 == steps;
+    if (nonFiniteRun >= maxNonFinite) {
+      checkpoint(step + 1);
+      errs() << "\nqslaw-trainer: error: " << nonFiniteRun
+             << " non-finite steps in a row; stopping (checkpoint kept)\n";
+      rc = 2;
+      break;
+    }
+    if (last || (ckptEvery > 0 && (step + 1) % ckptEvery == 0) || stopSignal)
+      checkpoint(step + 1);
+    if (stopSignal) {
+      errs() << "\nqslaw-trainer: signal " << int(stopSignal)
+             << ": checkpoint written at step " << step + 1 << "\n";
+      rc = 128 + int(stopSignal);
+      break;
+    }
+  }
+  if (isTty)
+    errs() << "\n";
+  if (metricsFd >= 0) {
+    ::fsync(metricsFd);
+    ::close(metricsFd);
+  }
+  if (rc == 0 && !exportDir.empty()) {
+    if (std::error_code ec = sys::fs::create_directories(exportDir))
+      return fail(exportDir + ": " + ec.message());
+    json::Array list;
+    for (size_t i = 0; i < P; ++i) {
+      std::string file = "param" + std::to_string(i) + ".npy";
+      if (!writeNpy(exportDir + "/" + file, params[i].shape, params[i].value))
+        return fail(exportDir + "/" + file + ": cannot write");
+      list.push_back(json::Object{{"name", params[i].name},
+                                  {"kind", params[i].kind},
+                                  {"source", params[i].source},
+                                  {"file", file}});
+    }
+    json::Object manifest{{"params", std::move(list)},
+                          {"training", json::Value(json::Object(*training))}};
+    std::string text;
+    raw_string_ostream(text) << json::Value(std::move(manifest));
+    if (!writeAtomic(exportDir + "/params.json", text))
+      return fail(exportDir + "/params.json: cannot write");
+  }
+  qslaw_session_free(session);
+  qslaw_model_free(model);
+  return rc;
+}
