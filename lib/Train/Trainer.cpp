@@ -475,9 +475,13 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
     double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     double tps = tokensSeen / std::max(elapsed, 1e-9);
+    // JSON has no NaN/Inf: non-finite values are written as null.
+    auto num = [](double x) -> json::Value {
+      return std::isfinite(x) ? json::Value(x) : json::Value(nullptr);
+    };
     json::Object rec{{"step", step + 1},
-                     {"loss", double(loss[0])},
-                     {"grad_norm", std::sqrt(double(gnorm[0]))},
+                     {"loss", num(loss[0])},
+                     {"grad_norm", num(std::sqrt(double(gnorm[0])))},
                      {"lr", double(lrs.empty() ? 0 : lrs[0])},
                      {"text_fraction", p},
                      {"text_samples", textSamples},

@@ -1,0 +1,148 @@
+"""The trainer executable (qslaw-compile --emit=trainer) end to end: training
+on the bundled tiny records, SIGKILL + --resume reproducing the
+uninterrupted metrics bit for bit, non-finite steps skipped then a stop, and
+each bad input with its message and exit status."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from qslaw_tools.runner import ROOT, tool
+
+FIX = os.path.join(ROOT, "test", "fixtures")
+DATA = os.path.join(FIX, "train", "records.jsonl")
+
+
+@pytest.fixture(scope="module")
+def trainer(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("trainer") / "trainer")
+    subprocess.run([tool("qslaw-compile"), os.path.join(FIX, "tiny_llava.onnx"),
+                    "--quantize=w4g32", r"--quantize-layers=.*language_model.*layers.*",
+                    "--emit=trainer", "-o", out], check=True, capture_output=True)
+    return out
+
+
+def run(trainer, *args, **kw):
+    return subprocess.run([trainer, *args], capture_output=True, text=True, **kw)
+
+
+def metrics(d):
+    with open(os.path.join(d, "metrics.jsonl")) as f:
+        recs = [json.loads(line) for line in f]
+    for r in recs:
+        r.pop("tokens_per_s")  # wall-clock
+    return recs
+
+
+def test_trains_and_exports(trainer, tmp_path):
+    out = str(tmp_path / "run")
+    p = run(trainer, f"--data={DATA}", "--steps=12", f"--out={out}", "--quiet",
+            f"--export-params={out}/export")
+    assert p.returncode == 0, p.stderr
+    m = metrics(out)
+    assert [r["step"] for r in m] == list(range(1, 13))
+    assert all(r["loss"] > 0 and not r["skipped"] for r in m)
+    # progressive: language-heavy first, multimodal-heavy later
+    assert m[0]["text_fraction"] == 1.0 and m[-1]["text_fraction"] < 0.5
+    manifest = json.load(open(os.path.join(out, "export", "params.json")))
+    assert {p["kind"] for p in manifest["params"]} == {"scale", "float"}
+
+
+def test_sigkill_then_resume_matches_uninterrupted(trainer, tmp_path):
+    full, cut = str(tmp_path / "full"), str(tmp_path / "cut")
+    args = [f"--data={DATA}", "--steps=40", "--checkpoint-every=3", "--quiet",
+            "--preset=mix", "--seed=7"]
+    assert run(trainer, *args, f"--out={full}").returncode == 0
+    proc = subprocess.Popen([trainer, *args, f"--out={cut}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = os.path.join(cut, "checkpoint.bin")
+    deadline = time.time() + 60
+    while time.time() < deadline and not (os.path.exists(ckpt) and
+                                          len(open(os.path.join(cut, "metrics.jsonl")).readlines()) >= 7):
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # Never a partial checkpoint as the latest: it loads (checksum) on resume.
+    r = run(trainer, *args, f"--out={cut}", "--resume")
+    assert r.returncode == 0, r.stderr
+    assert "resuming at step" in r.stderr
+    assert metrics(cut) == metrics(full)  # bitwise: floats printed round-trip
+    assert open(os.path.join(cut, "checkpoint.bin"), "rb").read() == \
+        open(os.path.join(full, "checkpoint.bin"), "rb").read()
+
+
+def test_sigterm_writes_checkpoint(trainer, tmp_path):
+    out = str(tmp_path / "term")
+    proc = subprocess.Popen([trainer, f"--data={DATA}", "--steps=100000", "--quiet",
+                             "--checkpoint-every=0", f"--out={out}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    while not os.path.exists(os.path.join(out, "metrics.jsonl")) or \
+            not open(os.path.join(out, "metrics.jsonl")).read():
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "checkpoint written" in err
+    assert os.path.exists(os.path.join(out, "checkpoint.bin"))
+
+
+def test_nonfinite_steps_are_skipped_then_stop(trainer, tmp_path):
+    out = str(tmp_path / "nan")
+    p = run(trainer, f"--data={DATA}", "--steps=20", f"--out={out}", "--quiet",
+            "--preset=none", "--inject-nan-at=3,5,6,7", "--max-nonfinite=3")
+    assert p.returncode == 2
+    assert "step 3: non-finite loss; step skipped (1 in a row)" in p.stderr
+    assert "3 non-finite steps in a row; stopping" in p.stderr
+    m = metrics(out)
+    assert [r["step"] for r in m if r["skipped"]] == [3, 5, 6, 7]
+    assert len(m) == 7
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+@pytest.mark.parametrize("case,expect", [
+    ("missing_image", "img_missing.png: missing image file"),
+    ("bad_image", "bad.png: undecodable PNG image"),
+    ("bad_json", "records.jsonl:2: malformed JSON record"),
+    ("bad_field", "records.jsonl:1: record 'a': \"labels\" must be"),
+    ("empty", "no usable record (empty data set)"),
+    ("too_long", "no usable record (empty data set)"),
+    ("schedule_key", "phase 0: unknown key 'frac'"),
+    ("schedule_value", "'text_fraction' = 1.500000 is outside [0, 1]"),
+])
+def test_bad_inputs(trainer, tmp_path, case, expect):
+    shutil.copytree(os.path.join(FIX, "train", "images"), tmp_path / "images")
+    ok = '{"id": "a", "input_ids": [1, 2, 3], "labels": [1, 2, 3]}\n'
+    img = '{"id": "m", "image": "images/%s", "input_ids": [1, 31, 31, 31, 31, 2], "labels": [1, 2, 3, 4, 5, 6]}\n'
+    (tmp_path / "images" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    sched = None
+    data = {
+        "missing_image": ok + img % "img_missing.png",
+        "bad_image": ok + img % "bad.png",
+        "bad_json": ok + '{"id": "b", "input_ids": [1, 2\n',
+        "bad_field": '{"id": "a", "input_ids": [1, 2, 3], "labels": [1]}\n',
+        "empty": "\n",
+        "too_long": '{"input_ids": %s, "labels": %s}\n' % ([1] * 30, [1] * 30),
+    }.get(case, ok)
+    if case == "schedule_key":
+        sched = write(tmp_path, "s.json", '{"phases": [{"steps": 3, "frac": 0.5}]}')
+    if case == "schedule_value":
+        sched = write(tmp_path, "s.yaml", "phases:\n  - steps: 3\n    text_fraction: 1.5\n")
+    args = [f"--data={write(tmp_path, 'records.jsonl', data)}", "--steps=2",
+            f"--out={tmp_path}/out", "--quiet"]
+    if sched:
+        args.append(f"--schedule={sched}")
+    p = run(trainer, *args)
+    assert p.returncode == 1, p.stderr
+    assert expect in p.stderr, p.stderr
+    assert not os.path.exists(tmp_path / "out" / "checkpoint.bin")
+    if case == "too_long":
+        assert "skipped 1 record(s) longer than the compiled sequence length 24" in p.stderr
