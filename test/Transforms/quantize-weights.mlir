@@ -13,7 +13,7 @@
 // CHECK-DAG: %[[S:.*]] = arith.constant {qslaw.name = "model.layers.0.q_proj.weight.scales"} dense<{{\[\[}}0.0666666701, 2.000000e-01], [0.0666666701, 4.000000e-01]]> : tensor<2x2xf32>
 // CHECK-DAG: %[[Z:.*]] = arith.constant {qslaw.name = "model.layers.0.q_proj.weight.zeros"} dense<{{\[\[}}0, 0], [-1, 5]]> : tensor<2x2xi4>
 // CHECK-DAG: %[[Q:.*]] = arith.constant {qslaw.name = "model.layers.0.q_proj.weight.codes"} dense<{{\[\[}}0, -1, -6, -1], [0, 0, -1, 0]]> : tensor<2x4xi4>
-// CHECK: %[[Y:.*]] = qslaw.qmatmul %arg0, %[[Q]] scales(%[[S]]) zeros(%[[Z]]) <bits = 4, group = 2, asym, mode = scale> : (tensor<3x4xf32>, tensor<2x4xi4>, tensor<2x2xf32>, tensor<2x2xi4>) -> tensor<3x2xf32>
+// CHECK: %[[Y:.*]] = qslaw.qmatmul %arg0, %[[Q]] scales(%[[S]]) zeros(%[[Z]]) <bits = 4, group = 2, asym, mode = scale> {{.*}}: (tensor<3x4xf32>, tensor<2x4xi4>, tensor<2x2xf32>, tensor<2x2xi4>) -> tensor<3x2xf32>
 // CHECK-NOT: linalg.matmul
 // CHECK: return %[[Y]]
 
@@ -21,7 +21,7 @@
 // SYM: qslaw.qmatmul %arg0, %{{.*}} scales(%{{.*}}) <bits = 4, group = 2, sym, mode = scale>
 
 // REGEX-LABEL: func @layer
-// REGEX: qslaw.qmatmul {{.*}} <bits = 2, per_channel, asym, mode = scale> : (tensor<3x4xf32>, tensor<2x4xi2>, tensor<2x1xf32>, tensor<2x1xi2>) -> tensor<3x2xf32>
+// REGEX: qslaw.qmatmul {{.*}} <bits = 2, per_channel, asym, mode = scale> {{.*}}: (tensor<3x4xf32>, tensor<2x4xi2>, tensor<2x1xf32>, tensor<2x1xi2>) -> tensor<3x2xf32>
 
 // GAMMA-LABEL: func @layer
 // GAMMA-DAG: %[[W:.*]] = arith.constant {qslaw.name = "model.layers.0.q_proj.weight"} dense<{{\[\[}}0.000000e+00, 1.000000e+00, 2.000000e+00, 3.000000e+00], [-1.000000e+00, -1.000000e+00, 4.000000e+00, -2.000000e+00]]> : tensor<2x4xf32>

@@ -1,0 +1,25 @@
+// RUN: qslaw-opt %s --qslaw-make-train-step="params=p scales= loss=sum-squares" | FileCheck %s
+
+// The four entries, the parameter turned into an argument, the generic rule
+// (x * p -> dy * x reduced over the broadcast rows) and one AdamW.
+// CHECK-LABEL: func.func @init_params() -> tensor<1x4xf32>
+// CHECK-SAME: qslaw.params = ["p"]
+// CHECK: arith.constant dense<{{.*}}> : tensor<1x4xf32>
+// CHECK-LABEL: func.func @forward_params(%{{.*}}: tensor<1x4xf32>, %{{.*}}: tensor<3x4xf32>) -> tensor<3x4xf32>
+// CHECK-LABEL: func.func @grad_step
+// CHECK: linalg.generic {{.*}}iterator_types = ["reduction", "parallel"]
+// CHECK-LABEL: func.func @train_step(%{{.*}}: tensor<1x4xf32>, %{{.*}}: tensor<1x4xf32>, %{{.*}}: tensor<1x4xf32>, %{{.*}}: tensor<1xf32>, %{{.*}}: tensor<f32>, %{{.*}}: tensor<3x4xf32>) -> (tensor<f32>, tensor<f32>, tensor<1x4xf32>, tensor<1x4xf32>, tensor<1x4xf32>)
+// CHECK: qslaw.adamw
+#map = affine_map<(d0, d1) -> (d0, d1)>
+#bcast = affine_map<(d0, d1) -> (0, d1)>
+func.func @forward(%x: tensor<3x4xf32>) -> tensor<3x4xf32> {
+  %p = arith.constant {qslaw.name = "p"} dense<[[1.0, 2.0, 3.0, 4.0]]> : tensor<1x4xf32>
+  %e = tensor.empty() : tensor<3x4xf32>
+  %y = linalg.generic {indexing_maps = [#map, #bcast, #map], iterator_types = ["parallel", "parallel"]}
+      ins(%x, %p : tensor<3x4xf32>, tensor<1x4xf32>) outs(%e : tensor<3x4xf32>) {
+  ^bb0(%a: f32, %b: f32, %o: f32):
+    %0 = arith.mulf %a, %b : f32
+    linalg.yield %0 : f32
+  } -> tensor<3x4xf32>
+  return %y : tensor<3x4xf32>
+}
