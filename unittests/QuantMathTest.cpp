@@ -1,5 +1,5 @@
 //===- QuantMathTest.cpp - scalar quantisation math against a reference ---===//
-#include "qslaw/Dialect/QSLAW/IR/QuantMath.h"
+#include "qslaw/Quant/QuantMath.h"
 
 #include <gtest/gtest.h>
 

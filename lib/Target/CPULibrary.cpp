@@ -104,13 +104,18 @@ static llvm::json::Object signatureObject(func::FuncOp entry) {
     op.getLoc().print(os);
     auto spec = op.getSpec();
     auto codes = op.getCodes().getType();
-    quant.push_back(llvm::json::Object{
+    llvm::json::Object o{
         {"op", loc},
         {"bits", int64_t(spec.getBits())},
         {"group", spec.getGroupSizeFor(codes.getDimSize(1))},
         {"symmetric", spec.getSymmetric()},
         {"mode", stringifyScaleMode(spec.getMode()).str()},
-        {"shape", llvm::json::Array{codes.getDimSize(0), codes.getDimSize(1)}}});
+        {"shape", llvm::json::Array{codes.getDimSize(0), codes.getDimSize(1)}}};
+    // What the ONNX exporter rewrites (set by qslaw-quantize-weights).
+    for (StringRef key : {"layer", "node", "weight"})
+      if (auto a = op->getAttrOfType<StringAttr>(("qslaw." + key).str()))
+        o[key] = a.str();
+    quant.push_back(std::move(o));
   });
   return llvm::json::Object{
       {"entry", entry.getSymName().str()},

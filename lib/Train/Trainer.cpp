@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 #include "qslaw/Train/qslaw_trainer.h"
 #include "qslaw/Runtime/qslaw_runtime.h"
+#include "qslaw/Export/ONNXExport.h"
 #include "qslaw/Train/Data.h"
 #include "qslaw/Train/Schedule.h"
 
@@ -68,6 +69,17 @@ cl::list<int64_t> injectNaN("inject-nan-at", cl::cat(cat), cl::CommaSeparated,
 cl::opt<std::string> exportDir("export-params", cl::cat(cat),
                                cl::desc("Write the learned tensors as .npy "
                                         "files plus params.json here"));
+cl::opt<std::string> exportOnnx("export-onnx", cl::cat(cat),
+                                cl::desc("Write the learned model as ONNX "
+                                         "here (onnxruntime runs it)"));
+cl::opt<std::string> exportFormat(
+    "export-format", cl::cat(cat), cl::init("matmulnbits"),
+    cl::desc("matmulnbits (com.microsoft MatMulNBits; layers it cannot hold "
+             "fall back to QDQ) or qdq (block-wise DequantizeLinear)"));
+cl::opt<std::string> sourceModel("source-model", cl::cat(cat),
+                                 cl::desc("The ONNX model the trainer was "
+                                          "compiled from (default: the path "
+                                          "recorded at compile time)"));
 cl::opt<bool> quiet("quiet", cl::cat(cat), cl::desc("No progress bar"));
 
 volatile std::sig_atomic_t stopSignal = 0;
@@ -239,6 +251,58 @@ bool writeNpy(const std::string &path, const std::vector<int64_t> &shape,
   s.append(reinterpret_cast<const char *>(data.data()), data.size() * 4);
   return writeAtomic(path, s);
 }
+
+/// --export-params (the tensors as .npy + params.json) and --export-onnx.
+int exportLearned(const std::vector<Param> &params, const json::Object &training) {
+  size_t P = params.size();
+  if (!exportDir.empty()) {
+    if (std::error_code ec = sys::fs::create_directories(exportDir))
+      return fail(exportDir + ": " + ec.message());
+    json::Array list;
+    for (size_t i = 0; i < P; ++i) {
+      std::string file = "param" + std::to_string(i) + ".npy";
+      if (!writeNpy(exportDir + "/" + file, params[i].shape, params[i].value))
+        return fail(exportDir + "/" + file + ": cannot write");
+      list.push_back(json::Object{{"name", params[i].name},
+                                  {"kind", params[i].kind},
+                                  {"source", params[i].source},
+                                  {"file", file}});
+    }
+    json::Object manifest{{"params", std::move(list)},
+                          {"training", json::Value(json::Object(training))}};
+    std::string text;
+    raw_string_ostream(text) << json::Value(std::move(manifest));
+    if (!writeAtomic(exportDir + "/params.json", text))
+      return fail(exportDir + "/params.json: cannot write");
+  }
+  if (exportOnnx.empty())
+    return 0;
+  const json::Array *layerJson = training.getArray("layers");
+  if (!layerJson)
+    return fail("the model records no quantized layers for export "
+                "(recompile it with this qslaw-compile)");
+  auto layers = qslaw::onnx_export::parseQuantizedLayers(*layerJson);
+  if (!layers)
+    return fail(toString(layers.takeError()));
+  std::vector<qslaw::onnx_export::LearnedTensor> learned;
+  for (const Param &p : params)
+    learned.push_back({p.name, p.kind, p.source, p.shape, p.value});
+  qslaw::onnx_export::ExportOptions opts;
+  opts.format = exportFormat == "qdq" ? qslaw::onnx_export::Format::QDQ
+                                      : qslaw::onnx_export::Format::MatMulNBits;
+  opts.clipSteps = int(training.getInteger("clip_steps").value_or(0));
+  std::string source = sourceModel;
+  if (source.empty())
+    source = training.getString("model").value_or("").str();
+  if (source.empty() || !sys::fs::exists(source))
+    return fail("source model '" + source + "' not found; name it with "
+                "--source-model");
+  if (Error e = qslaw::onnx_export::exportLearnedModel(source, *layers, learned,
+                                                       opts, exportOnnx))
+    return fail("exporting " + exportOnnx + ": " + toString(std::move(e)));
+  errs() << "qslaw-trainer: wrote " << exportOnnx << "\n";
+  return 0;
+}
 } // namespace
 
 extern "C" int qslaw_trainer_main(int argc, char **argv) {
@@ -246,8 +310,12 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
   cl::ParseCommandLineOptions(argc, argv,
                               "QSLAW trainer: learns quantization scales "
                               "with a multimodal warmup schedule\n");
-  if (steps < 1)
-    return fail("--steps must be >= 1");
+  if (steps < 0 || (steps == 0 && exportOnnx.empty() && exportDir.empty()))
+    return fail("--steps must be >= 1 (0 only exports the initial, RTN "
+                "model with --export-onnx/--export-params)");
+  if (exportFormat != "matmulnbits" && exportFormat != "qdq")
+    return fail("--export-format=" + exportFormat +
+                ": expected matmulnbits or qdq");
   qslaw_model *model = nullptr;
   if (qslaw_model_load(modelPath.empty() ? nullptr : modelPath.c_str(),
                        &model) != QSLAW_OK)
@@ -285,6 +353,13 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
   if (qslaw_session_run_function(session, "init_params", nullptr, 0, outs.data(),
                                  int32_t(outs.size())) != QSLAW_OK)
     return fail(qslaw_last_error());
+
+  if (steps == 0) {
+    int rc = exportLearned(params, *training);
+    qslaw_session_free(session);
+    qslaw_model_free(model);
+    return rc;
+  }
 
   const json::Object *ts = fns->getObject("train_step");
   std::vector<Spec> tsIn = specs(ts->getArray("inputs"));
@@ -522,26 +597,8 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
     ::fsync(metricsFd);
     ::close(metricsFd);
   }
-  if (rc == 0 && !exportDir.empty()) {
-    if (std::error_code ec = sys::fs::create_directories(exportDir))
-      return fail(exportDir + ": " + ec.message());
-    json::Array list;
-    for (size_t i = 0; i < P; ++i) {
-      std::string file = "param" + std::to_string(i) + ".npy";
-      if (!writeNpy(exportDir + "/" + file, params[i].shape, params[i].value))
-        return fail(exportDir + "/" + file + ": cannot write");
-      list.push_back(json::Object{{"name", params[i].name},
-                                  {"kind", params[i].kind},
-                                  {"source", params[i].source},
-                                  {"file", file}});
-    }
-    json::Object manifest{{"params", std::move(list)},
-                          {"training", json::Value(json::Object(*training))}};
-    std::string text;
-    raw_string_ostream(text) << json::Value(std::move(manifest));
-    if (!writeAtomic(exportDir + "/params.json", text))
-      return fail(exportDir + "/params.json: cannot write");
-  }
+  if (rc == 0)
+    rc = exportLearned(params, *training);
   qslaw_session_free(session);
   qslaw_model_free(model);
   return rc;

@@ -264,7 +264,12 @@ int main(int argc, char **argv) {
       train["quantize"] = quantize.getValue();
       train["quantize_layers"] = quantizeLayers.getValue();
       train["clip_steps"] = int64_t(clipSteps);
-      train["model"] = inputFile.getValue();
+      // The exporter rewrites the source model: keep where it is.
+      SmallString<256> source(inputFile.getValue());
+      sys::fs::make_absolute(source);
+      train["model"] = std::string(source);
+      if (const json::Array *q = main->getAsObject()->getArray("quantization"))
+        train["layers"] = json::Array(*q);
       signature.clear();
       raw_string_ostream os(signature);
       os << *main;

@@ -1,7 +1,7 @@
 //===- Importer.cpp - ONNX graph to func.func -----------------------------===//
 #include "qslaw/Import/ONNX/Importer.h"
 #include "GraphRewrites.h"
-#include "ModelLoader.h"
+#include "qslaw/Import/ONNX/ModelLoader.h"
 #include "NodeContext.h"
 #include "qslaw/Dialect/QSLAW/IR/QSLAWDialect.h"
 

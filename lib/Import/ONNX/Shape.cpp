@@ -1,6 +1,6 @@
 //===- Shape.cpp - constants, shape ops, softmax and reductions -----------===//
 #include "LinalgBuilders.h"
-#include "ModelLoader.h"
+#include "qslaw/Import/ONNX/ModelLoader.h"
 #include "NodeContext.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"

@@ -1,7 +1,7 @@
 //===- Tensor.cpp - Gather, Concat, Slice, Expand, Range, masks -----------===//
 #include "LinalgBuilders.h"
 #include "ConstEval.h"
-#include "ModelLoader.h"
+#include "qslaw/Import/ONNX/ModelLoader.h"
 #include "NodeContext.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"

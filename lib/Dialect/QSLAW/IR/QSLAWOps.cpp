@@ -1,6 +1,6 @@
 //===- QSLAWOps.cpp - qslaw op verifiers, folds and canonicalisations -----===//
 #include "qslaw/Dialect/QSLAW/IR/QSLAWOps.h"
-#include "qslaw/Dialect/QSLAW/IR/QuantMath.h"
+#include "qslaw/Quant/QuantMath.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/Matchers.h"

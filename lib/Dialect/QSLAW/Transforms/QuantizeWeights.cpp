@@ -1,7 +1,7 @@
 //===- QuantizeWeights.cpp - constant float weights -> qslaw.qmatmul ------===//
 #include "MatmulMatch.h"
 #include "qslaw/Dialect/QSLAW/IR/QSLAWOps.h"
-#include "qslaw/Dialect/QSLAW/IR/QuantMath.h"
+#include "qslaw/Quant/QuantMath.h"
 #include "qslaw/Dialect/QSLAW/Transforms/Passes.h"
 
 #include "mlir/IR/Matchers.h"

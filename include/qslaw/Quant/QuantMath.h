@@ -4,8 +4,8 @@
 // folding, the weight-quantisation pass and unit tests agree bit for bit.
 //
 //===----------------------------------------------------------------------===//
-#ifndef QSLAW_DIALECT_QSLAW_IR_QUANTMATH_H
-#define QSLAW_DIALECT_QSLAW_IR_QUANTMATH_H
+#ifndef QSLAW_QUANT_QUANTMATH_H
+#define QSLAW_QUANT_QUANTMATH_H
 
 #include <cstdint>
 #include <vector>
@@ -49,4 +49,4 @@ QuantizedMatrix quantizeMatrix(const float *w, int64_t n, int64_t k,
 
 } // namespace mlir::qslaw::quant
 
-#endif // QSLAW_DIALECT_QSLAW_IR_QUANTMATH_H
+#endif // QSLAW_QUANT_QUANTMATH_H

@@ -1,5 +1,5 @@
 //===- ModelLoader.cpp - ONNX protobuf and tensor data loading ------------===//
-#include "ModelLoader.h"
+#include "qslaw/Import/ONNX/ModelLoader.h"
 
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"

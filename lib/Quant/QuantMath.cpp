@@ -1,5 +1,5 @@
 //===- QuantMath.cpp - scalar quantisation math ---------------------------===//
-#include "qslaw/Dialect/QSLAW/IR/QuantMath.h"
+#include "qslaw/Quant/QuantMath.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,6 +1,6 @@
 //===- ModelLoader.h - ONNX protobuf and tensor data loading ----*- C++ -*-===//
-#ifndef QSLAW_LIB_IMPORT_ONNX_MODELLOADER_H
-#define QSLAW_LIB_IMPORT_ONNX_MODELLOADER_H
+#ifndef QSLAW_IMPORT_ONNX_MODELLOADER_H
+#define QSLAW_IMPORT_ONNX_MODELLOADER_H
 
 #include "onnx/onnx_pb.h"
 #include "llvm/Support/Error.h"

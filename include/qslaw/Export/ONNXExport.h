@@ -1,0 +1,67 @@
+//===- ONNXExport.h - the learned model back to ONNX ------------*- C++ -*-===//
+//
+// Rewrites the source ONNX model with what training learned: each quantized
+// MatMul becomes com.microsoft MatMulNBits (the default) or a block-wise
+// DequantizeLinear -> MatMul pair (QDQ, opset 21), with codes recomputed by
+// the compiler's own quantisation math (gamma mode: from the learned gamma)
+// and the learned scales; learned full-precision tensors (the projector)
+// replace their initializers. No MLIR: the trainer links it.
+//
+//===----------------------------------------------------------------------===//
+#ifndef QSLAW_EXPORT_ONNXEXPORT_H
+#define QSLAW_EXPORT_ONNXEXPORT_H
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+#include "llvm/Support/JSON.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace qslaw::onnx_export {
+
+/// One quantized linear layer as the compiler recorded it (the signature's
+/// "quantization" entries): the ONNX MatMul node and its weight initializer.
+struct QuantizedLayer {
+  std::string layer, node, weight, mode; // mode: "scale" or "gamma"
+  unsigned bits = 4;
+  int64_t group = 0; // effective group size along K (K for per-channel)
+  bool symmetric = false;
+  int64_t n = 0, k = 0;
+};
+
+/// A trained tensor: "<layer>.scales" (kind scale, [N, J]), "<layer>.gamma"
+/// (kind gamma, [N, J]) or a full-precision initializer (kind float; source
+/// is the initializer's name, shape as stored in ONNX).
+struct LearnedTensor {
+  std::string name, kind, source;
+  std::vector<int64_t> shape;
+  llvm::ArrayRef<float> values;
+};
+
+enum class Format { MatMulNBits, QDQ };
+
+struct ExportOptions {
+  Format format = Format::MatMulNBits;
+  int clipSteps = 0; // the clipping search the compiler ran
+};
+
+/// Parses the signature's quantization entries; names the entry and field
+/// that is missing or wrong.
+llvm::Expected<std::vector<QuantizedLayer>>
+parseQuantizedLayers(const llvm::json::Array &entries);
+
+/// Reads `sourceModel`, applies the learned tensors and writes `outPath`
+/// atomically (a temporary file renamed over it). Errors name the node,
+/// initializer or tensor that does not fit.
+llvm::Error exportLearnedModel(llvm::StringRef sourceModel,
+                               llvm::ArrayRef<QuantizedLayer> layers,
+                               llvm::ArrayRef<LearnedTensor> learned,
+                               const ExportOptions &options,
+                               llvm::StringRef outPath);
+
+} // namespace qslaw::onnx_export
+
+#endif // QSLAW_EXPORT_ONNXEXPORT_H

@@ -1,0 +1,478 @@
+//===- ONNXExport.cpp - the learned model back to ONNX --------------------===//
+//
+// Codes are recomputed here from the source model's float weight with the
+// same QuantMath the compiler used (min-max init, optional clipping search),
+// so scale mode reproduces the stored codes exactly and gamma mode freezes
+// clamp(round(W / (s * gamma)) + z) as QSLAW.md prescribes. Formats:
+//   MatMulNBits (com.microsoft): B [N, blocks, blob] uint8, codes packed low
+//     bits first; scales [N * blocks] f32; zero points packed like B (absent
+//     when symmetric: the op's default 2^(bits-1) is ours). Needs bits 4 or
+//     8 and a power-of-two block of at least 16; other layers fall back to
+//     QDQ, which is said in the returned report.
+//   QDQ: DequantizeLinear (opset 21, axis 0, block_size G) over [K, N]
+//     uint4/uint8 codes with [ceil(K/G), N] scales and zero points, feeding
+//     the original MatMul.
+//
+//===----------------------------------------------------------------------===//
+#include "qslaw/Export/ONNXExport.h"
+#include "qslaw/Quant/QuantMath.h"
+#include "qslaw/Import/ONNX/ModelLoader.h"
+
+#include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+
+using llvm::Error;
+using llvm::Expected;
+using llvm::StringRef;
+using llvm::Twine;
+namespace quant = mlir::qslaw::quant;
+
+namespace qslaw::onnx_export {
+
+static Error err(const Twine &msg) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
+}
+
+Expected<std::vector<QuantizedLayer>>
+parseQuantizedLayers(const llvm::json::Array &entries) {
+  std::vector<QuantizedLayer> out;
+  for (auto [i, v] : llvm::enumerate(entries)) {
+    const llvm::json::Object *o = v.getAsObject();
+    if (!o)
+      return err("quantization entry " + Twine(i) + ": not an object");
+    QuantizedLayer l;
+    auto str = [&](StringRef key, std::string &to) -> Error {
+      auto s = o->getString(key);
+      if (!s)
+        return err("quantization entry " + Twine(i) + ": no string '" + key +
+                   "' (recompile the model with this qslaw-compile)");
+      to = s->str();
+      return Error::success();
+    };
+    for (auto [key, to] : {std::pair<StringRef, std::string *>{"layer", &l.layer},
+                           {"node", &l.node},
+                           {"weight", &l.weight},
+                           {"mode", &l.mode}})
+      if (Error e = str(key, *to))
+        return std::move(e);
+    auto bits = o->getInteger("bits");
+    auto group = o->getInteger("group");
+    auto sym = o->getBoolean("symmetric");
+    const llvm::json::Array *shape = o->getArray("shape");
+    if (!bits || !group || !sym || !shape || shape->size() != 2 ||
+        !(*shape)[0].getAsInteger() || !(*shape)[1].getAsInteger())
+      return err("quantization entry " + Twine(i) + " (" + l.layer +
+                 "): bits, group, symmetric or shape [N, K] missing");
+    l.bits = unsigned(*bits);
+    l.group = *group;
+    l.symmetric = *sym;
+    l.n = *(*shape)[0].getAsInteger();
+    l.k = *(*shape)[1].getAsInteger();
+    if (l.bits < 2 || l.bits > 8 || l.group <= 0 || l.n <= 0 || l.k <= 0)
+      return err("quantization entry " + Twine(i) + " (" + l.layer +
+                 "): bits must be 2..8 and group, N, K positive");
+    out.push_back(std::move(l));
+  }
+  return out;
+}
+
+namespace {
+using onnx::TensorProto;
+
+/// Packs codes (one per byte, < 2^bits) `perByte` to a byte, low bits first.
+std::string packCodes(const std::vector<uint8_t> &codes, unsigned bits) {
+  unsigned perByte = bits == 8 ? 1 : bits == 4 ? 2 : 4;
+  std::string out((codes.size() + perByte - 1) / perByte, '\0');
+  for (size_t i = 0; i < codes.size(); ++i)
+    out[i / perByte] |= char(codes[i] << (bits * (i % perByte)));
+  return out;
+}
+
+void setFloatData(TensorProto &t, llvm::ArrayRef<float> v) {
+  t.clear_float_data();
+  t.clear_double_data();
+  t.clear_int32_data();
+  t.clear_external_data();
+  t.clear_data_location();
+  t.set_raw_data(std::string(reinterpret_cast<const char *>(v.data()),
+                             v.size() * sizeof(float)));
+}
+
+TensorProto makeTensor(const std::string &name, int32_t type,
+                       std::vector<int64_t> dims, std::string raw) {
+  TensorProto t;
+  t.set_name(name);
+  t.set_data_type(type);
+  for (int64_t d : dims)
+    t.add_dims(d);
+  t.set_raw_data(std::move(raw));
+  return t;
+}
+
+std::string floatBytes(const std::vector<float> &v) {
+  return std::string(reinterpret_cast<const char *>(v.data()), v.size() * 4);
+}
+
+bool matMulNBitsFits(const QuantizedLayer &l) {
+  bool pow2 = (l.group & (l.group - 1)) == 0;
+  return (l.bits == 4 || l.bits == 8) && pow2 && l.group >= 16;
+}
+
+struct Exporter {
+  onnx::ModelProto &model;
+  std::string modelDir;
+  llvm::StringMap<int> initIndex;
+  llvm::StringSet<> names; // every value and initializer name in the graph
+  bool usedContrib = false, usedQDQ = false;
+
+  Exporter(onnx::ModelProto &m, std::string dir) : model(m), modelDir(dir) {
+    onnx::GraphProto &g = *model.mutable_graph();
+    for (int i = 0; i < g.initializer_size(); ++i) {
+      initIndex[g.initializer(i).name()] = i;
+      names.insert(g.initializer(i).name());
+    }
+    for (const onnx::NodeProto &n : g.node())
+      for (const std::string &o : n.output())
+        names.insert(o);
+    for (const onnx::ValueInfoProto &v : g.input())
+      names.insert(v.name());
+  }
+
+  std::string fresh(const std::string &base) {
+    std::string name = base;
+    for (int i = 1; names.contains(name); ++i)
+      name = base + "_" + std::to_string(i);
+    names.insert(name);
+    return name;
+  }
+
+  onnx::NodeProto *findNode(StringRef name) {
+    for (onnx::NodeProto &n : *model.mutable_graph()->mutable_node())
+      if (n.name() == name)
+        return &n;
+    return nullptr;
+  }
+
+  /// The initializer a node input reads, through Identity aliases.
+  std::string resolveInitializer(std::string value) {
+    for (int depth = 0; depth < 8 && !initIndex.count(value); ++depth) {
+      bool found = false;
+      for (const onnx::NodeProto &n : model.graph().node())
+        if (n.op_type() == "Identity" && n.output_size() == 1 &&
+            n.output(0) == value && n.input_size() == 1) {
+          value = n.input(0);
+          found = true;
+          break;
+        }
+      if (!found)
+        break;
+    }
+    return value;
+  }
+
+  Expected<std::vector<float>> readFloat(const std::string &name) {
+    auto it = initIndex.find(name);
+    if (it == initIndex.end())
+      return err("initializer '" + name + "' not found");
+    auto data = onnx_import::readTensor(model.graph().initializer(it->second),
+                                        modelDir);
+    if (!data)
+      return data.takeError();
+    if (data->dataType != TensorProto::FLOAT)
+      return err("initializer '" + name + "' is " +
+                 onnx_import::dataTypeName(data->dataType) +
+                 ", expected FLOAT");
+    std::vector<float> v(data->numElements());
+    std::memcpy(v.data(), data->bytes.data(), v.size() * 4);
+    return v;
+  }
+
+  Error exportLayer(const QuantizedLayer &l, const LearnedTensor *scales,
+                    const LearnedTensor *gamma, const ExportOptions &opts,
+                    int clipSteps) {
+    onnx::NodeProto *node = findNode(l.node);
+    std::string what = "layer '" + l.layer + "'";
+    if (!node)
+      return err(what + ": node '" + l.node + "' is not in the source model");
+    if (node->op_type() != "MatMul" || node->input_size() != 2)
+      return err(what + ": node '" + l.node + "' is " + node->op_type() +
+                 "; export rewrites quantized MatMul nodes only");
+    std::string init = resolveInitializer(node->input(1));
+    if (init != l.weight)
+      return err(what + ": node '" + l.node + "' reads '" + init +
+                 "', the compiler quantized '" + l.weight + "'");
+    auto w = readFloat(init);
+    if (!w)
+      return w.takeError();
+    const TensorProto &src = model.graph().initializer(initIndex[init]);
+    if (src.dims_size() != 2 || src.dims(0) != l.k || src.dims(1) != l.n)
+      return err(what + ": initializer '" + init + "' is not [K=" + Twine(l.k) +
+                 ", N=" + Twine(l.n) + "]");
+    int64_t n = l.n, k = l.k, g = l.group, j = (k + g - 1) / g;
+    std::vector<float> nk(n * k);
+    for (int64_t r = 0; r < k; ++r)
+      for (int64_t c = 0; c < n; ++c)
+        nk[c * k + r] = (*w)[r * n + c];
+    quant::QuantizedMatrix qm = quant::quantizeMatrix(
+        nk.data(), n, k, g >= k ? 0 : g, l.bits, l.symmetric, clipSteps);
+    int64_t qmax = (int64_t(1) << l.bits) - 1;
+    auto checkShape = [&](const LearnedTensor *t) -> Error {
+      if (t && (t->values.size() != size_t(n * j)))
+        return err(what + ": learned '" + t->name + "' has " +
+                   Twine(t->values.size()) + " values, expected [" + Twine(n) +
+                   ", " + Twine(j) + "]");
+      return Error::success();
+    };
+    if (Error e = checkShape(scales))
+      return e;
+    if (Error e = checkShape(gamma))
+      return e;
+    if (gamma) {
+      // The compiled graph multiplies s * gamma in f32, then quantizes.
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t c = 0; c < k; ++c) {
+          int64_t gi = r * j + c / g;
+          float sg = qm.scales[gi] * gamma->values[gi];
+          qm.codes[r * k + c] =
+              uint8_t(quant::quantizeValue(nk[r * k + c], sg, qm.zeros[gi], qmax));
+        }
+    }
+    std::vector<float> s = scales ? std::vector<float>(scales->values.begin(),
+                                                       scales->values.end())
+                                  : qm.scales;
+    onnx::GraphProto &graph = *model.mutable_graph();
+    if (opts.format == Format::MatMulNBits && matMulNBitsFits(l)) {
+      // Blocks padded to whole blob bytes with the zero point's code (the
+      // padded K never meets an activation).
+      int64_t blob = g * l.bits / 8;
+      std::vector<uint8_t> padded(n * j * g);
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t c = 0; c < j * g; ++c)
+          padded[r * j * g + c] =
+              c < k ? qm.codes[r * k + c] : uint8_t(qm.zeros[r * j + c / g]);
+      std::string bName = fresh(l.weight + "_Q" + std::to_string(l.bits));
+      std::string sName = fresh(l.weight + "_scales");
+      *graph.add_initializer() = makeTensor(bName, TensorProto::UINT8,
+                                            {n, j, blob}, packCodes(padded, l.bits));
+      *graph.add_initializer() = makeTensor(sName, TensorProto::FLOAT, {n * j},
+                                            floatBytes(s));
+      std::string zName;
+      if (!l.symmetric) {
+        // Zero points: per row, ceil(J * bits / 8) bytes.
+        int64_t perRow = (j * l.bits + 7) / 8;
+        std::string z;
+        for (int64_t r = 0; r < n; ++r)
+          z += packCodes(std::vector<uint8_t>(qm.zeros.begin() + r * j,
+                                              qm.zeros.begin() + (r + 1) * j),
+                         l.bits)
+                   .substr(0, perRow);
+        zName = fresh(l.weight + "_zero_points");
+        *graph.add_initializer() =
+            makeTensor(zName, TensorProto::UINT8, {n * perRow}, std::move(z));
+      }
+      std::string a = node->input(0);
+      node->clear_input();
+      node->add_input(a);
+      node->add_input(bName);
+      node->add_input(sName);
+      if (!zName.empty())
+        node->add_input(zName);
+      node->set_op_type("MatMulNBits");
+      node->set_domain("com.microsoft");
+      node->clear_attribute();
+      auto attr = [&](const char *name, int64_t v) {
+        onnx::AttributeProto *at = node->add_attribute();
+        at->set_name(name);
+        at->set_type(onnx::AttributeProto::INT);
+        at->set_i(v);
+      };
+      attr("K", k);
+      attr("N", n);
+      attr("bits", l.bits);
+      attr("block_size", g);
+      attr("accuracy_level", 0);
+      usedContrib = true;
+      return Error::success();
+    }
+    // QDQ: codes [K, N] (the MatMul's layout), scales/zeros [J, N].
+    int32_t codeType = l.bits <= 4 ? 21 /*UINT4*/ : int32_t(TensorProto::UINT8);
+    std::vector<uint8_t> kn(k * n), zjn(j * n);
+    std::vector<float> sjn(j * n);
+    for (int64_t r = 0; r < n; ++r) {
+      for (int64_t c = 0; c < k; ++c)
+        kn[c * n + r] = qm.codes[r * k + c];
+      for (int64_t c = 0; c < j; ++c) {
+        zjn[c * n + r] = uint8_t(qm.zeros[r * j + c]);
+        sjn[c * n + r] = s[r * j + c];
+      }
+    }
+    unsigned storeBits = l.bits <= 4 ? 4 : 8;
+    std::string qName = fresh(l.weight + "_quantized");
+    std::string sName = fresh(l.weight + "_scale");
+    std::string zName = fresh(l.weight + "_zero_point");
+    std::string dqOut = fresh(l.weight + "_DequantizeLinear_Output");
+    *graph.add_initializer() =
+        makeTensor(qName, codeType, {k, n}, packCodes(kn, storeBits));
+    *graph.add_initializer() = makeTensor(sName, TensorProto::FLOAT, {j, n},
+                                          floatBytes(sjn));
+    *graph.add_initializer() =
+        makeTensor(zName, codeType, {j, n}, packCodes(zjn, storeBits));
+    onnx::NodeProto dq;
+    dq.set_name(fresh(l.node + "/DequantizeLinear"));
+    dq.set_op_type("DequantizeLinear");
+    dq.add_input(qName);
+    dq.add_input(sName);
+    dq.add_input(zName);
+    dq.add_output(dqOut);
+    for (auto [name, v] : {std::pair<const char *, int64_t>{"axis", 0},
+                           {"block_size", g}}) {
+      onnx::AttributeProto *at = dq.add_attribute();
+      at->set_name(name);
+      at->set_type(onnx::AttributeProto::INT);
+      at->set_i(v);
+    }
+    node->set_input(1, dqOut);
+    // Nodes must stay topologically sorted: the DequantizeLinear goes first.
+    graph.add_node()->Swap(&dq);
+    for (int i = graph.node_size() - 1; i > 0; --i)
+      graph.mutable_node()->SwapElements(i, i - 1);
+    usedQDQ = true;
+    return Error::success();
+  }
+
+  /// Drops initializers no node or graph output reads any more.
+  void dropUnused(const llvm::StringSet<> &candidates) {
+    onnx::GraphProto &g = *model.mutable_graph();
+    llvm::StringSet<> used;
+    for (const onnx::NodeProto &n : g.node()) {
+      for (const std::string &i : n.input())
+        used.insert(i);
+      // Subgraphs may read outer initializers: then keep everything.
+      for (const onnx::AttributeProto &a : n.attribute())
+        if (a.has_g() || a.graphs_size())
+          return;
+    }
+    for (const onnx::ValueInfoProto &o : g.output())
+      used.insert(o.name());
+    for (int i = g.initializer_size() - 1; i >= 0; --i)
+      if (candidates.contains(g.initializer(i).name()) &&
+          !used.contains(g.initializer(i).name()))
+        g.mutable_initializer()->DeleteSubrange(i, 1);
+    for (int i = g.input_size() - 1; i >= 0; --i)
+      if (candidates.contains(g.input(i).name()) &&
+          !used.contains(g.input(i).name()))
+        g.mutable_input()->DeleteSubrange(i, 1);
+  }
+
+  void setOpsets() {
+    bool haveContrib = false;
+    for (onnx::OperatorSetIdProto &o : *model.mutable_opset_import()) {
+      if ((o.domain().empty() || o.domain() == "ai.onnx") && usedQDQ &&
+          o.version() < 21)
+        o.set_version(21); // block-wise DequantizeLinear
+      haveContrib |= o.domain() == "com.microsoft";
+    }
+    if (usedContrib && !haveContrib) {
+      onnx::OperatorSetIdProto *o = model.add_opset_import();
+      o->set_domain("com.microsoft");
+      o->set_version(1);
+    }
+    if (usedQDQ && model.ir_version() < 10)
+      model.set_ir_version(10); // UINT4 tensors
+  }
+};
+
+Error writeAtomically(StringRef path, const std::string &bytes) {
+  std::string tmp = (path + ".tmp").str();
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0)
+    return err(path + ": cannot write: " + std::strerror(errno));
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t w = ::write(fd, bytes.data() + off, bytes.size() - off);
+    if (w <= 0) {
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return err(path + ": write failed: " + std::strerror(errno));
+    }
+    off += size_t(w);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0 ||
+      ::rename(tmp.c_str(), path.str().c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return err(path + ": cannot finish writing: " + std::strerror(errno));
+  }
+  return Error::success();
+}
+} // namespace
+
+Error exportLearnedModel(StringRef sourceModel,
+                         llvm::ArrayRef<QuantizedLayer> layers,
+                         llvm::ArrayRef<LearnedTensor> learned,
+                         const ExportOptions &options, StringRef outPath) {
+  auto model = onnx_import::loadModel(sourceModel);
+  if (!model)
+    return model.takeError();
+  Exporter ex(**model, llvm::sys::path::parent_path(sourceModel).str());
+  llvm::StringMap<const LearnedTensor *> byName;
+  for (const LearnedTensor &t : learned)
+    byName[t.name] = &t;
+  llvm::StringSet<> replaced, consumed;
+  for (const QuantizedLayer &l : layers) {
+    auto find = [&](StringRef suffix) -> const LearnedTensor * {
+      auto it = byName.find((l.layer + suffix).str());
+      if (it == byName.end())
+        return nullptr;
+      consumed.insert(it->first());
+      return it->second;
+    };
+    const LearnedTensor *scales = find(".scales"), *gamma = find(".gamma");
+    if (gamma && l.mode != "gamma")
+      return err("layer '" + l.layer + "': learned gamma for a " + l.mode +
+                 "-mode layer");
+    if (Error e = ex.exportLayer(l, scales, gamma, options, options.clipSteps))
+      return Error(std::move(e));
+    replaced.insert(l.weight);
+  }
+  for (const LearnedTensor &t : learned) {
+    if (consumed.contains(t.name))
+      continue;
+    if (t.kind != "float")
+      return err("learned tensor '" + t.name + "' (" + t.kind +
+                 ") belongs to no quantized layer of the model");
+    auto it = ex.initIndex.find(t.source);
+    if (it == ex.initIndex.end())
+      return err("learned tensor '" + t.name + "': initializer '" + t.source +
+                 "' is not in the source model");
+    onnx::TensorProto &init =
+        *(*model)->mutable_graph()->mutable_initializer(it->second);
+    int64_t count = 1;
+    for (int64_t d : init.dims())
+      count *= d;
+    if (init.data_type() != onnx::TensorProto::FLOAT ||
+        count != int64_t(t.values.size()))
+      return err("learned tensor '" + t.name + "' (" + Twine(t.values.size()) +
+                 " floats) does not fit initializer '" + t.source + "'");
+    setFloatData(init, t.values);
+  }
+  ex.dropUnused(replaced);
+  ex.setOpsets();
+  onnx::StringStringEntryProto *meta = (*model)->add_metadata_props();
+  meta->set_key("qslaw.export");
+  meta->set_value(std::string("learned scales exported as ") +
+                  (options.format == Format::MatMulNBits ? "MatMulNBits"
+                                                         : "QDQ"));
+  std::string bytes;
+  if (!(*model)->SerializeToString(&bytes))
+    return err(outPath + ": cannot serialise the model (over 2 GB?)");
+  return writeAtomically(outPath, bytes);
+}
+
+} // namespace qslaw::onnx_export
