@@ -130,3 +130,24 @@ def next_token_loss(logits, labels):
 def forward_logits(model, ids, pix, mask):
     return model(input_ids=ids, pixel_values=pix, attention_mask=mask,
                  use_cache=False).logits
+
+
+def reference_trainer(onnx_path, kv_heads, layers, bits, group, mode):
+    """The PyTorch QSLAW reference: the transformers model with the ONNX
+    weights, the matching linears fake-quantised, everything frozen except
+    the scales (scale mode) or gamma (gamma mode) and the projector's
+    weights. Returns (model, {name: trainable tensor})."""
+    model, _ = load_model(onnx_path, kv_heads=kv_heads)
+    qs = quantize_model(model, layers, bits, group, mode)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    trainable = {}
+    for path, q in qs.items():
+        p = q.scales if mode == "scale" else q.gamma
+        p.requires_grad_(True)
+        trainable[path] = p
+    for n, p in model.named_parameters():
+        if "multi_modal_projector" in n and n.endswith("weight"):
+            p.requires_grad_(True)
+            trainable[n] = p
+    return model, trainable

@@ -44,21 +44,9 @@ def batch(name):
 
 
 def reference(name, mode):
-    model, _ = tl.load_model(os.path.join(FIX, f"{name}.onnx"),
-                             kv_heads=4 if name == "tiny_llava" else 2)
-    qs = tl.quantize_model(model, r".*language_model.*layers.*", 4, 32, mode)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    trainable = {}
-    for path, q in qs.items():
-        p = q.scales if mode == "scale" else q.gamma
-        p.requires_grad_(True)
-        trainable[path] = p
-    for n, p in model.named_parameters():
-        if "multi_modal_projector" in n and n.endswith("weight"):
-            p.requires_grad_(True)
-            trainable[n] = p
-    return model, trainable
+    return tl.reference_trainer(os.path.join(FIX, f"{name}.onnx"),
+                                kv_heads=4 if name == "tiny_llava" else 2,
+                                layers=LAYERS, bits=4, group=32, mode=mode)
 
 
 def ref_param(trainable, qslaw_name):
