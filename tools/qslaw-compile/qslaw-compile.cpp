@@ -39,58 +39,61 @@
 
 using namespace llvm;
 
-static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.onnx>"));
-static cl::opt<std::string> outputFile("o", cl::desc("Output file"));
-static cl::opt<bool> listOps("list-supported-ops",
+static cl::OptionCategory compileCat("qslaw-compile options");
+static cl::opt<std::string> inputFile(cl::cat(compileCat), cl::Positional, cl::desc("<model.onnx>"));
+static cl::opt<std::string> outputFile(cl::cat(compileCat), "o", cl::desc("Output file"));
+static cl::opt<bool> listOps(cl::cat(compileCat), "list-supported-ops",
                              cl::desc("Print the supported (domain, op, "
                                       "opset range) as JSON lines and exit"));
 static cl::opt<std::string>
-    emit("emit", cl::desc("What to emit: lib (shared library: entry point, "
-                          "signature JSON, weights), obj, onnx-mlir (the "
+    emit(cl::cat(compileCat), "emit", cl::desc("What to emit: lib (shared library: entry point, "
+                          "signature JSON, weights), trainer (executable: the "
+                          "model with its training step and the QSLAW "
+                          "trainer), obj, onnx-mlir (the "
                           "importer's output, before any pass), mlir (graph "
                           "level after cleanup, fusion, quantisation), llvm "
                           "(LLVM dialect), llvmir (LLVM IR)"),
          cl::init("lib"));
-static cl::opt<std::string> target("target", cl::desc("Target: cpu"),
+static cl::opt<std::string> target(cl::cat(compileCat), "target", cl::desc("Target: cpu"),
                                    cl::init("cpu"));
-static cl::list<std::string> shapes("shape",
+static cl::list<std::string> shapes(cl::cat(compileCat), "shape",
                                     cl::desc("Bind an input shape: NAME=D0xD1"));
 static cl::opt<std::string>
-    quantize("quantize",
+    quantize(cl::cat(compileCat), "quantize",
              cl::desc("Quantize float linear weights: w<bits>g<group>"
                       "[,sym|asym][,mode=scale|gamma] (g0 = per-channel)"),
              cl::init(""));
-static cl::opt<std::string> quantizeLayers(
+static cl::opt<std::string> quantizeLayers(cl::cat(compileCat), 
     "quantize-layers", cl::desc("Regex over weight names to quantize"),
     cl::init(".*"));
-static cl::opt<int> clipSteps("clip-steps",
+static cl::opt<int> clipSteps(cl::cat(compileCat), "clip-steps",
                               cl::desc("Clipping-search candidates per group"),
                               cl::init(0));
 
 static cl::opt<bool>
-    train("train", cl::desc("Add the QSLAW training entries (init_params, "
+    train(cl::cat(compileCat), "train", cl::desc("Add the QSLAW training entries (init_params, "
                             "forward_params, grad_step, train_step); implied "
                             "by --emit=trainer"));
-static cl::opt<std::string> trainScales(
+static cl::opt<std::string> trainScales(cl::cat(compileCat), 
     "train-scales",
     cl::desc("Regex over quantized layer names whose scales (scale mode) or "
              "gamma (gamma mode) train; empty: none"),
     cl::init(".*"));
-static cl::opt<std::string> trainParams(
+static cl::opt<std::string> trainParams(cl::cat(compileCat), 
     "train-params",
     cl::desc("Regex over float parameter names (initializer, or node for "
              "generated names) that train; empty: none"),
     cl::init(".*multi_modal_projector.*"));
-static cl::opt<std::string> trainLoss("train-loss",
+static cl::opt<std::string> trainLoss(cl::cat(compileCat), "train-loss",
                                       cl::desc("next-token-ce or sum-squares"),
                                       cl::init("next-token-ce"));
-static cl::opt<float> adamBeta1("adam-beta1", cl::init(0.9f),
+static cl::opt<float> adamBeta1(cl::cat(compileCat), "adam-beta1", cl::init(0.9f),
                                 cl::desc("AdamW beta1"));
-static cl::opt<float> adamBeta2("adam-beta2", cl::init(0.999f),
+static cl::opt<float> adamBeta2(cl::cat(compileCat), "adam-beta2", cl::init(0.999f),
                                 cl::desc("AdamW beta2"));
-static cl::opt<float> adamEps("adam-eps", cl::init(1e-8f),
+static cl::opt<float> adamEps(cl::cat(compileCat), "adam-eps", cl::init(1e-8f),
                               cl::desc("AdamW epsilon"));
-static cl::opt<float> weightDecay("weight-decay", cl::init(0.0f),
+static cl::opt<float> weightDecay(cl::cat(compileCat), "weight-decay", cl::init(0.0f),
                                   cl::desc("AdamW decoupled weight decay"));
 
 static int fail(const Twine &msg) {
@@ -134,6 +137,9 @@ int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
   mlir::qslaw::registerPipelines();
   mlir::registerAsmPrinterCLOptions();
+  // --help lists qslaw's options, not every LLVM backend flag (those still
+  // parse; --help-hidden shows them).
+  cl::HideUnrelatedOptions(compileCat);
   cl::ParseCommandLineOptions(argc, argv, "qslaw ONNX compiler\n");
   if (listOps) {
     for (const auto &op : qslaw::onnx_import::supportedOps())
