@@ -1,5 +1,6 @@
 //===- Npy.cpp - NumPy .npy reader and writer ------------------------------===//
 #include "qslaw/Runtime/Npy.h"
+#include "qslaw/Support/AtomicFile.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
@@ -132,24 +133,14 @@ Error writeNpy(StringRef path, const NpyArray &a) {
   size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header += '\n';
-  std::string tmp = (path + ".tmp").str();
-  {
-    std::error_code ec;
-    raw_fd_ostream os(tmp, ec, sys::fs::OF_None);
-    if (ec)
-      return createStringError(ec, Twine(path) + ": cannot write: " +
-                                       ec.message());
-    os << "\x93NUMPY" << char(1) << char(0) << char(header.size() & 0xff)
-       << char((header.size() >> 8) & 0xff) << header;
-    os.write(reinterpret_cast<const char *>(a.data.data()), a.data.size());
-    os.close();
-    if (os.has_error())
-      return createStringError(os.error(), Twine(path) + ": write failed");
-  }
-  if (std::error_code ec = sys::fs::rename(tmp, path))
-    return createStringError(ec, Twine(path) + ": rename failed: " +
-                                     ec.message());
-  return Error::success();
+  std::string bytes = "\x93NUMPY";
+  bytes += char(1);
+  bytes += char(0);
+  bytes += char(header.size() & 0xff);
+  bytes += char((header.size() >> 8) & 0xff);
+  bytes += header;
+  bytes.append(reinterpret_cast<const char *>(a.data.data()), a.data.size());
+  return writeFileAtomically(path, bytes);
 }
 
 } // namespace qslaw

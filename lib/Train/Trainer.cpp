@@ -10,7 +10,10 @@
 //===----------------------------------------------------------------------===//
 #include "qslaw/Train/qslaw_trainer.h"
 #include "qslaw/Runtime/qslaw_runtime.h"
+#include "Checkpoint.h"
 #include "qslaw/Export/ONNXExport.h"
+#include "qslaw/Runtime/Npy.h"
+#include "qslaw/Support/AtomicFile.h"
 #include "qslaw/Train/Data.h"
 #include "qslaw/Train/Schedule.h"
 
@@ -113,143 +116,10 @@ std::vector<Spec> specs(const json::Array *a) {
   return r;
 }
 
-struct Param {
-  std::string name, kind, source;
-  std::vector<int64_t> shape;
-  std::vector<float> value, m, v;
-};
 
 qslaw_tensor tensorOf(const Spec &s, void *data, size_t bytes) {
   return qslaw_tensor{s.name.c_str(), s.dtype.c_str(), int32_t(s.shape.size()),
                       s.shape.data(), data, bytes};
-}
-
-/// FNV-1a, to detect a damaged checkpoint.
-uint64_t fnv(const std::string &bytes) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : bytes)
-    h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
-template <typename T> void put(std::string &s, T v) {
-  s.append(reinterpret_cast<const char *>(&v), sizeof(T));
-}
-
-/// write + fsync + rename + fsync(dir): the old file stays valid until the
-/// new one is complete on disk.
-bool writeAtomic(const std::string &path, const std::string &bytes) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0)
-    return false;
-  size_t off = 0;
-  while (off < bytes.size()) {
-    ssize_t w = ::write(fd, bytes.data() + off, bytes.size() - off);
-    if (w <= 0) {
-      ::close(fd);
-      return false;
-    }
-    off += size_t(w);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0)
-    return false;
-  if (::rename(tmp.c_str(), path.c_str()) != 0)
-    return false;
-  SmallString<256> dir(path);
-  sys::path::remove_filename(dir);
-  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return true;
-}
-
-std::string checkpointBytes(int64_t step, int64_t nonFiniteRun,
-                            const std::vector<Param> &params) {
-  std::string s = "QSLAWCK1";
-  put<int64_t>(s, step);
-  put<int64_t>(s, nonFiniteRun);
-  put<uint64_t>(s, params.size());
-  for (const Param &p : params) {
-    put<uint32_t>(s, uint32_t(p.name.size()));
-    s += p.name;
-    put<uint64_t>(s, p.value.size());
-    for (const std::vector<float> *t : {&p.value, &p.m, &p.v})
-      s.append(reinterpret_cast<const char *>(t->data()), t->size() * 4);
-  }
-  put<uint64_t>(s, fnv(s));
-  return s;
-}
-
-Error loadCheckpoint(const std::string &path, int64_t &step,
-                     int64_t &nonFiniteRun, std::vector<Param> &params) {
-  auto buf = MemoryBuffer::getFile(path);
-  if (!buf)
-    return createStringError(inconvertibleErrorCode(),
-                             path + ": cannot read: " + buf.getError().message());
-  StringRef b = (*buf)->getBuffer();
-  auto bad = [&](const Twine &why) {
-    return createStringError(inconvertibleErrorCode(),
-                             path + ": not a valid checkpoint (" + why + ")");
-  };
-  if (b.size() < 40 || !b.starts_with("QSLAWCK1"))
-    return bad("bad header");
-  uint64_t sum;
-  std::memcpy(&sum, b.data() + b.size() - 8, 8);
-  if (fnv(b.drop_back(8).str()) != sum)
-    return bad("checksum mismatch");
-  size_t off = 8;
-  auto get = [&](void *dst, size_t n) {
-    if (off + n > b.size() - 8)
-      return false;
-    std::memcpy(dst, b.data() + off, n);
-    off += n;
-    return true;
-  };
-  uint64_t n = 0;
-  get(&step, 8);
-  get(&nonFiniteRun, 8);
-  get(&n, 8);
-  if (n != params.size())
-    return bad("it has " + Twine(n) + " tensors, the model " +
-               Twine(params.size()));
-  for (Param &p : params) {
-    uint32_t len = 0;
-    uint64_t count = 0;
-    if (!get(&len, 4))
-      return bad("truncated");
-    std::string name(len, '\0');
-    if (!get(name.data(), len) || !get(&count, 8))
-      return bad("truncated");
-    if (name != p.name || count != p.value.size())
-      return bad("tensor '" + name + "' does not match the model's '" +
-                 p.name + "'");
-    for (std::vector<float> *t : {&p.value, &p.m, &p.v})
-      if (!get(t->data(), count * 4))
-        return bad("truncated");
-  }
-  return Error::success();
-}
-
-bool writeNpy(const std::string &path, const std::vector<int64_t> &shape,
-              const std::vector<float> &data) {
-  std::string dims;
-  for (int64_t d : shape)
-    dims += std::to_string(d) + ",";
-  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" +
-                       dims + "), }";
-  while ((10 + header.size() + 1) % 64)
-    header += ' ';
-  header += '\n';
-  std::string s = "\x93NUMPY";
-  s += char(1);
-  s += char(0);
-  put<uint16_t>(s, uint16_t(header.size()));
-  s += header;
-  s.append(reinterpret_cast<const char *>(data.data()), data.size() * 4);
-  return writeAtomic(path, s);
 }
 
 /// --export-params (the tensors as .npy + params.json) and --export-onnx.
@@ -261,8 +131,11 @@ int exportLearned(const std::vector<Param> &params, const json::Object &training
     json::Array list;
     for (size_t i = 0; i < P; ++i) {
       std::string file = "param" + std::to_string(i) + ".npy";
-      if (!writeNpy(exportDir + "/" + file, params[i].shape, params[i].value))
-        return fail(exportDir + "/" + file + ": cannot write");
+      qslaw::NpyArray a{"f4", params[i].shape, {}};
+      const auto *bytes = reinterpret_cast<const uint8_t *>(params[i].value.data());
+      a.data.assign(bytes, bytes + params[i].value.size() * 4);
+      if (Error e = qslaw::writeNpy(exportDir + "/" + file, a))
+        return fail(toString(std::move(e)));
       list.push_back(json::Object{{"name", params[i].name},
                                   {"kind", params[i].kind},
                                   {"source", params[i].source},
@@ -272,8 +145,8 @@ int exportLearned(const std::vector<Param> &params, const json::Object &training
                           {"training", json::Value(json::Object(training))}};
     std::string text;
     raw_string_ostream(text) << json::Value(std::move(manifest));
-    if (!writeAtomic(exportDir + "/params.json", text))
-      return fail(exportDir + "/params.json: cannot write");
+    if (Error e = qslaw::writeFileAtomically(exportDir + "/params.json", text))
+      return fail(toString(std::move(e)));
   }
   if (exportOnnx.empty())
     return 0;
@@ -437,15 +310,17 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
     }
     errs() << "qslaw-trainer: resuming at step " << start + 1 << "\n";
   }
-  if (!writeAtomic(metricsPath, metrics))
-    return fail(metricsPath + ": cannot write");
+  if (Error e = qslaw::writeFileAtomically(metricsPath, metrics))
+    return fail(toString(std::move(e)));
   int metricsFd = ::open(metricsPath.c_str(), O_WRONLY | O_APPEND);
 
   std::signal(SIGINT, onSignal);
   std::signal(SIGTERM, onSignal);
   auto checkpoint = [&](int64_t done) {
-    if (!writeAtomic(ckptPath, checkpointBytes(done, nonFiniteRun, params)))
-      errs() << "qslaw-trainer: warning: checkpoint write failed\n";
+    if (Error e = qslaw::writeFileAtomically(
+            ckptPath, checkpointBytes(done, nonFiniteRun, params)))
+      errs() << "qslaw-trainer: warning: checkpoint not written: "
+             << toString(std::move(e)) << "\n";
   };
 
   size_t P = params.size();

@@ -17,6 +17,7 @@
 #include "qslaw/Export/ONNXExport.h"
 #include "qslaw/Quant/QuantMath.h"
 #include "qslaw/Import/ONNX/ModelLoader.h"
+#include "qslaw/Support/AtomicFile.h"
 
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/StringSet.h"
@@ -25,8 +26,6 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <cstring>
-#include <fcntl.h>
-#include <unistd.h>
 
 using llvm::Error;
 using llvm::Expected;
@@ -389,28 +388,6 @@ struct Exporter {
   }
 };
 
-Error writeAtomically(StringRef path, const std::string &bytes) {
-  std::string tmp = (path + ".tmp").str();
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0)
-    return err(path + ": cannot write: " + std::strerror(errno));
-  size_t off = 0;
-  while (off < bytes.size()) {
-    ssize_t w = ::write(fd, bytes.data() + off, bytes.size() - off);
-    if (w <= 0) {
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return err(path + ": write failed: " + std::strerror(errno));
-    }
-    off += size_t(w);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0 ||
-      ::rename(tmp.c_str(), path.str().c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return err(path + ": cannot finish writing: " + std::strerror(errno));
-  }
-  return Error::success();
-}
 } // namespace
 
 Error exportLearnedModel(StringRef sourceModel,
@@ -472,7 +449,7 @@ Error exportLearnedModel(StringRef sourceModel,
   std::string bytes;
   if (!(*model)->SerializeToString(&bytes))
     return err(outPath + ": cannot serialise the model (over 2 GB?)");
-  return writeAtomically(outPath, bytes);
+  return qslaw::writeFileAtomically(outPath, bytes);
 }
 
 } // namespace qslaw::onnx_export

@@ -1,0 +1,18 @@
+//===- AtomicFile.h - durable whole-file replacement ------------*- C++ -*-===//
+#ifndef QSLAW_SUPPORT_ATOMICFILE_H
+#define QSLAW_SUPPORT_ATOMICFILE_H
+
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+namespace qslaw {
+
+/// Replaces `path` with `bytes` so that a crash at any point leaves either
+/// the old file or the complete new one: write PATH.tmp, fsync it, rename it
+/// over PATH, fsync the directory. On failure the temporary is removed and
+/// the error names the path and the step that failed.
+llvm::Error writeFileAtomically(llvm::StringRef path, llvm::StringRef bytes);
+
+} // namespace qslaw
+
+#endif // QSLAW_SUPPORT_ATOMICFILE_H
