@@ -1,0 +1,97 @@
+//===- QMatmulKernels.h - Hand-tuned CUDA kernels for w4 quantised matmul -===//
+//
+// C ABI of qslaw's hand-written CUDA kernels for group-wise asymmetric 4-bit
+// weights (see docs/CUDA.md for the design and the packed layout).
+//
+//   Ŵ[n,k] = s[n,j] * (q[n,k] - z[n,j]),  j = k / G,  q in [0,15]
+//
+// Conventions shared by every entry point:
+//   * All pointers are device pointers; `stream` is a cudaStream_t (may be
+//     NULL for the legacy default stream). Calls are asynchronous.
+//   * Activations / activation gradients are row-major, bf16 or fp16
+//     (`dtype`); accumulation is fp32.
+//   * `qw` is the packed weight produced by qslaw_w4_pack (device) or by the
+//     Python `pack_w4` helper in lib/CUDA/Kernels/qmatmul_w4.py: 4-bit codes
+//     reordered offline into mma.sync fragment order, qslaw_w4_packed_bytes()
+//     bytes. Rows are padded up to a multiple of 16 with zero codes.
+//   * s, z, gamma, and the produced ds/dgamma are fp32 row-major [N, K/G].
+//   * Shape requirements: G in {32, 64, 128}; K % 64 == 0; K % G == 0;
+//     N % 8 == 0 (16-byte rows for the activation-gradient tiles); M, N >= 1.
+//   * Return value: QSLAW_CUDA_OK or one of the error codes below; a launch
+//     error is reported through cudaGetLastError() right after the launch.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QSLAW_CUDA_QMATMULKERNELS_H
+#define QSLAW_CUDA_QMATMULKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+  QSLAW_CUDA_BF16 = 0,
+  QSLAW_CUDA_FP16 = 1,
+} qslaw_cuda_dtype_t;
+
+typedef enum {
+  QSLAW_CUDA_OK = 0,
+  QSLAW_CUDA_EINVAL = 1,      // bad shape / group size / null pointer
+  QSLAW_CUDA_EDTYPE = 2,      // unknown dtype enum
+  QSLAW_CUDA_ELAUNCH = 3,     // CUDA reported an error at launch
+} qslaw_cuda_status_t;
+
+// Forward-path selection for qslaw_w4_forward_ex (benchmarks / tests).
+typedef enum {
+  QSLAW_W4_PATH_AUTO = 0,
+  QSLAW_W4_PATH_GEMV = 1,     // small-M path, requires M <= 16
+  QSLAW_W4_PATH_TC_128x128 = 2,
+  QSLAW_W4_PATH_TC_64x128 = 3,
+  QSLAW_W4_PATH_TC_64x64 = 4,
+  QSLAW_W4_PATH_TC_128x256 = 5,
+} qslaw_w4_path_t;
+
+// Bytes of the packed weight for an [N, K] code matrix.
+size_t qslaw_w4_packed_bytes(int N, int K);
+
+// Device-side packing: codes uint8 [N, K] (values 0..15, row-major) ->
+// packed (qslaw_w4_packed_bytes(N, K) bytes). Same layout as pack_w4().
+int qslaw_w4_pack(const uint8_t *codes, uint32_t *qw, int N, int K,
+                  void *stream);
+
+// Y[M,N] = X[M,K] · Ŵᵀ  (dequantisation fused, Ŵ never materialised).
+int qslaw_w4_forward(const void *x, const uint32_t *qw, const float *s,
+                     const float *z, void *y, int M, int N, int K, int G,
+                     int dtype, void *stream);
+int qslaw_w4_forward_ex(const void *x, const uint32_t *qw, const float *s,
+                        const float *z, void *y, int M, int N, int K, int G,
+                        int dtype, int path, void *stream);
+
+// dX[M,K] = dY[M,N] · Ŵ.
+int qslaw_w4_grad_input(const void *dy, const uint32_t *qw, const float *s,
+                        const float *z, void *dx, int M, int N, int K, int G,
+                        int dtype, void *stream);
+
+// Scale mode: ds[n,j] = Σ_t dY[t,n] · Σ_{k∈j} X[t,k]·(q[n,k] − z[n,j]).
+// One GEMM over the T tokens with a multiply-and-group-reduce epilogue; the
+// [N,K] weight gradient is never stored.
+int qslaw_w4_grad_scale(const void *dy, const void *x, const uint32_t *qw,
+                        const float *z, float *ds, int T, int N, int K, int G,
+                        int dtype, void *stream);
+
+// Gamma mode: dγ[n,j] = −(1/γ²)·Σ_{k∈j} m[n,k]·W[n,k]·Gw[n,k], Gw = dYᵀX,
+// m = [0 <= round(W/(s·γ)) + z <= qmax] (round half to even). W is the full
+// precision weight [N,K] in `dtype`.
+int qslaw_w4_grad_gamma(const void *dy, const void *x, const void *w,
+                        const float *s, const float *z, const float *gamma,
+                        float *dgamma, int T, int N, int K, int G, int qmax,
+                        int dtype, void *stream);
+
+#ifdef __cplusplus
+} // extern "C"
+#endif
+
+#endif // QSLAW_CUDA_QMATMULKERNELS_H

@@ -1,0 +1,155 @@
+//===- QMatmulW4Common.cuh - shared pieces of the w4 CUDA kernels ---------===//
+//
+// Packed weight layout ("fragment order"), shared by every kernel:
+//
+//   packed[nt][c][lane][w]   (uint32 words; one uint4 per lane)
+//     nt   = n / 16            16-row tile (rows padded to a multiple of 16)
+//     c    = k / 64            64-column chunk
+//     lane = 4*g + t           g = (n % 16) % 8, t = (k % 64) / 16
+//     w    = 2*h + (k % 16)/8  h = (n % 16) / 8
+//     nibble inside the word: k % 8 = 2p + e  ->  bits [4*(p + 4*e), +4)
+//
+// So lane (g,t) of a warp holds, in one 128-bit load, rows g and g+8 of the
+// tile at columns 16t..16t+15 of the chunk.  With the column permutation
+//   mma column 2t+e (step s) -> logical k = 16t + 4s + e,
+//   mma column 2t+8+e        -> logical k = 16t + 4s + 2 + e
+// (applied identically to both mma operands, so the dot product is
+// unchanged) those 32 codes are exactly the A fragments (rows = n) of four
+// m16n8k16 steps, or the B fragments (cols = n) of two n8 tiles x four steps.
+// Nibbles p and p+4 of a word are the two halves of one 32-bit fragment
+// register, so one LOP3 (mask 0x000F000F | magic exponent) turns them into a
+// packed half2/bfloat162 of 1024+q / 128+q.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+namespace qslaw {
+namespace cuda {
+
+struct Bf16Traits {
+  using T = __nv_bfloat16;
+  using T2 = __nv_bfloat162;
+  static constexpr uint32_t kMagic = 0x43004300u; // bf16 128.0 | q
+  __device__ static inline T2 bias() { return __float2bfloat162_rn(128.f); }
+  __device__ static inline T2 splat(float v) {
+    return __float2bfloat162_rn(v);
+  }
+  __device__ static inline T fromFloat(float v) { return __float2bfloat16_rn(v); }
+  __device__ static inline float toFloat(T v) { return __bfloat162float(v); }
+  __device__ static inline T2 pack(float a, float b) {
+    return __floats2bfloat162_rn(a, b);
+  }
+  __device__ static inline float2 unpack(T2 v) { return __bfloat1622float2(v); }
+};
+
+struct Fp16Traits {
+  using T = __half;
+  using T2 = __half2;
+  static constexpr uint32_t kMagic = 0x64006400u; // fp16 1024.0 | q
+  __device__ static inline T2 bias() { return __float2half2_rn(1024.f); }
+  __device__ static inline T2 splat(float v) { return __float2half2_rn(v); }
+  __device__ static inline T fromFloat(float v) { return __float2half_rn(v); }
+  __device__ static inline float toFloat(T v) { return __half2float(v); }
+  __device__ static inline T2 pack(float a, float b) {
+    return __floats2half2_rn(a, b);
+  }
+  __device__ static inline float2 unpack(T2 v) { return __half22float2(v); }
+};
+
+template <class V> __device__ inline uint32_t asU32(V v) {
+  return *reinterpret_cast<uint32_t *>(&v);
+}
+template <class V> __device__ inline V fromU32(uint32_t u) {
+  return *reinterpret_cast<V *>(&u);
+}
+
+// Dequantise the 8 codes of one packed word into 4 fragment registers.
+// out[p] = (s*(q[2p]-z), s*(q[2p+1]-z)) as a packed pair.  q - bias is exact
+// in both formats; the fma rounds once (fp16: nzs = -z*s rounded to fp16).
+template <class TT>
+__device__ inline void dequant8(uint32_t w, typename TT::T2 s2,
+                                typename TT::T2 nzs2, uint32_t out[4]) {
+  using T2 = typename TT::T2;
+  const T2 b = TT::bias();
+#pragma unroll
+  for (int p = 0; p < 4; ++p) {
+    uint32_t h = ((w >> (4 * p)) & 0x000F000Fu) | TT::kMagic;
+    T2 q = __hsub2(fromU32<T2>(h), b);
+    out[p] = asU32(__hfma2(q, s2, nzs2));
+  }
+}
+
+template <class TT>
+__device__ inline void mma16816(float c[4], const uint32_t a[4],
+                                const uint32_t b[2]);
+
+template <>
+__device__ inline void mma16816<Bf16Traits>(float c[4], const uint32_t a[4],
+                                            const uint32_t b[2]) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+               "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]),
+                 "r"(b[1]));
+}
+
+template <>
+__device__ inline void mma16816<Fp16Traits>(float c[4], const uint32_t a[4],
+                                            const uint32_t b[2]) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+               "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]),
+                 "r"(b[1]));
+}
+
+__device__ inline uint32_t smemAddr(const void *p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16-byte async copy global->shared; when !valid the destination is zeroed
+// (src-size 0) and src is not read (it must still be a mapped address).
+__device__ inline void cpAsync16(void *dst, const void *src, bool valid) {
+  int n = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(
+                   smemAddr(dst)),
+               "l"(src), "r"(n));
+}
+__device__ inline void cpAsyncCommit() {
+  asm volatile("cp.async.commit_group;\n" ::);
+}
+template <int N> __device__ inline void cpAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ inline void ldmatrixX4(uint32_t r[4], const void *p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smemAddr(p)));
+}
+__device__ inline void ldmatrixX4T(uint32_t r[4], const void *p) {
+  asm volatile(
+      "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+      : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+      : "r"(smemAddr(p)));
+}
+
+// Streaming 128-bit load that does not allocate in L1 (weights are read
+// exactly once; keep L1 for the activations).
+__device__ inline uint4 ldgStream(const uint4 *p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+inline int ceilDiv(int a, int b) { return (a + b - 1) / b; }
+
+} // namespace cuda
+} // namespace qslaw

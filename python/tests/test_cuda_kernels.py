@@ -1,0 +1,216 @@
+"""Numerical checks of the hand-written w4 CUDA kernels (lib/CUDA/Kernels).
+
+Needs an NVIDIA GPU, torch with CUDA, numpy and nvcc; otherwise every test is
+skipped with the reason. The kernels are compiled with nvcc into a temporary
+directory and loaded with ctypes; every result is compared with a float32
+PyTorch reference on fresh random data, outputs are poisoned (NaN) before
+each call so unwritten elements fail.
+
+Tolerances (relative Frobenius error ‖out−ref‖/‖ref‖ against a float32
+reference computed from the *same* rounded bf16/fp16 inputs):
+  * forward / dX: the kernels round each dequantised weight to the
+    activation type before the tensor-core product (bf16: 8-bit mantissa,
+    unit roundoff 2^-9 ~ 2e-3, plus the bf16 rounding of -z·s inside the
+    fused multiply-add, ~8·s·2^-9 absolute, i.e. ~4e-3 of rms(Ŵ); fp16:
+    2^-12 ~ 2.4e-4) and round the fp32 result once more to the output type.
+    Rounding errors are independent across k, so they do not grow with K in
+    the relative norm: bf16 < 1e-2, fp16 < 2e-3 (the bounds are ~2x the
+    worst observed on H100 for K up to 11008).
+  * ds / dγ: operands are the exact bf16/fp16 inputs, products are exact in
+    fp32 and accumulated in fp32 (error ~ sqrt(T)·2^-24 relative per
+    element), the group epilogue is fp32: 1e-4 relative, plus a max-abs check.
+"""
+
+import os
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+np = pytest.importorskip("numpy", reason="numpy is not installed")
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(REPO, "lib", "CUDA", "Kernels"))
+import qmatmul_w4 as qk  # noqa: E402
+
+if not torch.cuda.is_available():
+    pytest.skip("no CUDA GPU visible to torch (torch.cuda.is_available() is "
+                "False)", allow_module_level=True)
+if qk.find_nvcc() is None:
+    pytest.skip("nvcc not found (PATH, CUDA_HOME, /usr/local/cuda)",
+                allow_module_level=True)
+
+DEV = "cuda"
+TOL_FWD = {torch.bfloat16: 1e-2, torch.float16: 2e-3}
+TOL_GRAD = 1e-4
+
+
+@pytest.fixture(scope="module")
+def kern(tmp_path_factory):
+    out = tmp_path_factory.mktemp("qslaw_cuda_w4")
+    so = qk.build(str(out), archs=(qk.arch_of_device(torch),))
+    return qk.W4Kernels(so)
+
+
+def rel_err(out, ref):
+    out, ref = out.float(), ref.float()
+    assert torch.isfinite(out).all(), "non-finite / unwritten output"
+    return ((out - ref).norm() / ref.norm().clamp_min(1e-30)).item()
+
+
+def make_quant(n, k, g, seed, int_zero=True):
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    codes = torch.randint(0, 16, (n, k), generator=gen, dtype=torch.uint8)
+    j = k // g
+    s = (torch.rand(n, j, generator=gen) * 0.02 + 0.002)
+    if int_zero:
+        z = torch.randint(0, 16, (n, j), generator=gen).float()
+    else:
+        z = torch.rand(n, j, generator=gen) * 15.0
+    qw = qk.pack_w4_torch(codes).to(DEV)
+    return codes.to(DEV), qw, s.to(DEV), z.to(DEV)
+
+
+def rand_act(shape, dtype, seed):
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    return torch.randn(*shape, generator=gen).to(dtype).to(DEV)
+
+
+def test_device_pack_matches_python(kern):
+    codes, qw, _, _ = make_quant(1000, 384, 128, seed=1)
+    dev = kern.pack(codes.contiguous())
+    torch.cuda.synchronize()
+    assert torch.equal(dev.cpu(), qw.cpu())
+
+
+FWD_SHAPES = [(256, 512), (1000, 384), (4096, 1024)]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("g", [32, 64, 128])
+@pytest.mark.parametrize("m", [1, 3, 8, 13, 16, 17, 100, 257])
+@pytest.mark.parametrize("nk", FWD_SHAPES)
+def test_forward_auto(kern, dtype, g, m, nk):
+    n, k = nk
+    if k % g:
+        pytest.skip("K not a multiple of G")
+    codes, qw, s, z = make_quant(n, k, g, seed=m * 7 + g)
+    x = rand_act((m, k), dtype, seed=m + n)
+    y = torch.full((m, n), float("nan"), dtype=dtype, device=DEV)
+    kern.forward(x, qw, s, z, n, g, out=y)
+    torch.cuda.synchronize()
+    ref = qk.ref_forward(x, codes, s, z, g)
+    assert rel_err(y, ref) < TOL_FWD[dtype]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("path", [qk.PATH_GEMV, qk.PATH_TC_128x128,
+                                  qk.PATH_TC_64x128, qk.PATH_TC_64x64,
+                                  qk.PATH_TC_128x256])
+@pytest.mark.parametrize("m", [1, 9, 16, 50, 130])
+def test_forward_every_path(kern, dtype, path, m):
+    if path == qk.PATH_GEMV and m > 16:
+        pytest.skip("GEMV path is for M <= 16")
+    n, k, g = 1000, 768, 128
+    codes, qw, s, z = make_quant(n, k, g, seed=path * 100 + m,
+                                 int_zero=(m % 2 == 0))
+    x = rand_act((m, k), dtype, seed=m)
+    y = torch.full((m, n), float("nan"), dtype=dtype, device=DEV)
+    kern.forward(x, qw, s, z, n, g, path=path, out=y)
+    torch.cuda.synchronize()
+    assert rel_err(y, qk.ref_forward(x, codes, s, z, g)) < TOL_FWD[dtype]
+
+
+def test_forward_large_k(kern):
+    # K = 11008 (LLaMA down_proj); M = 1 and 16 (GEMV), 300 (tensor cores).
+    n, k, g = 256, 11008, 128
+    codes, qw, s, z = make_quant(n, k, g, seed=5)
+    for m in (1, 16, 300):
+        x = rand_act((m, k), torch.bfloat16, seed=m)
+        y = kern.forward(x, qw, s, z, n, g)
+        torch.cuda.synchronize()
+        assert rel_err(y, qk.ref_forward(x, codes, s, z, g)) < 1e-2
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("m", [1, 7, 16, 100, 300])
+@pytest.mark.parametrize("nkg", [(256, 512, 128), (1000, 384, 64),
+                                 (520, 192, 32), (2048, 2048, 128)])
+def test_grad_input(kern, dtype, m, nkg):
+    n, k, g = nkg
+    codes, qw, s, z = make_quant(n, k, g, seed=m * 3 + n)
+    dy = rand_act((m, n), dtype, seed=m * 11 + k)
+    dx = torch.full((m, k), float("nan"), dtype=dtype, device=DEV)
+    kern.grad_input(dy, qw, s, z, k, g, out=dx)
+    torch.cuda.synchronize()
+    assert rel_err(dx, qk.ref_grad_input(dy, codes, s, z, g)) < TOL_FWD[dtype]
+
+
+def _check_group_grad(out, ref):
+    assert rel_err(out, ref) < TOL_GRAD
+    # element-wise: error relative to the magnitude of the row of groups
+    scale = ref.abs().amax().clamp_min(1e-30)
+    assert ((out - ref).abs().amax() / scale).item() < 1e-3
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("t", [1, 37, 256, 1000])
+@pytest.mark.parametrize("nkg", [(256, 512, 128), (1000, 384, 64),
+                                 (520, 192, 32)])
+def test_grad_scale(kern, dtype, t, nkg):
+    n, k, g = nkg
+    codes, qw, s, z = make_quant(n, k, g, seed=t + n, int_zero=(t % 2 == 0))
+    dy = rand_act((t, n), dtype, seed=t * 5)
+    x = rand_act((t, k), dtype, seed=t * 13)
+    ds = torch.full((n, k // g), float("nan"), device=DEV)
+    kern.grad_scale(dy, x, qw, z, g, out=ds)
+    torch.cuda.synchronize()
+    _check_group_grad(ds, qk.ref_grad_scale(dy, x, codes, z, g))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("t", [1, 37, 300])
+@pytest.mark.parametrize("nkg", [(256, 512, 128), (1000, 384, 64),
+                                 (520, 192, 32)])
+def test_grad_gamma(kern, dtype, t, nkg):
+    n, k, g = nkg
+    gen = torch.Generator(device="cpu").manual_seed(t * 3 + n)
+    j = k // g
+    w = (torch.randn(n, k, generator=gen) * 0.05).to(dtype)
+    wf = w.float().view(n, j, g)
+    lo, hi = wf.amin(-1), wf.amax(-1)
+    s = ((hi - lo) / 15.0).clamp_min(1e-5)
+    z = torch.round(-lo / s)
+    # γ around 1 with spread so that some weights fall outside [0, 15]
+    gamma = 0.8 + 0.4 * torch.rand(n, j, generator=gen)
+    w, s, z, gamma = w.to(DEV), s.to(DEV), z.to(DEV), gamma.to(DEV)
+    dy = rand_act((t, n), dtype, seed=t * 7)
+    x = rand_act((t, k), dtype, seed=t * 17)
+    dg = torch.full((n, j), float("nan"), device=DEV)
+    kern.grad_gamma(dy, x, w, s, z, gamma, g, qmax=15, out=dg)
+    torch.cuda.synchronize()
+    ref = qk.ref_grad_gamma(dy, x, w, s, z, gamma, g, qmax=15)
+    m = qk.gamma_mask(w, s, z, gamma, g, 15)
+    assert 0.0 < m.mean().item() < 1.0, "test data must exercise the mask"
+    _check_group_grad(dg, ref)
+
+
+def test_invalid_arguments(kern):
+    codes, qw, s, z = make_quant(256, 512, 128, seed=9)
+    x = rand_act((4, 512), torch.bfloat16, seed=1)
+    y = torch.empty(4, 256, dtype=torch.bfloat16, device=DEV)
+    lib = kern.lib
+    st = None
+    # K not a multiple of 64, G unsupported, M > 16 on the GEMV path, dtype
+    assert lib.qslaw_w4_forward(x.data_ptr(), qw.data_ptr(), s.data_ptr(),
+                                z.data_ptr(), y.data_ptr(), 4, 256, 500, 128,
+                                0, st) == 1
+    assert lib.qslaw_w4_forward(x.data_ptr(), qw.data_ptr(), s.data_ptr(),
+                                z.data_ptr(), y.data_ptr(), 4, 256, 512, 96,
+                                0, st) == 1
+    assert lib.qslaw_w4_forward_ex(x.data_ptr(), qw.data_ptr(), s.data_ptr(),
+                                   z.data_ptr(), y.data_ptr(), 17, 256, 512,
+                                   128, 0, qk.PATH_GEMV, st) == 1
+    assert lib.qslaw_w4_forward(x.data_ptr(), qw.data_ptr(), s.data_ptr(),
+                                z.data_ptr(), y.data_ptr(), 4, 256, 512, 128,
+                                7, st) == 2
