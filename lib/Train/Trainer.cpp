@@ -170,6 +170,11 @@ int exportLearned(const std::vector<Param> &params, const json::Object &training
   if (source.empty() || !sys::fs::exists(source))
     return fail("source model '" + source + "' not found; name it with "
                 "--source-model");
+  StringRef parent = sys::path::parent_path(exportOnnx);
+  if (!parent.empty())
+    if (std::error_code ec = sys::fs::create_directories(parent))
+      return fail("exporting " + exportOnnx + ": cannot create " + parent +
+                  ": " + ec.message());
   if (Error e = qslaw::onnx_export::exportLearnedModel(source, *layers, learned,
                                                        opts, exportOnnx))
     return fail("exporting " + exportOnnx + ": " + toString(std::move(e)));

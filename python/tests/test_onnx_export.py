@@ -143,7 +143,13 @@ def test_export_errors(libs, tmp_path):
                        capture_output=True, text=True)
     assert p.returncode != 0 and old in p.stderr and "not in the source model" in p.stderr
     assert not os.path.exists(tmp_path / "m.onnx")
-    # An unwritable destination: error, no partial file left behind.
-    p = subprocess.run(base + [f"--export-onnx={tmp_path}/no/such/dir/m.onnx"],
+    # Missing directories are made; an impossible one (under a file) is an
+    # error, with no partial file left behind.
+    p = subprocess.run(base + [f"--export-onnx={tmp_path}/new/dir/m.onnx"],
                        capture_output=True, text=True)
-    assert p.returncode != 0 and "cannot write" in p.stderr
+    assert p.returncode == 0 and os.path.exists(tmp_path / "new" / "dir" / "m.onnx")
+    (tmp_path / "afile").write_text("")
+    p = subprocess.run(base + [f"--export-onnx={tmp_path}/afile/m.onnx"],
+                       capture_output=True, text=True)
+    assert p.returncode != 0 and "Not a directory" in p.stderr
+    assert not os.path.exists(tmp_path / "afile.tmp")

@@ -23,10 +23,13 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
+
+#include <utility>
 
 namespace qslaw {
 namespace cuda {
@@ -120,6 +123,13 @@ __device__ inline void cpAsync16(void *dst, const void *src, bool valid) {
                    smemAddr(dst)),
                "l"(src), "r"(n));
 }
+// 4-byte async copy (scales); zero-fills when !valid.
+__device__ inline void cpAsync4(void *dst, const void *src, bool valid) {
+  int n = valid ? 4 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(
+                   smemAddr(dst)),
+               "l"(src), "r"(n));
+}
 __device__ inline void cpAsyncCommit() {
   asm volatile("cp.async.commit_group;\n" ::);
 }
@@ -150,6 +160,97 @@ __device__ inline uint4 ldgStream(const uint4 *p) {
 }
 
 inline int ceilDiv(int a, int b) { return (a + b - 1) / b; }
+
+// Split-K / split-N reduction over a thread-block cluster (sm_90+): every
+// block of the cluster holds a partial accumulator tile in registers. Each
+// thread stores its NP float2 pairs to its own block's shared memory
+// (`part`, NP * THREADS float2, pair-major so the accesses are coalesced);
+// after a cluster barrier, block `rank` sums pairs e with e % size == rank
+// over the shared memory of all blocks (distributed shared memory) and hands
+// them to `emit(e, value)`. A second barrier keeps every block's shared
+// memory alive until all peers have read it. No global workspace, no atomics.
+template <int NP, int THREADS, class Emit>
+__device__ inline void clusterReducePairs(const float2 (&v)[NP], float2 *part,
+                                          Emit emit) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  namespace cg = cooperative_groups;
+  cg::cluster_group cl = cg::this_cluster();
+  const unsigned size = cl.num_blocks(), rank = cl.block_rank();
+  const int tid = threadIdx.x;
+#pragma unroll
+  for (int e = 0; e < NP; ++e)
+    part[e * THREADS + tid] = v[e];
+  cl.sync();
+#pragma unroll
+  for (int e = 0; e < NP; ++e) {
+    if ((unsigned)e % size != rank)
+      continue;
+    float2 sum = make_float2(0.f, 0.f);
+    for (unsigned r = 0; r < size; ++r) {
+      const float2 *p = cl.map_shared_rank(part, r);
+      const float2 x = p[e * THREADS + tid];
+      sum.x += x.x;
+      sum.y += x.y;
+    }
+    emit(e, sum);
+  }
+  cl.sync();
+#else
+  __trap(); // never launched below sm_90 (the host checks)
+#endif
+}
+
+// Multiprocessor count and compute capability of the current device
+// (cached per device).
+inline bool deviceInfo(int *sms, int *major) {
+  static int cache[64][2];
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64)
+    return false;
+  if (cache[dev][0] == 0) {
+    int a = 0, b = 0;
+    if (cudaDeviceGetAttribute(&a, cudaDevAttrMultiProcessorCount, dev) !=
+            cudaSuccess ||
+        cudaDeviceGetAttribute(&b, cudaDevAttrComputeCapabilityMajor, dev) !=
+            cudaSuccess)
+      return false;
+    cache[dev][1] = b;
+    cache[dev][0] = a;
+  }
+  *sms = cache[dev][0];
+  *major = cache[dev][1];
+  return true;
+}
+
+// Largest power of two S <= maxS with blocks * S <= slots (one wave) and at
+// least minPer units of serial work per split; 1 when nothing fits.
+inline int pickSplit(long blocks, long slots, int units, int minPer,
+                     int maxS = 8) {
+  int s = 1;
+  while (s * 2 <= maxS && blocks * s * 2 <= slots && units / (s * 2) >= minPer)
+    s *= 2;
+  return s;
+}
+
+// Launch `kern` with a (1, 1, split) cluster over grid (gx, gy, split).
+template <class... Args, class... Act>
+inline cudaError_t launchCluster(void (*kern)(Args...), int gx, int gy,
+                                 int split, int threads, size_t smem,
+                                 cudaStream_t st, Act &&...args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(gx, gy, split);
+  cfg.blockDim = dim3(threads);
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = st;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = 1;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = split;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  return cudaLaunchKernelEx(&cfg, kern, std::forward<Act>(args)...);
+}
 
 } // namespace cuda
 } // namespace qslaw

@@ -22,8 +22,15 @@ namespace cuda {
 // Small-M path
 //===----------------------------------------------------------------------===//
 
-template <class TT, int NT, int WARPS, int U>
-__global__ void __launch_bounds__(WARPS * 32)
+// One block per 16-row tile of N; its W warps split the K chunks into
+// contiguous ranges. Each warp keeps a ring of U independent 128-bit weight
+// loads in flight: slot u is dequantised, then immediately refilled with the
+// chunk U ahead, then its mma work runs, so U loads (U * 512 B per warp) are
+// always outstanding. W is chosen on the host so that all blocks are
+// resident in one wave (tiles * W warps spread over every SM); the register
+// cap (64 per thread) keeps 32 warps per SM resident.
+template <class TT, int NT, int W, int U, int MINB>
+__global__ void __launch_bounds__(W * 32, MINB)
     w4FwdGemv(const typename TT::T *__restrict__ X,
               const uint4 *__restrict__ QW, const float *__restrict__ S,
               const float *__restrict__ Z, typename TT::T *__restrict__ Y,
@@ -34,25 +41,22 @@ __global__ void __launch_bounds__(WARPS * 32)
   const int g = lane >> 2, t = lane & 3;
   const int nt = blockIdx.x;
   const int KC = K >> 6, J = K / G;
-  const uint4 *qp = QW + (size_t)nt * KC * 32 + lane;
-  // First batch of weight loads goes out before anything else, so the
-  // scale staging below overlaps their DRAM latency.
-  uint4 pw[U];
-  auto loadBatch = [&](int c0) {
+  const int cb = (warp * KC) / W, ce = ((warp + 1) * KC) / W;
+  const int nc = ce - cb;
+  const uint4 *qp = QW + ((size_t)nt * KC + cb) * 32 + lane;
+  // The ring is filled before anything else, so the scale staging below
+  // overlaps the DRAM latency.
+  uint4 ring[U];
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int c = c0 + u * WARPS;
-      pw[u] = c < KC ? ldgStream(qp + (size_t)c * 32) : make_uint4(0, 0, 0, 0);
-    }
-  };
-  loadBatch(warp);
+  for (int u = 0; u < U; ++u)
+    ring[u] = u < nc ? ldgStream(qp + (size_t)u * 32) : make_uint4(0, 0, 0, 0);
 
   // Stage this tile's scales as packed pairs (s, -z*s) in shared memory:
   // the 16 rows x J groups are one contiguous block of S and of Z.
   extern __shared__ uint32_t smemSZ[];
   const int JS = J | 1; // odd row stride: the 8 rows g hit distinct banks
   uint32_t *sS = smemSZ, *sNZ = smemSZ + 16 * JS;
-  for (int i = threadIdx.x; i < 16 * J; i += WARPS * 32) {
+  for (int i = threadIdx.x; i < 16 * J; i += W * 32) {
     const int r = i / J, jj = i - r * J, n = nt * 16 + r;
     float sv = 0.f, zv = 0.f;
     if (n < N) {
@@ -81,19 +85,13 @@ __global__ void __launch_bounds__(WARPS * 32)
     xrow[tt] = X + (size_t)(xok[tt] ? tok : 0) * K + 16 * t;
   }
 
-  for (int c0 = warp; c0 < KC; c0 += WARPS * U) {
-    uint4 cur[U];
-#pragma unroll
-    for (int u = 0; u < U; ++u)
-      cur[u] = pw[u];
-    if (c0 + WARPS * U < KC) // next batch in flight during this one
-      loadBatch(c0 + WARPS * U);
+  for (int base = 0; base < nc; base += U) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      int c = c0 + u * WARPS;
-      if (c >= KC)
+      const int i = base + u;
+      if (i >= nc)
         break; // uniform across the warp
-      const int kb = c * 64;
+      const int kb = (cb + i) * 64;
       const int j = (kb + 16 * t) / G;
       uint4 xv[NT][2];
 #pragma unroll
@@ -111,10 +109,13 @@ __global__ void __launch_bounds__(WARPS * 32)
       const T2 n2a = fromU32<T2>(sNZ[g * JS + j]);
       const T2 s2b = fromU32<T2>(sS[(g + 8) * JS + j]);
       const T2 n2b = fromU32<T2>(sNZ[(g + 8) * JS + j]);
-      dequant8<TT>(cur[u].x, s2a, n2a, dA[0]);
-      dequant8<TT>(cur[u].y, s2a, n2a, dA[1]);
-      dequant8<TT>(cur[u].z, s2b, n2b, dB[0]);
-      dequant8<TT>(cur[u].w, s2b, n2b, dB[1]);
+      dequant8<TT>(ring[u].x, s2a, n2a, dA[0]);
+      dequant8<TT>(ring[u].y, s2a, n2a, dA[1]);
+      dequant8<TT>(ring[u].z, s2b, n2b, dB[0]);
+      dequant8<TT>(ring[u].w, s2b, n2b, dB[1]);
+      // Refill the slot right away (same registers: no move waits on it).
+      if (i + U < nc)
+        ring[u] = ldgStream(qp + (size_t)(i + U) * 32);
 #pragma unroll
       for (int s = 0; s < 4; ++s) {
         const int h = s >> 1, ss = s & 1;
@@ -130,19 +131,19 @@ __global__ void __launch_bounds__(WARPS * 32)
     }
   }
 
-  __shared__ float red[WARPS][NT * 4][32];
+  __shared__ float red[W][NT * 4][32];
 #pragma unroll
   for (int tt = 0; tt < NT; ++tt)
 #pragma unroll
     for (int i = 0; i < 4; ++i)
       red[warp][tt * 4 + i][lane] = acc[tt][i];
   __syncthreads();
-  for (int idx = threadIdx.x; idx < NT * 4 * 32; idx += WARPS * 32) {
+  for (int idx = threadIdx.x; idx < NT * 4 * 32; idx += W * 32) {
     const int ln = idx & 31, ti = idx >> 5;
     const int tt = ti >> 2, i = ti & 3;
     float v = 0.f;
 #pragma unroll
-    for (int w = 0; w < WARPS; ++w)
+    for (int w = 0; w < W; ++w)
       v += red[w][ti][ln];
     const int tok = tt * 8 + 2 * (ln & 3) + (i & 1);
     const int n = nt * 16 + (ln >> 2) + (i >> 1) * 8;
@@ -157,11 +158,17 @@ __global__ void __launch_bounds__(WARPS * 32)
 
 constexpr int kXStride = 72; // 64 + 8 pad (elements): conflict-free LDS.128
 
+// Per stage: X tile, packed weight tile, and the (s, z) of the stage's
+// chunk for the BN rows: [s|z][group slot 0|1][BN] floats (slot 1 only for
+// G = 32, where a 64-column chunk spans two groups).
 template <int BM, int BN, int STAGES> constexpr int fwdTcSmemBytes() {
-  return STAGES * (BM * kXStride * 2 + (BN / 16) * 32 * 16);
+  return STAGES * (BM * kXStride * 2 + (BN / 16) * 32 * 16 + 4 * BN * 4);
 }
 
-template <class TT, int BM, int BN, int WM, int WN, int STAGES, int MINB>
+// SPLIT: the K chunks are split over the gridDim.z blocks of a (1,1,S)
+// cluster; the partial tiles are summed through distributed shared memory.
+template <class TT, int BM, int BN, int WM, int WN, int STAGES, int MINB,
+          bool SPLIT>
 __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, MINB)
     w4FwdTc(const typename TT::T *__restrict__ X,
             const uint4 *__restrict__ QW, const float *__restrict__ S,
@@ -175,16 +182,22 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, MINB)
   constexpr int NPT = WN / 16; // packed 16-row tiles per warp
   constexpr int XTILE = BM * kXStride;
   constexpr int WTILE = (BN / 16) * 32; // uint4 per stage
+  constexpr int STILE = 4 * BN;         // floats per stage
 
   extern __shared__ uint4 smemRaw[];
   T *sX = reinterpret_cast<T *>(smemRaw);
   uint4 *sW = reinterpret_cast<uint4 *>(sX + STAGES * XTILE);
+  float *sSZ = reinterpret_cast<float *>(sW + STAGES * WTILE);
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int wm = warp / WARPS_N, wn = warp % WARPS_N;
   const int g = lane >> 2, t = lane & 3;
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
   const int KC = K >> 6, J = K / G, NTILES = (N + 15) >> 4;
+  const int cb = SPLIT ? (int)((blockIdx.z * (long)KC) / gridDim.z) : 0;
+  const int ce = SPLIT ? (int)(((blockIdx.z + 1) * (long)KC) / gridDim.z) : KC;
+  const int NC = ce - cb;
+  const int nslot = G == 32 ? 2 : 1;
 
   auto loadStage = [&](int st, int c) {
     T *dx = sX + st * XTILE;
@@ -203,6 +216,15 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, MINB)
           ln;
       cpAsync16(dw + i, src, ntile < NTILES);
     }
+    float *ds = sSZ + st * STILE;
+    const int j0 = (c * 64) / G;
+    for (int i = tid; i < 2 * nslot * BN; i += THREADS) {
+      const int r = i % BN, q = i / BN, slot = q >> 1, isz = q & 1;
+      const int n = n0 + r;
+      const bool ok = n < N;
+      const float *src = (isz ? Z : S) + (ok ? (size_t)n * J + j0 + slot : 0);
+      cpAsync4(ds + (isz * 2 + slot) * BN + r, src, ok);
+    }
   };
 
   float acc[MT][NPT * 2][4];
@@ -214,61 +236,37 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, MINB)
       for (int c = 0; c < 4; ++c)
         acc[a][b][c] = 0.f;
 
-  // Rows of N whose scales this lane needs: tile i, halves g / g+8.
-  int srow[NPT][2];
-  bool sok[NPT][2];
-#pragma unroll
-  for (int i = 0; i < NPT; ++i)
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {
-      int r = n0 + wn * WN + i * 16 + g + hh * 8;
-      sok[i][hh] = r < N;
-      srow[i][hh] = (r < N ? r : 0) * J;
-    }
-
 #pragma unroll
   for (int st = 0; st < STAGES - 1; ++st) {
-    if (st < KC)
-      loadStage(st, st);
+    if (st < NC)
+      loadStage(st, cb + st);
     cpAsyncCommit();
   }
+  const int myslot = G == 32 ? (t >> 1) : 0;
 
-  // Scales are loaded one chunk ahead so their latency hides behind a
-  // whole chunk of mma work.
-  float svn[NPT][2], zvn[NPT][2];
-  auto loadScales = [&](int c) {
-    const int j = (c * 64 + 16 * t) / G;
-#pragma unroll
-    for (int i = 0; i < NPT; ++i)
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        svn[i][hh] = sok[i][hh] ? __ldg(S + srow[i][hh] + j) : 0.f;
-        zvn[i][hh] = sok[i][hh] ? __ldg(Z + srow[i][hh] + j) : 0.f;
-      }
-  };
-  loadScales(0);
-
-  for (int c = 0; c < KC; ++c) {
-    T2 s2[NPT][2], n2[NPT][2];
-#pragma unroll
-    for (int i = 0; i < NPT; ++i)
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        s2[i][hh] = TT::splat(svn[i][hh]);
-        n2[i][hh] = TT::splat(-zvn[i][hh] * svn[i][hh]);
-      }
-    if (c + 1 < KC)
-      loadScales(c + 1);
-
+  for (int li = 0; li < NC; ++li) {
     cpAsyncWait<STAGES - 2>();
     __syncthreads();
     {
-      const int cn = c + STAGES - 1;
-      if (cn < KC)
-        loadStage(cn % STAGES, cn);
+      const int ln = li + STAGES - 1;
+      if (ln < NC)
+        loadStage(ln % STAGES, cb + ln);
       cpAsyncCommit();
     }
-    const int st = c % STAGES;
+    const int st = li % STAGES;
+    T2 s2[NPT][2], n2[NPT][2];
+    {
+      const float *ss = sSZ + st * STILE + myslot * BN + wn * WN + g;
+#pragma unroll
+      for (int i = 0; i < NPT; ++i)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          const float sv = ss[i * 16 + hh * 8];
+          const float zv = ss[2 * BN + i * 16 + hh * 8];
+          s2[i][hh] = TT::splat(sv);
+          n2[i][hh] = TT::splat(-zv * sv);
+        }
+    }
     const T *xs = sX + st * XTILE + (wm * WM + g) * kXStride + 16 * t;
     const uint4 *ws = sW + st * WTILE + (wn * NPT) * 32 + lane;
     uint4 pw[NPT];
@@ -313,25 +311,47 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, MINB)
   cpAsyncWait<0>();
 
   // Epilogue: c0,c1 = (row g, cols 2t,2t+1); c2,c3 = (row g+8, ...).
-#pragma unroll
-  for (int mi = 0; mi < MT; ++mi)
-#pragma unroll
-    for (int ni = 0; ni < NPT * 2; ++ni) {
-      const int n = n0 + wn * WN + (ni >> 1) * 16 + (ni & 1) * 8 + 2 * t;
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        const int m = m0 + wm * WM + mi * 16 + g + hh * 8;
-        if (m >= M)
-          continue;
-        T *yp = Y + (size_t)m * N + n;
-        if (n + 1 < N) {
-          *reinterpret_cast<T2 *>(yp) =
-              TT::pack(acc[mi][ni][2 * hh], acc[mi][ni][2 * hh + 1]);
-        } else if (n < N) {
-          *yp = TT::fromFloat(acc[mi][ni][2 * hh]);
-        }
-      }
+  auto store = [&](int mi, int ni, int hh, float v0, float v1) {
+    const int n = n0 + wn * WN + (ni >> 1) * 16 + (ni & 1) * 8 + 2 * t;
+    const int m = m0 + wm * WM + mi * 16 + g + hh * 8;
+    if (m >= M)
+      return;
+    T *yp = Y + (size_t)m * N + n;
+    if (n + 1 < N) {
+      *reinterpret_cast<T2 *>(yp) = TT::pack(v0, v1);
+    } else if (n < N) {
+      *yp = TT::fromFloat(v0);
     }
+  };
+  if constexpr (SPLIT) {
+    constexpr int NP = MT * NPT * 2 * 2;
+    static_assert(NP * THREADS * 8 <= fwdTcSmemBytes<BM, BN, STAGES>(),
+                  "partial tile must fit in the pipeline's shared memory");
+    __syncthreads(); // every warp is done with the pipeline buffers
+    float2 v[NP];
+#pragma unroll
+    for (int mi = 0; mi < MT; ++mi)
+#pragma unroll
+      for (int ni = 0; ni < NPT * 2; ++ni)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh)
+          v[(mi * NPT * 2 + ni) * 2 + hh] =
+              make_float2(acc[mi][ni][2 * hh], acc[mi][ni][2 * hh + 1]);
+    clusterReducePairs<NP, THREADS>(
+        v, reinterpret_cast<float2 *>(smemRaw), [&](int e, float2 r) {
+          const int hh = e & 1, ni = (e >> 1) % (NPT * 2),
+                    mi = (e >> 1) / (NPT * 2);
+          store(mi, ni, hh, r.x, r.y);
+        });
+  } else {
+#pragma unroll
+    for (int mi = 0; mi < MT; ++mi)
+#pragma unroll
+      for (int ni = 0; ni < NPT * 2; ++ni)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh)
+          store(mi, ni, hh, acc[mi][ni][2 * hh], acc[mi][ni][2 * hh + 1]);
+  }
 }
 
 //===----------------------------------------------------------------------===//
