@@ -57,6 +57,11 @@ def main(argv=None):
     a = p.parse_args(argv)
     model = a.model or os.path.join(a.data, C.MODEL_NAME + ".onnx")
     train = os.path.join(a.data, "train.jsonl")
+    if not os.path.exists(train):
+        # Images and records are not committed: build_data regenerates them
+        # deterministically (checked against manifest.json by the tests).
+        from qslaw_tools.repro import build_data
+        build_data.main([a.data])
     os.makedirs(a.out, exist_ok=True)
     log = os.path.join(a.out, "log.txt")
     open(log, "w").close()
