@@ -129,6 +129,25 @@ def bench_shape(kern, n, k, g, dtype, ms, bw, peak, do_bwd, paths):
                                           path=p, out=y)) for i in range(nq)])
         best = min(t_ours, key=t_ours.get)
         t_auto = t_ours[qk.PATH_AUTO]
+        if 16 < m <= 256:
+            # the same tile without the cluster split-K, for comparison
+            res["fwd_nosplit_us"] = 1e6 * time_graph([
+                (lambda i=i: kern.forward(x, qws[i], ss[i], zs[i], n, g,
+                                          split=1, out=y)) for i in range(nq)])
+        if m <= 16:
+            # What a plain device-to-device copy moving the same number of
+            # bytes (read + write) achieves at this size: the launch, ramp
+            # and tail costs every kernel of this size pays.
+            half = byts // 2
+            nc = copies_for(byts)
+            srcs = [torch.empty(half, dtype=torch.uint8, device=DEV)
+                    for _ in range(nc)]
+            dsts = [torch.empty_like(v) for v in srcs]
+            for v in srcs:
+                v.random_(0, 255)
+            res["copy_same_bytes_us"] = 1e6 * time_graph([
+                (lambda i=i: dsts[i].copy_(srcs[i])) for i in range(nc)])
+            del srcs, dsts
         t_cublas = time_graph([
             (lambda i=i: torch.matmul(x, wfs[i].t(), out=y)) for i in range(nf)])
         res.update({
@@ -164,6 +183,11 @@ def bench_shape(kern, n, k, g, dtype, ms, bw, peak, do_bwd, paths):
             res["dx_us"] = 1e6 * time_graph([
                 (lambda i=i: kern.grad_input(dy, qws[i], ss[i], zs[i], k, g,
                                              out=dx)) for i in range(nq)])
+            if m <= 256:
+                res["dx_nosplit_us"] = 1e6 * time_graph([
+                    (lambda i=i: kern.grad_input(dy, qws[i], ss[i], zs[i], k,
+                                                 g, out=dx, split=1))
+                    for i in range(nq)])
             res["cublas_dx_us"] = 1e6 * time_graph([
                 (lambda i=i: torch.matmul(dy, wfs[i], out=dx))
                 for i in range(nf)])
@@ -186,7 +210,25 @@ def main():
     ap.add_argument("--no-bwd", action="store_true")
     ap.add_argument("--all-paths", action="store_true",
                     help="also time every forward path, not just auto")
+    ap.add_argument("--profile-once", action="store_true",
+                    help="no timing: run each forward once (for ncu)")
     args = ap.parse_args()
+    if args.profile_once:
+        so = args.so or qk.build(tempfile.mkdtemp(prefix="qslaw_cuda_"),
+                                 archs=(qk.arch_of_device(torch),))
+        kern = qk.W4Kernels(so)
+        for shp in args.shapes.split(","):
+            n, k = (int(v) for v in shp.split("x"))
+            codes = torch.randint(0, 16, (n, k), dtype=torch.uint8, device=DEV)
+            s = torch.rand(n, k // 128, device=DEV) * 0.02 + 0.002
+            z = torch.randint(0, 16, (n, k // 128), device=DEV).float()
+            qw = kern.pack(codes)
+            for m in (int(v) for v in args.ms.split(",")):
+                x = torch.randn(m, k, device=DEV).to(torch.bfloat16)
+                for _ in range(3):
+                    kern.forward(x, qw, s, z, n, 128)
+        torch.cuda.synchronize()
+        return
 
     so = args.so or qk.build(tempfile.mkdtemp(prefix="qslaw_cuda_"),
                              archs=(qk.arch_of_device(torch),))
@@ -232,17 +274,24 @@ def main():
     print(f"\n{meta['device']}, driver {meta['driver']}, copy BW "
           f"{bw / 1e9:.0f} GB/s, cuBLAS peak " + ", ".join(
               f"{k} {v:.0f} TFLOP/s" for k, v in meta["cublas_peak_TFLOPs"].items()))
-    print("\n| dtype | N x K | M | ours fwd us | cuBLAS us | roofline us (bound) "
+    def opt(r, key):
+        return f"{r[key]:.1f}" if key in r else "-"
+
+    print("\n| dtype | N x K | M | ours fwd us | GB/s | copy same bytes us "
+          "| no-split fwd us | cuBLAS us | roofline us (bound) "
           "| ours/roof eff | cuBLAS/ours | ds fused us | ds unfused us | "
-          "cuBLAS dYtX us | dX us | cuBLAS dX us |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "cuBLAS dYtX us | dX us | no-split dX us | cuBLAS dX us |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['dtype']} | {r['N']}x{r['K']} | {r['M']} | {r['fwd_us']:.1f} | "
+              f"{r['fwd_achieved_GBps']:.0f} | {opt(r, 'copy_same_bytes_us')} | "
+              f"{opt(r, 'fwd_nosplit_us')} | "
               f"{r['cublas_fwd_us']:.1f} | {r['roofline_us']:.1f} ({r['roofline_bound'][:3]}) | "
               f"{r['fwd_eff_vs_roofline']:.2f} | {r['fwd_speedup_vs_cublas']:.2f} | "
               + (f"{r['dscale_fused_us']:.1f} | {r['dscale_unfused_us']:.1f} | "
-                 f"{r['cublas_dYtX_us']:.1f} | {r['dx_us']:.1f} | {r['cublas_dx_us']:.1f} |"
-                 if "dx_us" in r else "- | - | - | - | - |"))
+                 f"{r['cublas_dYtX_us']:.1f} | {r['dx_us']:.1f} | "
+                 f"{opt(r, 'dx_nosplit_us')} | {r['cublas_dx_us']:.1f} |"
+                 if "dx_us" in r else "- | - | - | - | - | - |"))
 
 
 if __name__ == "__main__":

@@ -121,6 +121,63 @@ def test_forward_every_path(kern, dtype, path, m):
     assert rel_err(y, qk.ref_forward(x, codes, s, z, g)) < TOL_FWD[dtype]
 
 
+# Shapes that select each warps-per-tile variant of the GEMV path (16, 8 and
+# 4 warps per 16-row tile on a 132-SM H100), uneven K splits over the warps
+# (KC = 33, 3, 1 chunks) and rows that are not a multiple of 16.
+GEMV_SHAPES = [(1000, 2048, 128), (1000, 2112, 64), (6144, 1024, 128),
+               (11008, 512, 32), (520, 192, 64), (264, 64, 32)]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("m", [1, 5, 8, 9, 16])
+@pytest.mark.parametrize("nkg", GEMV_SHAPES)
+def test_forward_gemv_variants(kern, dtype, m, nkg):
+    n, k, g = nkg
+    codes, qw, s, z = make_quant(n, k, g, seed=m * 31 + n + k,
+                                 int_zero=(m % 2 == 1))
+    x = rand_act((m, k), dtype, seed=m * 3 + k)
+    y = torch.full((m, n), float("nan"), dtype=dtype, device=DEV)
+    kern.forward(x, qw, s, z, n, g, path=qk.PATH_GEMV, out=y)
+    torch.cuda.synchronize()
+    assert rel_err(y, qk.ref_forward(x, codes, s, z, g)) < TOL_FWD[dtype]
+
+
+def _cluster_ok():
+    return torch.cuda.get_device_capability()[0] >= 9
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("split", [1, 2, 4, 8])
+@pytest.mark.parametrize("path", [qk.PATH_TC_128x128, qk.PATH_TC_64x128,
+                                  qk.PATH_TC_64x64])
+@pytest.mark.parametrize("mkg", [(17, 768, 32), (100, 1024, 128),
+                                 (130, 832, 64)])
+def test_forward_split_k(kern, dtype, split, path, mkg):
+    m, k, g = mkg
+    if split > 1 and not _cluster_ok():
+        pytest.skip("cluster split-K needs sm_90+")
+    n = 1000
+    codes, qw, s, z = make_quant(n, k, g, seed=split * 17 + path + m,
+                                 int_zero=(split % 4 == 0))
+    x = rand_act((m, k), dtype, seed=m + split)
+    y = torch.full((m, n), float("nan"), dtype=dtype, device=DEV)
+    kern.forward(x, qw, s, z, n, g, path=path, split=split, out=y)
+    torch.cuda.synchronize()
+    assert rel_err(y, qk.ref_forward(x, codes, s, z, g)) < TOL_FWD[dtype]
+
+
+@pytest.mark.parametrize("m", [64, 128, 200])
+def test_forward_mid_m_auto(kern, m):
+    # Auto path for 16 < M <= 256 (cluster split-K on sm_90+), N = 4096.
+    n, k, g = 4096, 4096, 128
+    codes, qw, s, z = make_quant(n, k, g, seed=m)
+    x = rand_act((m, k), torch.bfloat16, seed=m)
+    y = torch.full((m, n), float("nan"), dtype=torch.bfloat16, device=DEV)
+    kern.forward(x, qw, s, z, n, g, out=y)
+    torch.cuda.synchronize()
+    assert rel_err(y, qk.ref_forward(x, codes, s, z, g)) < 1e-2
+
+
 def test_forward_large_k(kern):
     # K = 11008 (LLaMA down_proj); M = 1 and 16 (GEMV), 300 (tensor cores).
     n, k, g = 256, 11008, 128
@@ -144,6 +201,48 @@ def test_grad_input(kern, dtype, m, nkg):
     kern.grad_input(dy, qw, s, z, k, g, out=dx)
     torch.cuda.synchronize()
     assert rel_err(dx, qk.ref_grad_input(dy, codes, s, z, g)) < TOL_FWD[dtype]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("split", [1, 2, 4, 8])
+@pytest.mark.parametrize("m", [1, 16, 100, 300])
+@pytest.mark.parametrize("nkg", [(1000, 384, 64), (4096, 2048, 128)])
+def test_grad_input_split(kern, dtype, split, m, nkg):
+    n, k, g = nkg
+    if split > 1 and not _cluster_ok():
+        pytest.skip("cluster split needs sm_90+")
+    codes, qw, s, z = make_quant(n, k, g, seed=m * 5 + split + n)
+    dy = rand_act((m, n), dtype, seed=m * 13 + split)
+    dx = torch.full((m, k), float("nan"), dtype=dtype, device=DEV)
+    kern.grad_input(dy, qw, s, z, k, g, out=dx, split=split)
+    torch.cuda.synchronize()
+    assert rel_err(dx, qk.ref_grad_input(dy, codes, s, z, g)) < TOL_FWD[dtype]
+
+
+def test_split_invalid(kern):
+    codes, qw, s, z = make_quant(256, 512, 128, seed=3)
+    x = rand_act((40, 512), torch.bfloat16, seed=2)
+    y = torch.empty(40, 256, dtype=torch.bfloat16, device=DEV)
+    lib = kern.lib
+    args = (x.data_ptr(), qw.data_ptr(), s.data_ptr(), z.data_ptr(),
+            y.data_ptr(), 40, 256, 512, 128, 0)
+    # split 3 is not a power of two; 128x256 never splits; GEMV never splits
+    assert lib.qslaw_w4_forward_split(*args, qk.PATH_TC_64x64, 3, None) == 1
+    assert lib.qslaw_w4_forward_split(*args, qk.PATH_TC_128x256, 2, None) == 1
+    assert lib.qslaw_w4_forward_split(*args, qk.PATH_GEMV, 2, None) == 1
+    # more splits than K chunks (K = 512: 8 chunks)
+    if _cluster_ok():
+        assert lib.qslaw_w4_forward_split(*args, qk.PATH_TC_64x64, 8,
+                                          None) == 0
+    else:
+        assert lib.qslaw_w4_forward_split(*args, qk.PATH_TC_64x64, 2,
+                                          None) == 1
+    dx = torch.empty(40, 512, dtype=torch.bfloat16, device=DEV)
+    assert lib.qslaw_w4_grad_input_ex(y.data_ptr(), qw.data_ptr(),
+                                      s.data_ptr(), z.data_ptr(),
+                                      dx.data_ptr(), 40, 256, 512, 128, 0, 8,
+                                      None) == 1  # N = 256: only 4 slabs
+    torch.cuda.synchronize()
 
 
 def _check_group_grad(out, ref):

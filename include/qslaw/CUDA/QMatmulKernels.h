@@ -69,11 +69,25 @@ int qslaw_w4_forward(const void *x, const uint32_t *qw, const float *s,
 int qslaw_w4_forward_ex(const void *x, const uint32_t *qw, const float *s,
                         const float *z, void *y, int M, int N, int K, int G,
                         int dtype, int path, void *stream);
+// As qslaw_w4_forward_ex with an explicit split-K factor for the
+// tensor-core paths: 0 = automatic (split over a thread-block cluster on
+// sm_90+ when the tile grid is smaller than one wave), 1 = no split,
+// 2/4/8 = forced (sm_90+ only, the 128x256 tile never splits; otherwise
+// QSLAW_CUDA_EINVAL). The partial tiles are summed through distributed
+// shared memory: no workspace, deterministic.
+int qslaw_w4_forward_split(const void *x, const uint32_t *qw, const float *s,
+                           const float *z, void *y, int M, int N, int K, int G,
+                           int dtype, int path, int split, void *stream);
 
 // dX[M,K] = dY[M,N] · Ŵ.
 int qslaw_w4_grad_input(const void *dy, const uint32_t *qw, const float *s,
                         const float *z, void *dx, int M, int N, int K, int G,
                         int dtype, void *stream);
+// As qslaw_w4_grad_input with an explicit split of the reduction over N:
+// 0 = automatic, 1 = none, 2/4/8 = forced (sm_90+ only; cluster + DSMEM).
+int qslaw_w4_grad_input_ex(const void *dy, const uint32_t *qw, const float *s,
+                           const float *z, void *dx, int M, int N, int K,
+                           int G, int dtype, int split, void *stream);
 
 // Scale mode: ds[n,j] = Σ_t dY[t,n] · Σ_{k∈j} X[t,k]·(q[n,k] − z[n,j]).
 // One GEMM over the T tokens with a multiply-and-group-reduce epilogue; the

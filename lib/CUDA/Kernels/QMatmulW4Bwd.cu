@@ -26,12 +26,15 @@ namespace cuda {
 constexpr int kDxBN = 64; // reduction (over N) per iteration
 constexpr int kAStride = kDxBN + 8;
 
-template <int BM, int BK, int STAGES> constexpr int dxSmemBytes() {
+template <int BM, int BK, int STAGES>
+__host__ __device__ constexpr int dxSmemBytes() {
   return STAGES * BM * kAStride * 2 + kDxBN * (BK + 8) * 2;
 }
 
-// Block tile: BM tokens x BK output columns (of K).
-template <class TT, int BM, int BK, int WM, int WK, int STAGES>
+// Block tile: BM tokens x BK output columns (of K). SPLIT: the reduction
+// over N is split over the gridDim.z blocks of a (1,1,S) cluster and the
+// partial tiles are summed through distributed shared memory.
+template <class TT, int BM, int BK, int WM, int WK, int STAGES, bool SPLIT>
 __global__ void __launch_bounds__((BM / WM) * (BK / WK) * 32)
     w4GradInput(const typename TT::T *__restrict__ DY,
                 const uint4 *__restrict__ QW, const float *__restrict__ S,
@@ -56,9 +59,14 @@ __global__ void __launch_bounds__((BM / WM) * (BK / WK) * 32)
   const int wm = warp / WARPS_K, wk = warp % WARPS_K;
   const int m0 = blockIdx.y * BM, k0 = blockIdx.x * BK;
   const int KC = K >> 6, J = K / G, NTILES = (N + 15) >> 4;
-  const int NIT = (N + kDxBN - 1) / kDxBN;
+  const int NITALL = (N + kDxBN - 1) / kDxBN;
+  const int ib = SPLIT ? (int)((blockIdx.z * (long)NITALL) / gridDim.z) : 0;
+  const int NIT =
+      (SPLIT ? (int)(((blockIdx.z + 1) * (long)NITALL) / gridDim.z) : NITALL) -
+      ib;
 
-  auto loadA = [&](int st, int it) {
+  auto loadA = [&](int st, int li) {
+    const int it = ib + li;
     T *d = sA + st * ATILE;
 #pragma unroll
     for (int i = tid; i < BM * 8; i += THREADS) {
@@ -74,7 +82,8 @@ __global__ void __launch_bounds__((BM / WM) * (BK / WK) * 32)
   // registers one iteration ahead (global latency hidden by the mma work).
   uint4 raw[RPT];
   float rs[RPT][2], rz[RPT][2];
-  auto loadRaw = [&](int it) {
+  auto loadRaw = [&](int li) {
+    const int it = ib + li;
 #pragma unroll
     for (int r = 0; r < RPT; ++r) {
       const int i = tid + r * THREADS;
@@ -173,19 +182,39 @@ __global__ void __launch_bounds__((BM / WM) * (BK / WK) * 32)
   }
   cpAsyncWait<0>();
 
+  auto store = [&](int mi, int ni, int hh, float v0, float v1) {
+    const int k = k0 + wk * WK + ni * 8 + 2 * (lane & 3);
+    const int m = m0 + wm * WM + mi * 16 + (lane >> 2) + 8 * hh;
+    if (m < M && k < K)
+      *reinterpret_cast<T2 *>(DX + (size_t)m * K + k) = TT::pack(v0, v1);
+  };
+  if constexpr (SPLIT) {
+    constexpr int NP = MT * NT8 * 2;
+    static_assert(NP * THREADS * 8 <= dxSmemBytes<BM, BK, STAGES>(),
+                  "partial tile must fit in the pipeline's shared memory");
+    __syncthreads(); // every warp is done with sA / sB
+    float2 v[NP];
 #pragma unroll
-  for (int mi = 0; mi < MT; ++mi)
+    for (int mi = 0; mi < MT; ++mi)
 #pragma unroll
-    for (int ni = 0; ni < NT8; ++ni) {
-      const int k = k0 + wk * WK + ni * 8 + 2 * (lane & 3);
+      for (int ni = 0; ni < NT8; ++ni)
 #pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        const int m = m0 + wm * WM + mi * 16 + (lane >> 2) + 8 * hh;
-        if (m < M && k < K)
-          *reinterpret_cast<T2 *>(DX + (size_t)m * K + k) =
-              TT::pack(acc[mi][ni][2 * hh], acc[mi][ni][2 * hh + 1]);
-      }
-    }
+        for (int hh = 0; hh < 2; ++hh)
+          v[(mi * NT8 + ni) * 2 + hh] =
+              make_float2(acc[mi][ni][2 * hh], acc[mi][ni][2 * hh + 1]);
+    clusterReducePairs<NP, THREADS>(
+        v, reinterpret_cast<float2 *>(smemRaw), [&](int e, float2 r) {
+          store((e >> 1) / NT8, (e >> 1) % NT8, e & 1, r.x, r.y);
+        });
+  } else {
+#pragma unroll
+    for (int mi = 0; mi < MT; ++mi)
+#pragma unroll
+      for (int ni = 0; ni < NT8; ++ni)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh)
+          store(mi, ni, hh, acc[mi][ni][2 * hh], acc[mi][ni][2 * hh + 1]);
+  }
 }
 
 //===----------------------------------------------------------------------===//
@@ -392,25 +421,46 @@ static bool validShape(int M, int N, int K, int G) {
          K % 64 == 0 && K % G == 0 && N % 8 == 0;
 }
 
+// split: 0 = automatic (cluster split over N on sm_90+ when the grid is
+// smaller than one wave), 1 = none, 2/4/8 = forced (sm_90+ only).
 template <class TT, int BM, int BK, int WM, int WK, int STAGES>
 static int launchDx(const void *dy, const uint32_t *qw, const float *s,
                     const float *z, void *dx, int M, int N, int K, int G,
-                    cudaStream_t st) {
+                    int split, cudaStream_t st) {
   using T = typename TT::T;
   constexpr int THREADS = (BM / WM) * (BK / WK) * 32;
   constexpr int SMEM = dxSmemBytes<BM, BK, STAGES>();
-  auto kern = w4GradInput<TT, BM, BK, WM, WK, STAGES>;
-  static bool attrSet = false;
-  if (!attrSet) {
+  auto kern = w4GradInput<TT, BM, BK, WM, WK, STAGES, false>;
+  auto kernS = w4GradInput<TT, BM, BK, WM, WK, STAGES, true>;
+  int sms = 132, major = 0;
+  if (!deviceInfo(&sms, &major))
+    return QSLAW_CUDA_ELAUNCH;
+  static int slots[4] = {0, 0, 0, 0}; // per instantiation
+  if (!slots[0]) {
     if (cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             SMEM) != cudaSuccess ||
+        cudaFuncSetAttribute(kernS, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              SMEM) != cudaSuccess)
       return QSLAW_CUDA_ELAUNCH;
-    attrSet = true;
+    splitSlots(kern, kernS, THREADS, SMEM, sms, major >= 9, slots);
   }
-  dim3 grid(ceilDiv(K, BK), ceilDiv(M, BM));
-  kern<<<grid, THREADS, SMEM, st>>>(static_cast<const T *>(dy),
-                                    reinterpret_cast<const uint4 *>(qw), s, z,
-                                    static_cast<T *>(dx), M, N, K, G);
+  const int gx = ceilDiv(K, BK), gy = ceilDiv(M, BM);
+  const int nit = ceilDiv(N, kDxBN);
+  if (split == 0)
+    split = major >= 9 ? pickSplit((long)gx * gy, slots, nit, 4) : 1;
+  if (split != 1 && split != 2 && split != 4 && split != 8)
+    return QSLAW_CUDA_EINVAL;
+  if (split > 1 && (major < 9 || nit < split))
+    return QSLAW_CUDA_EINVAL;
+  const T *dyp = static_cast<const T *>(dy);
+  const uint4 *qp = reinterpret_cast<const uint4 *>(qw);
+  T *dxp = static_cast<T *>(dx);
+  if (split == 1) {
+    kern<<<dim3(gx, gy), THREADS, SMEM, st>>>(dyp, qp, s, z, dxp, M, N, K, G);
+  } else if (launchCluster(kernS, gx, gy, split, THREADS, SMEM, st, dyp, qp, s,
+                           z, dxp, M, N, K, G) != cudaSuccess) {
+    return QSLAW_CUDA_ELAUNCH;
+  }
   return cudaGetLastError() == cudaSuccess ? QSLAW_CUDA_OK
                                            : QSLAW_CUDA_ELAUNCH;
 }
@@ -418,13 +468,16 @@ static int launchDx(const void *dy, const uint32_t *qw, const float *s,
 template <class TT>
 static int gradInputT(const void *dy, const uint32_t *qw, const float *s,
                       const float *z, void *dx, int M, int N, int K, int G,
-                      cudaStream_t st) {
+                      int split, cudaStream_t st) {
   if (M <= 16)
-    return launchDx<TT, 16, 64, 16, 16, 4>(dy, qw, s, z, dx, M, N, K, G, st);
+    return launchDx<TT, 16, 64, 16, 16, 4>(dy, qw, s, z, dx, M, N, K, G, split,
+                                           st);
   long big = (long)ceilDiv(K, 128) * ceilDiv(M, 128);
   if (big >= 132)
-    return launchDx<TT, 128, 128, 64, 32, 3>(dy, qw, s, z, dx, M, N, K, G, st);
-  return launchDx<TT, 64, 64, 32, 32, 4>(dy, qw, s, z, dx, M, N, K, G, st);
+    return launchDx<TT, 128, 128, 64, 32, 3>(dy, qw, s, z, dx, M, N, K, G,
+                                             split, st);
+  return launchDx<TT, 64, 64, 32, 32, 4>(dy, qw, s, z, dx, M, N, K, G, split,
+                                         st);
 }
 
 template <class TT, int MODE>
@@ -454,18 +507,25 @@ static int launchGroup(const void *dy, const void *x, const uint32_t *qw,
 
 using namespace qslaw::cuda;
 
+extern "C" int qslaw_w4_grad_input_ex(const void *dy, const uint32_t *qw,
+                                      const float *s, const float *z, void *dx,
+                                      int M, int N, int K, int G, int dtype,
+                                      int split, void *stream) {
+  if (!dy || !qw || !s || !z || !dx || !validShape(M, N, K, G) || split < 0)
+    return QSLAW_CUDA_EINVAL;
+  cudaStream_t st = static_cast<cudaStream_t>(stream);
+  if (dtype == QSLAW_CUDA_BF16)
+    return gradInputT<Bf16Traits>(dy, qw, s, z, dx, M, N, K, G, split, st);
+  if (dtype == QSLAW_CUDA_FP16)
+    return gradInputT<Fp16Traits>(dy, qw, s, z, dx, M, N, K, G, split, st);
+  return QSLAW_CUDA_EDTYPE;
+}
+
 extern "C" int qslaw_w4_grad_input(const void *dy, const uint32_t *qw,
                                    const float *s, const float *z, void *dx,
                                    int M, int N, int K, int G, int dtype,
                                    void *stream) {
-  if (!dy || !qw || !s || !z || !dx || !validShape(M, N, K, G))
-    return QSLAW_CUDA_EINVAL;
-  cudaStream_t st = static_cast<cudaStream_t>(stream);
-  if (dtype == QSLAW_CUDA_BF16)
-    return gradInputT<Bf16Traits>(dy, qw, s, z, dx, M, N, K, G, st);
-  if (dtype == QSLAW_CUDA_FP16)
-    return gradInputT<Fp16Traits>(dy, qw, s, z, dx, M, N, K, G, st);
-  return QSLAW_CUDA_EDTYPE;
+  return qslaw_w4_grad_input_ex(dy, qw, s, z, dx, M, N, K, G, dtype, 0, stream);
 }
 
 extern "C" int qslaw_w4_grad_scale(const void *dy, const void *x,

@@ -130,6 +130,20 @@ __device__ inline void cpAsync4(void *dst, const void *src, bool valid) {
                    smemAddr(dst)),
                "l"(src), "r"(n));
 }
+// Same, with a compiler memory barrier: for code that reads the copied data
+// without a __syncthreads() in between (per-thread rings).
+__device__ inline void cpAsync16M(void *dst, const void *src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(
+                   smemAddr(dst)),
+               "l"(src)
+               : "memory");
+}
+template <int N> __device__ inline void cpAsyncWaitM() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+__device__ inline void cpAsyncCommitM() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
 __device__ inline void cpAsyncCommit() {
   asm volatile("cp.async.commit_group;\n" ::);
 }
@@ -154,6 +168,17 @@ __device__ inline void ldmatrixX4T(uint32_t r[4], const void *p) {
 __device__ inline uint4 ldgStream(const uint4 *p) {
   uint4 v;
   asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+// Read-only 128-bit load through L1 (activations re-read by many blocks).
+// volatile: issued in program order, i.e. before the weight it is paired
+// with is waited on, so both latencies overlap.
+__device__ inline uint4 ldgNc(const void *p) {
+  uint4 v;
+  asm volatile("ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                : "l"(p));
   return v;
@@ -222,14 +247,56 @@ inline bool deviceInfo(int *sms, int *major) {
   return true;
 }
 
-// Largest power of two S <= maxS with blocks * S <= slots (one wave) and at
-// least minPer units of serial work per split; 1 when nothing fits.
-inline int pickSplit(long blocks, long slots, int units, int minPer,
-                     int maxS = 8) {
-  int s = 1;
-  while (s * 2 <= maxS && blocks * s * 2 <= slots && units / (s * 2) >= minPer)
-    s *= 2;
-  return s;
+// Split factor S (1, 2, 4 or 8) for a grid of `blocks` tiles. slots[i] is
+// how many blocks of a (1,1,2^i) cluster launch can be resident at once
+// (cudaOccupancyMaxActiveClusters * 2^i; slots[0] = blocks per SM * SMs).
+// Only grids that fill less than half a wave are split, into the largest S
+// that still fits in one wave with at least minPer units of serial work per
+// split (measured on H100: splitting a grid of more than half a wave, or
+// into a second wave, costs more than it gains).
+inline int pickSplit(long blocks, const int slots[4], int units, int minPer) {
+  if (blocks * 2 > slots[0])
+    return 1;
+  int best = 1;
+  for (int i = 1; i < 4; ++i) {
+    const int s = 1 << i;
+    if (units / s >= minPer && blocks * s <= slots[i])
+      best = s;
+  }
+  return best;
+}
+
+// Fill slots[] (see pickSplit) for a kernel and its cluster twin.
+template <class K1, class K2>
+inline void splitSlots(K1 kern, K2 kernS, int threads, size_t smem, int sms,
+                       bool clusters, int slots[4]) {
+  int o = 0;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, kern, threads, smem) !=
+          cudaSuccess ||
+      o < 1)
+    o = 1;
+  slots[0] = o * sms;
+  for (int i = 1; i < 4; ++i) {
+    slots[i] = 0;
+    if (!clusters)
+      continue;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(1, 1, 1 << i);
+    cfg.blockDim = dim3(threads);
+    cfg.dynamicSmemBytes = smem;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = 1;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1 << i;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    int n = 0;
+    if (cudaOccupancyMaxActiveClusters(&n, kernS, &cfg) == cudaSuccess)
+      slots[i] = n << i;
+    else
+      (void)cudaGetLastError(); // clear; no split of this size
+  }
 }
 
 // Launch `kern` with a (1, 1, split) cluster over grid (gx, gy, split).

@@ -25,12 +25,13 @@ namespace cuda {
 // One block per 16-row tile of N; its W warps split the K chunks into
 // contiguous ranges. Each warp keeps a ring of U independent 128-bit weight
 // loads in flight: slot u is dequantised, then immediately refilled with the
-// chunk U ahead, then its mma work runs, so U loads (U * 512 B per warp) are
-// always outstanding. W is chosen on the host so that all blocks are
-// resident in one wave (tiles * W warps spread over every SM); the register
-// cap (64 per thread) keeps 32 warps per SM resident.
-template <class TT, int NT, int W, int U, int MINB>
-__global__ void __launch_bounds__(W * 32, MINB)
+// chunk U ahead (same registers, so no move waits on a pending load), then
+// its mma work runs. W is chosen on the host so that all blocks are resident
+// in one wave (tiles * W warps spread over every SM). A variant with the
+// ring in shared memory (cp.async, 8 chunks per warp) measured 2-25 %
+// slower on H100 (docs/CUDA.md).
+template <class TT, int NT, int W, int U, int MAXREG>
+__global__ void __maxnreg__(MAXREG)
     w4FwdGemv(const typename TT::T *__restrict__ X,
               const uint4 *__restrict__ QW, const float *__restrict__ S,
               const float *__restrict__ Z, typename TT::T *__restrict__ Y,
@@ -76,15 +77,17 @@ __global__ void __launch_bounds__(W * 32, MINB)
       acc[i][j] = 0.f;
 
   // Token rows this lane feeds as B fragments (g and g+8).
-  const T *xrow[NT];
+  const T *xbase = X + 16 * t;
+  int xoff[NT];
   bool xok[NT];
 #pragma unroll
   for (int tt = 0; tt < NT; ++tt) {
     int tok = tt * 8 + g;
     xok[tt] = tok < M;
-    xrow[tt] = X + (size_t)(xok[tt] ? tok : 0) * K + 16 * t;
+    xoff[tt] = (xok[tt] ? tok : 0) * K;
   }
 
+  const int lgG = G == 32 ? 5 : G == 64 ? 6 : 7;
   for (int base = 0; base < nc; base += U) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
@@ -92,14 +95,14 @@ __global__ void __launch_bounds__(W * 32, MINB)
       if (i >= nc)
         break; // uniform across the warp
       const int kb = (cb + i) * 64;
-      const int j = (kb + 16 * t) / G;
+      const int j = (kb + 16 * t) >> lgG;
       uint4 xv[NT][2];
 #pragma unroll
       for (int tt = 0; tt < NT; ++tt) {
         if (xok[tt]) {
-          const uint4 *xp = reinterpret_cast<const uint4 *>(xrow[tt] + kb);
-          xv[tt][0] = __ldg(xp);
-          xv[tt][1] = __ldg(xp + 1);
+          const T *xp = xbase + xoff[tt] + kb;
+          xv[tt][0] = ldgNc(xp);
+          xv[tt][1] = ldgNc(xp + 8);
         } else {
           xv[tt][0] = xv[tt][1] = make_uint4(0, 0, 0, 0);
         }
@@ -161,7 +164,8 @@ constexpr int kXStride = 72; // 64 + 8 pad (elements): conflict-free LDS.128
 // Per stage: X tile, packed weight tile, and the (s, z) of the stage's
 // chunk for the BN rows: [s|z][group slot 0|1][BN] floats (slot 1 only for
 // G = 32, where a 64-column chunk spans two groups).
-template <int BM, int BN, int STAGES> constexpr int fwdTcSmemBytes() {
+template <int BM, int BN, int STAGES>
+__host__ __device__ constexpr int fwdTcSmemBytes() {
   return STAGES * (BM * kXStride * 2 + (BN / 16) * 32 * 16 + 4 * BN * 4);
 }
 
@@ -392,15 +396,17 @@ static bool validShape(int M, int N, int K, int G) {
          K % 64 == 0 && K % G == 0 && N % 8 == 0;
 }
 
-template <class TT, int NT>
-static int launchGemv(const void *x, const uint32_t *qw, const float *s,
-                      const float *z, void *y, int M, int N, int K, int G,
-                      cudaStream_t st) {
-  constexpr int WARPS = 8, U = 4;
+template <class TT, int NT, int W>
+static int launchGemvW(const void *x, const uint32_t *qw, const float *s,
+                       const float *z, void *y, int M, int N, int K, int G,
+                       cudaStream_t st) {
+  // 64 (80) registers per thread: 32 (24) resident warps per SM; a ring of
+  // U = 4 chunks per warp in flight.
+  constexpr int U = 4, MAXREG = NT == 1 ? 64 : 80;
   using T = typename TT::T;
   const int J = K / G;
   const size_t smem = (size_t)2 * 16 * (J | 1) * sizeof(uint32_t);
-  auto kern = w4FwdGemv<TT, NT, WARPS, U>;
+  auto kern = w4FwdGemv<TT, NT, W, U, MAXREG>;
   static size_t attr = 48 * 1024; // per instantiation
   if (smem > attr) {
     if (smem > 200 * 1024 ||
@@ -410,32 +416,80 @@ static int launchGemv(const void *x, const uint32_t *qw, const float *s,
     attr = smem;
   }
   dim3 grid(ceilDiv(N, 16));
-  kern<<<grid, WARPS * 32, smem, st>>>(
+  kern<<<grid, W * 32, smem, st>>>(
       static_cast<const T *>(x), reinterpret_cast<const uint4 *>(qw), s, z,
       static_cast<T *>(y), M, N, K, G);
   return cudaGetLastError() == cudaSuccess ? QSLAW_CUDA_OK
                                            : QSLAW_CUDA_ELAUNCH;
 }
 
+// Warps per 16-row tile: as many as still keep every block resident in one
+// wave (32 warps per SM), so all weight loads of the kernel are issued in the
+// first microsecond and every warp streams the same number of chunks.
+template <class TT, int NT>
+static int launchGemv(const void *x, const uint32_t *qw, const float *s,
+                      const float *z, void *y, int M, int N, int K, int G,
+                      cudaStream_t st) {
+  int sms = 132, major = 9;
+  deviceInfo(&sms, &major);
+  const long tiles = ceilDiv(N, 16);
+  const int KC = K >> 6;
+  const int warpsPerSM = NT == 1 ? 32 : 24; // register cap 64 / 80
+  if (tiles <= (long)(warpsPerSM / 16) * sms && KC >= 32)
+    return launchGemvW<TT, NT, 16>(x, qw, s, z, y, M, N, K, G, st);
+  if (tiles <= (long)(warpsPerSM / 8) * sms && KC >= 16)
+    return launchGemvW<TT, NT, 8>(x, qw, s, z, y, M, N, K, G, st);
+  return launchGemvW<TT, NT, 4>(x, qw, s, z, y, M, N, K, G, st);
+}
+
+// split: 0 = automatic (cluster split-K on sm_90+ when the grid is smaller
+// than one wave), 1 = none, 2/4/8 = forced (sm_90+ only).
 template <class TT, int BM, int BN, int WM, int WN, int STAGES, int MINB = 1>
 static int launchTc(const void *x, const uint32_t *qw, const float *s,
                     const float *z, void *y, int M, int N, int K, int G,
-                    cudaStream_t st) {
+                    int split, cudaStream_t st) {
   using T = typename TT::T;
   constexpr int THREADS = (BM / WM) * (BN / WN) * 32;
   constexpr int SMEM = fwdTcSmemBytes<BM, BN, STAGES>();
-  auto kern = w4FwdTc<TT, BM, BN, WM, WN, STAGES, MINB>;
-  static bool attrSet = false; // per instantiation
-  if (!attrSet) {
+  // The cluster reduction stages the partial tile in the pipeline's shared
+  // memory; tiles whose accumulators do not fit there are never split.
+  constexpr bool CAN_SPLIT = (BM * BN * 4) <= SMEM;
+  auto kern = w4FwdTc<TT, BM, BN, WM, WN, STAGES, MINB, false>;
+  auto kernS = w4FwdTc<TT, BM, BN, WM, WN, STAGES, MINB, CAN_SPLIT>;
+  int sms = 132, major = 0;
+  if (!deviceInfo(&sms, &major))
+    return QSLAW_CUDA_ELAUNCH;
+  static int slots[4] = {0, 0, 0, 0}; // per instantiation
+  if (!slots[0]) {
     if (cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             SMEM) != cudaSuccess ||
+        cudaFuncSetAttribute(kernS, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              SMEM) != cudaSuccess)
       return QSLAW_CUDA_ELAUNCH;
-    attrSet = true;
+    splitSlots(kern, kernS, THREADS, SMEM, sms, major >= 9 && CAN_SPLIT,
+               slots);
   }
-  dim3 grid(ceilDiv(N, BN), ceilDiv(M, BM));
-  kern<<<grid, THREADS, SMEM, st>>>(static_cast<const T *>(x),
-                                    reinterpret_cast<const uint4 *>(qw), s, z,
-                                    static_cast<T *>(y), M, N, K, G);
+  const int gx = ceilDiv(N, BN), gy = ceilDiv(M, BM);
+  if (split == 0)
+    split = major >= 9 && CAN_SPLIT
+                ? pickSplit((long)gx * gy, slots, K >> 6, 8)
+                : 1;
+  if (split != 1 && split != 2 && split != 4 && split != 8)
+    return QSLAW_CUDA_EINVAL;
+  if (split > 1 && (major < 9 || !CAN_SPLIT || (K >> 6) < split))
+    return QSLAW_CUDA_EINVAL;
+  if (split == 1) {
+    kern<<<dim3(gx, gy), THREADS, SMEM, st>>>(
+        static_cast<const T *>(x), reinterpret_cast<const uint4 *>(qw), s, z,
+        static_cast<T *>(y), M, N, K, G);
+  } else {
+    const T *xp = static_cast<const T *>(x);
+    const uint4 *qp = reinterpret_cast<const uint4 *>(qw);
+    T *yp = static_cast<T *>(y);
+    if (launchCluster(kernS, gx, gy, split, THREADS, SMEM, st, xp, qp, s, z,
+                      yp, M, N, K, G) != cudaSuccess)
+      return QSLAW_CUDA_ELAUNCH;
+  }
   return cudaGetLastError() == cudaSuccess ? QSLAW_CUDA_OK
                                            : QSLAW_CUDA_ELAUNCH;
 }
@@ -443,10 +497,15 @@ static int launchTc(const void *x, const uint32_t *qw, const float *s,
 template <class TT>
 static int forwardT(const void *x, const uint32_t *qw, const float *s,
                     const float *z, void *y, int M, int N, int K, int G,
-                    int path, cudaStream_t st) {
+                    int path, int split, cudaStream_t st) {
   if (path == QSLAW_W4_PATH_AUTO) {
     if (M <= 16) {
       path = QSLAW_W4_PATH_GEMV;
+    } else if (M <= 256) {
+      // Mid M (H100, all paths timed in bench/results/
+      // qmatmul_cuda_h100_midm_allpaths.json): 64x64 with cluster split-K is
+      // fastest up to M = 128, 128x128 (split when the grid is small) above.
+      path = M <= 128 ? QSLAW_W4_PATH_TC_64x64 : QSLAW_W4_PATH_TC_128x128;
     } else {
       // Measured on H100 (docs/CUDA.md): 128x256 wins from M ~ 1024 on,
       // otherwise the big tile only when it still gives >= ~1 wave.
@@ -458,20 +517,25 @@ static int forwardT(const void *x, const uint32_t *qw, const float *s,
                           : QSLAW_W4_PATH_TC_64x64;
     }
   }
-  switch (path) {
-  case QSLAW_W4_PATH_GEMV:
-    if (M > 16)
+  if (path == QSLAW_W4_PATH_GEMV) {
+    if (M > 16 || split > 1)
       return QSLAW_CUDA_EINVAL;
     return M <= 8 ? launchGemv<TT, 1>(x, qw, s, z, y, M, N, K, G, st)
                   : launchGemv<TT, 2>(x, qw, s, z, y, M, N, K, G, st);
+  }
+  switch (path) {
   case QSLAW_W4_PATH_TC_128x128:
-    return launchTc<TT, 128, 128, 64, 32, 4>(x, qw, s, z, y, M, N, K, G, st);
+    return launchTc<TT, 128, 128, 64, 32, 4>(x, qw, s, z, y, M, N, K, G, split,
+                                             st);
   case QSLAW_W4_PATH_TC_64x128:
-    return launchTc<TT, 64, 128, 32, 32, 4>(x, qw, s, z, y, M, N, K, G, st);
+    return launchTc<TT, 64, 128, 32, 32, 4>(x, qw, s, z, y, M, N, K, G, split,
+                                            st);
   case QSLAW_W4_PATH_TC_64x64:
-    return launchTc<TT, 64, 64, 32, 32, 4>(x, qw, s, z, y, M, N, K, G, st);
+    return launchTc<TT, 64, 64, 32, 32, 4>(x, qw, s, z, y, M, N, K, G, split,
+                                           st);
   case QSLAW_W4_PATH_TC_128x256:
-    return launchTc<TT, 128, 256, 64, 64, 3>(x, qw, s, z, y, M, N, K, G, st);
+    return launchTc<TT, 128, 256, 64, 64, 3>(x, qw, s, z, y, M, N, K, G, split,
+                                             st);
   default:
     return QSLAW_CUDA_EINVAL;
   }
@@ -497,18 +561,26 @@ extern "C" int qslaw_w4_pack(const uint8_t *codes, uint32_t *qw, int N, int K,
                                            : QSLAW_CUDA_ELAUNCH;
 }
 
+extern "C" int qslaw_w4_forward_split(const void *x, const uint32_t *qw,
+                                      const float *s, const float *z, void *y,
+                                      int M, int N, int K, int G, int dtype,
+                                      int path, int split, void *stream) {
+  if (!x || !qw || !s || !z || !y || !validShape(M, N, K, G) || split < 0)
+    return QSLAW_CUDA_EINVAL;
+  cudaStream_t st = static_cast<cudaStream_t>(stream);
+  if (dtype == QSLAW_CUDA_BF16)
+    return forwardT<Bf16Traits>(x, qw, s, z, y, M, N, K, G, path, split, st);
+  if (dtype == QSLAW_CUDA_FP16)
+    return forwardT<Fp16Traits>(x, qw, s, z, y, M, N, K, G, path, split, st);
+  return QSLAW_CUDA_EDTYPE;
+}
+
 extern "C" int qslaw_w4_forward_ex(const void *x, const uint32_t *qw,
                                    const float *s, const float *z, void *y,
                                    int M, int N, int K, int G, int dtype,
                                    int path, void *stream) {
-  if (!x || !qw || !s || !z || !y || !validShape(M, N, K, G))
-    return QSLAW_CUDA_EINVAL;
-  cudaStream_t st = static_cast<cudaStream_t>(stream);
-  if (dtype == QSLAW_CUDA_BF16)
-    return forwardT<Bf16Traits>(x, qw, s, z, y, M, N, K, G, path, st);
-  if (dtype == QSLAW_CUDA_FP16)
-    return forwardT<Fp16Traits>(x, qw, s, z, y, M, N, K, G, path, st);
-  return QSLAW_CUDA_EDTYPE;
+  return qslaw_w4_forward_split(x, qw, s, z, y, M, N, K, G, dtype, path, 0,
+                                stream);
 }
 
 extern "C" int qslaw_w4_forward(const void *x, const uint32_t *qw,

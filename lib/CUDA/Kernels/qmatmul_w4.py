@@ -192,12 +192,17 @@ class W4Kernels:
         L.qslaw_w4_packed_bytes.restype = ctypes.c_size_t
         L.qslaw_w4_pack.argtypes = [P, P, I, I, P]
         L.qslaw_w4_forward_ex.argtypes = [P, P, P, P, P, I, I, I, I, I, I, P]
+        L.qslaw_w4_forward_split.argtypes = [P, P, P, P, P, I, I, I, I, I, I,
+                                             I, P]
         L.qslaw_w4_forward.argtypes = [P, P, P, P, P, I, I, I, I, I, P]
+        L.qslaw_w4_grad_input_ex.argtypes = [P, P, P, P, P, I, I, I, I, I, I,
+                                             P]
         L.qslaw_w4_grad_input.argtypes = [P, P, P, P, P, I, I, I, I, I, P]
         L.qslaw_w4_grad_scale.argtypes = [P, P, P, P, P, I, I, I, I, I, P]
         L.qslaw_w4_grad_gamma.argtypes = [P, P, P, P, P, P, P, I, I, I, I, I,
                                           I, P]
         for f in ("qslaw_w4_pack", "qslaw_w4_forward_ex", "qslaw_w4_forward",
+                  "qslaw_w4_forward_split", "qslaw_w4_grad_input_ex",
                   "qslaw_w4_grad_input", "qslaw_w4_grad_scale",
                   "qslaw_w4_grad_gamma"):
             getattr(L, f).restype = I
@@ -228,23 +233,25 @@ class W4Kernels:
                                            n, k, self._stream()), "pack")
         return out
 
-    def forward(self, x, qw, s, z, n, g, path=PATH_AUTO, out=None):
+    def forward(self, x, qw, s, z, n, g, path=PATH_AUTO, out=None, split=0):
+        """split: 0 automatic, 1 none, 2/4/8 cluster split-K (sm_90+)."""
         m, k = x.shape
         y = out if out is not None else self.torch.empty(
             m, n, dtype=x.dtype, device=x.device)
-        self._check(self.lib.qslaw_w4_forward_ex(
+        self._check(self.lib.qslaw_w4_forward_split(
             x.data_ptr(), qw.data_ptr(), s.data_ptr(), z.data_ptr(),
-            y.data_ptr(), m, n, k, g, self._dt(x), path, self._stream()),
-            "forward")
+            y.data_ptr(), m, n, k, g, self._dt(x), path, split,
+            self._stream()), "forward")
         return y
 
-    def grad_input(self, dy, qw, s, z, k, g, out=None):
+    def grad_input(self, dy, qw, s, z, k, g, out=None, split=0):
+        """split: 0 automatic, 1 none, 2/4/8 cluster split over N (sm_90+)."""
         m, n = dy.shape
         dx = out if out is not None else self.torch.empty(
             m, k, dtype=dy.dtype, device=dy.device)
-        self._check(self.lib.qslaw_w4_grad_input(
+        self._check(self.lib.qslaw_w4_grad_input_ex(
             dy.data_ptr(), qw.data_ptr(), s.data_ptr(), z.data_ptr(),
-            dx.data_ptr(), m, n, k, g, self._dt(dy), self._stream()),
+            dx.data_ptr(), m, n, k, g, self._dt(dy), split, self._stream()),
             "grad_input")
         return dx
 

@@ -1,6 +1,7 @@
 //===- Tensor.cpp - Gather, Concat, Slice, Expand, Range, masks -----------===//
 #include "LinalgBuilders.h"
 #include "ConstEval.h"
+#include "qslaw/Dialect/QSLAW/Utils/MaskedScan.h"
 #include "qslaw/Import/ONNX/ModelLoader.h"
 #include "NodeContext.h"
 
@@ -411,33 +412,15 @@ LogicalResult convertMaskedScatter(NodeContext &nc, SmallVectorImpl<Value> &r) {
   Value src = buildReshape(b, loc, nc.input(2), {srcLen});
   if (!mt.getElementType().isInteger(1))
     return nc.emitError() << "mask must be boolean, got " << mt;
-  Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
-  Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
-  Value cn = arith::ConstantIndexOp::create(b, loc, n);
-  Value last = arith::ConstantIndexOp::create(b, loc, std::max<int64_t>(srcLen - 1, 0));
-  auto loop = scf::ForOp::create(
-      b, loc, c0, cn, c1, ValueRange{data, c0},
-      [&](OpBuilder &fb, Location l, Value p, ValueRange iter) {
-        Value m = tensor::ExtractOp::create(fb, l, mask, p);
-        auto ifOp = scf::IfOp::create(
-            fb, l, m,
-            [&](OpBuilder &tb, Location tl) {
-              // More true positions than source elements would read past
-              // src; clamp (onnxruntime rejects such inputs).
-              Value k = arith::MinUIOp::create(tb, tl, iter[1], last);
-              Value v = tensor::ExtractOp::create(tb, tl, src, k);
-              Value upd = tensor::InsertOp::create(tb, tl, v, iter[0], p);
-              Value next = arith::AddIOp::create(tb, tl, iter[1], c1);
-              scf::YieldOp::create(tb, tl, ValueRange{upd, next});
-            },
-            [&](OpBuilder &eb, Location el) {
-              scf::YieldOp::create(eb, el, iter);
-            });
-        scf::YieldOp::create(fb, l, ifOp.getResults());
+  auto loop = mlir::qslaw::buildMaskedScan(
+      b, loc, mask, n, srcLen, data,
+      [&](OpBuilder &tb, Location tl, Value acc, Value p, Value k) -> Value {
+        Value v = tensor::ExtractOp::create(tb, tl, src, k);
+        return tensor::InsertOp::create(tb, tl, v, acc, p);
       });
   // qslaw-make-train-step recognises the scan by this marker (its
-  // derivative is a gather scan, see Autodiff.cpp).
-  loop->setAttr("qslaw.masked_scatter", b.getUnitAttr());
+  // derivative is the adjoint scan, see Autodiff.cpp).
+  loop->setAttr(mlir::qslaw::kMaskedScatterAttr, b.getUnitAttr());
   r.push_back(buildReshape(b, loc, loop.getResult(0), dt.getShape()));
   return success();
 }

@@ -55,6 +55,10 @@ class OrtModel:
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
+        # Otherwise onnxruntime fuses block-wise DequantizeLinear + MatMul
+        # (our 3- and 2-bit exports) into MatMulNBits with int8-quantised
+        # activations (accuracy level 4): evaluate the model as exported.
+        so.add_session_config_entry("session.qdq_matmulnbits_accuracy_level", "0")
         self.sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         shapes = {i.name: i.shape for i in self.sess.get_inputs()}
         self.seq = int(shapes["input_ids"][1])

@@ -2,6 +2,7 @@
 #include "Autodiff.h"
 
 #include "qslaw/Dialect/QSLAW/IR/QSLAWOps.h"
+#include "qslaw/Dialect/QSLAW/Utils/MaskedScan.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -74,7 +75,7 @@ LogicalResult ReverseAD::rule(Operation *op) {
     return genericRule(g);
   if (isa<QMatmulOp>(op))
     return qmatmulRule(op);
-  if (op->hasAttr("qslaw.masked_scatter"))
+  if (op->hasAttr(kMaskedScatterAttr))
     return maskedScatterRule(op);
   if (auto e = dyn_cast<tensor::ExpandShapeOp>(op)) {
     if (isActive(e.getSrc()))
@@ -274,30 +275,15 @@ LogicalResult ReverseAD::maskedScatterRule(Operation *op) {
   }
   if (isActive(src)) {
     auto sTy = cast<RankedTensorType>(src.getType());
-    Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
-    Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
-    Value cn = arith::ConstantIndexOp::create(b, loc, dTy.getDimSize(0));
-    Value last = arith::ConstantIndexOp::create(
-        b, loc, std::max<int64_t>(sTy.getDimSize(0) - 1, 0));
-    auto scan = scf::ForOp::create(
-        b, loc, c0, cn, c1, ValueRange{buildZeros(b, loc, sTy), c0},
-        [&](OpBuilder &fb, Location l, Value p, ValueRange iter) {
-          Value m = tensor::ExtractOp::create(fb, l, mask, p);
-          auto ifOp = scf::IfOp::create(
-              fb, l, m,
-              [&](OpBuilder &tb, Location tl) {
-                Value k = arith::MinUIOp::create(tb, tl, iter[1], last);
-                Value old = tensor::ExtractOp::create(tb, tl, iter[0], k);
-                Value v = tensor::ExtractOp::create(tb, tl, d, p);
-                Value sum = arith::AddFOp::create(tb, tl, old, v);
-                Value upd = tensor::InsertOp::create(tb, tl, sum, iter[0], k);
-                Value next = arith::AddIOp::create(tb, tl, iter[1], c1);
-                scf::YieldOp::create(tb, tl, ValueRange{upd, next});
-              },
-              [&](OpBuilder &eb, Location el) {
-                scf::YieldOp::create(eb, el, iter);
-              });
-          scf::YieldOp::create(fb, l, ifOp.getResults());
+    // The adjoint of dst[p] = src[k]: dsrc[k] += ddst[p], same pairing.
+    auto scan = buildMaskedScan(
+        b, loc, mask, dTy.getDimSize(0), sTy.getDimSize(0),
+        buildZeros(b, loc, sTy),
+        [&](OpBuilder &tb, Location tl, Value acc, Value p, Value k) -> Value {
+          Value old = tensor::ExtractOp::create(tb, tl, acc, k);
+          Value v = tensor::ExtractOp::create(tb, tl, d, p);
+          Value sum = arith::AddFOp::create(tb, tl, old, v);
+          return tensor::InsertOp::create(tb, tl, sum, acc, k);
         });
     addCotangent(src, scan.getResult(0));
   }
