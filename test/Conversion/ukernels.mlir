@@ -41,3 +41,30 @@ func.func @not_covered(%x: tensor<1x256xf32>, %q3: tensor<64x256xi3>, %s: tensor
   %c = qslaw.qmatmul %x5, %q5 scales(%s5) <bits = 4, group = 85, sym> : (tensor<1x255xf32>, tensor<64x255xi4>, tensor<64x3xf32>) -> tensor<1x64xf32>
   return %a, %b, %c : tensor<1x64xf32>, tensor<1x64xf16>, tensor<1x64xf32>
 }
+
+// The training step's gradients: dX and ds become microkernel calls that
+// write fresh buffers (the [N, K] weight gradient never exists).
+// CHECK-LABEL: func @grads
+// CHECK: %[[DI:.*]] = memref.alloc() : memref<6x256xf32>
+// CHECK: call @qslaw_ukernel_qmatmul_w4_grad_input_f32({{.*}}) : (memref<?x?xf32>, memref<?x?xi4>, memref<?x?xf32>, memref<?x?xi4>, memref<?x?xf32>, i64) -> ()
+// CHECK: bufferization.to_tensor %[[DI]] restrict writable
+// CHECK: %[[DS:.*]] = memref.alloc() : memref<64x2xf32>
+// CHECK: call @qslaw_ukernel_qmatmul_w4_grad_scale_f32({{.*}}) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xi4>, memref<?x?xi4>, memref<?x?xf32>, i64) -> ()
+// CHECK: bufferization.to_tensor %[[DS]] restrict writable
+// CHECK-NOT: qslaw.qmatmul_grad
+func.func @grads(%x: tensor<2x3x256xf32>, %dy: tensor<2x3x64xf32>, %q: tensor<64x256xi4>, %s: tensor<64x2xf32>, %z: tensor<64x2xi4>) -> (tensor<2x3x256xf32>, tensor<64x2xf32>) {
+  %dx = qslaw.qmatmul_grad_input %dy, %q scales(%s) zeros(%z) <bits = 4, group = 128> : (tensor<2x3x64xf32>, tensor<64x256xi4>, tensor<64x2xf32>, tensor<64x2xi4>) -> tensor<2x3x256xf32>
+  %ds = qslaw.qmatmul_grad_scale %x, %dy, %q zeros(%z) <bits = 4, group = 128> : (tensor<2x3x256xf32>, tensor<2x3x64xf32>, tensor<64x256xi4>, tensor<64x2xi4>) -> tensor<64x2xf32>
+  return %dx, %ds : tensor<2x3x256xf32>, tensor<64x2xf32>
+}
+
+// Gradients the kernels do not cover stay for the linalg lowering.
+// CHECK-LABEL: func @grads_not_covered
+// CHECK: qslaw.qmatmul_grad_input
+// CHECK: qslaw.qmatmul_grad_scale
+// CHECK-NOT: call
+func.func @grads_not_covered(%x: tensor<1x256xf32>, %dy: tensor<1x64xf32>, %q3: tensor<64x256xi3>, %s: tensor<64x2xf32>) -> (tensor<1x256xf32>, tensor<64x2xf32>) {
+  %dx = qslaw.qmatmul_grad_input %dy, %q3 scales(%s) <bits = 3, group = 128, sym> : (tensor<1x64xf32>, tensor<64x256xi3>, tensor<64x2xf32>) -> tensor<1x256xf32>
+  %ds = qslaw.qmatmul_grad_scale %x, %dy, %q3 <bits = 3, group = 128, sym> : (tensor<1x256xf32>, tensor<1x64xf32>, tensor<64x256xi3>) -> tensor<64x2xf32>
+  return %dx, %ds : tensor<1x256xf32>, tensor<64x2xf32>
+}

@@ -25,6 +25,11 @@ namespace mlir::qslaw {
 /// Name of the 4-bit f32 microkernel entry called by qslaw-lower-to-ukernels.
 inline constexpr const char *kQMatmulW4F32Ukernel =
     "qslaw_ukernel_qmatmul_w4_f32";
+/// The 4-bit gradient microkernels (scale mode's training step).
+inline constexpr const char *kQMatmulW4GradInputUkernel =
+    "qslaw_ukernel_qmatmul_w4_grad_input_f32";
+inline constexpr const char *kQMatmulW4GradScaleUkernel =
+    "qslaw_ukernel_qmatmul_w4_grad_scale_f32";
 } // namespace mlir::qslaw
 
 #endif // QSLAW_CONVERSION_PASSES_H

@@ -59,6 +59,22 @@ QSLAW_RT_API void qslaw_qmatmul_w4_f32_mt(
     const float *scales, const uint8_t *zeros, const float *bias, float *y,
     int64_t ldy, int64_t N, int64_t G, int num_threads);
 
+/* Gradients of qslaw_qmatmul_w4_f32 (same code / zero-point / scale layout;
+ * K and G even), single-threaded, dx and ds overwritten:
+ *   dx[m*lddx + k] = sum_{n<N} dy[m*lddy + n] * scales[n*J + k/G]
+ *                                           * (q(n,k) - z(n, k/G))
+ *   ds[n*J + j]    = sum_{m<M} dy[m*lddy + n] * sum_{k in group j}
+ *                                   x[m*ldx + k] * (q(n,k) - z(n,j))
+ * The [N, K] weight gradient never exists: one K-vector per weight row. */
+QSLAW_RT_API void qslaw_qmatmul_w4_grad_input_f32(
+    const float *dy, int64_t M, int64_t N, int64_t lddy, const uint8_t *codes,
+    const float *scales, const uint8_t *zeros, float *dx, int64_t lddx,
+    int64_t K, int64_t G);
+QSLAW_RT_API void qslaw_qmatmul_w4_grad_scale_f32(
+    const float *x, int64_t M, int64_t K, int64_t ldx, const float *dy,
+    int64_t N, int64_t lddy, const uint8_t *codes, const uint8_t *zeros,
+    float *ds, int64_t G);
+
 /* Name of the code path in use: "scalar", "avx2" or "avx512". Chosen from
  * the CPU at first use; the environment variable QSLAW_UKERNEL_ISA
  * (scalar|avx2|avx512) can force a lesser path (clamped to CPU support). */

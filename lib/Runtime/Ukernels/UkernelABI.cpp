@@ -31,3 +31,25 @@ extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_qmatmul_w4_f32(
                           codes->data(), scales->data(), z, b, out->data(),
                           out->strides[0], out->sizes[1], group, numThreads);
 }
+
+extern "C" QSLAW_RT_API void
+_mlir_ciface_qslaw_ukernel_qmatmul_w4_grad_input_f32(
+    MemRef<float, 2> *dy, MemRef<uint8_t, 1> *codes, MemRef<float, 2> *scales,
+    MemRef<uint8_t, 1> *zeros, MemRef<float, 2> *dx, int64_t group) {
+  const uint8_t *z = zeros->sizes[0] == 0 ? nullptr : zeros->data();
+  qslaw_qmatmul_w4_grad_input_f32(dy->data(), dy->sizes[0], dy->sizes[1],
+                                  dy->strides[0], codes->data(), scales->data(),
+                                  z, dx->data(), dx->strides[0], dx->sizes[1],
+                                  group);
+}
+
+extern "C" QSLAW_RT_API void
+_mlir_ciface_qslaw_ukernel_qmatmul_w4_grad_scale_f32(
+    MemRef<float, 2> *x, MemRef<float, 2> *dy, MemRef<uint8_t, 1> *codes,
+    MemRef<uint8_t, 1> *zeros, MemRef<float, 2> *ds, int64_t group) {
+  const uint8_t *z = zeros->sizes[0] == 0 ? nullptr : zeros->data();
+  qslaw_qmatmul_w4_grad_scale_f32(x->data(), x->sizes[0], x->sizes[1],
+                                  x->strides[0], dy->data(), dy->sizes[1],
+                                  dy->strides[0], codes->data(), z, ds->data(),
+                                  group);
+}
