@@ -59,9 +59,11 @@ class Model:
             return _Tensor(spec["name"].encode(), spec["dtype"].encode(), len(spec["shape"]),
                            shape, arr.ctypes.data, arr.nbytes)
 
+        by_name = signature.get("_by_name")
+        if by_name is None:  # built once per function: calls pass ~100 tensors
+            by_name = signature["_by_name"] = {s["name"]: s for s in signature["inputs"]}
         ins = (_Tensor * len(inputs))(*[
-            tensor(next((s for s in signature["inputs"] if s["name"] == k),
-                        {"name": k, "dtype": "f32", "shape": list(np.shape(v))}), v)
+            tensor(by_name.get(k) or {"name": k, "dtype": "f32", "shape": list(np.shape(v))}, v)
             for k, v in inputs.items()])
         outs_np = [np.empty(s["shape"], _DTYPES[s["dtype"]]) for s in signature["outputs"]]
         outs = (_Tensor * len(outs_np))(*[tensor(s, a) for s, a in
