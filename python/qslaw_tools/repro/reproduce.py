@@ -11,7 +11,7 @@ handwritten digits as visual questions plus a text corpus
   3. evaluated in onnxruntime on the held-out digits (VQA accuracy) and the
      held-out text (perplexity), next to the full-precision model.
 
-    .venv/bin/python -m qslaw_tools.repro.reproduce [--steps 400] [--out build/repro]
+    .venv/bin/python -m qslaw_tools.repro.reproduce [--steps 800] [--out build/repro]
 
 Prints a markdown table; writes results.json (and results.png when
 matplotlib is installed) under --out.
@@ -50,7 +50,7 @@ def main(argv=None):
     p.add_argument("--out", default=os.path.join(ROOT, "build", "repro"))
     p.add_argument("--bits", default="4,3,2")
     p.add_argument("--group", type=int, default=32)
-    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--steps", type=int, default=800)
     # Batch 1 (the compiled batch): the reference 2e-3 is for batch 64.
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
