@@ -21,13 +21,19 @@ def QSLAWToLinalg : Pass<"qslaw-lower-to-linalg", "ModuleOp"> {
 }
 
 def QSLAWToUkernels : Pass<"qslaw-lower-to-ukernels", "ModuleOp"> {
-  let summary = "Call hand-tuned CPU microkernels for the quantized matmuls they cover";
+  let summary = "Call hand-tuned CPU microkernels for the quantized matmuls and gradients they cover";
   let description = [{
     Replaces `qslaw.qmatmul` with 4-bit codes, f32 activations and f32
     scales by a call to `qslaw_ukernel_qmatmul_w4_f32` (AVX-512 / AVX2 with
-    runtime dispatch, `libqslaw_ukernels`). Other ops and specs are left for
+    runtime dispatch, `libqslaw_ukernels`), and the scale-mode training
+    gradients `qslaw.qmatmul_grad_input` / `qslaw.qmatmul_grad_scale` of the
+    same specs by `qslaw_ukernel_qmatmul_w4_grad_input_f32` /
+    `..._grad_scale_f32` (row-wise dequantisation, contiguous axpys, no
+    `[N, K]` weight gradient). Other ops and specs are left for
     `qslaw-lower-to-linalg`. Operands cross the call as memrefs
-    (`bufferization.to_buffer`), the result as a fresh buffer.
+    (`bufferization.to_buffer`, each tagged `qslaw.ukernel_operand` so that
+    CSE cannot merge it with an earlier read of the same tensor), the result
+    as a fresh buffer.
   }];
   let options = [
     Option<"numThreads", "num-threads", "int", "1",
