@@ -33,6 +33,7 @@ class Model:
         self.model = ctypes.c_void_p()
         self._check(self.lib.qslaw_model_load(path.encode(), ctypes.byref(self.model)))
         self.signature = json.loads(self.lib.qslaw_model_signature(self.model))
+        self._specs = {}
         self.session = ctypes.c_void_p()
         self._check(self.lib.qslaw_session_create(self.model, device.encode(),
                                                   ctypes.byref(self.session)))
@@ -59,9 +60,10 @@ class Model:
             return _Tensor(spec["name"].encode(), spec["dtype"].encode(), len(spec["shape"]),
                            shape, arr.ctypes.data, arr.nbytes)
 
-        by_name = signature.get("_by_name")
-        if by_name is None:  # built once per function: calls pass ~100 tensors
-            by_name = signature["_by_name"] = {s["name"]: s for s in signature["inputs"]}
+        # Input specs by name, built once per function (calls pass ~100 tensors).
+        by_name = self._specs.get(function)
+        if by_name is None:
+            by_name = self._specs[function] = {s["name"]: s for s in signature["inputs"]}
         ins = (_Tensor * len(inputs))(*[
             tensor(by_name.get(k) or {"name": k, "dtype": "f32", "shape": list(np.shape(v))}, v)
             for k, v in inputs.items()])

@@ -194,8 +194,7 @@ struct Exporter {
   }
 
   Error exportLayer(const QuantizedLayer &l, const LearnedTensor *scales,
-                    const LearnedTensor *gamma, const ExportOptions &opts,
-                    int clipSteps) {
+                    const LearnedTensor *gamma, const ExportOptions &opts) {
     onnx::NodeProto *node = findNode(l.node);
     std::string what = "layer '" + l.layer + "'";
     if (!node)
@@ -220,7 +219,7 @@ struct Exporter {
       for (int64_t c = 0; c < n; ++c)
         nk[c * k + r] = (*w)[r * n + c];
     quant::QuantizedMatrix qm = quant::quantizeMatrix(
-        nk.data(), n, k, g >= k ? 0 : g, l.bits, l.symmetric, clipSteps);
+        nk.data(), n, k, g >= k ? 0 : g, l.bits, l.symmetric, opts.clipSteps);
     int64_t qmax = (int64_t(1) << l.bits) - 1;
     auto checkShape = [&](const LearnedTensor *t) -> Error {
       if (t && (t->values.size() != size_t(n * j)))
@@ -414,7 +413,7 @@ Error exportLearnedModel(StringRef sourceModel,
     if (gamma && l.mode != "gamma")
       return err("layer '" + l.layer + "': learned gamma for a " + l.mode +
                  "-mode layer");
-    if (Error e = ex.exportLayer(l, scales, gamma, options, options.clipSteps))
+    if (Error e = ex.exportLayer(l, scales, gamma, options))
       return Error(std::move(e));
     replaced.insert(l.weight);
   }

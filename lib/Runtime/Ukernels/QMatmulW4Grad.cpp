@@ -28,6 +28,13 @@ namespace {
 // target and an inline template instantiated under another target is not
 // emitted for them (undefined references at -O0).
 
+/// Zero point of group i (linear index n*J + j), 4-bit packed low first;
+/// 8 (the symmetric zero) when there are none.
+__attribute__((always_inline)) inline float zeroPoint(const uint8_t *zeros,
+                                                      int64_t i) {
+  return zeros ? float((zeros[i >> 1] >> ((i & 1) * 4)) & 15) : 8.f;
+}
+
 /// Row n of the codes dequantised: w[k] = s[n, k/G] * (q[n, k] - z[n, k/G]).
 /// K and G are even, so each group covers whole bytes.
 __attribute__((always_inline)) inline void dequantRow(const uint8_t *codes, const float *scales,
@@ -38,7 +45,7 @@ __attribute__((always_inline)) inline void dequantRow(const uint8_t *codes, cons
   for (int64_t j = 0; j < J; ++j) {
     int64_t i = n * J + j;
     float s = scales[i];
-    float z = zeros ? float((zeros[i >> 1] >> ((i & 1) * 4)) & 15) : 8.f;
+    float z = zeroPoint(zeros, i);
     int64_t k1 = (j + 1) * G < K ? (j + 1) * G : K;
     for (int64_t k = j * G; k < k1; k += 2) {
       uint8_t b = row[k >> 1];
@@ -86,7 +93,7 @@ QSLAW_CLONES void gradScale(const float *x, int64_t M, int64_t K, int64_t ldx,
     const uint8_t *row = codes + n * K / 2;
     for (int64_t j = 0; j < J; ++j) {
       int64_t i = n * J + j;
-      float z = zeros ? float((zeros[i >> 1] >> ((i & 1) * 4)) & 15) : 8.f;
+      float z = zeroPoint(zeros, i);
       int64_t k1 = (j + 1) * G < K ? (j + 1) * G : K;
       float acc = 0.f;
       for (int64_t k = j * G; k < k1; k += 2) {
