@@ -70,6 +70,56 @@ void mlir::qslaw::buildCPUPipeline(OpPassManager &pm,
   buildCPUToLLVMPipeline(pm);
 }
 
+void mlir::qslaw::buildCUDAToGPUPipeline(OpPassManager &pm,
+                                          const CUDAPipelineOptions &options) {
+  registerPipelines();
+  // Same graph lowering as the CPU (dequantisation inside the reduction
+  // body), no CPU microkernels, no CPU tiling.
+  addPipeline(pm, "func.func(convert-elementwise-to-linalg),"
+                  "qslaw-lower-to-linalg,canonicalize,"
+                  "func.func(linalg-fuse-elementwise-ops),cse");
+  addPipeline(pm, "one-shot-bufferize{bufferize-function-boundaries "
+                  "function-boundary-type-conversion=identity-layout-map},"
+                  "canonicalize,"
+                  "buffer-results-to-out-params{hoist-static-allocs "
+                  "modify-public-functions},"
+                  "buffer-deallocation-pipeline,"
+                  "qslaw-memref-copy-to-linalg,"
+                  "func.func(convert-linalg-to-parallel-loops),"
+                  "fold-memref-alias-ops,qslaw-emulate-narrow-type,"
+                  "canonicalize,cse");
+  addPipeline(pm, llvm::formatv("qslaw-gpu-map-parallel-loops{{block-size={0}},"
+                                "func.func(convert-parallel-loops-to-gpu),"
+                                "canonicalize,qslaw-gpu-device-memory,"
+                                "gpu-kernel-outlining,lower-affine,"
+                                "convert-scf-to-cf,canonicalize,cse",
+                                int64_t(options.blockSize))
+                      .str());
+  for (const std::string &chip : options.chips)
+    addPipeline(pm, llvm::formatv("nvvm-attach-target{{chip={0} O={1}}", chip,
+                                  int(options.optLevel))
+                        .str());
+  addPipeline(pm, "gpu.module(convert-gpu-to-nvvm,canonicalize,cse,"
+                  "reconcile-unrealized-casts)");
+}
+
+void mlir::qslaw::buildCUDAPipeline(OpPassManager &pm,
+                                    const CUDAPipelineOptions &options) {
+  buildCUDAToGPUPipeline(pm, options);
+  // gpu-to-llvm lowers only the asynchronous forms of gpu.alloc/memcpy.
+  addPipeline(pm, "func.func(gpu-async-region),"
+                  "expand-strided-metadata,lower-affine,"
+                  "convert-math-to-llvm,convert-arith-to-llvm,"
+                  "convert-index-to-llvm,convert-func-to-llvm,"
+                  "convert-cf-to-llvm,gpu-to-llvm,finalize-memref-to-llvm,"
+                  "convert-ub-to-llvm,reconcile-unrealized-casts,canonicalize,"
+                  "cse");
+  addPipeline(pm, llvm::formatv("gpu-module-to-binary{{format={0}},"
+                                "qslaw-gpu-pack-objects",
+                                std::string(options.format))
+                      .str());
+}
+
 void mlir::qslaw::registerPipelines() {
   static bool once = [] {
     registerAllPasses();
@@ -87,6 +137,16 @@ void mlir::qslaw::registerPipelines() {
     PassPipelineRegistration<CPUPipelineOptions>(
         "qslaw-cpu-pipeline", "qslaw CPU pipeline: graph level to LLVM",
         buildCPUPipeline);
+    PassPipelineRegistration<CUDAPipelineOptions>(
+        "qslaw-cuda-to-gpu",
+        "qslaw CUDA pipeline, first part: graph level to host code with "
+        "gpu.launch_func and NVVM kernels in gpu.modules",
+        buildCUDAToGPUPipeline);
+    PassPipelineRegistration<CUDAPipelineOptions>(
+        "qslaw-cuda-pipeline",
+        "qslaw CUDA pipeline: graph level to LLVM host code with embedded "
+        "PTX/cubin for every chip",
+        buildCUDAPipeline);
     return true;
   }();
   (void)once;

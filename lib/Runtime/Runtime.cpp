@@ -17,6 +17,7 @@
 
 #include <cstring>
 #include <memory>
+#include <type_traits>
 #include <map>
 #include <string>
 #include <vector>
@@ -33,6 +34,7 @@ struct qslaw_model {
   void *handle = nullptr;
   bool ownsHandle = true;
   std::string signature;
+  std::string target = "cpu"; // "cuda": kernels and buffers on the GPU
   std::vector<TensorSpec> inputs, outputs;
   PackedEntry entry = nullptr;
   /// Extra functions (training libraries: init_params, forward_params,
@@ -44,8 +46,22 @@ struct qslaw_model {
   }
 };
 
+/// The device runtime's host API, found through the model library (a
+/// `--target=cuda` library depends on libqslaw_cuda_runtime.so).
+struct CudaApi {
+  int (*init)();
+  const char *(*takeError)();
+  void *(*alloc)(size_t);
+  void (*free)(void *);
+  int (*toDevice)(void *, const void *, size_t);
+  int (*toHost)(void *, const void *, size_t);
+  int (*synchronize)();
+};
+
 struct qslaw_session {
   qslaw_model *model;
+  CudaApi *cuda = nullptr; // null: the CPU
+  ~qslaw_session() { delete cuda; }
 };
 
 namespace {
@@ -168,6 +184,8 @@ qslaw_status qslaw_model_load(const char *path, qslaw_model **model) {
       !parseSpecs(o->getArray("outputs"), m->outputs))
     return fail(QSLAW_ERROR_IO, std::string(path) +
                                     ": signature JSON lacks inputs/outputs");
+  if (auto t = o->getString("target"))
+    m->target = t->str();
   if (const llvm::json::Object *fns = o->getObject("functions"))
     for (const auto &kv : *fns) {
       ModelFunction f;
@@ -218,23 +236,50 @@ qslaw_status qslaw_model_output(const qslaw_model *m, int32_t i,
 qslaw_status qslaw_session_create(qslaw_model *model, const char *device,
                                   qslaw_session **session) {
   std::string dev = device ? device : "cpu";
-  if (dev == "cuda")
-    return fail(QSLAW_ERROR_DEVICE,
-                "device 'cuda' is not available: this build has no CUDA "
-                "target yet; use 'cpu'");
-  if (dev != "cpu")
+  if (dev != "cpu" && dev != "cuda")
     return fail(QSLAW_ERROR_INVALID, "unknown device '" + dev +
                                          "'; expected 'cpu' or 'cuda'");
-  *session = new qslaw_session{model};
+  if (dev != model->target)
+    return fail(QSLAW_ERROR_INVALID,
+                "the model was compiled for " + model->target +
+                    ", not for device '" + dev + "' (qslaw-compile --target=" +
+                    dev + ")");
+  auto s = std::make_unique<qslaw_session>();
+  s->model = model;
+  if (dev == "cuda") {
+    auto api = std::make_unique<CudaApi>();
+    bool ok = true;
+    auto get = [&](const char *name, auto &fn) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(
+          dlsym(model->handle, name));
+      ok &= fn != nullptr;
+    };
+    get("qslaw_cuda_init", api->init);
+    get("qslaw_cuda_take_error", api->takeError);
+    get("qslaw_cuda_alloc", api->alloc);
+    get("qslaw_cuda_free", api->free);
+    get("qslaw_cuda_copy_to_device", api->toDevice);
+    get("qslaw_cuda_copy_to_host", api->toHost);
+    get("qslaw_cuda_synchronize", api->synchronize);
+    if (!ok)
+      return fail(QSLAW_ERROR_IO, "the model library does not link the CUDA "
+                                  "runtime (libqslaw_cuda_runtime.so)");
+    if (api->init() != 0) {
+      const char *e = api->takeError();
+      return fail(QSLAW_ERROR_DEVICE, e ? e : "CUDA initialisation failed");
+    }
+    s->cuda = api.release();
+  }
+  *session = s.release();
   return QSLAW_OK;
 }
 
 void qslaw_session_free(qslaw_session *session) { delete session; }
 
 namespace {
-qslaw_status runFunction(const ModelFunction *m, const qslaw_tensor *inputs,
-                         int32_t numInputs, qslaw_tensor *outputs,
-                         int32_t numOutputs);
+qslaw_status runFunction(const ModelFunction *m, CudaApi *cuda,
+                         const qslaw_tensor *inputs, int32_t numInputs,
+                         qslaw_tensor *outputs, int32_t numOutputs);
 } // namespace
 
 qslaw_status qslaw_session_run(qslaw_session *session,
@@ -242,7 +287,8 @@ qslaw_status qslaw_session_run(qslaw_session *session,
                                qslaw_tensor *outputs, int32_t numOutputs) {
   qslaw_model *model = session->model;
   ModelFunction main{model->inputs, model->outputs, model->entry};
-  return runFunction(&main, inputs, numInputs, outputs, numOutputs);
+  return runFunction(&main, session->cuda, inputs, numInputs, outputs,
+                     numOutputs);
 }
 
 qslaw_status qslaw_session_run_function(qslaw_session *session,
@@ -262,15 +308,54 @@ qslaw_status qslaw_session_run_function(qslaw_session *session,
                     "' in the model (it has: " +
                     (names.empty() ? "none" : names) + ")");
   }
-  return runFunction(&it->second, inputs, numInputs, outputs, numOutputs);
+  return runFunction(&it->second, session->cuda, inputs, numInputs, outputs,
+                     numOutputs);
 }
 
 } // extern "C"
 
 namespace {
-qslaw_status runFunction(const ModelFunction *m, const qslaw_tensor *inputs,
-                         int32_t numInputs, qslaw_tensor *outputs,
-                         int32_t numOutputs) {
+/// Calls `entry` on device copies of `bufs` and copies the outputs (the
+/// last `numOutputs` buffers) back.
+qslaw_status callOnDevice(CudaApi &cuda, PackedEntry entry,
+                          std::vector<std::unique_ptr<AbiBuffer>> &bufs,
+                          size_t numOutputs) {
+  std::vector<void *> device(bufs.size(), nullptr);
+  auto release = [&] {
+    for (void *p : device)
+      cuda.free(p);
+  };
+  auto deviceError = [&](const std::string &what) {
+    const char *e = cuda.takeError();
+    release();
+    return fail(QSLAW_ERROR_DEVICE, what + ": " + (e ? e : "unknown error"));
+  };
+  std::vector<std::vector<int64_t>> descs;
+  for (size_t i = 0; i < bufs.size(); ++i) {
+    AbiBuffer &b = *bufs[i];
+    device[i] = cuda.alloc(b.bytes());
+    if (!device[i] || cuda.toDevice(device[i], b.storage(), b.bytes()) != 0)
+      return deviceError("staging '" + b.spec().name + "' on the device");
+    descs.push_back(b.descriptorFor(device[i]));
+  }
+  std::vector<void *> ptrs, args;
+  for (auto &d : descs)
+    ptrs.push_back(d.data());
+  for (void *&p : ptrs)
+    args.push_back(&p);
+  entry(args.data());
+  if (cuda.synchronize() != 0)
+    return deviceError("running on the device");
+  for (size_t i = bufs.size() - numOutputs; i < bufs.size(); ++i)
+    if (cuda.toHost(bufs[i]->storage(), device[i], bufs[i]->bytes()) != 0)
+      return deviceError("reading '" + bufs[i]->spec().name + "' back");
+  release();
+  return QSLAW_OK;
+}
+
+qslaw_status runFunction(const ModelFunction *m, CudaApi *cuda,
+                         const qslaw_tensor *inputs, int32_t numInputs,
+                         qslaw_tensor *outputs, int32_t numOutputs) {
   if (size_t(numOutputs) != m->outputs.size())
     return fail(QSLAW_ERROR_INVALID,
                 "the model has " + std::to_string(m->outputs.size()) +
@@ -324,7 +409,12 @@ qslaw_status runFunction(const ModelFunction *m, const qslaw_tensor *inputs,
     descs.push_back(b->descriptor());
   for (void *&d : descs)
     args.push_back(&d);
-  m->entry(args.data());
+  if (cuda) {
+    if (qslaw_status st = callOnDevice(*cuda, m->entry, bufs, m->outputs.size()))
+      return st;
+  } else {
+    m->entry(args.data());
+  }
   for (size_t i = 0; i < m->outputs.size(); ++i) {
     const TensorSpec &spec = m->outputs[i];
     NpyArray a = bufs[m->inputs.size() + i]->toNpy();

@@ -247,11 +247,16 @@ LogicalResult emitCPULibrary(ModuleOp module, const CPULibraryOptions &options,
   bool exe = !options.executableInputs.empty();
   std::vector<std::string> argv{*cc, exe ? "-rdynamic" : "-shared", "-o",
                                 outputPath.str(), objPath,
-                                "-L" + options.runtimeLibDir, "-lqslaw_ukernels",
-                                "-Wl,-rpath," + options.runtimeLibDir,
-                                runnerUtils,
-                                "-Wl,-rpath," + std::string(QSLAW_MLIR_LIB_DIR),
-                                "-lm"};
+                                "-L" + options.runtimeLibDir,
+                                "-Wl,-rpath," + options.runtimeLibDir};
+  if (options.device == "cuda") {
+    argv.push_back("-lqslaw_cuda_runtime");
+  } else {
+    argv.insert(argv.end(),
+                {"-lqslaw_ukernels", runnerUtils,
+                 "-Wl,-rpath," + std::string(QSLAW_MLIR_LIB_DIR)});
+  }
+  argv.push_back("-lm");
   if (exe) {
     argv.insert(argv.begin() + 5, options.executableInputs.begin(),
                 options.executableInputs.end());

@@ -19,8 +19,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Support/FileUtilities.h"
-#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
-#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "mlir/Target/LLVMIR/Export.h"
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
@@ -54,8 +53,20 @@ static cl::opt<std::string>
                           "level after cleanup, fusion, quantisation), llvm "
                           "(LLVM dialect), llvmir (LLVM IR)"),
          cl::init("lib"));
-static cl::opt<std::string> target(cl::cat(compileCat), "target", cl::desc("Target: cpu"),
-                                   cl::init("cpu"));
+static cl::opt<std::string> target(
+    cl::cat(compileCat), "target",
+    cl::desc("Target: cpu, or cuda (kernels for every --gpu-chips "
+             "architecture embedded; the library runs on the GPU through "
+             "libqslaw_cuda_runtime)"),
+    cl::init("cpu"));
+static cl::list<std::string> gpuChips(
+    cl::cat(compileCat), "gpu-chips", cl::CommaSeparated,
+    cl::desc("--target=cuda: GPU architectures (default sm_80,sm_90a)"));
+static cl::opt<std::string> gpuFormat(
+    cl::cat(compileCat), "gpu-format",
+    cl::desc("--target=cuda: kernel objects: fatbin (cubin + PTX), bin "
+             "(cubin) or isa (PTX, compiled by the driver at load)"),
+    cl::init("fatbin"));
 static cl::list<std::string> shapes(cl::cat(compileCat), "shape",
                                     cl::desc("Bind an input shape: NAME=D0xD1"));
 static cl::opt<std::string>
@@ -157,8 +168,17 @@ int main(int argc, char **argv) {
   bool training = train || emit == "trainer";
   if (training && emit == "onnx-mlir")
     return fail("--train needs the graph-level pipeline (not --emit=onnx-mlir)");
-  if (target != "cpu")
-    return fail("--target=" + target + " is not supported yet (cpu)");
+  if (target != "cpu" && target != "cuda")
+    return fail("--target=" + target + " is not supported (cpu, cuda)");
+  bool cuda = target == "cuda";
+  if (cuda && emit == "trainer")
+    return fail("--emit=trainer is not supported for --target=cuda yet; use "
+                "--emit=lib --train and the runtime API");
+  if (gpuFormat != "fatbin" && gpuFormat != "bin" && gpuFormat != "isa")
+    return fail("--gpu-format=" + gpuFormat + " is not one of fatbin, bin, isa");
+  for (const std::string &chip : gpuChips)
+    if (!StringRef(chip).starts_with("sm_"))
+      return fail("--gpu-chips: '" + chip + "' is not an sm_XY architecture");
   bool binary = emit == "obj" || emit == "lib" || emit == "trainer";
 
   qslaw::onnx_import::ImportOptions options;
@@ -188,8 +208,9 @@ int main(int argc, char **argv) {
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
   registry.insert<mlir::qslaw::QSLAWDialect>();
-  mlir::registerBuiltinDialectTranslation(registry);
-  mlir::registerLLVMDialectTranslation(registry);
+  // Kernels are translated by gpu-module-to-binary, the host module with
+  // its gpu.binary ops by the LLVM export: both need every translation.
+  mlir::registerAllToLLVMIRTranslations(registry);
   mlir::MLIRContext context(registry);
   SourceMgr sourceMgr;
   mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context);
@@ -253,6 +274,15 @@ int main(int argc, char **argv) {
   if (binary) {
     auto entry = module->lookupSymbol<mlir::func::FuncOp>(options.entryName);
     signature = qslaw::buildSignatureJson(entry);
+    {
+      auto sig = json::parse(signature);
+      if (!sig)
+        return fail("internal error: bad signature JSON");
+      (*sig->getAsObject())["target"] = target.getValue();
+      signature.clear();
+      raw_string_ostream os(signature);
+      os << *sig;
+    }
     // The library's packed entries call the C interfaces.
     entry->setAttr("llvm.emit_c_interface", mlir::UnitAttr::get(&context));
     if (training) {
@@ -282,12 +312,24 @@ int main(int argc, char **argv) {
     }
   }
   if (emit != "mlir" && !rawImport) {
-    announce("Lowering through the CPU pipeline to the LLVM dialect");
     mlir::PassManager pm(&context);
-    mlir::qslaw::CPUPipelineOptions popts;
-    mlir::qslaw::buildCPUPipeline(pm, popts);
+    if (cuda) {
+      announce("Lowering through the CUDA pipeline (kernels for " +
+               (gpuChips.empty() ? std::string("sm_80,sm_90a")
+                                 : join(gpuChips, ",")) +
+               ", " + gpuFormat + ")");
+      mlir::qslaw::CUDAPipelineOptions popts;
+      if (!gpuChips.empty())
+        popts.chips = std::vector<std::string>(gpuChips.begin(), gpuChips.end());
+      popts.format = gpuFormat.getValue();
+      mlir::qslaw::buildCUDAPipeline(pm, popts);
+    } else {
+      announce("Lowering through the CPU pipeline to the LLVM dialect");
+      mlir::qslaw::CPUPipelineOptions popts;
+      mlir::qslaw::buildCPUPipeline(pm, popts);
+    }
     if (failed(pm.run(*module)))
-      return fail("CPU lowering failed");
+      return fail(target + " lowering failed");
   }
   if (binary) {
     announce(emit != "obj" ? "Compiling and linking " + outputFile
@@ -296,6 +338,7 @@ int main(int argc, char **argv) {
     lopts.entry = options.entryName;
     lopts.signatureJson = signature;
     lopts.objectOnly = emit == "obj";
+    lopts.device = target.getValue();
     if (training)
       lopts.extraEntries = trainEntries;
     // libqslaw_ukernels.so lives in ../lib beside this tool's bin/.

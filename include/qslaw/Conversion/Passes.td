@@ -88,4 +88,73 @@ def TileAndVectorize : Pass<"qslaw-tile-and-vectorize", "ModuleOp"> {
                            "::mlir::linalg::LinalgDialect"];
 }
 
+def MemRefCopyToLinalg : Pass<"qslaw-memref-copy-to-linalg", "ModuleOp"> {
+  let summary = "Turn memref.copy into linalg.copy so that it becomes a kernel";
+  let description = [{
+    Bufferization copies between buffers with `memref.copy`, which the LLVM
+    lowering turns into a host loop or a call of `memrefCopy` - neither can
+    read device memory. As `linalg.copy` the copy goes through the same
+    parallel-loop to GPU mapping as every other linalg op (strided subviews
+    included). Used by the CUDA pipeline before
+    `convert-linalg-to-parallel-loops`.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
+def GPUDeviceMemory : Pass<"qslaw-gpu-device-memory", "ModuleOp"> {
+  let summary = "Make host code of GPU functions allocate and touch device memory only through the GPU dialect";
+  let description = [{
+    After `convert-parallel-loops-to-gpu`, the host part of a function may
+    still allocate buffers on the host, read constants from host globals and
+    read or write memory directly (rank-0 ops, whole-tensor reductions,
+    sequential scans: code with no parallel loop to map). With device
+    memory none of that may run on the host:
+
+    * `memref.alloc`/`memref.dealloc` become `gpu.alloc`/`gpu.dealloc`;
+    * `memref.get_global` becomes a device buffer filled by `gpu.memcpy`
+      from the global (freed before the function returns);
+    * each run of host operations that read or write memory is moved, as it
+      is, into a one-thread `gpu.launch`.
+
+    A value computed from device memory and needed on the host (say, as a
+    loop bound) is an error naming the operation; so is `memref.alloca`.
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
+def GPUMapParallelLoops : Pass<"qslaw-gpu-map-parallel-loops", "ModuleOp"> {
+  let summary = "Tile outermost parallel loops into blocks of threads and map them to the GPU";
+  let description = [{
+    Each outermost `scf.parallel` outside kernels is tiled by `block-size`
+    along its innermost dimension (a short dimension gets the next power of
+    two, at least 32) and by 1 along the others, and gets the mapping that
+    `convert-parallel-loops-to-gpu` reads: the innermost dimension to
+    `threadIdx.x` and `blockIdx.x` (consecutive threads touch consecutive
+    elements), the next two to `blockIdx.y`/`blockIdx.z`, further ones
+    sequential. Nested parallel loops run sequentially in each thread. The
+    tile has constant bounds; a guard masks the threads past the end.
+  }];
+  let options = [
+    Option<"blockSize", "block-size", "int64_t", "256",
+           "Threads per block along the innermost dimension (multiple of 32, at most 1024)">,
+  ];
+  let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::scf::SCFDialect",
+                           "::mlir::affine::AffineDialect"];
+}
+
+def GPUPackObjects : Pass<"qslaw-gpu-pack-objects", "ModuleOp"> {
+  let summary = "Pack the per-architecture objects of each gpu.binary into one multi-architecture container";
+  let description = [{
+    `gpu-module-to-binary` leaves one object per target (e.g. sm_80 and
+    sm_90a) in a `gpu.binary`, of which the LLVM translation would embed one
+    chosen at compile time. This pass packs all of them into one binary
+    object in qslaw's container format (`qslaw/Runtime/GpuObjectContainer.h`);
+    the CUDA runtime picks the object matching the device it runs on
+    (exact architecture first, else the highest lower one whose PTX the
+    driver compiles). Assembly (PTX text) objects are packed too. A binary
+    whose objects are not NVVM targets is an error.
+  }];
+}
+
 #endif // QSLAW_CONVERSION_PASSES_TD

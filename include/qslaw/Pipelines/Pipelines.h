@@ -38,6 +38,35 @@ void buildCPUToLLVMPipeline(OpPassManager &pm);
 /// Both of the above.
 void buildCPUPipeline(OpPassManager &pm, const CPUPipelineOptions &options);
 
+/// Options of the CUDA pipeline (qslaw-cuda-pipeline).
+struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
+  ListOption<std::string> chips{
+      *this, "chips",
+      llvm::cl::desc("GPU architectures to compile kernels for; all are "
+                     "embedded and the runtime picks the device's"),
+      llvm::cl::list_init<std::string>({"sm_80", "sm_90a"})};
+  Option<std::string> format{
+      *this, "format",
+      llvm::cl::desc("Kernel object format: isa (PTX), bin (cubin) or fatbin "
+                     "(cubin + PTX)"),
+      llvm::cl::init("fatbin")};
+  Option<int64_t> blockSize{*this, "block-size",
+                            llvm::cl::desc("Threads per block of generated "
+                                           "elementwise/reduction kernels"),
+                            llvm::cl::init(256)};
+  Option<int> optLevel{*this, "opt-level",
+                       llvm::cl::desc("Optimisation level of device code"),
+                       llvm::cl::init(3)};
+};
+
+/// Graph (tensor) level to host code with gpu.launch_func and outlined,
+/// NVVM-lowered gpu.module kernels (before serialisation).
+void buildCUDAToGPUPipeline(OpPassManager &pm,
+                            const CUDAPipelineOptions &options);
+/// The whole CUDA pipeline: the above, host code to LLVM, kernels to
+/// PTX/cubin for every chip, packed into one multi-architecture object.
+void buildCUDAPipeline(OpPassManager &pm, const CUDAPipelineOptions &options);
+
 void registerPipelines();
 
 } // namespace mlir::qslaw

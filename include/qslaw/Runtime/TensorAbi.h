@@ -44,6 +44,14 @@ public:
   NpyArray toNpy() const;
 
   void *descriptor() { return desc.data(); }
+  /// The host storage (bytes()) that the descriptor points to.
+  void *storage() { return data; }
+  /// The same descriptor pointing at `other` (e.g. a device copy).
+  std::vector<int64_t> descriptorFor(void *other) const {
+    std::vector<int64_t> d = desc;
+    d[0] = d[1] = int64_t(reinterpret_cast<intptr_t>(other));
+    return d;
+  }
   const TensorSpec &spec() const { return tensorSpec; }
   size_t bytes() const { return storageBytes; }
 

@@ -54,8 +54,11 @@ qslaw_status qslaw_model_input(const qslaw_model *model, int32_t i,
 qslaw_status qslaw_model_output(const qslaw_model *model, int32_t i,
                                 qslaw_tensor *desc);
 
-/* device: "cpu" (or "cuda", which fails with QSLAW_ERROR_DEVICE until the
- * CUDA target exists). */
+/* device: "cpu" or "cuda", matching the target the library was compiled
+ * for ("target" in its signature). "cuda" fails with QSLAW_ERROR_DEVICE
+ * (and the reason) when no usable GPU or driver is present. On CUDA, runs
+ * copy inputs to the device and outputs back; kernels run in order on one
+ * stream and a run returns once they finished. */
 qslaw_status qslaw_session_create(qslaw_model *model, const char *device,
                                   qslaw_session **session);
 void qslaw_session_free(qslaw_session *session);

@@ -33,6 +33,11 @@ struct CPULibraryOptions {
   std::string signatureJson;
   /// Directory holding libqslaw_ukernels.so (linked and rpath'd).
   std::string runtimeLibDir;
+  /// "cuda": the host code launches kernels embedded in the module; link
+  /// libqslaw_cuda_runtime.so (the mgpu* ABI over the driver) instead of
+  /// the CPU microkernels and MLIR's runner utilities, so that the library
+  /// needs no LLVM/MLIR shared library where it runs.
+  std::string device = "cpu";
   /// Emit a relocatable object instead of linking a shared library.
   bool objectOnly = false;
 };

@@ -1,0 +1,247 @@
+//===- GPUDeviceMemory.cpp - host code that only touches device memory ----===//
+//
+// After parallel loops become gpu.launch ops, what remains in a host
+// function must not dereference a buffer: every buffer lives on the device.
+// Allocations become gpu.alloc, constant globals are copied to the device,
+// and each remaining run of memory-touching host operations is moved into a
+// one-thread gpu.launch (rank-0 arithmetic, whole-tensor reductions and
+// scans have no parallel loop; they are small in the graphs we compile).
+//
+//===----------------------------------------------------------------------===//
+#include "qslaw/Conversion/Passes.h"
+
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "llvm/ADT/SetVector.h"
+
+namespace mlir::qslaw {
+#define GEN_PASS_DEF_GPUDEVICEMEMORY
+#include "qslaw/Conversion/Passes.h.inc"
+} // namespace mlir::qslaw
+
+using namespace mlir;
+
+namespace {
+
+/// Operations host code may keep: they manage device memory or launch work
+/// without reading or writing buffer contents on the host.
+bool isHostLegalGPUOp(Operation *op) {
+  return isa<gpu::LaunchOp, gpu::LaunchFuncOp, gpu::AllocOp, gpu::DeallocOp,
+             gpu::MemcpyOp, gpu::MemsetOp, gpu::WaitOp>(op);
+}
+
+/// Whether `op` (or an operation nested in it, outside kernels) reads or
+/// writes the contents of a buffer.
+bool touchesMemory(Operation *op) {
+  if (isHostLegalGPUOp(op))
+    return false;
+  bool touches = false;
+  op->walk([&](Operation *nested) {
+    if (isa<gpu::LaunchOp>(nested))
+      return WalkResult::skip();
+    auto iface = dyn_cast<MemoryEffectOpInterface>(nested);
+    if (!iface)
+      return WalkResult::advance();
+    SmallVector<MemoryEffects::EffectInstance> effects;
+    iface.getEffects(effects);
+    for (const auto &e : effects) {
+      if (!isa<MemoryEffects::Read, MemoryEffects::Write>(e.getEffect()))
+        continue;
+      Value v = e.getValue();
+      if (v && isa<BaseMemRefType>(v.getType())) {
+        touches = true;
+        return WalkResult::interrupt();
+      }
+    }
+    return WalkResult::advance();
+  });
+  return touches;
+}
+
+bool containsLaunch(Operation *op) {
+  return op->walk([](gpu::LaunchOp) { return WalkResult::interrupt(); })
+      .wasInterrupted();
+}
+
+bool isMovablePure(Operation *op) {
+  return op->getNumRegions() == 0 && isMemoryEffectFree(op) &&
+         !op->hasTrait<OpTrait::IsTerminator>();
+}
+
+class DeviceMemoryRewriter {
+public:
+  explicit DeviceMemoryRewriter(ModuleOp m) : module(m) {}
+
+  LogicalResult run() {
+    for (auto fn : module.getOps<func::FuncOp>()) {
+      if (fn.isExternal())
+        continue;
+      if (failed(convertAllocations(fn)) || failed(processRegion(fn.getBody())))
+        return failure();
+    }
+    return success();
+  }
+
+private:
+  ModuleOp module;
+
+  LogicalResult convertAllocations(func::FuncOp fn) {
+    SmallVector<Operation *> ops;
+    fn.walk([&](Operation *op) {
+      if (isa<gpu::LaunchOp>(op))
+        return WalkResult::skip();
+      if (isa<memref::AllocOp, memref::DeallocOp, memref::AllocaOp,
+              memref::GetGlobalOp>(op))
+        ops.push_back(op);
+      return WalkResult::advance();
+    });
+    for (Operation *op : ops) {
+      OpBuilder b(op);
+      Location loc = op->getLoc();
+      if (auto alloc = dyn_cast<memref::AllocOp>(op)) {
+        auto g = gpu::AllocOp::create(b, loc, alloc.getType(), Type(),
+                                      ValueRange{}, alloc.getDynamicSizes(),
+                                      alloc.getSymbolOperands(), false);
+        alloc.replaceAllUsesWith(g.getMemref());
+        alloc.erase();
+      } else if (auto dealloc = dyn_cast<memref::DeallocOp>(op)) {
+        gpu::DeallocOp::create(b, loc, Type(), ValueRange{},
+                               dealloc.getMemref());
+        dealloc.erase();
+      } else if (isa<memref::AllocaOp>(op)) {
+        return op->emitOpError(
+            "on the host of a GPU function: stack buffers cannot hold device "
+            "data");
+      } else if (auto get = dyn_cast<memref::GetGlobalOp>(op)) {
+        if (failed(copyGlobalToDevice(get)))
+          return failure();
+      }
+    }
+    return success();
+  }
+
+  /// %d = gpu.alloc; gpu.memcpy %d, global; uses of the global -> %d;
+  /// gpu.dealloc %d before the block's terminator.
+  LogicalResult copyGlobalToDevice(memref::GetGlobalOp get) {
+    Block *block = get->getBlock();
+    Operation *terminator = block->getTerminator();
+    for (Value operand : terminator->getOperands())
+      if (operand == get.getResult())
+        return get.emitOpError(
+            "constant buffer is returned from its block; the device copy "
+            "would be freed there");
+    OpBuilder b(get->getContext());
+    b.setInsertionPointAfter(get);
+    Location loc = get.getLoc();
+    auto type = cast<MemRefType>(get.getType());
+    auto dev = gpu::AllocOp::create(b, loc, type, Type(), ValueRange{},
+                                    ValueRange{}, ValueRange{}, false);
+    get.getResult().replaceAllUsesWith(dev.getMemref());
+    gpu::MemcpyOp::create(b, loc, TypeRange{}, ValueRange{}, dev.getMemref(),
+                          get.getResult());
+    b.setInsertionPoint(terminator);
+    gpu::DeallocOp::create(b, loc, Type(), ValueRange{}, dev.getMemref());
+    return success();
+  }
+
+  LogicalResult processRegion(Region &region) {
+    for (Block &block : region)
+      if (failed(processBlock(block)))
+        return failure();
+    return success();
+  }
+
+  LogicalResult processBlock(Block &block) {
+    SmallVector<Operation *> ops;
+    for (Operation &op : block)
+      ops.push_back(&op);
+    SmallVector<Operation *> run; // ops of the current candidate range
+    auto flush = [&]() -> LogicalResult {
+      // Trim pure ops at the end: nothing after them needs the launch.
+      while (!run.empty() && !touchesMemory(run.back()))
+        run.pop_back();
+      LogicalResult r = run.empty() ? success() : wrap(run);
+      run.clear();
+      return r;
+    };
+    for (Operation *op : ops) {
+      if (isa<gpu::LaunchOp>(op) || op->hasTrait<OpTrait::IsTerminator>()) {
+        if (failed(flush()))
+          return failure();
+        continue;
+      }
+      if (touchesMemory(op)) {
+        if (containsLaunch(op)) {
+          // A host loop around kernels: handle its body instead.
+          if (failed(flush()))
+            return failure();
+          for (Region &r : op->getRegions())
+            if (failed(processRegion(r)))
+              return failure();
+          continue;
+        }
+        run.push_back(op);
+        continue;
+      }
+      if (!run.empty() && isMovablePure(op)) {
+        run.push_back(op);
+        continue;
+      }
+      if (failed(flush()))
+        return failure();
+    }
+    return flush();
+  }
+
+  /// Moves the memory-touching ops of `run` (and the pure ops computing
+  /// from them) into a one-thread gpu.launch placed before the first one.
+  LogicalResult wrap(ArrayRef<Operation *> run) {
+    llvm::SetVector<Operation *> moved;
+    for (Operation *op : run) {
+      bool dependsOnMoved = llvm::any_of(op->getOperands(), [&](Value v) {
+        Operation *def = v.getDefiningOp();
+        return def && moved.contains(def);
+      });
+      if (touchesMemory(op) || dependsOnMoved)
+        moved.insert(op);
+    }
+    for (Operation *op : moved)
+      for (Value result : op->getResults())
+        for (Operation *user : result.getUsers()) {
+          Operation *top = op->getBlock()->findAncestorOpInBlock(*user);
+          if (!top || !moved.contains(top))
+            return op->emitOpError(
+                       "computes a value from device memory that host code "
+                       "needs (used by '")
+                   << user->getName() << "'); it cannot run on the host of a "
+                                         "GPU function";
+        }
+    Operation *first = run.front();
+    OpBuilder b(first);
+    // Pure ops that do not depend on moved ones stay on the host, before
+    // the launch.
+    for (Operation *op : run)
+      if (!moved.contains(op) && op != first)
+        op->moveBefore(first);
+    Location loc = first->getLoc();
+    Value one = arith::ConstantIndexOp::create(b, loc, 1);
+    auto launch = gpu::LaunchOp::create(b, loc, one, one, one, one, one, one);
+    Block &body = launch.getBody().front();
+    b.setInsertionPointToEnd(&body);
+    auto terminator = gpu::TerminatorOp::create(b, loc);
+    for (Operation *op : moved)
+      op->moveBefore(terminator);
+    if (!moved.contains(first) && first->getBlock() != &body)
+      first->moveBefore(launch);
+    return success();
+  }
+};
+
+struct GPUDeviceMemoryPass
+    : qslaw::impl::GPUDeviceMemoryBase<GPUDeviceMemoryPass> {
+  void runOnOperation() override {
+    if (failed(DeviceMemoryRewriter(getOperation()).run()))
+      signalPassFailure();
+  }
+};
+
+} // namespace
