@@ -10,7 +10,10 @@
 //===----------------------------------------------------------------------===//
 #include "qslaw/Conversion/Passes.h"
 
+#include "mlir/IR/IRMapping.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
+#include "mlir/Transforms/RegionUtils.h"
 #include "llvm/ADT/SetVector.h"
 
 namespace mlir::qslaw {
@@ -75,7 +78,10 @@ public:
     for (auto fn : module.getOps<func::FuncOp>()) {
       if (fn.isExternal())
         continue;
-      if (failed(convertAllocations(fn)) || failed(processRegion(fn.getBody())))
+      if (failed(convertAllocations(fn)))
+        return failure();
+      sinkDeviceScalars(fn);
+      if (failed(processRegion(fn.getBody())))
         return failure();
     }
     return success();
@@ -192,6 +198,79 @@ private:
     return flush();
   }
 
+  /// Whether no operation of the function writes through `memref` or a
+  /// view of it (then any kernel may re-read it and see the same value).
+  static bool isReadOnlyArgument(Value memref) {
+    auto arg = dyn_cast<BlockArgument>(memref);
+    if (!arg || !isa<FunctionOpInterface>(arg.getOwner()->getParentOp()))
+      return false;
+    SmallVector<Value> views{memref};
+    while (!views.empty()) {
+      Value v = views.pop_back_val();
+      for (Operation *user : v.getUsers()) {
+        if (isa<ViewLikeOpInterface>(user)) {
+          views.append(user->result_begin(), user->result_end());
+          continue;
+        }
+        if (isa<gpu::LaunchFuncOp, func::CallOp>(user))
+          return false;
+        auto iface = dyn_cast<MemoryEffectOpInterface>(user);
+        if (!iface || iface.getEffectOnValue<MemoryEffects::Write>(v))
+          return false;
+      }
+    }
+    return true;
+  }
+
+  /// Computes `v` inside `launch` if it is pure computation on loads of
+  /// read-only arguments: returns the clone, or null to keep the capture.
+  Value recompute(Value v, gpu::LaunchOp launch, IRMapping &map,
+                  OpBuilder &b) {
+    if (Value done = map.lookupOrNull(v))
+      return done;
+    Operation *op = v.getDefiningOp();
+    if (!op || op->getParentOfType<gpu::LaunchOp>())
+      return nullptr;
+    bool isLoad = false;
+    if (auto load = dyn_cast<memref::LoadOp>(op)) {
+      if (!isReadOnlyArgument(load.getMemRef()))
+        return nullptr;
+      isLoad = true;
+    } else if (!isMovablePure(op)) {
+      return nullptr;
+    }
+    // Recompute the operands that depend on loads; others stay captured.
+    bool dependsOnLoad = isLoad;
+    for (Value operand : op->getOperands())
+      dependsOnLoad |= bool(recompute(operand, launch, map, b));
+    if (!dependsOnLoad)
+      return nullptr;
+    Operation *clone = b.clone(*op, map);
+    return clone->getResult(cast<OpResult>(v).getResultNumber());
+  }
+
+  /// Scalars read from device memory on the host and passed to kernels
+  /// (AdamW's bias corrections from `step`) are computed in each kernel.
+  void sinkDeviceScalars(func::FuncOp fn) {
+    SmallVector<gpu::LaunchOp> launches;
+    fn.walk([&](gpu::LaunchOp l) { launches.push_back(l); });
+    for (gpu::LaunchOp launch : launches) {
+      llvm::SetVector<Value> captured;
+      getUsedValuesDefinedAbove(launch.getBody(), captured);
+      IRMapping map;
+      OpBuilder b = OpBuilder::atBlockBegin(&launch.getBody().front());
+      for (Value v : captured)
+        if (Value inner = recompute(v, launch, map, b))
+          replaceAllUsesInRegionWith(v, inner, launch.getBody());
+    }
+    // The host copies of what was sunk are dead now (inner blocks first).
+    fn.getBody().walk([](Block *block) {
+      for (Operation &op : llvm::make_early_inc_range(llvm::reverse(*block)))
+        if (isOpTriviallyDead(&op))
+          op.erase();
+    });
+  }
+
   /// Moves the memory-touching ops of `run` (and the pure ops computing
   /// from them) into a one-thread gpu.launch placed before the first one.
   LogicalResult wrap(ArrayRef<Operation *> run) {
@@ -206,14 +285,16 @@ private:
     }
     for (Operation *op : moved)
       for (Value result : op->getResults())
-        for (Operation *user : result.getUsers()) {
+        for (OpOperand &use : llvm::make_early_inc_range(result.getUses())) {
+          Operation *user = use.getOwner();
           Operation *top = op->getBlock()->findAncestorOpInBlock(*user);
-          if (!top || !moved.contains(top))
-            return op->emitOpError(
-                       "computes a value from device memory that host code "
-                       "needs (used by '")
-                   << user->getName() << "'); it cannot run on the host of a "
-                                         "GPU function";
+          if (top && moved.contains(top))
+            continue;
+          return op->emitOpError(
+                     "computes a value from device memory that host code "
+                     "needs (used by '")
+                 << user->getName() << "'); it cannot run on the host of a "
+                                       "GPU function";
         }
     Operation *first = run.front();
     OpBuilder b(first);
@@ -230,8 +311,6 @@ private:
     auto terminator = gpu::TerminatorOp::create(b, loc);
     for (Operation *op : moved)
       op->moveBefore(terminator);
-    if (!moved.contains(first) && first->getBlock() != &body)
-      first->moveBefore(launch);
     return success();
   }
 };

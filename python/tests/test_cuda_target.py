@@ -1,0 +1,200 @@
+"""Models compiled with `qslaw-compile --target=cuda`: generated GPU kernels
+for every op (elementwise, reductions, norms, softmax, the quantized matmuls
+and their gradients, AdamW), run through the C runtime on the GPU.
+
+Without a GPU (CI) the libraries are still compiled (PTX accepted by ptxas
+for sm_80 and sm_90a, one multi-architecture container), must not depend on
+LLVM/MLIR at run time, and asking for CUDA fails with a clear message.
+
+With a GPU, fp32 everywhere (the generated kernels compute in f32 like the
+CPU path), so the tolerances are the CPU tests': logits against
+onnxruntime within 1e-4; every gradient of @grad_step against PyTorch
+autograd within 1e-4 relative (norm of the difference over the norm); 20
+AdamW steps' losses within 1e-4 relative. Only the summation order differs
+from the CPU (one thread per output, k ascending, plus FMA contraction).
+
+QSLAW_CUDA_ARTIFACTS=DIR uses libraries compiled beforehand into DIR (the GPU
+machine has no LLVM to compile them); bench/cuda_artifacts.sh makes them.
+"""
+import ctypes
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from qslaw_tools.runner import ROOT, tool
+from qslaw_tools.runtime import Model
+
+FIX = os.path.join(ROOT, "test", "fixtures")
+LAYERS = r".*language_model.*layers.*"
+
+# name -> (fixture, extra qslaw-compile arguments)
+ARTIFACTS = {
+    "tiny_llava_fp32": ("tiny_llava", []),
+    "tiny_llava_scale_train": ("tiny_llava", ["--quantize=w4g32,mode=scale",
+                                              f"--quantize-layers={LAYERS}", "--train"]),
+    "tiny_llava_gamma_train": ("tiny_llava", ["--quantize=w4g32,mode=gamma",
+                                              f"--quantize-layers={LAYERS}", "--train"]),
+    "tiny_llava_gqa_scale_train": ("tiny_llava_gqa", ["--quantize=w4g32,mode=scale",
+                                                      f"--quantize-layers={LAYERS}",
+                                                      "--train"]),
+}
+
+
+def have_gpu():
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
+
+
+GPU = have_gpu()
+needs_gpu = pytest.mark.skipif(not GPU, reason="no CUDA driver (libcuda.so.1) on this "
+                                               "machine: GPU execution tests run on the H100")
+
+
+def compile_cuda(name, out_dir):
+    fixture, extra = ARTIFACTS[name]
+    out = os.path.join(out_dir, name + ".so")
+    subprocess.run([tool("qslaw-compile"), os.path.join(FIX, fixture + ".onnx"),
+                    "--target=cuda", "-o", out] + extra, check=True,
+                   capture_output=True, text=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    prebuilt = os.environ.get("QSLAW_CUDA_ARTIFACTS")
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            if prebuilt:
+                cache[name] = os.path.join(prebuilt, name + ".so")
+            else:
+                cache[name] = compile_cuda(name, str(tmp_path_factory.mktemp("cuda")))
+        return cache[name]
+    return get
+
+
+@pytest.mark.skipif(shutil.which("readelf") is None, reason="no readelf (binutils)")
+def test_cuda_library_needs_no_llvm_and_says_cuda(artifacts):
+    path = artifacts("tiny_llava_fp32")
+    needed = subprocess.run(["readelf", "-d", path], check=True, capture_output=True,
+                            text=True).stdout
+    assert "libqslaw_cuda_runtime.so" in needed
+    assert "libLLVM" not in needed and "libMLIR" not in needed
+    assert "mlir_c_runner_utils" not in needed
+    rt = os.path.join(os.path.dirname(tool("qslaw-compile")), "..", "lib",
+                      "libqslaw_runtime.so")
+    if os.path.exists(rt):  # the runtime itself deploys without LLVM too
+        needed = subprocess.run(["readelf", "-d", rt], check=True, capture_output=True,
+                                text=True).stdout
+        assert "libLLVM" not in needed and "libMLIR" not in needed
+
+
+@pytest.mark.skipif(GPU, reason="checks the message given without a GPU")
+def test_cuda_without_gpu_fails_clearly(artifacts):
+    with pytest.raises(RuntimeError, match=r"CUDA was requested but is not usable: "
+                                           r"the CUDA driver library libcuda.so.1"):
+        Model(artifacts("tiny_llava_fp32"), device="cuda")
+
+
+def test_cuda_library_refuses_cpu_session(artifacts):
+    with pytest.raises(RuntimeError, match=r"compiled for cuda, not for device 'cpu'"):
+        Model(artifacts("tiny_llava_fp32"), device="cpu")
+
+
+def feeds(name):
+    return {k: np.load(os.path.join(FIX, f"{name}.{k}.npy"))
+            for k in ("input_ids", "pixel_values", "attention_mask")}
+
+
+@needs_gpu
+def test_forward_matches_onnxruntime(artifacts):
+    ort = pytest.importorskip("onnxruntime")
+    lib = Model(artifacts("tiny_llava_fp32"), device="cuda")
+    inputs = feeds("tiny_llava")
+    (logits,) = lib.run(**inputs)
+    sess = ort.InferenceSession(os.path.join(FIX, "tiny_llava.onnx"),
+                                providers=["CPUExecutionProvider"])
+    (ref,) = sess.run(["logits"], inputs)
+    np.testing.assert_allclose(logits, ref, rtol=1e-4, atol=1e-4)
+    # A second run reuses the cached device blocks and gives the same bits.
+    (again,) = lib.run(**inputs)
+    np.testing.assert_array_equal(logits, again)
+
+
+@needs_gpu
+@pytest.mark.parametrize("name,mode", [("tiny_llava", "scale"), ("tiny_llava", "gamma"),
+                                       ("tiny_llava_gqa", "scale")])
+def test_grad_step_matches_torch(artifacts, name, mode):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    import test_train_step_torch as ref_tests
+    from qslaw_tools import torch_llava as tl
+
+    lib = Model(artifacts(f"{name}_{mode}_train"), device="cuda")
+    params = lib.signature["training"]["params"]
+    init = lib.run_function("init_params", {})
+    ids, pix, mask, labels = ref_tests.batch(name)
+    inputs = {p["name"]: v for p, v in zip(params, init)}
+    inputs.update(input_ids=ids, pixel_values=pix, attention_mask=mask, labels=labels)
+    loss, *grads = lib.run_function("grad_step", inputs)
+
+    model, trainable = ref_tests.reference(name, mode)
+    t = [torch.from_numpy(a) for a in (ids, pix, mask, labels)]
+    ref_loss = tl.next_token_loss(tl.forward_logits(model, *t[:3]), t[3])
+    ref_loss.backward()
+    assert abs(float(loss) - ref_loss.item()) <= 1e-5 * abs(ref_loss.item())
+    for p, g, v in zip(params, grads, init):
+        ref, transposed = ref_tests.ref_param(trainable, p["name"])
+        r = ref.grad.numpy().T if transposed else ref.grad.numpy()
+        init_ref = ref.detach().numpy().T if transposed else ref.detach().numpy()
+        np.testing.assert_array_equal(v, init_ref)  # RTN init on the device, bit for bit
+        rel = np.linalg.norm(g - r) / np.linalg.norm(r)
+        assert rel <= 1e-4, (p["name"], rel)
+
+
+@needs_gpu
+def test_twenty_adamw_steps_match_torch(artifacts):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    import test_train_step_torch as ref_tests
+    from qslaw_tools import torch_llava as tl
+
+    name, mode, lr, steps = "tiny_llava", "scale", 2e-3, 20
+    lib = Model(artifacts(f"{name}_{mode}_train"), device="cuda")
+    params = lib.signature["training"]["params"]
+    state = lib.run_function("init_params", {})
+    m = [np.zeros_like(p) for p in state]
+    v = [np.zeros_like(p) for p in state]
+    ids, pix, mask, labels = ref_tests.batch(name)
+    ours = []
+    for step in range(1, steps + 1):
+        inputs = {p["name"]: a for p, a in zip(params, state)}
+        inputs.update({"exp_avg." + p["name"]: a for p, a in zip(params, m)})
+        inputs.update({"exp_avg_sq." + p["name"]: a for p, a in zip(params, v)})
+        inputs.update(lrs=np.full(len(params), lr, np.float32),
+                      step=np.array(step, np.float32), input_ids=ids,
+                      pixel_values=pix, attention_mask=mask, labels=labels)
+        out = lib.run_function("train_step", inputs)
+        n = len(params)
+        ours.append(float(out[0]))
+        state, m, v = out[2:2 + n], out[2 + n:2 + 2 * n], out[2 + 2 * n:]
+
+    model, trainable = ref_tests.reference(name, mode)
+    opt = torch.optim.AdamW(list(trainable.values()), lr=lr, weight_decay=0.0)
+    t = [torch.from_numpy(a) for a in (ids, pix, mask, labels)]
+    ref = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = tl.next_token_loss(tl.forward_logits(model, *t[:3]), t[3])
+        loss.backward()
+        opt.step()
+        ref.append(loss.item())
+    np.testing.assert_allclose(ours, ref, rtol=1e-4)
+    assert ours[-1] < ours[0] - 0.1
