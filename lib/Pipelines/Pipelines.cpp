@@ -90,11 +90,18 @@ void mlir::qslaw::buildCUDAToGPUPipeline(OpPassManager &pm,
                   "canonicalize,cse");
   addPipeline(pm, llvm::formatv("qslaw-gpu-map-parallel-loops{{block-size={0}},"
                                 "func.func(convert-parallel-loops-to-gpu),"
-                                "canonicalize,qslaw-gpu-device-memory,"
-                                "gpu-kernel-outlining,lower-affine,"
-                                "convert-scf-to-cf,canonicalize,cse",
+                                "canonicalize,qslaw-gpu-device-memory",
                                 int64_t(options.blockSize))
                       .str());
+  if (options.emulateOnCPU) {
+    // Verification: the mapped launches as CPU loops, then the CPU's
+    // lowering (docs/CUDA.md).
+    addPipeline(pm, "qslaw-gpu-emulate-on-cpu,canonicalize,cse");
+    buildCPUToLLVMPipeline(pm);
+    return;
+  }
+  addPipeline(pm, "gpu-kernel-outlining,lower-affine,"
+                  "convert-scf-to-cf,canonicalize,cse");
   for (const std::string &chip : options.chips)
     addPipeline(pm, llvm::formatv("nvvm-attach-target{{chip={0} O={1}}", chip,
                                   int(options.optLevel))
@@ -106,6 +113,8 @@ void mlir::qslaw::buildCUDAToGPUPipeline(OpPassManager &pm,
 void mlir::qslaw::buildCUDAPipeline(OpPassManager &pm,
                                     const CUDAPipelineOptions &options) {
   buildCUDAToGPUPipeline(pm, options);
+  if (options.emulateOnCPU)
+    return;
   // gpu-to-llvm lowers only the asynchronous forms of gpu.alloc/memcpy.
   addPipeline(pm, "func.func(gpu-async-region),"
                   "expand-strided-metadata,lower-affine,"

@@ -57,7 +57,8 @@ static cl::opt<std::string> target(
     cl::cat(compileCat), "target",
     cl::desc("Target: cpu, or cuda (kernels for every --gpu-chips "
              "architecture embedded; the library runs on the GPU through "
-             "libqslaw_cuda_runtime)"),
+             "libqslaw_cuda_runtime), or cuda-emulate (verification: the "
+             "CUDA pipeline's GPU mapping executed as CPU loops)"),
     cl::init("cpu"));
 static cl::list<std::string> gpuChips(
     cl::cat(compileCat), "gpu-chips", cl::CommaSeparated,
@@ -168,10 +169,14 @@ int main(int argc, char **argv) {
   bool training = train || emit == "trainer";
   if (training && emit == "onnx-mlir")
     return fail("--train needs the graph-level pipeline (not --emit=onnx-mlir)");
-  if (target != "cpu" && target != "cuda")
-    return fail("--target=" + target + " is not supported (cpu, cuda)");
-  bool cuda = target == "cuda";
-  if (cuda && emit == "trainer")
+  if (target != "cpu" && target != "cuda" && target != "cuda-emulate")
+    return fail("--target=" + target +
+                " is not supported (cpu, cuda, cuda-emulate)");
+  // cuda-emulate: the CUDA pipeline's GPU mapping run as CPU loops (a CPU
+  // library; verification on machines without a GPU, docs/CUDA.md).
+  bool emulate = target == "cuda-emulate";
+  bool cuda = target == "cuda" || emulate;
+  if (target == "cuda" && emit == "trainer")
     return fail("--emit=trainer is not supported for --target=cuda yet; use "
                 "--emit=lib --train and the runtime API");
   if (gpuFormat != "fatbin" && gpuFormat != "bin" && gpuFormat != "isa")
@@ -278,7 +283,7 @@ int main(int argc, char **argv) {
       auto sig = json::parse(signature);
       if (!sig)
         return fail("internal error: bad signature JSON");
-      (*sig->getAsObject())["target"] = target.getValue();
+      (*sig->getAsObject())["target"] = emulate ? "cpu" : target.getValue();
       signature.clear();
       raw_string_ostream os(signature);
       os << *sig;
@@ -314,14 +319,19 @@ int main(int argc, char **argv) {
   if (emit != "mlir" && !rawImport) {
     mlir::PassManager pm(&context);
     if (cuda) {
-      announce("Lowering through the CUDA pipeline (kernels for " +
-               (gpuChips.empty() ? std::string("sm_80,sm_90a")
-                                 : join(gpuChips, ",")) +
-               ", " + gpuFormat + ")");
+      if (emulate)
+        announce("Lowering through the CUDA pipeline, launches emulated as "
+                 "CPU loops");
+      else
+        announce("Lowering through the CUDA pipeline (kernels for " +
+                 (gpuChips.empty() ? std::string("sm_80,sm_90a")
+                                   : join(gpuChips, ",")) +
+                 ", " + gpuFormat + ")");
       mlir::qslaw::CUDAPipelineOptions popts;
       if (!gpuChips.empty())
         popts.chips = std::vector<std::string>(gpuChips.begin(), gpuChips.end());
       popts.format = gpuFormat.getValue();
+      popts.emulateOnCPU = emulate;
       mlir::qslaw::buildCUDAPipeline(pm, popts);
     } else {
       announce("Lowering through the CPU pipeline to the LLVM dialect");
@@ -338,7 +348,7 @@ int main(int argc, char **argv) {
     lopts.entry = options.entryName;
     lopts.signatureJson = signature;
     lopts.objectOnly = emit == "obj";
-    lopts.device = target.getValue();
+    lopts.device = emulate ? "cpu" : target.getValue();
     if (training)
       lopts.extraEntries = trainEntries;
     // libqslaw_ukernels.so lives in ../lib beside this tool's bin/.

@@ -143,6 +143,24 @@ def GPUMapParallelLoops : Pass<"qslaw-gpu-map-parallel-loops", "ModuleOp"> {
                            "::mlir::affine::AffineDialect"];
 }
 
+def GPUEmulateOnCPU : Pass<"qslaw-gpu-emulate-on-cpu", "ModuleOp"> {
+  let summary = "Run gpu.launch ops as loops over blocks and threads on the CPU (verification)";
+  let description = [{
+    Replaces each `gpu.launch` by a loop nest over its grid and block (z,
+    y, x) that runs the body once per thread, and `gpu.alloc` /
+    `gpu.dealloc` / `gpu.memcpy` by their memref counterparts. Valid for
+    kernels whose threads do not communicate (no barrier, shuffle, shared
+    memory), which is every kernel the CUDA pipeline generates: the result
+    is what the GPU computes, up to floating-point contraction. The CPU
+    test machines use it (`qslaw-compile --target=cuda-emulate`) to check
+    the GPU mapping end to end against onnxruntime and PyTorch. Launches
+    must not be outlined yet.
+  }];
+  let dependentDialects = ["::mlir::scf::SCFDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
 def GPUPackObjects : Pass<"qslaw-gpu-pack-objects", "ModuleOp"> {
   let summary = "Pack the per-architecture objects of each gpu.binary into one multi-architecture container";
   let description = [{

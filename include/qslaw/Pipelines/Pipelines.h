@@ -54,6 +54,11 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
                             llvm::cl::desc("Threads per block of generated "
                                            "elementwise/reduction kernels"),
                             llvm::cl::init(256)};
+  Option<bool> emulateOnCPU{
+      *this, "emulate-on-cpu",
+      llvm::cl::desc("Verification: after mapping to GPU launches, run them "
+                     "as CPU loops and lower for the CPU"),
+      llvm::cl::init(false)};
   Option<int> optLevel{*this, "opt-level",
                        llvm::cl::desc("Optimisation level of device code"),
                        llvm::cl::init(3)};
