@@ -15,3 +15,17 @@ llvm_config.add_tool_substitutions(["qslaw-opt", "qslaw-exec", "qslaw-compile", 
                                    [config.qslaw_tools_dir])
 config.substitutions.append(("%venv_python", config.qslaw_python))
 config.substitutions.append(("%qslaw_src", config.qslaw_src_root))
+
+# GPU: the CUDA toolkit's ptxas (gpu-module-to-binary needs it for bin and
+# fatbin) and, rarely on test machines, a CUDA driver.
+import ctypes
+import shutil
+cuda_bin = "/usr/local/cuda/bin"
+llvm_config.with_environment("PATH", cuda_bin, append_path=True)
+if shutil.which("ptxas") or os.path.exists(os.path.join(cuda_bin, "ptxas")):
+    config.available_features.add("ptxas")
+try:
+    ctypes.CDLL("libcuda.so.1")
+    config.available_features.add("cuda-driver")
+except OSError:
+    pass

@@ -8,6 +8,8 @@
 #include "llvm/Support/ErrorHandling.h"
 #include "llvm/Support/FormatVariadic.h"
 
+#include <cstdlib>
+
 using namespace mlir;
 using namespace mlir::qslaw;
 
@@ -123,9 +125,18 @@ void mlir::qslaw::buildCUDAPipeline(OpPassManager &pm,
                   "convert-cf-to-llvm,gpu-to-llvm,finalize-memref-to-llvm,"
                   "convert-ub-to-llvm,reconcile-unrealized-casts,canonicalize,"
                   "cse");
-  addPipeline(pm, llvm::formatv("gpu-module-to-binary{{format={0}},"
-                                "qslaw-gpu-pack-objects",
-                                std::string(options.format))
+  // The toolkit holds ptxas/fatbinary and libdevice (math functions such
+  // as __nv_expf are linked from it); do not leave it to MLIR's build-time
+  // default.
+  std::string toolkit = options.cudaPath;
+  for (const char *var : {"CUDA_HOME", "CUDA_ROOT", "CUDA_PATH"})
+    if (const char *v = std::getenv(var); toolkit.empty() && v && *v)
+      toolkit = v;
+  if (toolkit.empty())
+    toolkit = "/usr/local/cuda";
+  addPipeline(pm, llvm::formatv("gpu-module-to-binary{{format={0} "
+                                "toolkit={1}},qslaw-gpu-pack-objects",
+                                std::string(options.format), toolkit)
                       .str());
 }
 

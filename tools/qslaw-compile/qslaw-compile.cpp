@@ -63,6 +63,11 @@ static cl::opt<std::string> target(
 static cl::list<std::string> gpuChips(
     cl::cat(compileCat), "gpu-chips", cl::CommaSeparated,
     cl::desc("--target=cuda: GPU architectures (default sm_80,sm_90a)"));
+static cl::opt<std::string> cudaPath(
+    cl::cat(compileCat), "cuda-path",
+    cl::desc("--target=cuda: CUDA toolkit with ptxas, fatbinary and "
+             "libdevice (default $CUDA_HOME, else /usr/local/cuda)"),
+    cl::init(""));
 static cl::opt<std::string> gpuFormat(
     cl::cat(compileCat), "gpu-format",
     cl::desc("--target=cuda: kernel objects: fatbin (cubin + PTX), bin "
@@ -332,6 +337,7 @@ int main(int argc, char **argv) {
         popts.chips = std::vector<std::string>(gpuChips.begin(), gpuChips.end());
       popts.format = gpuFormat.getValue();
       popts.emulateOnCPU = emulate;
+      popts.cudaPath = cudaPath.getValue();
       mlir::qslaw::buildCUDAPipeline(pm, popts);
     } else {
       announce("Lowering through the CPU pipeline to the LLVM dialect");

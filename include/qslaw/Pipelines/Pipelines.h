@@ -54,6 +54,11 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
                             llvm::cl::desc("Threads per block of generated "
                                            "elementwise/reduction kernels"),
                             llvm::cl::init(256)};
+  Option<std::string> cudaPath{
+      *this, "cuda-path",
+      llvm::cl::desc("CUDA toolkit (ptxas, fatbinary, libdevice); default "
+                     "$CUDA_HOME, $CUDA_ROOT, $CUDA_PATH, else /usr/local/cuda"),
+      llvm::cl::init("")};
   Option<bool> emulateOnCPU{
       *this, "emulate-on-cpu",
       llvm::cl::desc("Verification: after mapping to GPU launches, run them "

@@ -37,7 +37,7 @@ struct GPUMapParallelLoopsPass
   void runOnOperation() override {
     if (blockSize <= 0 || blockSize > 1024 || blockSize % 32 != 0) {
       getOperation().emitError("qslaw-gpu-map-parallel-loops: block-size ")
-          << blockSize << " is not a multiple of 32 in [32, 1024]";
+          << int64_t(blockSize) << " is not a multiple of 32 in [32, 1024]";
       return signalPassFailure();
     }
     SmallVector<scf::ParallelOp> outermost;

@@ -1,0 +1,13 @@
+// RUN: qslaw-opt %s -qslaw-memref-copy-to-linalg | FileCheck %s
+
+// Copies, strided ones included, become linalg.copy (then a GPU kernel).
+// CHECK-LABEL: func.func @copies
+// CHECK: linalg.copy ins(%arg0 : memref<4x8xf32>) outs(%arg1 : memref<4x8xf32>)
+// CHECK: linalg.copy ins(%arg0 : memref<4x8xf32>) outs(%{{.*}} : memref<4x8xf32, strided<[16, 1]>>)
+// CHECK-NOT: memref.copy
+func.func @copies(%a: memref<4x8xf32>, %b: memref<4x8xf32>, %c: memref<4x16xf32>) {
+  memref.copy %a, %b : memref<4x8xf32> to memref<4x8xf32>
+  %v = memref.subview %c[0, 0] [4, 8] [1, 1] : memref<4x16xf32> to memref<4x8xf32, strided<[16, 1]>>
+  memref.copy %a, %v : memref<4x8xf32> to memref<4x8xf32, strided<[16, 1]>>
+  return
+}
