@@ -11,9 +11,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${QSLAW_BUILD_DIR:-$root/build}
 mkdir -p "$out/lib" "$out/models"
 cp "$build/lib/libqslaw_runtime.so" "$build/lib/libqslaw_cuda_runtime.so" "$out/lib/"
-PYTHONPATH="$root/python" QSLAW_BUILD_DIR="$build" "$root/.venv/bin/python" - "$out/models" <<'PY'
+out=$(cd "$out" && pwd)
+cd "$root"
+PYTHONPATH="$root/python:$root/python/tests" QSLAW_BUILD_DIR="$build" "$root/.venv/bin/python" - "$out/models" <<'PY'
 import sys, time
-sys.path.insert(0, sys.argv[0] and "python/tests")
 import test_cuda_target as t
 for name in t.ARTIFACTS:
     start = time.time()
