@@ -154,69 +154,17 @@ def test_forward_matches_onnxruntime(artifacts, target):
 @pytest.mark.parametrize("name,mode", [("tiny_llava", "scale"), ("tiny_llava", "gamma"),
                                        ("tiny_llava_gqa", "scale")])
 def test_grad_step_matches_torch(artifacts, name, mode, target):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     pytest.importorskip("transformers")
     import test_train_step_torch as ref_tests
-    from qslaw_tools import torch_llava as tl
-
     lib = open_lib(artifacts, f"{name}_{mode}_train", target)
-    params = lib.signature["training"]["params"]
-    init = lib.run_function("init_params", {})
-    ids, pix, mask, labels = ref_tests.batch(name)
-    inputs = {p["name"]: v for p, v in zip(params, init)}
-    inputs.update(input_ids=ids, pixel_values=pix, attention_mask=mask, labels=labels)
-    loss, *grads = lib.run_function("grad_step", inputs)
-
-    model, trainable = ref_tests.reference(name, mode)
-    t = [torch.from_numpy(a) for a in (ids, pix, mask, labels)]
-    ref_loss = tl.next_token_loss(tl.forward_logits(model, *t[:3]), t[3])
-    ref_loss.backward()
-    assert abs(float(loss) - ref_loss.item()) <= 1e-5 * abs(ref_loss.item())
-    for p, g, v in zip(params, grads, init):
-        ref, transposed = ref_tests.ref_param(trainable, p["name"])
-        r = ref.grad.numpy().T if transposed else ref.grad.numpy()
-        init_ref = ref.detach().numpy().T if transposed else ref.detach().numpy()
-        np.testing.assert_array_equal(v, init_ref)  # RTN init on the device, bit for bit
-        rel = np.linalg.norm(g - r) / np.linalg.norm(r)
-        assert rel <= 1e-4, (p["name"], rel)
+    ref_tests.check_gradients_match_torch(lib, name, mode)
 
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_twenty_adamw_steps_match_torch(artifacts, target):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     pytest.importorskip("transformers")
     import test_train_step_torch as ref_tests
-    from qslaw_tools import torch_llava as tl
-
-    name, mode, lr, steps = "tiny_llava", "scale", 2e-3, 20
-    lib = open_lib(artifacts, f"{name}_{mode}_train", target)
-    params = lib.signature["training"]["params"]
-    state = lib.run_function("init_params", {})
-    m = [np.zeros_like(p) for p in state]
-    v = [np.zeros_like(p) for p in state]
-    ids, pix, mask, labels = ref_tests.batch(name)
-    ours = []
-    for step in range(1, steps + 1):
-        inputs = {p["name"]: a for p, a in zip(params, state)}
-        inputs.update({"exp_avg." + p["name"]: a for p, a in zip(params, m)})
-        inputs.update({"exp_avg_sq." + p["name"]: a for p, a in zip(params, v)})
-        inputs.update(lrs=np.full(len(params), lr, np.float32),
-                      step=np.array(step, np.float32), input_ids=ids,
-                      pixel_values=pix, attention_mask=mask, labels=labels)
-        out = lib.run_function("train_step", inputs)
-        n = len(params)
-        ours.append(float(out[0]))
-        state, m, v = out[2:2 + n], out[2 + n:2 + 2 * n], out[2 + 2 * n:]
-
-    model, trainable = ref_tests.reference(name, mode)
-    opt = torch.optim.AdamW(list(trainable.values()), lr=lr, weight_decay=0.0)
-    t = [torch.from_numpy(a) for a in (ids, pix, mask, labels)]
-    ref = []
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = tl.next_token_loss(tl.forward_logits(model, *t[:3]), t[3])
-        loss.backward()
-        opt.step()
-        ref.append(loss.item())
-    np.testing.assert_allclose(ours, ref, rtol=1e-4)
-    assert ours[-1] < ours[0] - 0.1
+    lib = open_lib(artifacts, "tiny_llava_scale_train", target)
+    ref_tests.check_adamw_losses_match_torch(lib)

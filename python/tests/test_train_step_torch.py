@@ -59,10 +59,8 @@ def ref_param(trainable, qslaw_name):
     return trainable[path], False
 
 
-@pytest.mark.parametrize("name,mode", [("tiny_llava", "scale"), ("tiny_llava", "gamma"),
-                                       ("tiny_llava_gqa", "scale")])
-def test_gradients_match_torch(tmp_path, name, mode):
-    lib = compile_trainer(tmp_path, name, mode)
+def check_gradients_match_torch(lib, name, mode):
+    """@grad_step of `lib` (any target) against PyTorch autograd."""
     params = lib.signature["training"]["params"]
     init = lib.run_function("init_params", {})
     ids, pix, mask, labels = batch(name)
@@ -87,9 +85,9 @@ def test_gradients_match_torch(tmp_path, name, mode):
         assert rel <= 1e-4, (p["name"], rel)
 
 
-def test_twenty_step_losses_match_torch_adamw(tmp_path):
-    name, mode, lr, steps = "tiny_llava", "scale", 2e-3, 20
-    lib = compile_trainer(tmp_path, name, mode)
+def check_adamw_losses_match_torch(lib, name="tiny_llava", mode="scale", lr=2e-3,
+                                   steps=20):
+    """`steps` @train_step calls of `lib` against torch.optim.AdamW."""
     params = lib.signature["training"]["params"]
     state = lib.run_function("init_params", {})
     m = [np.zeros_like(p) for p in state]
@@ -120,3 +118,13 @@ def test_twenty_step_losses_match_torch_adamw(tmp_path):
         ref.append(loss.item())
     np.testing.assert_allclose(ours, ref, rtol=1e-4)
     assert ours[-1] < ours[0] - 0.1  # it learns
+
+
+@pytest.mark.parametrize("name,mode", [("tiny_llava", "scale"), ("tiny_llava", "gamma"),
+                                       ("tiny_llava_gqa", "scale")])
+def test_gradients_match_torch(tmp_path, name, mode):
+    check_gradients_match_torch(compile_trainer(tmp_path, name, mode), name, mode)
+
+
+def test_twenty_step_losses_match_torch_adamw(tmp_path):
+    check_adamw_losses_match_torch(compile_trainer(tmp_path, "tiny_llava", "scale"))
