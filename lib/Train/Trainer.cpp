@@ -84,6 +84,9 @@ cl::opt<std::string> sourceModel("source-model", cl::cat(cat),
                                           "compiled from (default: the path "
                                           "recorded at compile time)"));
 cl::opt<bool> quiet("quiet", cl::cat(cat), cl::desc("No progress bar"));
+cl::opt<std::string> device("device", cl::cat(cat),
+                            cl::desc("cpu or cuda (default: the target the "
+                                     "model was compiled for)"));
 
 volatile std::sig_atomic_t stopSignal = 0;
 void onSignal(int sig) { stopSignal = sig; }
@@ -205,8 +208,11 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
   if (!fns || !training || !fns->getObject("train_step"))
     return fail("the model has no training step (compile it with "
                 "qslaw-compile --train or --emit=trainer)");
+  std::string dev = device;
+  if (dev.empty())
+    dev = sig->getString("target").value_or("cpu").str();
   qslaw_session *session = nullptr;
-  if (qslaw_session_create(model, "cpu", &session) != QSLAW_OK)
+  if (qslaw_session_create(model, dev.c_str(), &session) != QSLAW_OK)
     return fail(qslaw_last_error());
 
   // Parameters and their initial values.
@@ -219,17 +225,60 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
       p.shape.push_back(*d.getAsInteger());
     params.push_back(std::move(p));
   }
+  // Parameters and AdamW moments live in the session (on the device for
+  // CUDA); host copies are made for checkpoints and exports only.
   std::vector<Spec> initOut = specs(fns->getObject("init_params")->getArray("outputs"));
+  if (initOut.size() != params.size())
+    return fail("init_params has " + Twine(initOut.size()) + " outputs for " +
+                Twine(params.size()) + " trainable tensors");
   std::vector<qslaw_tensor> outs;
   for (size_t i = 0; i < params.size(); ++i) {
+    if (initOut[i].name != params[i].name || initOut[i].dtype != "f32")
+      return fail("init_params output " + Twine(i) + " is '" +
+                  initOut[i].name + "' (" + initOut[i].dtype +
+                  "), expected the f32 tensor '" + params[i].name + "'");
     int64_t n = initOut[i].count();
     params[i].value.assign(n, 0.f);
     params[i].m.assign(n, 0.f);
     params[i].v.assign(n, 0.f);
-    outs.push_back(tensorOf(initOut[i], params[i].value.data(), n * 4));
+    outs.push_back(tensorOf(initOut[i], nullptr, 0)); // kept in the session
   }
   if (qslaw_session_run_function(session, "init_params", nullptr, 0, outs.data(),
                                  int32_t(outs.size())) != QSLAW_OK)
+    return fail(qslaw_last_error());
+  // The session state of parameter i: value, exp_avg, exp_avg_sq.
+  const char *const prefixes[3] = {"", "exp_avg.", "exp_avg_sq."};
+  auto hostCopy = [&](Param &p, int k) -> std::vector<float> & {
+    return k == 0 ? p.value : k == 1 ? p.m : p.v;
+  };
+  auto stateTensor = [&](size_t i, int k, std::string &name) {
+    name = prefixes[k] + params[i].name;
+    std::vector<float> &h = hostCopy(params[i], k);
+    return qslaw_tensor{name.c_str(), "f32", int32_t(params[i].shape.size()),
+                        params[i].shape.data(), h.data(), h.size() * 4};
+  };
+  // Host copies -> session (k0: first of value, m, v to write).
+  auto toSession = [&](int k0) -> bool {
+    std::string name;
+    for (size_t i = 0; i < params.size(); ++i)
+      for (int k = k0; k < 3; ++k) {
+        qslaw_tensor t = stateTensor(i, k, name);
+        if (qslaw_session_state_set(session, &t) != QSLAW_OK)
+          return false;
+      }
+    return true;
+  };
+  auto fromSession = [&]() -> bool {
+    std::string name;
+    for (size_t i = 0; i < params.size(); ++i)
+      for (int k = 0; k < 3; ++k) {
+        qslaw_tensor t = stateTensor(i, k, name);
+        if (qslaw_session_state_get(session, &t) != QSLAW_OK)
+          return false;
+      }
+    return true;
+  };
+  if (!toSession(1) || !fromSession())
     return fail(qslaw_last_error());
 
   if (steps == 0) {
@@ -248,6 +297,17 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
         return &s;
     return nullptr;
   };
+  if (tsOut.size() != 2 + 3 * params.size())
+    return fail("train_step has " + Twine(tsOut.size()) + " outputs, expected " +
+                Twine(2 + 3 * params.size()) +
+                " (loss, grad_sq_norm, the updated tensors)");
+  for (size_t k = 0; k < 3 * params.size(); ++k) {
+    std::string want = std::string("new.") + prefixes[k / params.size()] +
+                       params[k % params.size()].name;
+    if (tsOut[2 + k].name != want)
+      return fail("train_step output " + Twine(2 + k) + " is '" +
+                  tsOut[2 + k].name + "', expected '" + want + "'");
+  }
   const Spec *ids = findIn("input_ids"), *pix = findIn("pixel_values"),
              *mask = findIn("attention_mask"), *labels = findIn("labels");
   if (!ids || !labels || ids->shape.size() != 2)
@@ -299,6 +359,8 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
   if (resume) {
     if (Error e = loadCheckpoint(ckptPath, start, nonFiniteRun, params))
       return fail(toString(std::move(e)));
+    if (!toSession(0))
+      return fail(qslaw_last_error());
     // Keep the metrics of the steps the checkpoint covers, so that the log
     // equals an uninterrupted run's.
     if (auto mb = MemoryBuffer::getFile(metricsPath)) {
@@ -322,6 +384,11 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
   std::signal(SIGINT, onSignal);
   std::signal(SIGTERM, onSignal);
   auto checkpoint = [&](int64_t done) {
+    if (!fromSession()) {
+      errs() << "qslaw-trainer: warning: checkpoint not written: "
+             << qslaw_last_error() << "\n";
+      return;
+    }
     if (Error e = qslaw::writeFileAtomically(
             ckptPath, checkpointBytes(done, nonFiniteRun, params)))
       errs() << "qslaw-trainer: warning: checkpoint not written: "
@@ -334,10 +401,6 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
   std::vector<int64_t> bIds(B * T), bMask(B * T), bLabels(B * T);
   std::vector<float> bPix(pix ? pix->count() : 0);
   std::vector<float> loss(1), gnorm(1), stepF(1);
-  std::vector<std::vector<float>> newState(3 * P);
-  for (size_t i = 0; i < P; ++i)
-    for (int k = 0; k < 3; ++k)
-      newState[k * P + i].resize(params[i].value.size());
   auto t0 = std::chrono::steady_clock::now();
   int64_t tokensSeen = 0;
   bool isTty = !quiet && ::isatty(2);
@@ -388,38 +451,29 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
         bind(lrs.data(), P * 4);
       else if (s.name == "step")
         bind(stepF.data(), 4);
-      else {
-        bool found = false;
-        for (Param &pr : params)
-          for (auto [prefix, t] :
-               {std::pair<std::string, std::vector<float> *>{"", &pr.value},
-                {"exp_avg.", &pr.m},
-                {"exp_avg_sq.", &pr.v}})
-            if (!found && s.name == prefix + pr.name) {
-              bind(t->data(), t->size() * 4);
-              found = true;
-            }
-        if (!found)
-          return fail("train_step input '" + s.name + "' is not known to the "
-                      "trainer");
-      }
+      // Parameters and moments: read from the session state.
     }
     std::vector<qslaw_tensor> out{tensorOf(tsOut[0], loss.data(), 4),
                                   tensorOf(tsOut[1], gnorm.data(), 4)};
-    for (size_t k = 0; k < 3 * P; ++k)
-      out.push_back(tensorOf(tsOut[2 + k], newState[k].data(), newState[k].size() * 4));
+    for (size_t k = 0; k < 3 * P; ++k) // "new.*": kept in the session
+      out.push_back(tensorOf(tsOut[2 + k], nullptr, 0));
     if (qslaw_session_run_function(session, "train_step", in.data(),
                                    int32_t(in.size()), out.data(),
                                    int32_t(out.size())) != QSLAW_OK)
       return fail(qslaw_last_error());
     bool finite = std::isfinite(loss[0]) && std::isfinite(gnorm[0]);
+    // Commit the update (new.X replaces X) or drop it; no data moves.
+    for (size_t k = 2; k < tsOut.size(); ++k) {
+      const std::string &updated = tsOut[k].name;
+      qslaw_status st =
+          finite ? qslaw_session_state_move(session, updated.c_str(),
+                                            updated.c_str() + 4)
+                 : qslaw_session_state_drop(session, updated.c_str());
+      if (st != QSLAW_OK)
+        return fail(qslaw_last_error());
+    }
     if (finite) {
       nonFiniteRun = 0;
-      for (size_t i = 0; i < P; ++i) {
-        params[i].value.swap(newState[i]);
-        params[i].m.swap(newState[P + i]);
-        params[i].v.swap(newState[2 * P + i]);
-      }
     } else {
       ++nonFiniteRun;
       errs() << (isTty ? "\n" : "") << "qslaw-trainer: step " << step + 1
@@ -477,6 +531,8 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
     ::fsync(metricsFd);
     ::close(metricsFd);
   }
+  if (rc == 0 && !fromSession())
+    rc = fail(qslaw_last_error());
   if (rc == 0)
     rc = exportLearned(params, *training);
   qslaw_session_free(session);

@@ -24,6 +24,10 @@ def _lib():
     lib = ctypes.CDLL(os.path.join(build_dir(), "lib", "libqslaw_runtime.so"))
     lib.qslaw_last_error.restype = ctypes.c_char_p
     lib.qslaw_model_signature.restype = ctypes.c_char_p
+    lib.qslaw_session_state_count.restype = ctypes.c_int32
+    for f in (lib.qslaw_session_state_move, lib.qslaw_session_state_drop):
+        f.argtypes = [ctypes.c_void_p, ctypes.c_char_p] + (
+            [ctypes.c_char_p] if f is lib.qslaw_session_state_move else [])
     return lib
 
 
@@ -45,18 +49,58 @@ class Model:
     def run(self, **inputs):
         return self._run(None, self.signature, inputs)
 
-    def run_function(self, function, inputs):
+    def run_function(self, function, inputs, keep=()):
         """Runs a training-library function ("init_params", "grad_step",
-        "train_step", "forward_params") on {name: array}; outputs in order."""
-        return self._run(function, self.signature["functions"][function], inputs)
+        "train_step", "forward_params") on {name: array}; outputs in order.
+        Inputs not passed are read from the session state; outputs named in
+        `keep` stay in the session state (None in their place)."""
+        return self._run(function, self.signature["functions"][function], inputs,
+                         keep)
 
-    def _run(self, function, signature, inputs):
-        keep = []
+    # Session state (qslaw_session_state_*): tensors kept on the device.
+    def set_state(self, name, array, dtype="f32"):
+        arr = np.ascontiguousarray(array)
+        shape = (ctypes.c_int64 * arr.ndim)(*arr.shape)
+        t = _Tensor(name.encode(), dtype.encode(), arr.ndim, shape, arr.ctypes.data,
+                    arr.nbytes)
+        self._check(self.lib.qslaw_session_state_set(self.session, ctypes.byref(t)))
+
+    def state(self):
+        """{name: (dtype, shape)} of what the session holds."""
+        held = {}
+        for i in range(self.lib.qslaw_session_state_count(self.session)):
+            t = _Tensor()
+            self._check(self.lib.qslaw_session_state_describe(self.session, i,
+                                                              ctypes.byref(t)))
+            held[t.name.decode()] = (t.dtype.decode(), tuple(t.shape[k] for k in range(t.rank)))
+        return held
+
+    def get_state(self, name, dtype=None, shape=None):
+        held = self.state().get(name)
+        dtype = dtype or (held[0] if held else "f32")
+        shape = shape if shape is not None else (held[1] if held else ())
+        arr = np.empty(shape, _DTYPES[dtype])
+        c_shape = (ctypes.c_int64 * arr.ndim)(*arr.shape)
+        t = _Tensor(name.encode(), dtype.encode(), arr.ndim, c_shape, arr.ctypes.data,
+                    arr.nbytes)
+        self._check(self.lib.qslaw_session_state_get(self.session, ctypes.byref(t)))
+        return arr
+
+    def move_state(self, src, dst):
+        self._check(self.lib.qslaw_session_state_move(self.session, src.encode(),
+                                                      dst.encode()))
+
+    def drop_state(self, name=None):
+        self._check(self.lib.qslaw_session_state_drop(
+            self.session, name.encode() if name is not None else None))
+
+    def _run(self, function, signature, inputs, keep=()):
+        alive = []
 
         def tensor(spec, arr):
             arr = np.ascontiguousarray(arr)
             shape = (ctypes.c_int64 * len(spec["shape"]))(*spec["shape"])
-            keep.extend([arr, shape])
+            alive.extend([arr, shape])
             return _Tensor(spec["name"].encode(), spec["dtype"].encode(), len(spec["shape"]),
                            shape, arr.ctypes.data, arr.nbytes)
 
@@ -67,8 +111,17 @@ class Model:
         ins = (_Tensor * len(inputs))(*[
             tensor(by_name.get(k) or {"name": k, "dtype": "f32", "shape": list(np.shape(v))}, v)
             for k, v in inputs.items()])
-        outs_np = [np.empty(s["shape"], _DTYPES[s["dtype"]]) for s in signature["outputs"]]
-        outs = (_Tensor * len(outs_np))(*[tensor(s, a) for s, a in
+        outs_np = [None if s["name"] in keep else np.empty(s["shape"], _DTYPES[s["dtype"]])
+                   for s in signature["outputs"]]
+
+        def out(spec, arr):
+            if arr is not None:
+                return tensor(spec, arr)
+            shape = (ctypes.c_int64 * len(spec["shape"]))(*spec["shape"])
+            alive.append(shape)
+            return _Tensor(spec["name"].encode(), spec["dtype"].encode(),
+                           len(spec["shape"]), shape, None, 0)
+        outs = (_Tensor * len(outs_np))(*[out(s, a) for s, a in
                                           zip(signature["outputs"], outs_np)])
         if function is None:
             status = self.lib.qslaw_session_run(self.session, ins, len(inputs), outs,

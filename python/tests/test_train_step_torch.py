@@ -85,26 +85,51 @@ def check_gradients_match_torch(lib, name, mode):
         assert rel <= 1e-4, (p["name"], rel)
 
 
-def check_adamw_losses_match_torch(lib, name="tiny_llava", mode="scale", lr=2e-3,
-                                   steps=20):
-    """`steps` @train_step calls of `lib` against torch.optim.AdamW."""
+def run_adamw_steps(lib, name="tiny_llava", lr=2e-3, steps=20, resident=False):
+    """`steps` @train_step calls of `lib`; returns the losses and the final
+    (params, exp_avg, exp_avg_sq). resident: the parameters and moments stay
+    in the session state (on the device for CUDA) between steps, the way
+    the trainer runs; otherwise they round-trip through NumPy."""
     params = lib.signature["training"]["params"]
-    state = lib.run_function("init_params", {})
-    m = [np.zeros_like(p) for p in state]
-    v = [np.zeros_like(p) for p in state]
+    names = [p["name"] for p in params]
+    prefixes = ("", "exp_avg.", "exp_avg_sq.")
+    updated = ["new." + pre + n for pre in prefixes for n in names]
+    state = lib.run_function("init_params", {}, keep=names if resident else ())
+    if resident:
+        for pre in prefixes[1:]:
+            for n, p in zip(names, params):
+                lib.set_state(pre + n, np.zeros(p["shape"], np.float32))
+    else:
+        m = [np.zeros_like(p) for p in state]
+        v = [np.zeros_like(p) for p in state]
     ids, pix, mask, labels = batch(name)
     ours = []
     for step in range(1, steps + 1):
-        feeds = {p["name"]: a for p, a in zip(params, state)}
-        feeds.update({"exp_avg." + p["name"]: a for p, a in zip(params, m)})
-        feeds.update({"exp_avg_sq." + p["name"]: a for p, a in zip(params, v)})
-        feeds.update(lrs=np.full(len(params), lr, np.float32),
+        feeds = dict(lrs=np.full(len(params), lr, np.float32),
                      step=np.array(step, np.float32), input_ids=ids,
                      pixel_values=pix, attention_mask=mask, labels=labels)
-        out = lib.run_function("train_step", feeds)
-        n = len(params)
+        if not resident:
+            feeds.update({n: a for n, a in zip(names, state)})
+            feeds.update({"exp_avg." + n: a for n, a in zip(names, m)})
+            feeds.update({"exp_avg_sq." + n: a for n, a in zip(names, v)})
+        out = lib.run_function("train_step", feeds, keep=updated if resident else ())
         ours.append(float(out[0]))
-        state, m, v = out[2:2 + n], out[2 + n:2 + 2 * n], out[2 + 2 * n:]
+        if resident:
+            for u in updated:
+                lib.move_state(u, u[len("new."):])
+        else:
+            n = len(params)
+            state, m, v = out[2:2 + n], out[2 + n:2 + 2 * n], out[2 + 2 * n:]
+    if resident:
+        state, m, v = ([lib.get_state(pre + n) for n in names] for pre in prefixes)
+    return ours, (state, m, v)
+
+
+def check_adamw_losses_match_torch(lib, name="tiny_llava", mode="scale", lr=2e-3,
+                                   steps=20, resident=False):
+    """`steps` @train_step calls of `lib` against torch.optim.AdamW."""
+    ours, _ = run_adamw_steps(lib, name, lr, steps, resident)
+    ids, pix, mask, labels = batch(name)
 
     model, trainable = reference(name, mode)
     opt = torch.optim.AdamW(list(trainable.values()), lr=lr, weight_decay=0.0)

@@ -181,9 +181,6 @@ int main(int argc, char **argv) {
   // library; verification on machines without a GPU, docs/CUDA.md).
   bool emulate = target == "cuda-emulate";
   bool cuda = target == "cuda" || emulate;
-  if (target == "cuda" && emit == "trainer")
-    return fail("--emit=trainer is not supported for --target=cuda yet; use "
-                "--emit=lib --train and the runtime API");
   if (gpuFormat != "fatbin" && gpuFormat != "bin" && gpuFormat != "isa")
     return fail("--gpu-format=" + gpuFormat + " is not one of fatbin, bin, isa");
   for (const std::string &chip : gpuChips)

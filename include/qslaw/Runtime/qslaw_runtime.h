@@ -57,15 +57,17 @@ qslaw_status qslaw_model_output(const qslaw_model *model, int32_t i,
 /* device: "cpu" or "cuda", matching the target the library was compiled
  * for ("target" in its signature). "cuda" fails with QSLAW_ERROR_DEVICE
  * (and the reason) when no usable GPU or driver is present. On CUDA, runs
- * copy inputs to the device and outputs back; kernels run in order on one
- * stream and a run returns once they finished. */
+ * copy host inputs to the device and host outputs back (session state stays
+ * there, see below); kernels run in order on one stream and a run returns
+ * once they finished. */
 qslaw_status qslaw_session_create(qslaw_model *model, const char *device,
                                   qslaw_session **session);
 void qslaw_session_free(qslaw_session *session);
 
-/* Runs the entry point. inputs[i] are matched by name (any order; all
- * required); outputs are written into caller buffers whose name, dtype and
- * shape match the signature. */
+/* Runs the entry point. inputs[i] are matched by name (any order; each
+ * required input passed or held in the session state); outputs[i] is the
+ * signature's i-th output, written into the caller's buffer of its dtype
+ * and shape, or kept as session state when its data is NULL. */
 qslaw_status qslaw_session_run(qslaw_session *session,
                                const qslaw_tensor *inputs, int32_t num_inputs,
                                qslaw_tensor *outputs, int32_t num_outputs);
@@ -81,6 +83,31 @@ qslaw_status qslaw_session_run_function(qslaw_session *session,
                                         int32_t num_inputs,
                                         qslaw_tensor *outputs,
                                         int32_t num_outputs);
+
+/* Session state: named tensors a session keeps between runs, on its device
+ * (a training loop's parameters and optimizer moments), so that runs read
+ * and write them in place and they cross the host<->device bus only when
+ * asked for.
+ *  - A run's input that the caller does not pass is read from the state
+ *    tensor of the same name (its dtype and shape must match).
+ *  - A run's output whose `data` is NULL is not copied out: it becomes the
+ *    state tensor named after the output, replacing one of that name once
+ *    the run has finished (so a run may replace what it read).
+ * set: stores a copy of host tensor `t` under t->name (replacing one).
+ * get: copies state tensor t->name into t->data (dtype, shape, bytes must
+ *      match; on CUDA this waits for the queued work).
+ * move: renames `from` to `to`, replacing `to`; no data moves.
+ * drop: frees state tensor `name`, or all of them for NULL.
+ * count/describe: what is held (desc->data is NULL), in name order. */
+qslaw_status qslaw_session_state_set(qslaw_session *session,
+                                     const qslaw_tensor *t);
+qslaw_status qslaw_session_state_get(qslaw_session *session, qslaw_tensor *t);
+qslaw_status qslaw_session_state_move(qslaw_session *session, const char *from,
+                                      const char *to);
+qslaw_status qslaw_session_state_drop(qslaw_session *session, const char *name);
+int32_t qslaw_session_state_count(const qslaw_session *session);
+qslaw_status qslaw_session_state_describe(const qslaw_session *session,
+                                          int32_t i, qslaw_tensor *desc);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,74 @@
+//===- RuntimeInternal.h - what the C API's handles hold --------*- C++ -*-===//
+//
+// Shared by Runtime.cpp (models, sessions) and SessionRun.cpp (runs and
+// session state); not installed.
+//
+//===----------------------------------------------------------------------===//
+#ifndef QSLAW_LIB_RUNTIME_RUNTIMEINTERNAL_H
+#define QSLAW_LIB_RUNTIME_RUNTIMEINTERNAL_H
+
+#include "qslaw/Runtime/TensorAbi.h"
+#include "qslaw/Runtime/qslaw_runtime.h"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+/// One callable function of a model library.
+struct ModelFunction {
+  std::vector<qslaw::TensorSpec> inputs, outputs;
+  qslaw::PackedEntry entry = nullptr;
+};
+
+struct qslaw_model {
+  void *handle = nullptr;
+  bool ownsHandle = true;
+  std::string signature;
+  std::string target = "cpu"; // "cuda": kernels and buffers on the GPU
+  ModelFunction main;
+  /// Extra functions (training libraries: init_params, forward_params,
+  /// grad_step, train_step), from the signature's "functions".
+  std::map<std::string, ModelFunction> functions;
+  ~qslaw_model();
+};
+
+/// The device runtime's host API, found through the model library (a
+/// `--target=cuda` library depends on libqslaw_cuda_runtime.so).
+struct CudaApi {
+  int (*init)();
+  const char *(*takeError)();
+  void *(*alloc)(size_t);
+  void (*free)(void *);
+  int (*toDevice)(void *, const void *, size_t);
+  int (*toHost)(void *, const void *, size_t);
+  int (*synchronize)();
+};
+
+/// A tensor a session keeps between runs (qslaw_session_state_*). `buffer`
+/// fixes the ABI layout and, on the CPU, is the storage runs use in place;
+/// on CUDA the runs use `device` in place and `buffer` only stages reads
+/// and writes from the host.
+struct StateTensor {
+  std::unique_ptr<qslaw::AbiBuffer> buffer;
+  void *device = nullptr;
+};
+
+struct qslaw_session {
+  qslaw_model *model = nullptr;
+  CudaApi *cuda = nullptr; // null: the CPU
+  std::map<std::string, StateTensor> state;
+  /// Frees the device copy of `t` (if any).
+  void release(StateTensor &t);
+  ~qslaw_session();
+};
+
+namespace qslaw::runtime {
+/// Records `msg` as qslaw_last_error() and returns `s`.
+qslaw_status fail(qslaw_status s, const std::string &msg);
+/// Host bytes per element of `s` in a qslaw_tensor.
+size_t hostElementBytes(const TensorSpec &s);
+std::string shapeStr(const int64_t *shape, int32_t rank);
+} // namespace qslaw::runtime
+
+#endif // QSLAW_LIB_RUNTIME_RUNTIMEINTERNAL_H
