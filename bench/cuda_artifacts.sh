@@ -1,23 +1,41 @@
 #!/usr/bin/env bash
-# Compiles the --target=cuda libraries that the GPU tests and benchmarks
-# load (python/tests/test_cuda_target.py, bench/train_step_cuda.py) into DIR,
-# with the two runtime libraries they need, so that a GPU machine without
-# LLVM can run them:  bash bench/cuda_artifacts.sh DIR
+# Compiles the --target=cuda libraries and the trainer executable that the
+# GPU tests and benchmarks load (python/tests/test_cuda_target.py,
+# bench/train_step_cuda.py) into DIR, with the libraries they need (the qslaw
+# runtimes and trainer; the trainer's ONNX protobuf, PNG and JPEG libraries)
+# and the CPU trainer's reference metrics, so that a GPU machine without LLVM
+# can run them:  bash bench/cuda_artifacts.sh DIR [CHIPS [FORMAT]]
+# CHIPS (default sm_90a, the H100) and FORMAT (default bin: cubin only) keep
+# DIR under the 64 MiB a device call carries; the defaults of qslaw-compile
+# (sm_80,sm_90a fatbin) make it about 70 MiB.
 #   then there:  QSLAW_BUILD_DIR=DIR QSLAW_CUDA_ARTIFACTS=DIR/models \
 #                LD_LIBRARY_PATH=DIR/lib pytest python/tests/test_cuda_target.py
 set -euo pipefail
-out=${1:?usage: cuda_artifacts.sh DIR}
+out=${1:?usage: cuda_artifacts.sh DIR [CHIPS [FORMAT]]}
+chips=${2:-sm_90a}
+format=${3:-bin}
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${QSLAW_BUILD_DIR:-$root/build}
 mkdir -p "$out/lib" "$out/models"
-cp "$build/lib/libqslaw_runtime.so" "$build/lib/libqslaw_cuda_runtime.so" "$out/lib/"
+cp "$build/lib/libqslaw_runtime.so" "$build/lib/libqslaw_cuda_runtime.so" \
+   "$build/lib/libqslaw_trainer.so" "$out/lib/"
+for dep in libonnx_proto.so.1 libprotobuf.so.32 libpng16.so.16 libjpeg.so.62; do
+  cp -L "$(ldd "$build/lib/libqslaw_trainer.so" | awk -v d="$dep" '$1 == d {print $3}')" "$out/lib/$dep"
+done
 out=$(cd "$out" && pwd)
 cd "$root"
-PYTHONPATH="$root/python:$root/python/tests" QSLAW_BUILD_DIR="$build" "$root/.venv/bin/python" - "$out/models" <<'PY'
+PYTHONPATH="$root/python:$root/python/tests" QSLAW_BUILD_DIR="$build" "$root/.venv/bin/python" - "$out/models" "$chips" "$format" <<'PY'
 import sys, time
 import test_cuda_target as t
+import json, os, tempfile
 for name in t.ARTIFACTS:
     start = time.time()
-    t.compile_cuda(name, sys.argv[1])
+    t.compile_cuda(name, sys.argv[1],
+                   gpu_args=(f"--gpu-chips={sys.argv[2]}", f"--gpu-format={sys.argv[3]}"))
     print(f"{name}: {time.time() - start:.1f} s", flush=True)
+with tempfile.TemporaryDirectory() as d:
+    metrics = t.reference_trainer_metrics(d)
+with open(os.path.join(sys.argv[1], "tiny_llava_trainer.cpu_metrics.json"), "w") as f:
+    json.dump(metrics, f)
+print("tiny_llava_trainer.cpu_metrics.json: the CPU trainer's reference", flush=True)
 PY

@@ -117,8 +117,9 @@ void mlir::qslaw::buildCUDAPipeline(OpPassManager &pm,
   buildCUDAToGPUPipeline(pm, options);
   if (options.emulateOnCPU)
     return;
+  // Weights: uploaded at first use and kept (not copied on every call).
   // gpu-to-llvm lowers only the asynchronous forms of gpu.alloc/memcpy.
-  addPipeline(pm, "func.func(gpu-async-region),"
+  addPipeline(pm, "qslaw-gpu-resident-constants,func.func(gpu-async-region),"
                   "expand-strided-metadata,lower-affine,"
                   "convert-math-to-llvm,convert-arith-to-llvm,"
                   "convert-index-to-llvm,convert-func-to-llvm,"

@@ -23,6 +23,7 @@ QSLAW_CUDA_ARTIFACTS=DIR uses libraries compiled beforehand into DIR (the GPU
 machine has no LLVM to compile them); bench/cuda_artifacts.sh makes them.
 """
 import ctypes
+import json
 import os
 import shutil
 import subprocess
@@ -46,7 +47,13 @@ ARTIFACTS = {
     "tiny_llava_gqa_scale_train": ("tiny_llava_gqa", ["--quantize=w4g32,mode=scale",
                                                       f"--quantize-layers={LAYERS}",
                                                       "--train"]),
+    # A trainer executable (not a library): parameters and AdamW moments in
+    # the session on the device.
+    "tiny_llava_trainer": ("tiny_llava", ["--quantize=w4g32", f"--quantize-layers={LAYERS}",
+                                          "--emit=trainer"]),
 }
+TRAINER_ARGS = [f"--data={os.path.join(FIX, 'train', 'records.jsonl')}", "--steps=12",
+                "--preset=mix", "--seed=5", "--quiet"]
 
 
 def have_gpu():
@@ -60,9 +67,14 @@ def have_gpu():
 GPU = have_gpu()
 
 
-def compile_cuda(name, out_dir, target="cuda"):
+def compile_cuda(name, out_dir, target="cuda", gpu_args=()):
+    """gpu_args: e.g. ("--gpu-chips=sm_90a", "--gpu-format=bin") for smaller
+    artifacts (bench/cuda_artifacts.sh)."""
     fixture, extra = ARTIFACTS[name]
-    out = os.path.join(out_dir, f"{name}.{target}.so" if target != "cuda" else name + ".so")
+    extra = extra + (list(gpu_args) if target == "cuda" else [])
+    suffix = "" if "--emit=trainer" in extra else ".so"
+    out = os.path.join(out_dir, f"{name}.{target}{suffix}" if target != "cuda"
+                       else name + suffix)
     subprocess.run([tool("qslaw-compile"), os.path.join(FIX, fixture + ".onnx"),
                     f"--target={target}", "-o", out] + extra, check=True,
                    capture_output=True, text=True)
@@ -79,7 +91,8 @@ def artifacts(tmp_path_factory):
     def get(name, target="cuda"):
         if (name, target) not in cache:
             if PREBUILT and target == "cuda":
-                cache[name, target] = os.path.join(PREBUILT, name + ".so")
+                suffix = "" if "--emit=trainer" in ARTIFACTS[name][1] else ".so"
+                cache[name, target] = os.path.join(PREBUILT, name + suffix)
             else:
                 cache[name, target] = compile_cuda(
                     name, str(tmp_path_factory.mktemp("cuda")), target)
@@ -163,8 +176,72 @@ def test_grad_step_matches_torch(artifacts, name, mode, target):
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_twenty_adamw_steps_match_torch(artifacts, target):
+    """Parameters and moments stay in the session state (device memory on
+    CUDA) across the steps, as in the trainer."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
     import test_train_step_torch as ref_tests
     lib = open_lib(artifacts, "tiny_llava_scale_train", target)
-    ref_tests.check_adamw_losses_match_torch(lib)
+    ref_tests.check_adamw_losses_match_torch(lib, resident=True)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_resident_state_equals_host_round_trip(artifacts, target):
+    """The same kernels on device-resident and on host-staged state: no
+    atomics, no reordering, so bit for bit."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    import test_train_step_torch as ref_tests
+    path = artifacts("tiny_llava_scale_train", target)
+    dev = "cuda" if target == "cuda" else "cpu"
+    host_losses, host = ref_tests.run_adamw_steps(Model(path, device=dev), steps=3)
+    res_losses, res = ref_tests.run_adamw_steps(Model(path, device=dev), steps=3,
+                                                resident=True)
+    assert host_losses == res_losses
+    for a_list, b_list in zip(host, res):
+        for a, b in zip(a_list, b_list):
+            np.testing.assert_array_equal(a, b)
+
+
+def trainer_metrics(trainer, out, *extra):
+    p = subprocess.run([trainer, *TRAINER_ARGS, f"--out={out}", *extra],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def reference_trainer_metrics(out_dir):
+    """The CPU trainer's metrics for TRAINER_ARGS (compiled here, or made by
+    bench/cuda_artifacts.sh on the compiler machine for a GPU machine)."""
+    saved = os.path.join(PREBUILT or "", "tiny_llava_trainer.cpu_metrics.json")
+    if PREBUILT:
+        with open(saved) as f:
+            return json.load(f)
+    _, extra = ARTIFACTS["tiny_llava_trainer"]
+    exe = os.path.join(out_dir, "cpu_trainer")
+    subprocess.run([tool("qslaw-compile"), os.path.join(FIX, "tiny_llava.onnx"),
+                    "-o", exe] + extra, check=True, capture_output=True)
+    return trainer_metrics(exe, os.path.join(out_dir, "cpu_run"))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_trainer_matches_cpu_trainer(artifacts, target, tmp_path):
+    """The trainer executable on the target: same sampled batches, losses
+    within 1e-4 relative of the CPU trainer's (fp32 on both; the generated
+    kernels sum in another order), an ONNX export that onnxruntime loads."""
+    ort = pytest.importorskip("onnxruntime")
+    trainer = artifacts("tiny_llava_trainer", target)
+    ours = trainer_metrics(trainer, str(tmp_path / "run"),
+                           f"--export-onnx={tmp_path}/learned.onnx",
+                           f"--source-model={os.path.join(FIX, 'tiny_llava.onnx')}")
+    ref = reference_trainer_metrics(str(tmp_path))
+    assert [r["step"] for r in ours] == list(range(1, 13))
+    for a, b in zip(ours, ref):
+        assert (a["text_samples"], a["tokens"], a["skipped"]) == \
+            (b["text_samples"], b["tokens"], b["skipped"])
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-3)
+    assert ours[-1]["loss"] < ours[0]["loss"]
+    ort.InferenceSession(str(tmp_path / "learned.onnx"),
+                         providers=["CPUExecutionProvider"])

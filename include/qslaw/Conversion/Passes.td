@@ -111,8 +111,9 @@ def GPUDeviceMemory : Pass<"qslaw-gpu-device-memory", "ModuleOp"> {
     memory none of that may run on the host:
 
     * `memref.alloc`/`memref.dealloc` become `gpu.alloc`/`gpu.dealloc`;
-    * `memref.get_global` becomes a device buffer filled by `gpu.memcpy`
-      from the global (freed before the function returns);
+    * `memref.get_global` of a constant stays: the buffer is device memory
+      from here on, made resident by `qslaw-gpu-resident-constants` (the
+      weights are uploaded once, not on every call);
     * each run of host operations that read or write memory is moved, as it
       is, into a one-thread `gpu.launch`.
 
@@ -121,6 +122,29 @@ def GPUDeviceMemory : Pass<"qslaw-gpu-device-memory", "ModuleOp"> {
   }];
   let dependentDialects = ["::mlir::gpu::GPUDialect",
                            "::mlir::arith::ArithDialect"];
+}
+
+def GPUResidentConstants : Pass<"qslaw-gpu-resident-constants", "ModuleOp"> {
+  let summary = "Give host code a device copy of each constant global, uploaded at first use and kept";
+  let description = [{
+    After `qslaw-gpu-device-memory`, a `memref.get_global` in host code
+    names a buffer that kernels read from device memory: the model's
+    weights, quantization codes and scales, and small tables. Each one gets
+    a cache slot (an LLVM global holding a device pointer, null at load).
+    Each `memref.get_global` becomes a call
+    `qslaw_cuda_resident_constant(slot, host data, bytes)` that uploads the
+    data on the first call and then returns the slot. The result is wrapped
+    in a memref descriptor. A global destructor of the library gives the
+    copies back (`qslaw_cuda_release_resident_constant`), so a library
+    loaded again starts with empty slots.
+
+    Only constant globals with a static shape and the identity layout are
+    accepted. Anything else is an error naming the global, because host
+    writes would have to be mirrored on the device.
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::memref::MemRefDialect"];
 }
 
 def GPUMapParallelLoops : Pass<"qslaw-gpu-map-parallel-loops", "ModuleOp"> {

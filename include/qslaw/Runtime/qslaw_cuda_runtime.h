@@ -41,6 +41,13 @@ void qslaw_cuda_free(void *device_ptr);
 int qslaw_cuda_copy_to_device(void *dst, const void *src, size_t bytes);
 int qslaw_cuda_copy_to_host(void *dst, const void *src, size_t bytes);
 int qslaw_cuda_copy_device(void *dst, const void *src, size_t bytes);
+/* Device copies of a library's constant globals (weights), called by the
+ * code of qslaw-gpu-resident-constants: the first call for a slot uploads
+ * `bytes` from `host` and stores the device pointer in *slot; later calls
+ * return it. NULL (with the error pending) if that fails. The library's
+ * destructor releases each slot. */
+void *qslaw_cuda_resident_constant(void **slot, const void *host, size_t bytes);
+void qslaw_cuda_release_resident_constant(void **slot);
 /* Waits for every queued kernel and copy; surfaces asynchronous faults. */
 int qslaw_cuda_synchronize(void);
 

@@ -2,8 +2,8 @@
 //
 // After parallel loops become gpu.launch ops, what remains in a host
 // function must not dereference a buffer: every buffer lives on the device.
-// Allocations become gpu.alloc, constant globals are copied to the device,
-// and each remaining run of memory-touching host operations is moved into a
+// Allocations become gpu.alloc, constant globals are taken to be device
+// memory (qslaw-gpu-resident-constants uploads them once), and each remaining run of memory-touching host operations is moved into a
 // one-thread gpu.launch (rank-0 arithmetic, whole-tensor reductions and
 // scans have no parallel loop; they are small in the graphs we compile).
 //
@@ -95,8 +95,7 @@ private:
     fn.walk([&](Operation *op) {
       if (isa<gpu::LaunchOp>(op))
         return WalkResult::skip();
-      if (isa<memref::AllocOp, memref::DeallocOp, memref::AllocaOp,
-              memref::GetGlobalOp>(op))
+      if (isa<memref::AllocOp, memref::DeallocOp, memref::AllocaOp>(op))
         ops.push_back(op);
       return WalkResult::advance();
     });
@@ -117,35 +116,8 @@ private:
         return op->emitOpError(
             "on the host of a GPU function: stack buffers cannot hold device "
             "data");
-      } else if (auto get = dyn_cast<memref::GetGlobalOp>(op)) {
-        if (failed(copyGlobalToDevice(get)))
-          return failure();
       }
     }
-    return success();
-  }
-
-  /// %d = gpu.alloc; gpu.memcpy %d, global; uses of the global -> %d;
-  /// gpu.dealloc %d before the block's terminator.
-  LogicalResult copyGlobalToDevice(memref::GetGlobalOp get) {
-    Block *block = get->getBlock();
-    Operation *terminator = block->getTerminator();
-    for (Value operand : terminator->getOperands())
-      if (operand == get.getResult())
-        return get.emitOpError(
-            "constant buffer is returned from its block; the device copy "
-            "would be freed there");
-    OpBuilder b(get->getContext());
-    b.setInsertionPointAfter(get);
-    Location loc = get.getLoc();
-    auto type = cast<MemRefType>(get.getType());
-    auto dev = gpu::AllocOp::create(b, loc, type, Type(), ValueRange{},
-                                    ValueRange{}, ValueRange{}, false);
-    get.getResult().replaceAllUsesWith(dev.getMemref());
-    gpu::MemcpyOp::create(b, loc, TypeRange{}, ValueRange{}, dev.getMemref(),
-                          get.getResult());
-    b.setInsertionPoint(terminator);
-    gpu::DeallocOp::create(b, loc, Type(), ValueRange{}, dev.getMemref());
     return success();
   }
 
@@ -198,9 +170,16 @@ private:
     return flush();
   }
 
-  /// Whether no operation of the function writes through `memref` or a
-  /// view of it (then any kernel may re-read it and see the same value).
-  static bool isReadOnlyArgument(Value memref) {
+  /// Whether `memref` is a constant global, or no operation of the
+  /// function writes through it or a view of it (then any kernel may
+  /// re-read it and see the same value).
+  bool isReadOnly(Value memref) {
+    if (auto get = memref.getDefiningOp<memref::GetGlobalOp>()) {
+      auto global =
+          SymbolTable::lookupNearestSymbolFrom<memref::GlobalOp>(
+              get, get.getNameAttr());
+      return global && global.getConstant();
+    }
     auto arg = dyn_cast<BlockArgument>(memref);
     if (!arg || !isa<FunctionOpInterface>(arg.getOwner()->getParentOp()))
       return false;
@@ -223,7 +202,7 @@ private:
   }
 
   /// Computes `v` inside `launch` if it is pure computation on loads of
-  /// read-only arguments: returns the clone, or null to keep the capture.
+  /// read-only memory: returns the clone, or null to keep the capture.
   Value recompute(Value v, gpu::LaunchOp launch, IRMapping &map,
                   OpBuilder &b) {
     if (Value done = map.lookupOrNull(v))
@@ -233,7 +212,7 @@ private:
       return nullptr;
     bool isLoad = false;
     if (auto load = dyn_cast<memref::LoadOp>(op)) {
-      if (!isReadOnlyArgument(load.getMemRef()))
+      if (!isReadOnly(load.getMemRef()))
         return nullptr;
       isLoad = true;
     } else if (!isMovablePure(op)) {

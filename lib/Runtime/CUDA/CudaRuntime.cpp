@@ -221,6 +221,30 @@ void *qslaw_cuda_alloc(size_t bytes) {
   return reinterpret_cast<void *>(p);
 }
 
+void *qslaw_cuda_resident_constant(void **slot, const void *host,
+                                   size_t bytes) {
+  Runtime &r = rt();
+  std::lock_guard<std::recursive_mutex> lock(r.mu);
+  if (*slot)
+    return *slot;
+  void *device = qslaw_cuda_alloc(bytes);
+  if (!device)
+    return nullptr; // the error is pending; launches using it are skipped
+  if (qslaw_cuda_copy_to_device(device, host, bytes) != 0) {
+    qslaw_cuda_free(device);
+    return nullptr;
+  }
+  *slot = device;
+  return device;
+}
+
+void qslaw_cuda_release_resident_constant(void **slot) {
+  if (!*slot)
+    return;
+  qslaw_cuda_free(*slot);
+  *slot = nullptr;
+}
+
 void qslaw_cuda_free(void *ptr) {
   Runtime &r = rt();
   std::lock_guard<std::recursive_mutex> lock(r.mu);

@@ -26,15 +26,17 @@ func.func @host_scalar(%x: memref<f32>, %y: memref<f32>) {
 
 // -----
 
-// A constant global is copied to a device buffer, freed at the end.
+// A constant global stays a get_global (device memory from here on, made
+// resident by qslaw-gpu-resident-constants): no per-call copy; reading it
+// runs in a kernel.
 // CHECK-LABEL: func.func @global
 // CHECK: %[[G:.*]] = memref.get_global @table
-// CHECK: %[[D:.*]] = gpu.alloc () : memref<4xf32>
-// CHECK: gpu.memcpy %[[D]], %[[G]]
+// CHECK-NOT: gpu.alloc
+// CHECK-NOT: gpu.memcpy
 // CHECK: gpu.launch
-// CHECK: memref.load %[[D]]
-// CHECK: gpu.dealloc %[[D]]
-// CHECK-NEXT: return
+// CHECK: memref.load %[[G]]
+// CHECK-NOT: gpu.dealloc
+// CHECK: return
 memref.global "private" constant @table : memref<4xf32> = dense<[1.0, 2.0, 3.0, 4.0]>
 func.func @global(%y: memref<f32>) {
   %g = memref.get_global @table : memref<4xf32>
@@ -64,6 +66,31 @@ func.func @sunk(%step: memref<f32>, %x: memref<256xf32>) {
              threads(%tx, %ty, %tz) in (%sx = %c256, %sy = %c1, %sz = %c1) {
     %v = memref.load %x[%tx] : memref<256xf32>
     %w = arith.mulf %v, %p : f32
+    memref.store %w, %x[%tx] : memref<256xf32>
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// A scalar read from a constant global is recomputed inside the kernel too.
+// CHECK-LABEL: func.func @sunk_global
+// CHECK: %[[G:.*]] = memref.get_global @scale
+// CHECK-NOT: memref.load
+// CHECK: gpu.launch
+// CHECK-NEXT: %[[S:.*]] = memref.load %[[G]][]
+// CHECK: arith.mulf %{{.*}}, %[[S]]
+memref.global "private" constant @scale : memref<f32> = dense<0.5>
+func.func @sunk_global(%x: memref<256xf32>) {
+  %g = memref.get_global @scale : memref<f32>
+  %s = memref.load %g[] : memref<f32>
+  %c1 = arith.constant 1 : index
+  %c256 = arith.constant 256 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c256, %sy = %c1, %sz = %c1) {
+    %v = memref.load %x[%tx] : memref<256xf32>
+    %w = arith.mulf %v, %s : f32
     memref.store %w, %x[%tx] : memref<256xf32>
     gpu.terminator
   }
