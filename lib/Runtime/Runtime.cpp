@@ -55,6 +55,15 @@ size_t qslaw::runtime::hostElementBytes(const TensorSpec &s) {
   return b <= 8 ? 1 : b / 8;
 }
 
+void qslaw::runtime::describe(const TensorSpec &s, qslaw_tensor *d) {
+  d->name = s.name.c_str();
+  d->dtype = s.dtype.c_str();
+  d->rank = int32_t(s.shape.size());
+  d->shape = s.shape.data();
+  d->data = nullptr;
+  d->bytes = size_t(s.numElements()) * hostElementBytes(s);
+}
+
 std::string qslaw::runtime::shapeStr(const int64_t *shape, int32_t rank) {
   std::string r = "[";
   for (int32_t i = 0; i < rank; ++i)
@@ -90,14 +99,6 @@ bool parseSpecs(const llvm::json::Array *arr, std::vector<TensorSpec> &out) {
   return true;
 }
 
-void describe(const TensorSpec &s, qslaw_tensor *d) {
-  d->name = s.name.c_str();
-  d->dtype = s.dtype.c_str();
-  d->rank = int32_t(s.shape.size());
-  d->shape = s.shape.data();
-  d->data = nullptr;
-  d->bytes = size_t(s.numElements()) * runtime::hostElementBytes(s);
-}
 
 } // namespace
 
@@ -177,7 +178,7 @@ qslaw_status qslaw_model_input(const qslaw_model *m, int32_t i,
   if (i < 0 || size_t(i) >= m->main.inputs.size())
     return fail(QSLAW_ERROR_INVALID, "input index " + std::to_string(i) +
                                          " out of range");
-  describe(m->main.inputs[i], d);
+  runtime::describe(m->main.inputs[i], d);
   return QSLAW_OK;
 }
 
@@ -186,7 +187,7 @@ qslaw_status qslaw_model_output(const qslaw_model *m, int32_t i,
   if (i < 0 || size_t(i) >= m->main.outputs.size())
     return fail(QSLAW_ERROR_INVALID, "output index " + std::to_string(i) +
                                          " out of range");
-  describe(m->main.outputs[i], d);
+  runtime::describe(m->main.outputs[i], d);
   return QSLAW_OK;
 }
 

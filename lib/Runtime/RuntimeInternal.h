@@ -69,6 +69,8 @@ qslaw_status fail(qslaw_status s, const std::string &msg);
 /// Host bytes per element of `s` in a qslaw_tensor.
 size_t hostElementBytes(const TensorSpec &s);
 std::string shapeStr(const int64_t *shape, int32_t rank);
+/// Fills `d` with `s`'s name, dtype, shape and host byte count (data NULL).
+void describe(const TensorSpec &s, qslaw_tensor *d);
 } // namespace qslaw::runtime
 
 #endif // QSLAW_LIB_RUNTIME_RUNTIMEINTERNAL_H

@@ -396,13 +396,8 @@ qslaw_status qslaw_session_state_describe(const qslaw_session *s, int32_t i,
     return fail(QSLAW_ERROR_INVALID,
                 "state index " + std::to_string(i) + " out of range");
   auto it = std::next(s->state.begin(), i);
-  const TensorSpec &spec = it->second.buffer->spec();
-  desc->name = it->first.c_str();
-  desc->dtype = spec.dtype.c_str();
-  desc->rank = int32_t(spec.shape.size());
-  desc->shape = spec.shape.data();
-  desc->data = nullptr;
-  desc->bytes = size_t(spec.numElements()) * hostElementBytes(spec);
+  runtime::describe(it->second.buffer->spec(), desc);
+  desc->name = it->first.c_str(); // the state's name (renamed by a move)
   return QSLAW_OK;
 }
 

@@ -137,6 +137,17 @@ bool check(CUresult res, const char *what) {
   return false;
 }
 
+/// A copy's status: 0 when there is nothing to copy or `issue` succeeds;
+/// 1 (with the error pending) otherwise.
+template <typename Issue>
+int copyWith(size_t bytes, Issue issue) {
+  if (!bytes)
+    return 0;
+  if (!ready())
+    return 1;
+  return issue(rt()) ? 0 : 1;
+}
+
 /// A module blob whose driver module is loaded on first use.
 struct LazyModule {
   const void *data;
@@ -255,47 +266,31 @@ void qslaw_cuda_free(void *ptr) {
 }
 
 int qslaw_cuda_copy_to_device(void *dst, const void *src, size_t bytes) {
-  if (!bytes)
-    return 0;
-  if (!ready())
-    return 1;
-  Runtime &r = rt();
-  return check(r.d->cuMemcpyHtoDAsync(reinterpret_cast<CUdeviceptr>(dst), src,
-                                      bytes, r.stream),
-               "host-to-device copy")
-             ? 0
-             : 1;
+  return copyWith(bytes, [&](Runtime &r) {
+    return check(r.d->cuMemcpyHtoDAsync(reinterpret_cast<CUdeviceptr>(dst),
+                                        src, bytes, r.stream),
+                 "host-to-device copy");
+  });
 }
 
 int qslaw_cuda_copy_to_host(void *dst, const void *src, size_t bytes) {
-  if (!bytes)
-    return 0;
-  if (!ready())
-    return 1;
-  Runtime &r = rt();
-  if (!check(r.d->cuMemcpyDtoHAsync(dst, reinterpret_cast<CUdeviceptr>(src),
-                                    bytes, r.stream),
-             "device-to-host copy"))
-    return 1;
-  return check(r.d->cuStreamSynchronize(r.stream),
-               "waiting for the device (a kernel or copy before this "
-               "device-to-host copy)")
-             ? 0
-             : 1;
+  return copyWith(bytes, [&](Runtime &r) {
+    return check(r.d->cuMemcpyDtoHAsync(dst, reinterpret_cast<CUdeviceptr>(src),
+                                        bytes, r.stream),
+                 "device-to-host copy") &&
+           check(r.d->cuStreamSynchronize(r.stream),
+                 "waiting for the device (a kernel or copy before this "
+                 "device-to-host copy)");
+  });
 }
 
 int qslaw_cuda_copy_device(void *dst, const void *src, size_t bytes) {
-  if (!bytes)
-    return 0;
-  if (!ready())
-    return 1;
-  Runtime &r = rt();
-  return check(r.d->cuMemcpyDtoDAsync(reinterpret_cast<CUdeviceptr>(dst),
-                                      reinterpret_cast<CUdeviceptr>(src),
-                                      bytes, r.stream),
-               "device-to-device copy")
-             ? 0
-             : 1;
+  return copyWith(bytes, [&](Runtime &r) {
+    return check(r.d->cuMemcpyDtoDAsync(reinterpret_cast<CUdeviceptr>(dst),
+                                        reinterpret_cast<CUdeviceptr>(src),
+                                        bytes, r.stream),
+                 "device-to-device copy");
+  });
 }
 
 int qslaw_cuda_synchronize(void) {
