@@ -22,6 +22,17 @@ void addPipeline(OpPassManager &pm, StringRef text) {
     llvm::report_fatal_error(llvm::Twine("qslaw: bad built-in pipeline: ") +
                              text);
 }
+/// qslaw-external-weights, when a weights file is asked for: after
+/// narrow-type emulation, so that the file holds the bytes the code reads.
+void addExternalWeights(OpPassManager &pm, StringRef file, int64_t minBytes) {
+  if (file.empty())
+    return;
+  // The path is quoted: it may hold spaces or braces.
+  addPipeline(pm, llvm::formatv("qslaw-external-weights{{file=\"{0}\" "
+                                "min-bytes={1}}",
+                                file, minBytes)
+                      .str());
+}
 } // namespace
 
 void mlir::qslaw::buildCPUBufferizationPipeline(
@@ -50,6 +61,7 @@ void mlir::qslaw::buildCPUBufferizationPipeline(
                   "lower-vector-multi-reduction,"
                   "convert-vector-to-scf{full-unroll},lower-affine),"
                   "fold-memref-alias-ops,qslaw-emulate-narrow-type,canonicalize,cse");
+  addExternalWeights(pm, options.weightsFile, options.weightsMinBytes);
 }
 
 void mlir::qslaw::buildCPUToLLVMPipeline(OpPassManager &pm) {
@@ -99,6 +111,7 @@ void mlir::qslaw::buildCUDAToGPUPipeline(OpPassManager &pm,
     // Verification: the mapped launches as CPU loops, then the CPU's
     // lowering (docs/CUDA.md).
     addPipeline(pm, "qslaw-gpu-emulate-on-cpu,canonicalize,cse");
+    addExternalWeights(pm, options.weightsFile, options.weightsMinBytes);
     buildCPUToLLVMPipeline(pm);
     return;
   }
@@ -117,9 +130,12 @@ void mlir::qslaw::buildCUDAPipeline(OpPassManager &pm,
   buildCUDAToGPUPipeline(pm, options);
   if (options.emulateOnCPU)
     return;
-  // Weights: uploaded at first use and kept (not copied on every call).
   // gpu-to-llvm lowers only the asynchronous forms of gpu.alloc/memcpy.
-  addPipeline(pm, "qslaw-gpu-resident-constants,func.func(gpu-async-region),"
+  // Weights: uploaded at first use and kept (not copied on every call);
+  // with a weights file, the upload reads the mapped file.
+  addPipeline(pm, "qslaw-gpu-resident-constants");
+  addExternalWeights(pm, options.weightsFile, options.weightsMinBytes);
+  addPipeline(pm, "func.func(gpu-async-region),"
                   "expand-strided-metadata,lower-affine,"
                   "convert-math-to-llvm,convert-arith-to-llvm,"
                   "convert-index-to-llvm,convert-func-to-llvm,"

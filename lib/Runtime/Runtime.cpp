@@ -25,6 +25,7 @@ using namespace qslaw;
 using qslaw::runtime::fail;
 
 qslaw_model::~qslaw_model() {
+  runtime::releaseWeights(this);
   if (handle && ownsHandle)
     dlclose(handle);
 }
@@ -110,7 +111,8 @@ qslaw_status qslaw_model_load(const char *path, qslaw_model **model) {
   if (!model)
     return fail(QSLAW_ERROR_INVALID, "qslaw_model_load: null argument");
   auto m = std::make_unique<qslaw_model>();
-  if (!path) {
+  bool mainProgram = !path;
+  if (mainProgram) {
     // The model linked into this program (a trainer executable).
     m->handle = dlopen(nullptr, RTLD_NOW);
     path = "(this program)";
@@ -144,6 +146,10 @@ qslaw_status qslaw_model_load(const char *path, qslaw_model **model) {
                                     ": signature JSON lacks inputs/outputs");
   if (auto t = o->getString("target"))
     m->target = t->str();
+  if (const llvm::json::Object *w = o->getObject("weights"))
+    if (qslaw_status st = runtime::bindWeights(m.get(), *w, sig, mainProgram);
+        st != QSLAW_OK)
+      return st;
   if (const llvm::json::Object *fns = o->getObject("functions"))
     for (const auto &kv : *fns) {
       ModelFunction f;

@@ -10,6 +10,8 @@
 #include "qslaw/Runtime/TensorAbi.h"
 #include "qslaw/Runtime/qslaw_runtime.h"
 
+#include "llvm/Support/JSON.h"
+
 #include <map>
 #include <memory>
 #include <string>
@@ -30,6 +32,9 @@ struct qslaw_model {
   /// Extra functions (training libraries: init_params, forward_params,
   /// grad_step, train_step), from the signature's "functions".
   std::map<std::string, ModelFunction> functions;
+  /// The library's external weights file is mapped for this model
+  /// (runtime::bindWeights).
+  bool weightsBound = false;
   ~qslaw_model();
 };
 
@@ -71,6 +76,14 @@ size_t hostElementBytes(const TensorSpec &s);
 std::string shapeStr(const int64_t *shape, int32_t rank);
 /// Fills `d` with `s`'s name, dtype, shape and host byte count (data NULL).
 void describe(const TensorSpec &s, qslaw_tensor *d);
+/// Maps the weights file named by the signature's "weights" entry `w`
+/// (beside the library holding `signatureSymbol`, or the program itself),
+/// checks its size and hash, and points the library's qslaw_weights_base at
+/// the data. Loads of one library share the mapping.
+qslaw_status bindWeights(qslaw_model *m, const llvm::json::Object &w,
+                         const void *signatureSymbol, bool mainProgram);
+/// Drops `m`'s use of the mapping; the last use unmaps it.
+void releaseWeights(qslaw_model *m);
 } // namespace qslaw::runtime
 
 #endif // QSLAW_LIB_RUNTIME_RUNTIMEINTERNAL_H

@@ -73,6 +73,17 @@ static cl::opt<std::string> gpuFormat(
     cl::desc("--target=cuda: kernel objects: fatbin (cubin + PTX), bin "
              "(cubin) or isa (PTX, compiled by the driver at load)"),
     cl::init("fatbin"));
+static cl::opt<std::string> weightsMode(
+    cl::cat(compileCat), "weights",
+    cl::desc("Where the model's large constants go: embed (in the library) "
+             "or external (OUT.weights beside it, mapped by the runtime at "
+             "load and checked against the library; needed for large models)"),
+    cl::init("embed"));
+static cl::opt<int64_t> weightsMinBytes(
+    cl::cat(compileCat), "weights-min-bytes",
+    cl::desc("--weights=external: constants smaller than this stay in the "
+             "library"),
+    cl::init(4096));
 static cl::list<std::string> shapes(cl::cat(compileCat), "shape",
                                     cl::desc("Bind an input shape: NAME=D0xD1"));
 static cl::opt<std::string>
@@ -150,6 +161,45 @@ static std::optional<std::string> quantizeOptions(StringRef spec) {
   return opts;
 }
 
+/// Reports what qslaw-external-weights wrote and, for a library, adds it to
+/// the signature: {"weights": {"file" (beside the library), "data_bytes",
+/// "xxh3", "tensors"}}, which the runtime checks the file against.
+static mlir::LogicalResult recordExternalWeights(mlir::ModuleOp module,
+                                                 std::string &signature,
+                                                 bool binary) {
+  auto rec = module->getAttrOfType<mlir::DictionaryAttr>(
+      "qslaw.external_weights");
+  if (!rec)
+    return mlir::failure();
+  auto file = rec.getAs<mlir::StringAttr>("file");
+  auto bytes = rec.getAs<mlir::IntegerAttr>("data_bytes");
+  auto hash = rec.getAs<mlir::StringAttr>("xxh3");
+  auto count = rec.getAs<mlir::IntegerAttr>("tensors");
+  if (!file || !bytes || !hash || !count)
+    return mlir::failure();
+  if (count.getInt() == 0) {
+    outs() << "      no constant has --weights-min-bytes=" << weightsMinBytes
+           << " bytes: all stay in the output, no weights file written\n";
+    return mlir::success();
+  }
+  outs() << formatv("      {0} constants, {1:F1} MiB -> {2}\n", count.getInt(),
+                    double(bytes.getInt()) / (1 << 20), file.getValue());
+  if (!binary)
+    return mlir::success();
+  auto sig = json::parse(signature);
+  if (!sig)
+    return mlir::failure();
+  (*sig->getAsObject())["weights"] = json::Object{
+      {"file", sys::path::filename(file.getValue()).str()},
+      {"data_bytes", bytes.getInt()},
+      {"xxh3", hash.getValue().str()},
+      {"tensors", count.getInt()}};
+  signature.clear();
+  raw_string_ostream os(signature);
+  os << *sig;
+  return mlir::success();
+}
+
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
   mlir::qslaw::registerPipelines();
@@ -187,6 +237,15 @@ int main(int argc, char **argv) {
     if (!StringRef(chip).starts_with("sm_"))
       return fail("--gpu-chips: '" + chip + "' is not an sm_XY architecture");
   bool binary = emit == "obj" || emit == "lib" || emit == "trainer";
+  if (weightsMode != "embed" && weightsMode != "external")
+    return fail("--weights=" + weightsMode + " is not one of embed, external");
+  bool externalWeights = weightsMode == "external";
+  if (externalWeights && (emit == "mlir" || emit == "onnx-mlir"))
+    return fail("--weights=external applies to lowered output (lib, trainer, "
+                "obj, llvm, llvmir), not --emit=" + emit);
+  if (weightsMinBytes < 0)
+    return fail("--weights-min-bytes must be >= 0");
+  std::string weightsFile = externalWeights ? outputFile + ".weights" : "";
 
   qslaw::onnx_import::ImportOptions options;
   for (const std::string &s : shapes) {
@@ -335,14 +394,21 @@ int main(int argc, char **argv) {
       popts.format = gpuFormat.getValue();
       popts.emulateOnCPU = emulate;
       popts.cudaPath = cudaPath.getValue();
+      popts.weightsFile = weightsFile;
+      popts.weightsMinBytes = weightsMinBytes;
       mlir::qslaw::buildCUDAPipeline(pm, popts);
     } else {
       announce("Lowering through the CPU pipeline to the LLVM dialect");
       mlir::qslaw::CPUPipelineOptions popts;
+      popts.weightsFile = weightsFile;
+      popts.weightsMinBytes = weightsMinBytes;
       mlir::qslaw::buildCPUPipeline(pm, popts);
     }
     if (failed(pm.run(*module)))
       return fail(target + " lowering failed");
+    if (externalWeights && failed(recordExternalWeights(*module, signature,
+                                                        binary)))
+      return fail("internal error: qslaw-external-weights left no record");
   }
   if (binary) {
     announce(emit != "obj" ? "Compiling and linking " + outputFile

@@ -147,6 +147,36 @@ def GPUResidentConstants : Pass<"qslaw-gpu-resident-constants", "ModuleOp"> {
                            "::mlir::memref::MemRefDialect"];
 }
 
+def ExternalWeights : Pass<"qslaw-external-weights", "ModuleOp"> {
+  let summary = "Move large constant globals into a weights file that the runtime maps at load";
+  let description = [{
+    Runs on memref-level host code, after narrow-type emulation (so the
+    bytes written are the bytes the code reads) and, on CUDA, after
+    `qslaw-gpu-resident-constants`. Each constant `memref.global` with a
+    dense initializer of at least `min-bytes` bytes, read through
+    `memref.get_global` in a `func.func`, is appended to the weights file
+    `file` (format: `include/qslaw/Support/WeightsFile.h`) and removed from
+    the module. Its reads become a load of the exported pointer
+    `qslaw_weights_base` (set by the runtime to the mapped data) plus the
+    tensor's offset, wrapped in a memref descriptor.
+
+    The module gets `qslaw.external_weights = {file, data_bytes, xxh3,
+    tensors}`; `qslaw-compile` records it in the library's signature so that
+    the runtime checks the file it maps. If no global qualifies, no file is
+    written and the module is unchanged apart from the attribute
+    (`tensors = 0`). An initializer that is not dense (a resource blob) and
+    `i1` data stay in the module.
+  }];
+  let options = [
+    Option<"file", "file", "std::string", "\"\"",
+           "Path of the weights file to write (required)">,
+    Option<"minBytes", "min-bytes", "int64_t", "4096",
+           "Constants smaller than this stay in the library">,
+  ];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect",
+                           "::mlir::memref::MemRefDialect"];
+}
+
 def GPUMapParallelLoops : Pass<"qslaw-gpu-map-parallel-loops", "ModuleOp"> {
   let summary = "Tile outermost parallel loops into blocks of threads and map them to the GPU";
   let description = [{

@@ -27,6 +27,17 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
                          llvm::cl::desc("Return results through out-params "
                                         "(the runtime ABI)"),
                          llvm::cl::init(true)};
+  Option<std::string> weightsFile{
+      *this, "weights-file",
+      llvm::cl::desc("Move constants of at least weights-min-bytes into this "
+                     "file, mapped by the runtime at load (empty: keep them "
+                     "in the library)"),
+      llvm::cl::init("")};
+  Option<int64_t> weightsMinBytes{
+      *this, "weights-min-bytes",
+      llvm::cl::desc("With weights-file: smaller constants stay in the "
+                     "library"),
+      llvm::cl::init(4096)};
 };
 
 /// Graph (tensor) level to bufferized loops: qslaw lowering, tiling,
@@ -67,6 +78,17 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
   Option<int> optLevel{*this, "opt-level",
                        llvm::cl::desc("Optimisation level of device code"),
                        llvm::cl::init(3)};
+  Option<std::string> weightsFile{
+      *this, "weights-file",
+      llvm::cl::desc("Move constants of at least weights-min-bytes into this "
+                     "file, mapped by the runtime at load (empty: keep them "
+                     "in the library)"),
+      llvm::cl::init("")};
+  Option<int64_t> weightsMinBytes{
+      *this, "weights-min-bytes",
+      llvm::cl::desc("With weights-file: smaller constants stay in the "
+                     "library"),
+      llvm::cl::init(4096)};
 };
 
 /// Graph (tensor) level to host code with gpu.launch_func and outlined,

@@ -1,0 +1,81 @@
+//===- WeightsFile.h - model weights kept beside the library ----*- C++ -*-===//
+//
+// `qslaw-compile --weights=external` moves the model's large constants out
+// of the library into OUT.weights; the runtime maps that file when it loads
+// the library. Layout (little-endian):
+//
+//   0   char[8]  magic "QSLAWWTS"
+//   8   u32      format version (1)
+//   12  u32      header JSON bytes
+//   16  u64      data offset (a multiple of 4096, so mapped data is aligned)
+//   24  u64      data bytes
+//   32  JSON     {"xxh3": "<16 hex digits of the data's xxh3_64>",
+//                 "tensors": [{"name", "type", "offset", "bytes"}]}
+//   ... zero padding, then the data (each tensor 64-byte aligned, offsets
+//       relative to the data).
+//
+// The library records the data's size and hash; the runtime checks both
+// (and re-hashes the data) before it lets the library see the weights, so
+// a file from another compile, a truncated file or flipped bits are errors
+// that name the file, never wrong numbers.
+//
+//===----------------------------------------------------------------------===//
+#ifndef QSLAW_SUPPORT_WEIGHTSFILE_H
+#define QSLAW_SUPPORT_WEIGHTSFILE_H
+
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace qslaw::weights {
+
+inline constexpr char kMagic[8] = {'Q', 'S', 'L', 'A', 'W', 'W', 'T', 'S'};
+inline constexpr uint32_t kVersion = 1;
+inline constexpr uint64_t kDataAlignment = 4096;
+inline constexpr uint64_t kTensorAlignment = 64;
+
+struct TensorEntry {
+  std::string name;
+  std::string type; // the memref type, for people and tools
+  uint64_t offset = 0, bytes = 0;
+};
+
+/// Accumulates tensors, then writes the file atomically.
+class Writer {
+public:
+  /// Appends `bytes` aligned to max(kTensorAlignment, alignment) and
+  /// returns its offset in the data.
+  uint64_t add(llvm::StringRef name, llvm::StringRef type,
+               llvm::StringRef bytes, uint64_t alignment = 0);
+  uint64_t dataBytes() const { return data.size(); }
+  size_t numTensors() const { return tensors.size(); }
+  /// The data's xxh3_64 as 16 hex digits.
+  std::string hash() const;
+  llvm::Error write(llvm::StringRef path) const;
+
+private:
+  std::string data;
+  std::vector<TensorEntry> tensors;
+};
+
+/// What a file's fixed header and JSON say.
+struct Header {
+  uint64_t dataOffset = 0, dataBytes = 0;
+  std::string hash;
+  std::vector<TensorEntry> tensors;
+};
+
+/// Parses the header of `file` (its first bytes, or all of it); the error
+/// names `path` and what is wrong. Checks that the data fits in `fileSize`.
+llvm::Expected<Header> parseHeader(llvm::StringRef path, llvm::StringRef file,
+                                   uint64_t fileSize);
+
+/// xxh3_64 of `data` as 16 hex digits.
+std::string hashData(llvm::StringRef data);
+
+} // namespace qslaw::weights
+
+#endif // QSLAW_SUPPORT_WEIGHTSFILE_H

@@ -1,0 +1,172 @@
+//===- ExternalWeights.cpp - large constants into a mapped weights file ---===//
+//
+// A 7B model's 4-bit codes are gigabytes: as LLVM constants they make the
+// compile slow and the library huge, and they cannot be shared between
+// processes or replaced without relinking. This pass writes them to a file
+// that the runtime maps (include/qslaw/Support/WeightsFile.h) and makes the
+// code reach them through one exported base pointer.
+//
+//===----------------------------------------------------------------------===//
+#include "qslaw/Conversion/Passes.h"
+#include "qslaw/Support/WeightsFile.h"
+
+#include "mlir/Conversion/LLVMCommon/MemRefBuilder.h"
+#include "mlir/Conversion/LLVMCommon/TypeConverter.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "llvm/ADT/MapVector.h"
+
+namespace mlir::qslaw {
+#define GEN_PASS_DEF_EXTERNALWEIGHTS
+#include "qslaw/Conversion/Passes.h.inc"
+} // namespace mlir::qslaw
+
+using namespace mlir;
+
+namespace {
+constexpr StringLiteral kBase = "qslaw_weights_base";
+
+/// The bytes LLVM would lay out for `init` (one element per byte for
+/// widths below 8, little-endian otherwise), or nullopt if the layout is
+/// not one this pass reproduces.
+std::optional<std::string> layoutBytes(ElementsAttr init) {
+  auto dense = dyn_cast<DenseIntOrFPElementsAttr>(init);
+  if (!dense)
+    return std::nullopt;
+  Type e = dense.getElementType();
+  if (!(isa<IntegerType, FloatType, IndexType>(e)) ||
+      (isa<IntegerType>(e) && e.getIntOrFloatBitWidth() == 1))
+    return std::nullopt;
+  ArrayRef<char> raw = dense.getRawData();
+  int64_t n = dense.getNumElements();
+  if (!dense.isSplat())
+    return std::string(raw.begin(), raw.end());
+  std::string out;
+  out.reserve(size_t(n) * raw.size());
+  for (int64_t i = 0; i < n; ++i)
+    out.append(raw.begin(), raw.end());
+  return out;
+}
+
+struct ExternalWeightsPass
+    : mlir::qslaw::impl::ExternalWeightsBase<ExternalWeightsPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    MLIRContext *ctx = module.getContext();
+    if (file.empty()) {
+      module.emitError("qslaw-external-weights: the 'file' option is "
+                       "required (the weights file to write)");
+      return signalPassFailure();
+    }
+    if (minBytes < 0) {
+      module.emitError("qslaw-external-weights: min-bytes must be >= 0, not ")
+          << int64_t(minBytes);
+      return signalPassFailure();
+    }
+    if (module.lookupSymbol(kBase)) {
+      module.emitError("qslaw-external-weights: the module already defines '")
+          << kBase << "' (run the pass once)";
+      return signalPassFailure();
+    }
+
+    // Host reads of qualifying globals, grouped by global (first-use order,
+    // so the file layout is deterministic).
+    SymbolTable symbols(module);
+    llvm::MapVector<memref::GlobalOp, SmallVector<memref::GetGlobalOp>> reads;
+    for (auto fn : module.getOps<func::FuncOp>())
+      fn.walk([&](memref::GetGlobalOp get) {
+        auto global = symbols.lookup<memref::GlobalOp>(get.getName());
+        if (global && qualifies(global))
+          reads[global].push_back(get);
+      });
+
+    ::qslaw::weights::Writer writer;
+    llvm::DenseMap<Operation *, uint64_t> offsets;
+    for (auto &[global, gets] : reads) {
+      std::optional<std::string> bytes =
+          layoutBytes(cast<ElementsAttr>(*global.getInitialValue()));
+      std::string type;
+      llvm::raw_string_ostream(type) << global.getType();
+      offsets[global] = writer.add(global.getSymName(), type, *bytes,
+                                   global.getAlignment().value_or(0));
+    }
+    auto i64 = IntegerType::get(ctx, 64);
+    auto record = [&](StringRef hash) {
+      module->setAttr(
+          "qslaw.external_weights",
+          DictionaryAttr::get(
+              ctx, {NamedAttribute(StringAttr::get(ctx, "file"),
+                                   StringAttr::get(ctx, file)),
+                    NamedAttribute(StringAttr::get(ctx, "data_bytes"),
+                                   IntegerAttr::get(i64, writer.dataBytes())),
+                    NamedAttribute(StringAttr::get(ctx, "xxh3"),
+                                   StringAttr::get(ctx, hash)),
+                    NamedAttribute(StringAttr::get(ctx, "tensors"),
+                                   IntegerAttr::get(i64, writer.numTensors()))}));
+    };
+    if (reads.empty()) {
+      record("");
+      return;
+    }
+    if (llvm::Error e = writer.write(file)) {
+      module.emitError("qslaw-external-weights: ") << llvm::toString(std::move(e));
+      return signalPassFailure();
+    }
+    record(writer.hash());
+
+    // One exported pointer, null until the runtime has mapped and checked
+    // the file.
+    auto ptr = LLVM::LLVMPointerType::get(ctx);
+    OpBuilder top = OpBuilder::atBlockEnd(module.getBody());
+    auto base = LLVM::GlobalOp::create(top, module.getLoc(), ptr,
+                                       /*isConstant=*/false,
+                                       LLVM::Linkage::External, kBase,
+                                       Attribute());
+    OpBuilder ib = OpBuilder::atBlockEnd(
+        top.createBlock(&base.getInitializerRegion()));
+    LLVM::ReturnOp::create(ib, module.getLoc(),
+                           LLVM::ZeroOp::create(ib, module.getLoc(), ptr)
+                               .getResult());
+
+    LLVMTypeConverter converter(ctx);
+    auto i8 = IntegerType::get(ctx, 8);
+    for (auto &[global, gets] : reads) {
+      for (memref::GetGlobalOp get : gets) {
+        OpBuilder b(get);
+        Location loc = get.getLoc();
+        auto type = cast<MemRefType>(get.getType());
+        Value addr = LLVM::AddressOfOp::create(b, loc, base);
+        Value data = LLVM::LoadOp::create(b, loc, ptr, addr);
+        Value at = LLVM::GEPOp::create(
+            b, loc, ptr, i8, data,
+            ArrayRef<LLVM::GEPArg>{int64_t(offsets[global])},
+            LLVM::GEPNoWrapFlags::inbounds);
+        Value desc = MemRefDescriptor::fromStaticShape(b, loc, converter,
+                                                       type, at);
+        get.replaceAllUsesWith(
+            UnrealizedConversionCastOp::create(b, loc, TypeRange{type}, desc)
+                .getResult(0));
+        get.erase();
+      }
+      if (SymbolTable::symbolKnownUseEmpty(global, module))
+        global.erase();
+    }
+  }
+
+  bool qualifies(memref::GlobalOp global) {
+    MemRefType type = global.getType();
+    if (!global.getConstant() || global.isExternal() ||
+        global.isUninitialized() || !type.hasStaticShape() ||
+        !type.getLayout().isIdentity())
+      return false;
+    auto init = dyn_cast_or_null<ElementsAttr>(*global.getInitialValue());
+    if (!init)
+      return false;
+    std::optional<std::string> bytes = layoutBytes(init);
+    return bytes && int64_t(bytes->size()) >= minBytes;
+  }
+};
+} // namespace

@@ -1,0 +1,113 @@
+//===- WeightsFile.cpp - model weights kept beside the library ------------===//
+#include "qslaw/Support/WeightsFile.h"
+#include "qslaw/Support/AtomicFile.h"
+
+#include "llvm/Support/Format.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MathExtras.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/Support/xxhash.h"
+
+#include <cstring>
+
+using namespace llvm;
+
+namespace qslaw::weights {
+
+std::string hashData(StringRef data) {
+  std::string s;
+  raw_string_ostream(s) << format_hex_no_prefix(xxh3_64bits(data), 16);
+  return s;
+}
+
+uint64_t Writer::add(StringRef name, StringRef type, StringRef bytes,
+                     uint64_t alignment) {
+  uint64_t offset = alignTo(data.size(), std::max(kTensorAlignment, alignment));
+  data.resize(offset, '\0');
+  data.append(bytes.begin(), bytes.end());
+  tensors.push_back({name.str(), type.str(), offset, bytes.size()});
+  return offset;
+}
+
+std::string Writer::hash() const { return hashData(data); }
+
+static void put(std::string &out, const void *p, size_t n) {
+  out.append(static_cast<const char *>(p), n);
+}
+
+Error Writer::write(StringRef path) const {
+  json::Array entries;
+  for (const TensorEntry &t : tensors)
+    entries.push_back(json::Object{{"name", t.name},
+                                   {"type", t.type},
+                                   {"offset", int64_t(t.offset)},
+                                   {"bytes", int64_t(t.bytes)}});
+  std::string text;
+  raw_string_ostream(text) << json::Value(
+      json::Object{{"xxh3", hash()}, {"tensors", std::move(entries)}});
+  uint64_t dataOffset = alignTo(32 + text.size(), kDataAlignment);
+  std::string out;
+  out.reserve(dataOffset + data.size());
+  put(out, kMagic, sizeof(kMagic));
+  uint32_t version = kVersion, textBytes = uint32_t(text.size());
+  uint64_t dataBytes = data.size();
+  put(out, &version, 4);
+  put(out, &textBytes, 4);
+  put(out, &dataOffset, 8);
+  put(out, &dataBytes, 8);
+  out += text;
+  out.resize(dataOffset, '\0');
+  out += data;
+  return writeFileAtomically(path, out);
+}
+
+Expected<Header> parseHeader(StringRef path, StringRef file,
+                             uint64_t fileSize) {
+  auto bad = [&](const Twine &what) {
+    return createStringError(inconvertibleErrorCode(),
+                             path + ": not a usable qslaw weights file: " +
+                                 what);
+  };
+  if (file.size() < 32 || std::memcmp(file.data(), kMagic, 8) != 0)
+    return bad("no QSLAWWTS header");
+  uint32_t version, textBytes;
+  Header h;
+  std::memcpy(&version, file.data() + 8, 4);
+  std::memcpy(&textBytes, file.data() + 12, 4);
+  std::memcpy(&h.dataOffset, file.data() + 16, 8);
+  std::memcpy(&h.dataBytes, file.data() + 24, 8);
+  if (version != kVersion)
+    return bad("format version " + Twine(version) + ", this runtime reads " +
+               Twine(kVersion));
+  if (32 + uint64_t(textBytes) > file.size() || h.dataOffset % kDataAlignment ||
+      h.dataOffset < 32 + uint64_t(textBytes))
+    return bad("corrupt header");
+  if (h.dataOffset + h.dataBytes != fileSize)
+    return bad("the file is " + Twine(fileSize) + " bytes, its header says " +
+               Twine(h.dataOffset + h.dataBytes) + " (truncated or appended to)");
+  auto parsed = json::parse(file.substr(32, textBytes));
+  if (!parsed)
+    return bad("header JSON: " + toString(parsed.takeError()));
+  const json::Object *o = parsed->getAsObject();
+  std::optional<StringRef> hash = o ? o->getString("xxh3") : std::nullopt;
+  const json::Array *tensors = o ? o->getArray("tensors") : nullptr;
+  if (!hash || !tensors)
+    return bad("header JSON lacks xxh3/tensors");
+  h.hash = hash->str();
+  for (const json::Value &v : *tensors) {
+    const json::Object *t = v.getAsObject();
+    auto name = t ? t->getString("name") : std::nullopt;
+    auto type = t ? t->getString("type") : std::nullopt;
+    auto offset = t ? t->getInteger("offset") : std::nullopt;
+    auto bytes = t ? t->getInteger("bytes") : std::nullopt;
+    if (!name || !type || !offset || !bytes || *offset < 0 || *bytes < 0 ||
+        uint64_t(*offset + *bytes) > h.dataBytes)
+      return bad("tensor entry " + Twine(h.tensors.size()) +
+                 " is malformed or outside the data");
+    h.tensors.push_back({name->str(), type->str(), uint64_t(*offset),
+                         uint64_t(*bytes)});
+  }
+  return h;
+}
+
+} // namespace qslaw::weights
