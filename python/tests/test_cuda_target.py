@@ -40,6 +40,9 @@ LAYERS = r".*language_model.*layers.*"
 # name -> (fixture, extra qslaw-compile arguments)
 ARTIFACTS = {
     "tiny_llava_fp32": ("tiny_llava", []),
+    # Weights in a file mapped at load; the device copies are uploaded from it.
+    "tiny_llava_fp32_external": ("tiny_llava", ["--weights=external",
+                                                "--weights-min-bytes=256"]),
     "tiny_llava_scale_train": ("tiny_llava", ["--quantize=w4g32,mode=scale",
                                               f"--quantize-layers={LAYERS}", "--train"]),
     "tiny_llava_gamma_train": ("tiny_llava", ["--quantize=w4g32,mode=gamma",
@@ -161,6 +164,18 @@ def test_forward_matches_onnxruntime(artifacts, target):
     # A second run reuses the cached device blocks and gives the same bits.
     (again,) = lib.run(**inputs)
     np.testing.assert_array_equal(logits, again)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_external_weights_equal_embedded(artifacts, target):
+    """--weights=external: the same kernels read the same bytes, uploaded
+    from the mapped file instead of the library."""
+    path = artifacts("tiny_llava_fp32_external", target)
+    assert os.path.exists(path + ".weights")
+    inputs = feeds("tiny_llava")
+    (external,) = open_lib(artifacts, "tiny_llava_fp32_external", target).run(**inputs)
+    (embedded,) = open_lib(artifacts, "tiny_llava_fp32", target).run(**inputs)
+    np.testing.assert_array_equal(external, embedded)
 
 
 @pytest.mark.parametrize("target", TARGETS)
