@@ -10,6 +10,8 @@
 # (sm_80,sm_90a fatbin) make it about 70 MiB.
 #   then there:  QSLAW_BUILD_DIR=DIR QSLAW_CUDA_ARTIFACTS=DIR/models \
 #                LD_LIBRARY_PATH=DIR/lib pytest python/tests/test_cuda_target.py
+#   and:         QSLAW_BUILD_DIR=DIR LD_LIBRARY_PATH=DIR/lib \
+#                python3 bench/llama_block.py bench --artifacts DIR/block
 set -euo pipefail
 out=${1:?usage: cuda_artifacts.sh DIR [CHIPS [FORMAT]]}
 chips=${2:-sm_90a}
@@ -39,3 +41,7 @@ with open(os.path.join(sys.argv[1], "tiny_llava_trainer.cpu_metrics.json"), "w")
     json.dump(metrics, f)
 print("tiny_llava_trainer.cpu_metrics.json: the CPU trainer's reference", flush=True)
 PY
+# The LLaMA-7B-shaped block's training library; its weights file travels
+# compressed (periodic weights, bench/llama_block.py): about 3 MiB in all.
+PYTHONPATH="$root/python" QSLAW_BUILD_DIR="$build" "$root/.venv/bin/python" \
+  "$root/bench/llama_block.py" prepare --shape 7b --out "$out/block" --chips "$chips"

@@ -91,7 +91,7 @@ def MakeTrainStep : Pass<"qslaw-make-train-step", "ModuleOp"> {
 
     Loss `next-token-ce`: logits `[B, T, V]` and a new `labels : [B, T]`
     argument (i64, -100 ignored), `cross_entropy(logits[:, :-1],
-    labels[:, 1:])`. Loss `sum-squares` (`0.5 * sum(y^2)` of the first
+    labels[:, 1:])`. Loss `sum-squares` (`sum(y^2)` of the first
     result) serves derivative tests on small graphs.
   }];
   let options = [
