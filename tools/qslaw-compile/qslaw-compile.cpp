@@ -1,11 +1,11 @@
 //===- qslaw-compile.cpp - ONNX model -> qslaw artifact (phased driver) ---===//
 //
-//   qslaw-compile MODEL.onnx -o OUT [--emit=mlir|llvm|llvmir]
-//       [--shape NAME=D0xD1 ...] [--quantize=w4g128[,sym|asym][,mode=scale|gamma]]
-//       [--quantize-layers=REGEX] [--clip-steps=N]
+//   qslaw-compile MODEL.onnx -o OUT [--emit=lib|trainer|obj|onnx-mlir|mlir|llvm|llvmir]
+//       [--target=cpu|cuda|cuda-emulate] [--shape NAME=D0xD1 ...]
+//       [--quantize=w4g128[,sym|asym][,mode=scale|gamma]] [--quantize-layers=REGEX]
+//       [--train ...] [--weights=embed|external] (see --help)
 //
-// Prints its phases like onnx-mlir ("[k/N] phase ..."). Not yet: --emit=obj
-// and --emit=lib (the shared-library artifact and runtime come next).
+// Prints its phases like onnx-mlir ("[k/N] phase ...").
 //
 //===----------------------------------------------------------------------===//
 #include "qslaw/Dialect/QSLAW/IR/QSLAWDialect.h"

@@ -1,0 +1,70 @@
+//===- WeightsFileTest.cpp - the external weights file format -------------===//
+#include "qslaw/Support/WeightsFile.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "gtest/gtest.h"
+
+#include <cstring>
+
+using namespace qslaw::weights;
+
+namespace {
+std::string writeAndRead(const Writer &w) {
+  llvm::SmallString<128> path;
+  EXPECT_FALSE(llvm::sys::fs::createTemporaryFile("qslaw", "weights", path));
+  EXPECT_FALSE(bool(w.write(path)));
+  auto buf = llvm::MemoryBuffer::getFile(path);
+  llvm::sys::fs::remove(path);
+  return buf ? (*buf)->getBuffer().str() : std::string();
+}
+
+std::string message(llvm::Expected<Header> h) {
+  return h ? std::string("ok") : llvm::toString(h.takeError());
+}
+} // namespace
+
+TEST(WeightsFile, RoundTripAlignsAndHashes) {
+  Writer w;
+  EXPECT_EQ(w.add("a", "memref<3xi8>", llvm::StringRef("\x01\x02\x03", 3)), 0u);
+  EXPECT_EQ(w.add("b", "memref<2xf32>", std::string(8, '\x7f')), 64u);
+  EXPECT_EQ(w.add("c", "memref<1xf64>", std::string(8, '\x11'), 256), 256u);
+  std::string file = writeAndRead(w);
+  auto h = parseHeader("f", file, file.size());
+  ASSERT_TRUE(bool(h)) << llvm::toString(h.takeError());
+  EXPECT_EQ(h->dataOffset % kDataAlignment, 0u);
+  EXPECT_EQ(h->dataBytes, 264u);
+  EXPECT_EQ(h->hash, w.hash());
+  EXPECT_EQ(h->hash, hashData(llvm::StringRef(file).substr(h->dataOffset)));
+  ASSERT_EQ(h->tensors.size(), 3u);
+  EXPECT_EQ(h->tensors[1].name, "b");
+  EXPECT_EQ(h->tensors[1].type, "memref<2xf32>");
+  EXPECT_EQ(h->tensors[1].bytes, 8u);
+  EXPECT_EQ(file.substr(h->dataOffset, 3), "\x01\x02\x03");
+}
+
+TEST(WeightsFile, RejectsDamage) {
+  Writer w;
+  w.add("a", "memref<4xi8>", "abcd");
+  std::string file = writeAndRead(w);
+  EXPECT_NE(message(parseHeader("f", "short", 5)).find("no QSLAWWTS header"),
+            std::string::npos);
+  EXPECT_NE(message(parseHeader("f", file, file.size() - 1)).find("truncated"),
+            std::string::npos);
+  std::string v2 = file;
+  v2[8] = 2;
+  EXPECT_NE(message(parseHeader("f", v2, v2.size())).find("format version 2"),
+            std::string::npos);
+  std::string badJson = file;
+  badJson[32] = '[';
+  EXPECT_NE(message(parseHeader("f", badJson, badJson.size())).find("header JSON"),
+            std::string::npos);
+  // A tensor that claims bytes beyond the data.
+  std::string outside = file;
+  size_t at = outside.find("\"bytes\":4");
+  ASSERT_NE(at, std::string::npos);
+  outside[at + 8] = '9';
+  EXPECT_NE(message(parseHeader("f", outside, outside.size()))
+                .find("tensor entry 0 is malformed or outside the data"),
+            std::string::npos);
+}
