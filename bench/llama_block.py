@@ -207,48 +207,63 @@ class Stats(ctypes.Structure):
                 ("driver_allocations", ctypes.c_uint64)]
 
 
-def bench(shape, artifacts, rounds, reps, out_json):
+def bench(shape, artifacts, rounds, reps, out_json, device="cuda"):
+    """device="cpu" is a dry run of this function on a CPU-compiled library
+    (prepare(..., target="cpu")): the same steps and timing, no GPU memory
+    figures; python/tests/test_llama_block_bench.py runs it so that the GPU
+    minutes are not spent finding bugs in this script."""
     import torch
     from qslaw_tools.runtime import Model
     lib = os.path.join(artifacts, "block.so")
     decompress(lib)
-    model = Model(lib, device="cuda")
-    cuda_rt = ctypes.CDLL("libqslaw_cuda_runtime.so")
-    stats = Stats()
-
-    torch.cuda.reset_peak_memory_stats()
-    ref_step = reference(shape, "cuda")
+    model = Model(lib, device=device)
+    gpu = device == "cuda"
+    sync = torch.cuda.synchronize if gpu else (lambda: None)
+    if gpu:
+        torch.cuda.reset_peak_memory_stats()
+    ref_step = reference(shape, device)
     ref_first = ref_step()
-    torch.cuda.synchronize()
+    sync()
+    # Also loads the kernels and uploads the weights (not timed).
     ours_first = qslaw_steps(model, shape, 1)[0]
 
     ours_t, ref_t = [], []
     for _ in range(rounds):
-        qslaw_steps(model, shape, reps, times=ours_t)
+        qslaw_steps(model, shape, reps, times=ours_t)  # each run waits for the GPU
         for _ in range(reps):
-            torch.cuda.synchronize()
+            sync()
             start = time.perf_counter()
             ref_step()
-            torch.cuda.synchronize()
+            sync()
             ref_t.append(time.perf_counter() - start)
-    cuda_rt.qslaw_cuda_get_memory_stats(ctypes.byref(stats))
+    peak = None
+    if gpu:
+        # Every device buffer qslaw holds (weights included) comes from its
+        # caching allocator.
+        stats = Stats()
+        ctypes.CDLL("libqslaw_cuda_runtime.so").qslaw_cuda_get_memory_stats(
+            ctypes.byref(stats))
+        peak = stats.peak_allocated
     res = {
-        "device": torch.cuda.get_device_name(),
-        "driver": torch.version.cuda,
+        "device": torch.cuda.get_device_name() if gpu else "cpu (dry run)",
+        "cuda": torch.version.cuda if gpu else None,
         "date": time.strftime("%Y-%m-%d"),
         "shape": SHAPES[shape], "quant": QUANT, "mode": "scale",
+        "steps_timed": len(ours_t),
         "qslaw_ms": 1e3 * statistics.median(ours_t),
         "torch_ms": 1e3 * statistics.median(ref_t),
-        "qslaw_peak_bytes": stats.peak_allocated,
-        "torch_peak_bytes": torch.cuda.max_memory_allocated(),
+        "qslaw_peak_bytes": peak,
+        "torch_peak_bytes": torch.cuda.max_memory_allocated() if gpu else None,
         "first_loss": {"qslaw": ours_first, "torch": ref_first},
     }
     res["speedup"] = res["torch_ms"] / res["qslaw_ms"]
-    res["memory_ratio"] = res["qslaw_peak_bytes"] / res["torch_peak_bytes"]
+    if gpu:
+        res["memory_ratio"] = res["qslaw_peak_bytes"] / res["torch_peak_bytes"]
     print(json.dumps(res, indent=1))
     if out_json:
         with open(out_json, "w") as f:
             json.dump(res, f, indent=1)
+    return res
 
 
 def main():
@@ -258,22 +273,26 @@ def main():
     p.add_argument("--shape", default="7b", choices=SHAPES)
     p.add_argument("--out", required=True)
     p.add_argument("--chips", default="sm_90a")
+    p.add_argument("--target", default="cuda", choices=["cuda", "cpu"])
     b = sub.add_parser("bench")
     b.add_argument("--shape", default="7b", choices=SHAPES)
     b.add_argument("--artifacts", required=True)
     b.add_argument("--rounds", type=int, default=3)
     b.add_argument("--reps", type=int, default=3)
     b.add_argument("--json", default=None)
+    b.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
+                   help="cpu: dry run on a library from prepare --target cpu")
     a = ap.parse_args()
     if a.cmd == "prepare":
         start = time.time()
-        lib = prepare(a.shape, a.out, extra=(f"--gpu-chips={a.chips}", "--gpu-format=bin"))
+        gpu_args = (f"--gpu-chips={a.chips}", "--gpu-format=bin") if a.target == "cuda" else ()
+        lib = prepare(a.shape, a.out, target=a.target, extra=gpu_args)
         compress(lib)
         print(f"{lib}: {os.path.getsize(lib) / 2**20:.1f} MiB, weights "
               f"{os.path.getsize(lib + '.weights.xz') / 2**20:.1f} MiB compressed, "
               f"{time.time() - start:.0f} s")
     else:
-        bench(a.shape, a.artifacts, a.rounds, a.reps, a.json)
+        bench(a.shape, a.artifacts, a.rounds, a.reps, a.json, a.device)
 
 
 if __name__ == "__main__":

@@ -43,3 +43,14 @@ def test_weights_travel_compressed(tmp_path):
     with open(lib + ".weights", "rb") as f:
         assert f.read() == original
     Model(lib)  # the runtime accepts the restored file (size and hash)
+
+
+def test_bench_dry_run_on_cpu(tmp_path):
+    """The GPU benchmark's own code (steps, timing, report) on the CPU."""
+    lib = lb.prepare("small", str(tmp_path), target="cpu")
+    lb.compress(lib)
+    out = str(tmp_path / "res.json")
+    res = lb.bench("small", str(tmp_path), rounds=2, reps=2, out_json=out, device="cpu")
+    assert res["steps_timed"] == 4 and res["qslaw_ms"] > 0 and res["torch_ms"] > 0
+    assert res["first_loss"]["qslaw"] == pytest.approx(res["first_loss"]["torch"], rel=1e-5)
+    assert os.path.exists(out)
