@@ -4,14 +4,19 @@ reference (qslaw_tools/torch_llava.py: fake-quant linears, autograd,
 torch.optim.AdamW) on the same GPU, same batch, scale mode, w4 g32.
 
 Time: median ms per step over alternating rounds (qslaw, torch, ...), with
-the device synchronised after each step. qslaw's figure includes what the
-session API does every call: staging parameters, optimizer state and the
-batch host->device and the outputs back.
+the device synchronised after each step. On the qslaw side the parameters and
+AdamW moments stay in the session state (device memory), as in the trainer;
+a step sends the batch, `lrs` and `step` and reads back the loss and the
+gradient norm.
 Memory: peak bytes held by qslaw's caching allocator during the steps
-(qslaw_cuda_get_memory_stats) vs torch.cuda.max_memory_allocated.
+(qslaw_cuda_get_memory_stats; weights included) vs
+torch.cuda.max_memory_allocated.
 
 Needs the libraries from bench/cuda_artifacts.sh:
     QSLAW_BUILD_DIR=DIR LD_LIBRARY_PATH=DIR/lib python bench/train_step_cuda.py --artifacts DIR/models
+--device cpu --library L is a dry run of this script on a CPU-compiled
+library (python/tests/test_bench_dry_run.py), so that GPU minutes are not
+spent on bugs in it.
 """
 import argparse
 import ctypes
@@ -34,86 +39,103 @@ class Stats(ctypes.Structure):
                 ("driver_allocations", ctypes.c_uint64)]
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--artifacts", required=True)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--reps", type=int, default=10)
-    ap.add_argument("--out", default=None)
-    args = ap.parse_args()
-
+def run(library, device="cuda", rounds=5, reps=10, out=None):
     import torch
     import test_train_step_torch as ref_tests
     from qslaw_tools import torch_llava as tl
     from qslaw_tools.runtime import Model
 
     name, mode, lr = "tiny_llava", "scale", 2e-3
-    lib = Model(os.path.join(args.artifacts, f"{name}_{mode}_train.so"), device="cuda")
-    cuda_rt = ctypes.CDLL("libqslaw_cuda_runtime.so")
+    gpu = device == "cuda"
+    sync = torch.cuda.synchronize if gpu else (lambda: None)
+    lib = Model(library, device=device)
+    cuda_rt = ctypes.CDLL("libqslaw_cuda_runtime.so") if gpu else None
     params = lib.signature["training"]["params"]
-    state = lib.run_function("init_params", {})
-    m = [np.zeros_like(p) for p in state]
-    v = [np.zeros_like(p) for p in state]
+    names = [p["name"] for p in params]
+    prefixes = ("", "exp_avg.", "exp_avg_sq.")
+    updated = ["new." + pre + n for pre in prefixes for n in names]
+    lib.run_function("init_params", {}, keep=names)
+    for pre in prefixes[1:]:
+        for n, p in zip(names, params):
+            lib.set_state(pre + n, np.zeros(p["shape"], np.float32))
     ids, pix, mask, labels = ref_tests.batch(name)
     step_no = [0]
 
     def qslaw_step():
-        nonlocal state, m, v
         step_no[0] += 1
-        feeds = {p["name"]: a for p, a in zip(params, state)}
-        feeds.update({"exp_avg." + p["name"]: a for p, a in zip(params, m)})
-        feeds.update({"exp_avg_sq." + p["name"]: a for p, a in zip(params, v)})
-        feeds.update(lrs=np.full(len(params), lr, np.float32),
-                     step=np.array(step_no[0], np.float32), input_ids=ids,
-                     pixel_values=pix, attention_mask=mask, labels=labels)
-        out = lib.run_function("train_step", feeds)  # returns after a sync
-        n = len(params)
-        state, m, v = out[2:2 + n], out[2 + n:2 + 2 * n], out[2 + 2 * n:]
+        out = lib.run_function("train_step", dict(
+            lrs=np.full(len(names), lr, np.float32), step=np.array(step_no[0], np.float32),
+            input_ids=ids, pixel_values=pix, attention_mask=mask, labels=labels),
+            keep=updated)  # returns after the device has finished
+        for u in updated:
+            lib.move_state(u, u[len("new."):])
         return float(out[0])
 
     model, trainable = ref_tests.reference(name, mode)
-    model = model.cuda()
+    model = model.to(device)
     opt = torch.optim.AdamW(list(trainable.values()), lr=lr, weight_decay=0.0)
-    t = [torch.from_numpy(a).cuda() for a in (ids, pix, mask, labels)]
+    t = [torch.from_numpy(a).to(device) for a in (ids, pix, mask, labels)]
 
     def torch_step():
         opt.zero_grad()
         loss = tl.next_token_loss(tl.forward_logits(model, *t[:3]), t[3])
         loss.backward()
         opt.step()
-        torch.cuda.synchronize()
+        sync()
         return loss.item()
 
-    for _ in range(3):  # warm-up: module loads, cuBLAS handles, caches
+    first = {"qslaw": qslaw_step(), "torch": torch_step()}
+    for _ in range(2):  # warm-up: module loads, weight uploads, cuBLAS handles
         qslaw_step()
         torch_step()
-    cuda_rt.qslaw_cuda_reset_peak_memory()
-    torch.cuda.reset_peak_memory_stats()
+    if gpu:
+        cuda_rt.qslaw_cuda_reset_peak_memory()
+        torch.cuda.reset_peak_memory_stats()
     times = {"qslaw": [], "torch": []}
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         for label, fn in (("qslaw", qslaw_step), ("torch", torch_step)):
-            for _ in range(args.reps):
+            for _ in range(reps):
                 start = time.perf_counter()
                 fn()
                 times[label].append((time.perf_counter() - start) * 1e3)
-    stats = Stats()
-    cuda_rt.qslaw_cuda_get_memory_stats(ctypes.byref(stats))
     result = {
-        "device": torch.cuda.get_device_name(),
-        "steps_each": args.rounds * args.reps,
+        "device": torch.cuda.get_device_name() if gpu else "cpu (dry run)",
+        "date": time.strftime("%Y-%m-%d"),
+        "steps_each": rounds * reps,
+        "first_loss": first,
         "qslaw_ms_median": statistics.median(times["qslaw"]),
         "torch_ms_median": statistics.median(times["torch"]),
-        "qslaw_peak_bytes": stats.peak_allocated,
-        "qslaw_peak_reserved_bytes": stats.peak_reserved,
-        "qslaw_driver_allocations": stats.driver_allocations,
-        "torch_peak_bytes": torch.cuda.max_memory_allocated(),
     }
     result["speedup"] = result["torch_ms_median"] / result["qslaw_ms_median"]
-    result["memory_ratio"] = result["qslaw_peak_bytes"] / result["torch_peak_bytes"]
+    if gpu:
+        stats = Stats()
+        cuda_rt.qslaw_cuda_get_memory_stats(ctypes.byref(stats))
+        result.update(qslaw_peak_bytes=stats.peak_allocated,
+                      qslaw_peak_reserved_bytes=stats.peak_reserved,
+                      qslaw_driver_allocations=stats.driver_allocations,
+                      torch_peak_bytes=torch.cuda.max_memory_allocated())
+        result["memory_ratio"] = result["qslaw_peak_bytes"] / result["torch_peak_bytes"]
     print(json.dumps(result, indent=1))
-    if args.out:
-        with open(args.out, "w") as f:
+    if out:
+        with open(out, "w") as f:
             json.dump(result, f, indent=1)
+    return result
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--artifacts", help="DIR/models from bench/cuda_artifacts.sh")
+    ap.add_argument("--library", help="the training library (default: from --artifacts)")
+    ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    library = args.library or (args.artifacts and
+                               os.path.join(args.artifacts, "tiny_llava_scale_train.so"))
+    if not library:
+        ap.error("give --artifacts or --library")
+    run(library, args.device, args.rounds, args.reps, args.out)
 
 
 if __name__ == "__main__":
