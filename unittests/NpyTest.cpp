@@ -72,3 +72,21 @@ TEST(Npy, RejectsGarbageAndTruncation) {
   EXPECT_NE(llvm::toString(missing.takeError()).find("cannot open"),
             std::string::npos);
 }
+
+TEST(Npy, RuntimeDtypeMapping) {
+  EXPECT_EQ(qslaw::npyDtypeFor("f32"), "f4");
+  EXPECT_EQ(qslaw::npyDtypeFor("i16"), "i2");
+  EXPECT_EQ(qslaw::npyDtypeFor("i64"), "i8");
+  EXPECT_EQ(qslaw::npyDtypeFor("i1"), "b1");
+  EXPECT_EQ(qslaw::npyDtypeFor("bf16"), "u2");
+  EXPECT_EQ(qslaw::npyDtypeFor("i4"), "u1"); // 4-bit codes, one per byte
+  EXPECT_TRUE(qslaw::npyDtypeMatches("i16", "i2"));
+  EXPECT_TRUE(qslaw::npyDtypeMatches("i16", "u2"));
+  EXPECT_FALSE(qslaw::npyDtypeMatches("i16", "i4"));
+  EXPECT_FALSE(qslaw::npyDtypeMatches("i16", "f2"));
+  EXPECT_TRUE(qslaw::npyDtypeMatches("i64", "u8"));
+  EXPECT_FALSE(qslaw::npyDtypeMatches("f32", "i4"));
+  EXPECT_FALSE(qslaw::npyDtypeMatches("f16", "u2"));
+  EXPECT_TRUE(qslaw::npyDtypeMatches("i4", "u1"));
+  EXPECT_TRUE(qslaw::npyDtypeMatches("i1", "b1"));
+}

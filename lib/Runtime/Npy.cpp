@@ -143,4 +143,27 @@ Error writeNpy(StringRef path, const NpyArray &a) {
   return writeFileAtomically(path, bytes);
 }
 
+std::string npyDtypeFor(llvm::StringRef dt) {
+  if (dt == "f32") return "f4";
+  if (dt == "f16") return "f2";
+  if (dt == "f64") return "f8";
+  if (dt == "i64") return "i8";
+  if (dt == "i32") return "i4";
+  if (dt == "i16") return "i2";
+  if (dt == "i1") return "b1";
+  if (dt == "bf16") return "u2";
+  return "u1";
+}
+
+bool npyDtypeMatches(llvm::StringRef dt, llvm::StringRef npy) {
+  if (dt == "i1")
+    return npy == "b1" || npy == "u1" || npy == "i1";
+  std::string want = npyDtypeFor(dt);
+  if (want[0] == 'f' || dt == "bf16")
+    return npy == want;
+  // Integers: either signedness of the same width.
+  return npy.size() == want.size() && npy.drop_front() == llvm::StringRef(want).drop_front() &&
+         (npy[0] == 'i' || npy[0] == 'u');
+}
+
 } // namespace qslaw

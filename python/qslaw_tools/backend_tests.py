@@ -88,8 +88,11 @@ def _last_error(stderr, fallback):
     return re.sub(r"/tmp/\S+?/m\.onnx:? ?", "", msg)[:160]
 
 
-def run_case(case):
-    """Returns (status, detail): pass, fail (numbers), error (compile/run)."""
+def run_case(case, target="cpu"):
+    """Returns (status, detail): pass, fail (numbers), error (compile/run).
+    target "cpu": qslaw-exec (JIT) on the graph-level MLIR; "cuda-emulate"
+    (or "cuda" where a GPU is): a library from qslaw-compile --target=T run
+    by qslaw-run, in a separate process so that a crash is a result."""
     inputs, outputs = case.data_sets[0]
     model, inputs = freeze_parameters(case.model, inputs)
     with tempfile.TemporaryDirectory() as d:
@@ -104,17 +107,32 @@ def run_case(case):
                 arr = np.asarray(value)
                 if arr.ndim and all(s > 0 for s in arr.shape):
                     shapes += ["--shape", vi.name + "=" + "x".join(map(str, arr.shape))]
-        p = subprocess.run([tool("qslaw-compile"), path, "--emit=mlir", "-o", mlir, *shapes],
-                           capture_output=True, text=True)
+        if target == "cpu":
+            compile_cmd = [tool("qslaw-compile"), path, "--emit=mlir", "-o", mlir, *shapes]
+        else:
+            lib = os.path.join(d, "m.so")
+            compile_cmd = [tool("qslaw-compile"), path, f"--target={target}", "-o", lib,
+                           "--gpu-chips=sm_90a", "--gpu-format=bin", *shapes]
+        p = subprocess.run(compile_cmd, capture_output=True, text=True)
         if p.returncode:
             return "error", _last_error(p.stderr, "compile failed")
-        cmd = [tool("qslaw-exec"), mlir, "--entry=forward"]
-        for i, a in enumerate(inputs):
-            f = os.path.join(d, f"in{i}.npy")
-            np.save(f, np.asarray(a))
-            cmd.append(f"--input={f}")
-        outs = [os.path.join(d, f"out{i}.npy") for i in range(len(outputs))]
-        cmd += [f"--output={o}" for o in outs]
+        if target == "cpu":
+            cmd = [tool("qslaw-exec"), mlir, "--entry=forward"]
+            for i, a in enumerate(inputs):
+                f = os.path.join(d, f"in{i}.npy")
+                np.save(f, np.asarray(a))
+                cmd.append(f"--input={f}")
+            outs = [os.path.join(d, f"out{i}.npy") for i in range(len(outputs))]
+            cmd += [f"--output={o}" for o in outs]
+        else:
+            # The library's inputs are the graph inputs left after freezing.
+            cmd = [tool("qslaw-run"), lib, "--output-dir", os.path.join(d, "out"),
+                   "--device", "cuda" if target == "cuda" else "cpu"]
+            for i, (vi, a) in enumerate(zip(model.graph.input, inputs)):
+                f = os.path.join(d, f"in{i}.npy")
+                np.save(f, np.asarray(a))
+                cmd += ["--input", f"{vi.name}={f}"]
+            outs = [os.path.join(d, "out", o.name + ".npy") for o in model.graph.output]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if p.returncode:
             return "error", _last_error(p.stderr, "run failed")
@@ -137,6 +155,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--write-docs", action="store_true")
     p.add_argument("--only", default="", help="comma-separated test names")
+    p.add_argument("--target", default="cpu", choices=["cpu", "cuda-emulate", "cuda"])
     a = p.parse_args()
     ops = supported()
     only = set(a.only.split(",")) if a.only else None
@@ -146,7 +165,7 @@ def main():
             continue
         if not claimed(case.model, ops):
             continue
-        status, detail = run_case(case)
+        status, detail = run_case(case, a.target)
         op = case.model.graph.node[0].op_type if len(case.model.graph.node) == 1 else \
             "+".join(sorted({n.op_type for n in case.model.graph.node}))
         results.append((op, case.name, status, detail))

@@ -34,16 +34,6 @@ static int fail(const Twine &msg) {
 }
 
 /// The C API's host dtype for an .npy array of the model's dtype.
-static bool npyMatches(const std::string &modelDtype, const std::string &npy) {
-  if (modelDtype == "f32") return npy == "f4";
-  if (modelDtype == "f16") return npy == "f2";
-  if (modelDtype == "f64") return npy == "f8";
-  if (modelDtype == "i64") return npy == "i8" || npy == "u8";
-  if (modelDtype == "i32") return npy == "i4" || npy == "u4";
-  if (modelDtype == "i1") return npy == "b1" || npy == "u1" || npy == "i1";
-  return npy == "u1" || npy == "i1"; // i8 and sub-byte codes
-}
-
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
   cl::ParseCommandLineOptions(argc, argv, "qslaw model runner\n");
@@ -79,7 +69,7 @@ int main(int argc, char **argv) {
         break;
       }
     }
-    if (dtype != "?" && !npyMatches(dtype, arrays[i].dtype))
+    if (dtype != "?" && !qslaw::npyDtypeMatches(dtype, arrays[i].dtype))
       return fail("input '" + names[i] + "': the .npy holds dtype " +
                   arrays[i].dtype + ", the model takes " + dtype);
     in[i] = qslaw_tensor{names[i].c_str(), dtype == "?" ? "" : desc.dtype,
@@ -102,10 +92,7 @@ int main(int argc, char **argv) {
     return fail(outputDir + ": " + ec.message());
   for (int32_t i = 0; i < numOut; ++i) {
     qslaw::NpyArray a;
-    std::string dt = out[i].dtype;
-    a.dtype = dt == "f32" ? "f4" : dt == "f16" ? "f2" : dt == "f64" ? "f8"
-              : dt == "i64" ? "i8" : dt == "i32" ? "i4" : dt == "i1" ? "b1"
-              : dt == "bf16" ? "u2" : "u1";
+    a.dtype = qslaw::npyDtypeFor(out[i].dtype);
     a.shape.assign(out[i].shape, out[i].shape + out[i].rank);
     a.data = std::move(storage[i]);
     SmallString<256> path(outputDir);

@@ -27,6 +27,13 @@ llvm::Expected<NpyArray> readNpy(llvm::StringRef path);
 /// Writes `array` to `path` atomically (temporary file, then rename).
 llvm::Error writeNpy(llvm::StringRef path, const NpyArray &array);
 
+/// The NumPy descr that holds a host tensor of the runtime dtype `dtype`
+/// ("f32" -> "f4", "i16" -> "i2", "bf16" -> "u2" (raw bits); i8 and
+/// sub-byte codes -> "u1", one per byte).
+std::string npyDtypeFor(llvm::StringRef dtype);
+/// Whether a .npy of descr `npy` may feed a tensor of runtime dtype `dtype`
+/// (signed or unsigned of the same width for integers).
+bool npyDtypeMatches(llvm::StringRef dtype, llvm::StringRef npy);
 /// Byte size of a NumPy dtype descr ("f4" -> 4); 0 when unknown.
 size_t npyDtypeSize(llvm::StringRef dtype);
 
