@@ -41,6 +41,12 @@ with open(os.path.join(sys.argv[1], "tiny_llava_trainer.cpu_metrics.json"), "w")
     json.dump(metrics, f)
 print("tiny_llava_trainer.cpu_metrics.json: the CPU trainer's reference", flush=True)
 PY
+# Every ONNX backend node test the importer passes, as a --target=cuda library
+# with its data (python/tests/test_onnx_backend.py::test_backend_node_on_gpu).
+rm -rf "$out/backend" && mkdir -p "$out/backend"
+"$root/.venv/bin/python" "$root/python/qslaw_tools/backend_tests.py" \
+  --prebuild "$out/backend" --only "$(paste -sd, "$root/test/backend/expected_pass.txt")" | grep -v '^built' || true
+tar -C "$out/backend" -cJf "$out/models/backend.tar.xz" . && rm -rf "$out/backend"
 # The LLaMA-7B-shaped block's training library; its weights file travels
 # compressed (periodic weights, bench/llama_block.py): about 3 MiB in all.
 PYTHONPATH="$root/python" QSLAW_BUILD_DIR="$build" "$root/.venv/bin/python" \

@@ -88,74 +88,135 @@ def _last_error(stderr, fallback):
     return re.sub(r"/tmp/\S+?/m\.onnx:? ?", "", msg)[:160]
 
 
+def _shape_bindings(model, inputs):
+    """Static variant: dynamic input dimensions are bound to the test data."""
+    shapes = []
+    for vi, value in zip(model.graph.input, inputs):
+        dims = vi.type.tensor_type.shape.dim if vi.type.HasField("tensor_type") else []
+        if any(not dd.HasField("dim_value") for dd in dims):
+            arr = np.asarray(value)
+            if arr.ndim and all(s > 0 for s in arr.shape):
+                shapes += ["--shape", vi.name + "=" + "x".join(map(str, arr.shape))]
+    return shapes
+
+
+def _compare(out_files, outputs, rtol, atol):
+    for o, want in zip(out_files, outputs):
+        got = np.load(o)
+        want = np.asarray(want)
+        if got.shape != want.shape:
+            return "fail", f"shape {got.shape} vs {want.shape}"
+        if want.dtype == bool:
+            ok = np.array_equal(got.astype(bool), want)
+        else:
+            ok = np.allclose(got.astype(np.float64), want.astype(np.float64),
+                             rtol=rtol, atol=atol, equal_nan=True)
+        if not ok:
+            return "fail", f"max abs diff {np.abs(got.astype(np.float64) - want.astype(np.float64)).max():.3g}"
+    return "pass", ""
+
+
+def _run_library(lib, device, input_names, inputs, output_names, d):
+    """qslaw-run in its own process (a crash is a result); returns
+    (out files, None) or (None, error detail)."""
+    cmd = [tool("qslaw-run"), lib, "--output-dir", os.path.join(d, "out"), "--device", device]
+    for i, (name, a) in enumerate(zip(input_names, inputs)):
+        f = os.path.join(d, f"in{i}.npy")
+        np.save(f, np.asarray(a))
+        cmd += ["--input", f"{name}={f}"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if p.returncode:
+        return None, _last_error(p.stderr, "run failed")
+    return [os.path.join(d, "out", n + ".npy") for n in output_names], None
+
+
+def _compile_library(model, inputs, target, lib, d):
+    path = os.path.join(d, "m.onnx")
+    onnx.save(model, path)
+    p = subprocess.run([tool("qslaw-compile"), path, f"--target={target}", "-o", lib,
+                        "--gpu-chips=sm_90a", "--gpu-format=bin",
+                        *_shape_bindings(model, inputs)], capture_output=True, text=True)
+    return None if p.returncode == 0 else _last_error(p.stderr, "compile failed")
+
+
 def run_case(case, target="cpu"):
     """Returns (status, detail): pass, fail (numbers), error (compile/run).
-    target "cpu": qslaw-exec (JIT) on the graph-level MLIR; "cuda-emulate"
-    (or "cuda" where a GPU is): a library from qslaw-compile --target=T run
-    by qslaw-run, in a separate process so that a crash is a result."""
+    target "cpu": qslaw-exec (JIT) on the graph-level MLIR; "cuda-emulate":
+    a library from qslaw-compile --target=cuda-emulate run by qslaw-run."""
     inputs, outputs = case.data_sets[0]
     model, inputs = freeze_parameters(case.model, inputs)
     with tempfile.TemporaryDirectory() as d:
+        if target != "cpu":
+            lib = os.path.join(d, "m.so")
+            err = _compile_library(model, inputs, target, lib, d)
+            if err:
+                return "error", err
+            outs, err = _run_library(lib, "cpu", [vi.name for vi in model.graph.input], inputs,
+                                     [o.name for o in model.graph.output], d)
+            if err:
+                return "error", err
+            return _compare(outs, outputs, case.rtol, case.atol)
         path = os.path.join(d, "m.onnx")
         onnx.save(model, path)
         mlir = os.path.join(d, "m.mlir")
-        # Static variant: dynamic input dimensions are bound to the test data.
-        shapes = []
-        for vi, value in zip(model.graph.input, inputs):
-            dims = vi.type.tensor_type.shape.dim if vi.type.HasField("tensor_type") else []
-            if any(not dd.HasField("dim_value") for dd in dims):
-                arr = np.asarray(value)
-                if arr.ndim and all(s > 0 for s in arr.shape):
-                    shapes += ["--shape", vi.name + "=" + "x".join(map(str, arr.shape))]
-        if target == "cpu":
-            compile_cmd = [tool("qslaw-compile"), path, "--emit=mlir", "-o", mlir, *shapes]
-        else:
-            lib = os.path.join(d, "m.so")
-            compile_cmd = [tool("qslaw-compile"), path, f"--target={target}", "-o", lib,
-                           "--gpu-chips=sm_90a", "--gpu-format=bin", *shapes]
-        p = subprocess.run(compile_cmd, capture_output=True, text=True)
+        p = subprocess.run([tool("qslaw-compile"), path, "--emit=mlir", "-o", mlir,
+                            *_shape_bindings(model, inputs)], capture_output=True, text=True)
         if p.returncode:
             return "error", _last_error(p.stderr, "compile failed")
-        if target == "cpu":
-            cmd = [tool("qslaw-exec"), mlir, "--entry=forward"]
-            for i, a in enumerate(inputs):
-                f = os.path.join(d, f"in{i}.npy")
-                np.save(f, np.asarray(a))
-                cmd.append(f"--input={f}")
-            outs = [os.path.join(d, f"out{i}.npy") for i in range(len(outputs))]
-            cmd += [f"--output={o}" for o in outs]
-        else:
-            # The library's inputs are the graph inputs left after freezing.
-            cmd = [tool("qslaw-run"), lib, "--output-dir", os.path.join(d, "out"),
-                   "--device", "cuda" if target == "cuda" else "cpu"]
-            for i, (vi, a) in enumerate(zip(model.graph.input, inputs)):
-                f = os.path.join(d, f"in{i}.npy")
-                np.save(f, np.asarray(a))
-                cmd += ["--input", f"{vi.name}={f}"]
-            outs = [os.path.join(d, "out", o.name + ".npy") for o in model.graph.output]
+        cmd = [tool("qslaw-exec"), mlir, "--entry=forward"]
+        for i, a in enumerate(inputs):
+            f = os.path.join(d, f"in{i}.npy")
+            np.save(f, np.asarray(a))
+            cmd.append(f"--input={f}")
+        outs = [os.path.join(d, f"out{i}.npy") for i in range(len(outputs))]
+        cmd += [f"--output={o}" for o in outs]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if p.returncode:
             return "error", _last_error(p.stderr, "run failed")
-        for o, want in zip(outs, outputs):
-            got = np.load(o)
-            want = np.asarray(want)
-            if got.shape != want.shape:
-                return "fail", f"shape {got.shape} vs {want.shape}"
-            if want.dtype == bool:
-                ok = np.array_equal(got.astype(bool), want)
-            else:
-                ok = np.allclose(got.astype(np.float64), want.astype(np.float64),
-                                 rtol=case.rtol, atol=case.atol, equal_nan=True)
-            if not ok:
-                return "fail", f"max abs diff {np.abs(got.astype(np.float64) - want.astype(np.float64)).max():.3g}"
-    return "pass", ""
+        return _compare(outs, outputs, case.rtol, case.atol)
+
+
+def prebuild(case, out_dir, target="cuda"):
+    """For a machine with a GPU and no compiler: OUT/<name>.so
+    (--target=cuda, sm_90a) and OUT/<name>.npz (inputs, expected outputs,
+    names, tolerances). Returns an error detail or None."""
+    inputs, outputs = case.data_sets[0]
+    model, inputs = freeze_parameters(case.model, inputs)
+    with tempfile.TemporaryDirectory() as d:
+        err = _compile_library(model, inputs, target, os.path.join(out_dir, case.name + ".so"), d)
+    if err:
+        return err
+    arrays = {f"in{i}": np.asarray(a) for i, a in enumerate(inputs)}
+    arrays.update({f"out{i}": np.asarray(a) for i, a in enumerate(outputs)})
+    meta = {"inputs": [vi.name for vi in model.graph.input],
+            "outputs": [o.name for o in model.graph.output],
+            "rtol": case.rtol, "atol": case.atol}
+    np.savez(os.path.join(out_dir, case.name + ".npz"), meta=json.dumps(meta), **arrays)
+    return None
+
+
+def run_prebuilt(name, prebuilt_dir, device="cuda"):
+    """Runs a library from prebuild() and compares with its expected outputs."""
+    data = np.load(os.path.join(prebuilt_dir, name + ".npz"))
+    meta = json.loads(str(data["meta"]))
+    inputs = [data[f"in{i}"] for i in range(len(meta["inputs"]))]
+    outputs = [data[f"out{i}"] for i in range(len(meta["outputs"]))]
+    with tempfile.TemporaryDirectory() as d:
+        outs, err = _run_library(os.path.join(prebuilt_dir, name + ".so"), device,
+                                 meta["inputs"], inputs, meta["outputs"], d)
+        if err:
+            return "error", err
+        return _compare(outs, outputs, meta["rtol"], meta["atol"])
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--write-docs", action="store_true")
     p.add_argument("--only", default="", help="comma-separated test names")
-    p.add_argument("--target", default="cpu", choices=["cpu", "cuda-emulate", "cuda"])
+    p.add_argument("--target", default="cpu", choices=["cpu", "cuda-emulate"])
+    p.add_argument("--prebuild", default="",
+                   help="DIR: compile the --target=cuda library and data of each "
+                        "test in --only into DIR (for a GPU machine)")
     a = p.parse_args()
     ops = supported()
     only = set(a.only.split(",")) if a.only else None
@@ -165,11 +226,18 @@ def main():
             continue
         if not claimed(case.model, ops):
             continue
+        if a.prebuild:
+            os.makedirs(a.prebuild, exist_ok=True)
+            err = prebuild(case, a.prebuild)
+            print(f"{'error ' + err if err else 'built'} {case.name}", flush=True)
+            continue
         status, detail = run_case(case, a.target)
         op = case.model.graph.node[0].op_type if len(case.model.graph.node) == 1 else \
             "+".join(sorted({n.op_type for n in case.model.graph.node}))
         results.append((op, case.name, status, detail))
         print(f"{status:5s} {case.name} {detail}", flush=True)
+    if a.prebuild:
+        return
     passed = sum(r[2] == "pass" for r in results)
     print(f"{passed} of {len(results)} claimed backend tests pass")
     if a.write_docs:
