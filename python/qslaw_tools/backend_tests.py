@@ -116,14 +116,21 @@ def _compare(out_files, outputs, rtol, atol):
     return "pass", ""
 
 
-def _run_library(lib, device, input_names, inputs, output_names, d):
-    """qslaw-run in its own process (a crash is a result); returns
-    (out files, None) or (None, error detail)."""
-    cmd = [tool("qslaw-run"), lib, "--output-dir", os.path.join(d, "out"), "--device", device]
+def _run_library(lib, device, input_names, inputs, output_names, d, python=False):
+    """Runs `lib` in its own process (a crash is a result): qslaw-run, or
+    with `python` qslaw_tools/run_library.py (the runtime through ctypes; no
+    LLVM needed, as on the GPU machine). Returns (out files, None) or
+    (None, error detail)."""
+    out = os.path.join(d, "out")
+    if python:
+        cmd = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                            "run_library.py"), lib, device, out]
+    else:
+        cmd = [tool("qslaw-run"), lib, "--output-dir", out, "--device", device]
     for i, (name, a) in enumerate(zip(input_names, inputs)):
         f = os.path.join(d, f"in{i}.npy")
         np.save(f, np.asarray(a))
-        cmd += ["--input", f"{name}={f}"]
+        cmd += [f"{name}={f}"] if python else ["--input", f"{name}={f}"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if p.returncode:
         return None, _last_error(p.stderr, "run failed")
@@ -203,7 +210,7 @@ def run_prebuilt(name, prebuilt_dir, device="cuda"):
     outputs = [data[f"out{i}"] for i in range(len(meta["outputs"]))]
     with tempfile.TemporaryDirectory() as d:
         outs, err = _run_library(os.path.join(prebuilt_dir, name + ".so"), device,
-                                 meta["inputs"], inputs, meta["outputs"], d)
+                                 meta["inputs"], inputs, meta["outputs"], d, python=True)
         if err:
             return "error", err
         return _compare(outs, outputs, meta["rtol"], meta["atol"])

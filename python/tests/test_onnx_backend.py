@@ -72,3 +72,6 @@ def test_prebuilt_round_trip(tmp_path):
     np.savez(tmp_path / "test_relu.npz", **data)
     status, detail = backend_tests.run_prebuilt("test_relu", str(tmp_path), device="cpu")
     assert status == "fail" and "max abs diff 1" in detail
+    os.remove(tmp_path / "test_gather_0.so")
+    status, detail = backend_tests.run_prebuilt("test_gather_0", str(tmp_path), device="cpu")
+    assert status == "error" and "test_gather_0.so: cannot open" in detail
