@@ -115,7 +115,9 @@ void mlir::qslaw::buildCUDAToGPUPipeline(OpPassManager &pm,
     buildCPUToLLVMPipeline(pm);
     return;
   }
-  addPipeline(pm, "gpu-kernel-outlining,lower-affine,"
+  // Integer powers (math.ipowi/fpowi) have no NVVM lowering: expand them
+  // into functions that outlining copies into each kernel module.
+  addPipeline(pm, "convert-math-to-funcs,gpu-kernel-outlining,lower-affine,"
                   "convert-scf-to-cf,canonicalize,cse");
   for (const std::string &chip : options.chips)
     addPipeline(pm, llvm::formatv("nvvm-attach-target{{chip={0} O={1}}", chip,

@@ -183,6 +183,16 @@ def run_case(case, target="cpu"):
         return _compare(outs, outputs, case.rtol, case.atol)
 
 
+def compile_for_cuda(case):
+    """Compiles the case for --target=cuda (NVVM, ptxas, cubin for sm_90a)
+    without running it; returns an error detail or None. Where there is no
+    GPU this is what checks that every op's kernels make it through ptxas."""
+    inputs, _ = case.data_sets[0]
+    model, inputs = freeze_parameters(case.model, inputs)
+    with tempfile.TemporaryDirectory() as d:
+        return _compile_library(model, inputs, "cuda", os.path.join(d, "m.so"), d)
+
+
 def prebuild(case, out_dir, target="cuda"):
     """For a machine with a GPU and no compiler: OUT/<name>.so
     (--target=cuda, sm_90a) and OUT/<name>.npz (inputs, expected outputs,
