@@ -7,8 +7,25 @@
 
 namespace mlir::qslaw {
 
+/// Options every target's pipeline has: where the weights go.
+template <typename Derived>
+struct WeightsPipelineOptions : public PassPipelineOptions<Derived> {
+  typename PassPipelineOptions<Derived>::template Option<std::string>
+      weightsFile{*this, "weights-file",
+                  llvm::cl::desc("Move constants of at least "
+                                 "weights-min-bytes into this file, mapped "
+                                 "by the runtime at load (empty: keep them "
+                                 "in the library)"),
+                  llvm::cl::init("")};
+  typename PassPipelineOptions<Derived>::template Option<int64_t>
+      weightsMinBytes{*this, "weights-min-bytes",
+                      llvm::cl::desc("With weights-file: smaller constants "
+                                     "stay in the library"),
+                      llvm::cl::init(4096)};
+};
+
 /// Options of the CPU pipeline (qslaw-cpu-pipeline).
-struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
+struct CPUPipelineOptions : public WeightsPipelineOptions<CPUPipelineOptions> {
   Option<bool> ukernels{*this, "ukernels",
                         llvm::cl::desc("Call hand-tuned microkernels for the "
                                        "quantized matmuls they cover"),
@@ -27,17 +44,6 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
                          llvm::cl::desc("Return results through out-params "
                                         "(the runtime ABI)"),
                          llvm::cl::init(true)};
-  Option<std::string> weightsFile{
-      *this, "weights-file",
-      llvm::cl::desc("Move constants of at least weights-min-bytes into this "
-                     "file, mapped by the runtime at load (empty: keep them "
-                     "in the library)"),
-      llvm::cl::init("")};
-  Option<int64_t> weightsMinBytes{
-      *this, "weights-min-bytes",
-      llvm::cl::desc("With weights-file: smaller constants stay in the "
-                     "library"),
-      llvm::cl::init(4096)};
 };
 
 /// Graph (tensor) level to bufferized loops: qslaw lowering, tiling,
@@ -50,7 +56,8 @@ void buildCPUToLLVMPipeline(OpPassManager &pm);
 void buildCPUPipeline(OpPassManager &pm, const CPUPipelineOptions &options);
 
 /// Options of the CUDA pipeline (qslaw-cuda-pipeline).
-struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
+struct CUDAPipelineOptions
+    : public WeightsPipelineOptions<CUDAPipelineOptions> {
   ListOption<std::string> chips{
       *this, "chips",
       llvm::cl::desc("GPU architectures to compile kernels for; all are "
@@ -78,17 +85,6 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
   Option<int> optLevel{*this, "opt-level",
                        llvm::cl::desc("Optimisation level of device code"),
                        llvm::cl::init(3)};
-  Option<std::string> weightsFile{
-      *this, "weights-file",
-      llvm::cl::desc("Move constants of at least weights-min-bytes into this "
-                     "file, mapped by the runtime at load (empty: keep them "
-                     "in the library)"),
-      llvm::cl::init("")};
-  Option<int64_t> weightsMinBytes{
-      *this, "weights-min-bytes",
-      llvm::cl::desc("With weights-file: smaller constants stay in the "
-                     "library"),
-      llvm::cl::init(4096)};
 };
 
 /// Graph (tensor) level to host code with gpu.launch_func and outlined,
