@@ -108,6 +108,12 @@ extern "C" {
 const char *qslaw_last_error(void) { return lastError.c_str(); }
 
 qslaw_status qslaw_model_load(const char *path, qslaw_model **model) {
+  return qslaw_model_load_with_weights(path, nullptr, model);
+}
+
+qslaw_status qslaw_model_load_with_weights(const char *path,
+                                           const char *weightsPath,
+                                           qslaw_model **model) {
   if (!model)
     return fail(QSLAW_ERROR_INVALID, "qslaw_model_load: null argument");
   auto m = std::make_unique<qslaw_model>();
@@ -146,10 +152,18 @@ qslaw_status qslaw_model_load(const char *path, qslaw_model **model) {
                                     ": signature JSON lacks inputs/outputs");
   if (auto t = o->getString("target"))
     m->target = t->str();
-  if (const llvm::json::Object *w = o->getObject("weights"))
-    if (qslaw_status st = runtime::bindWeights(m.get(), *w, sig, mainProgram);
+  if (const llvm::json::Object *w = o->getObject("weights")) {
+    if (qslaw_status st =
+            runtime::bindWeights(m.get(), *w, sig, mainProgram, weightsPath);
         st != QSLAW_OK)
       return st;
+  } else if (weightsPath) {
+    return fail(QSLAW_ERROR_INVALID,
+                std::string(path) + " has no external weights (compiled "
+                                    "without --weights=external); do not "
+                                    "pass a weights file (" +
+                    weightsPath + ")");
+  }
   if (const llvm::json::Object *fns = o->getObject("functions"))
     for (const auto &kv : *fns) {
       ModelFunction f;

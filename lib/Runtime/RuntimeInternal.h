@@ -77,11 +77,13 @@ std::string shapeStr(const int64_t *shape, int32_t rank);
 /// Fills `d` with `s`'s name, dtype, shape and host byte count (data NULL).
 void describe(const TensorSpec &s, qslaw_tensor *d);
 /// Maps the weights file named by the signature's "weights" entry `w`
-/// (beside the library holding `signatureSymbol`, or the program itself),
-/// checks its size and hash, and points the library's qslaw_weights_base at
-/// the data. Loads of one library share the mapping.
+/// (`weightsPath` if not null, else beside the library holding
+/// `signatureSymbol`, or the program itself), checks its size and hash, and
+/// points the library's qslaw_weights_base at the data. Loads of one
+/// library share the mapping (the hash makes any accepted file the same).
 qslaw_status bindWeights(qslaw_model *m, const llvm::json::Object &w,
-                         const void *signatureSymbol, bool mainProgram);
+                         const void *signatureSymbol, bool mainProgram,
+                         const char *weightsPath);
 /// Drops `m`'s use of the mapping; the last use unmaps it.
 void releaseWeights(qslaw_model *m);
 } // namespace qslaw::runtime

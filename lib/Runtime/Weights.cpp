@@ -52,7 +52,8 @@ std::string libraryPath(const void *symbol, bool mainProgram) {
 qslaw_status qslaw::runtime::bindWeights(qslaw_model *m,
                                          const llvm::json::Object &w,
                                          const void *signatureSymbol,
-                                         bool mainProgram) {
+                                         bool mainProgram,
+                                         const char *weightsPath) {
   auto file = w.getString("file");
   auto hash = w.getString("xxh3");
   auto dataBytes = w.getInteger("data_bytes");
@@ -70,13 +71,15 @@ qslaw_status qslaw::runtime::bindWeights(qslaw_model *m,
     return fail(QSLAW_ERROR_IO, "cannot find where the model library was "
                                 "loaded from (to open its weights file " +
                                     file->str() + ")");
-  std::string path = lib.substr(0, lib.rfind('/') + 1) + file->str();
+  std::string path = weightsPath ? std::string(weightsPath)
+                                 : lib.substr(0, lib.rfind('/') + 1) +
+                                       file->str();
   auto ioError = [&](const std::string &what) {
     return fail(QSLAW_ERROR_IO,
                 path + ": " + what + ": " + std::strerror(errno) +
                     " (the weights file of " + lib +
-                    ", written by qslaw-compile --weights=external; keep it "
-                    "beside the library)");
+                    ", written by qslaw-compile --weights=external" +
+                    (weightsPath ? ")" : "; keep it beside the library)"));
   };
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)

@@ -40,6 +40,10 @@ cl::OptionCategory cat("qslaw trainer");
 cl::opt<std::string> modelPath("model", cl::cat(cat),
                                cl::desc("Training library (default: the "
                                         "model linked into this program)"));
+cl::opt<std::string> weightsPath(
+    "weights", cl::cat(cat),
+    cl::desc("The model's weights file (qslaw-compile --weights=external), "
+             "if not beside the program or library"));
 cl::opt<std::string> dataPath("data", cl::cat(cat), cl::Required,
                               cl::desc("Tokenised records (JSON lines)"));
 cl::opt<std::string> schedulePath("schedule", cl::cat(cat),
@@ -198,8 +202,10 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
     return fail("--export-format=" + exportFormat +
                 ": expected matmulnbits or qdq");
   qslaw_model *model = nullptr;
-  if (qslaw_model_load(modelPath.empty() ? nullptr : modelPath.c_str(),
-                       &model) != QSLAW_OK)
+  if (qslaw_model_load_with_weights(
+          modelPath.empty() ? nullptr : modelPath.c_str(),
+          weightsPath.empty() ? nullptr : weightsPath.c_str(), &model) !=
+      QSLAW_OK)
     return fail(qslaw_last_error());
   auto sigJson = json::parse(qslaw_model_signature(model));
   const json::Object *sig = sigJson ? sigJson->getAsObject() : nullptr;

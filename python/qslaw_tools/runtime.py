@@ -32,10 +32,14 @@ def _lib():
 
 
 class Model:
-    def __init__(self, path, device="cpu"):
+    def __init__(self, path, device="cpu", weights=None):
+        """weights: the weights file of a --weights=external library, if not
+        beside it."""
         self.lib = _lib()
         self.model = ctypes.c_void_p()
-        self._check(self.lib.qslaw_model_load(path.encode(), ctypes.byref(self.model)))
+        self._check(self.lib.qslaw_model_load_with_weights(
+            path.encode(), weights.encode() if weights else None,
+            ctypes.byref(self.model)))
         self.signature = json.loads(self.lib.qslaw_model_signature(self.model))
         self._specs = {}
         self.session = ctypes.c_void_p()

@@ -61,6 +61,18 @@ def test_library_equals_embedded(tmp_path, quant):
     np.testing.assert_array_equal(a, b)
 
 
+def test_explicit_weights_path(tmp_path):
+    ext = compile_model(str(tmp_path / "ext.so"), "--quantize=w4g32", "--weights=external")
+    (want,) = Model(ext).run(**feeds())
+    os.makedirs(tmp_path / "other")
+    moved = str(tmp_path / "other" / "w.bin")
+    os.rename(ext + ".weights", moved)
+    with pytest.raises(RuntimeError, match=r"ext.so.weights: cannot open"):
+        Model(ext)
+    (got,) = Model(ext, weights=moved).run(**feeds())
+    np.testing.assert_array_equal(want, got)
+
+
 def test_loads_share_one_mapping(tmp_path):
     ext = compile_model(str(tmp_path / "ext.so"), "--quantize=w4g32", "--weights=external")
     first, second = Model(ext), Model(ext)
@@ -97,6 +109,16 @@ def test_trainer_equals_embedded(tmp_path):
         with open(os.path.join(runs["emb"], "export", f)) as a, \
              open(os.path.join(runs["ext"], "export", f)) as b:
             assert json.load(a) == json.load(b)
+
+    # --weights names a file elsewhere.
+    os.rename(ext + ".weights", str(tmp_path / "elsewhere.weights"))
+    out = str(tmp_path / "run_elsewhere")
+    p = subprocess.run([ext, f"--data={DATA}", "--steps=6", f"--out={out}", "--quiet",
+                        f"--weights={tmp_path / 'elsewhere.weights'}"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert metrics(out) == metrics(runs["ext"])
+    os.rename(str(tmp_path / "elsewhere.weights"), ext + ".weights")
 
     # Without its weights file the trainer stops before writing anything.
     os.rename(ext + ".weights", ext + ".moved")

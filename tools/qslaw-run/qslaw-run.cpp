@@ -20,6 +20,10 @@ using namespace llvm;
 static cl::opt<std::string> modelPath(cl::Positional, cl::desc("<model.so>"),
                                       cl::Required);
 static cl::list<std::string> inputs("input", cl::desc("NAME=FILE.npy"));
+static cl::opt<std::string> weightsPath(
+    "weights", cl::desc("The model's weights file (--weights=external), if "
+                        "not MODEL.so.weights beside it"),
+    cl::init(""));
 static cl::opt<std::string> outputDir("output-dir",
                                       cl::desc("Directory for outputs"),
                                       cl::init("."));
@@ -38,7 +42,9 @@ int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
   cl::ParseCommandLineOptions(argc, argv, "qslaw model runner\n");
   qslaw_model *model = nullptr;
-  if (qslaw_model_load(modelPath.c_str(), &model) != QSLAW_OK)
+  if (qslaw_model_load_with_weights(
+          modelPath.c_str(), weightsPath.empty() ? nullptr : weightsPath.c_str(),
+          &model) != QSLAW_OK)
     return fail(qslaw_last_error());
   if (printSignature)
     outs() << qslaw_model_signature(model) << "\n";

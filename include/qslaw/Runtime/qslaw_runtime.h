@@ -40,8 +40,15 @@ typedef struct {
 
 const char *qslaw_last_error(void);
 
-/* path NULL: the model linked into the running program (trainer). */
+/* path NULL: the model linked into the running program (trainer). A library
+ * compiled with --weights=external maps and checks its weights file,
+ * PATH.weights beside it (docs/Runtime.md). */
 qslaw_status qslaw_model_load(const char *path, qslaw_model **model);
+/* As qslaw_model_load, with the weights file at `weights_path` (NULL: beside
+ * the library). Refused for a library without external weights. */
+qslaw_status qslaw_model_load_with_weights(const char *path,
+                                           const char *weights_path,
+                                           qslaw_model **model);
 void qslaw_model_free(qslaw_model *model);
 /* The signature as JSON: {"entry", "inputs": [{"name","dtype","shape"}],
  * "outputs": [...], "quantization": [...]}; owned by the model. */
