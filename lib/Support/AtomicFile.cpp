@@ -13,6 +13,11 @@
 namespace qslaw {
 
 llvm::Error writeFileAtomically(llvm::StringRef path, llvm::StringRef bytes) {
+  return writeFileAtomically(path, llvm::ArrayRef<llvm::StringRef>(bytes));
+}
+
+llvm::Error writeFileAtomically(llvm::StringRef path,
+                                llvm::ArrayRef<llvm::StringRef> pieces) {
   std::string tmp = (path + ".tmp").str();
   auto fail = [&](const char *what) {
     int e = errno;
@@ -24,16 +29,18 @@ llvm::Error writeFileAtomically(llvm::StringRef path, llvm::StringRef bytes) {
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0)
     return fail("cannot write");
-  size_t off = 0;
-  while (off < bytes.size()) {
-    ssize_t w = ::write(fd, bytes.data() + off, bytes.size() - off);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0) {
-      ::close(fd);
-      return fail("write failed");
+  for (llvm::StringRef bytes : pieces) {
+    size_t off = 0;
+    while (off < bytes.size()) {
+      ssize_t w = ::write(fd, bytes.data() + off, bytes.size() - off);
+      if (w < 0 && errno == EINTR)
+        continue;
+      if (w <= 0) {
+        ::close(fd);
+        return fail("write failed");
+      }
+      off += size_t(w);
     }
-    off += size_t(w);
   }
   if (::fsync(fd) != 0) {
     ::close(fd);

@@ -46,8 +46,8 @@ Error Writer::write(StringRef path) const {
   raw_string_ostream(text) << json::Value(
       json::Object{{"xxh3", hash()}, {"tensors", std::move(entries)}});
   uint64_t dataOffset = alignTo(32 + text.size(), kDataAlignment);
-  std::string out;
-  out.reserve(dataOffset + data.size());
+  std::string out; // the header; the data is written from where it is
+  out.reserve(dataOffset);
   put(out, kMagic, sizeof(kMagic));
   uint32_t version = kVersion, textBytes = uint32_t(text.size());
   uint64_t dataBytes = data.size();
@@ -57,8 +57,7 @@ Error Writer::write(StringRef path) const {
   put(out, &dataBytes, 8);
   out += text;
   out.resize(dataOffset, '\0');
-  out += data;
-  return writeFileAtomically(path, out);
+  return writeFileAtomically(path, {llvm::StringRef(out), llvm::StringRef(data)});
 }
 
 Expected<Header> parseHeader(StringRef path, StringRef file,

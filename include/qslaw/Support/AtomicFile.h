@@ -2,6 +2,7 @@
 #ifndef QSLAW_SUPPORT_ATOMICFILE_H
 #define QSLAW_SUPPORT_ATOMICFILE_H
 
+#include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 
@@ -12,6 +13,10 @@ namespace qslaw {
 /// over PATH, fsync the directory. On failure the temporary is removed and
 /// the error names the path and the step that failed.
 llvm::Error writeFileAtomically(llvm::StringRef path, llvm::StringRef bytes);
+/// The same for the concatenation of `pieces`, without concatenating them
+/// in memory (a weights file can be gigabytes).
+llvm::Error writeFileAtomically(llvm::StringRef path,
+                                llvm::ArrayRef<llvm::StringRef> pieces);
 
 } // namespace qslaw
 

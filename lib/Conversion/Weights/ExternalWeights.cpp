@@ -28,26 +28,38 @@ using namespace mlir;
 namespace {
 constexpr StringLiteral kBase = "qslaw_weights_base";
 
-/// The bytes LLVM would lay out for `init` (one element per byte for
-/// widths below 8, little-endian otherwise), or nullopt if the layout is
-/// not one this pass reproduces.
-std::optional<std::string> layoutBytes(ElementsAttr init) {
-  auto dense = dyn_cast<DenseIntOrFPElementsAttr>(init);
+/// The dense initializer whose bytes equal LLVM's layout of it (one element
+/// per byte for widths below 8, little-endian otherwise), or null if the
+/// layout is not one this pass reproduces (i1 bit-packing, resources).
+DenseIntOrFPElementsAttr layoutAttr(Attribute init) {
+  auto dense = dyn_cast_or_null<DenseIntOrFPElementsAttr>(init);
   if (!dense)
-    return std::nullopt;
+    return {};
   Type e = dense.getElementType();
   if (!(isa<IntegerType, FloatType, IndexType>(e)) ||
       (isa<IntegerType>(e) && e.getIntOrFloatBitWidth() == 1))
-    return std::nullopt;
+    return {};
+  return dense;
+}
+
+int64_t layoutSize(DenseIntOrFPElementsAttr dense) {
+  int64_t raw = int64_t(dense.getRawData().size());
+  return dense.isSplat() ? raw * dense.getNumElements() : raw;
+}
+
+/// Appends `dense`'s bytes to `writer` (expanding a splat; otherwise
+/// straight from the attribute's storage, no copy).
+uint64_t addTo(::qslaw::weights::Writer &writer, StringRef name,
+               StringRef type, DenseIntOrFPElementsAttr dense,
+               uint64_t alignment) {
   ArrayRef<char> raw = dense.getRawData();
-  int64_t n = dense.getNumElements();
   if (!dense.isSplat())
-    return std::string(raw.begin(), raw.end());
+    return writer.add(name, type, StringRef(raw.data(), raw.size()), alignment);
   std::string out;
-  out.reserve(size_t(n) * raw.size());
-  for (int64_t i = 0; i < n; ++i)
+  out.reserve(size_t(layoutSize(dense)));
+  for (int64_t i = 0, n = dense.getNumElements(); i < n; ++i)
     out.append(raw.begin(), raw.end());
-  return out;
+  return writer.add(name, type, out, alignment);
 }
 
 struct ExternalWeightsPass
@@ -87,12 +99,11 @@ struct ExternalWeightsPass
     ::qslaw::weights::Writer writer;
     llvm::DenseMap<Operation *, uint64_t> offsets;
     for (auto &[global, gets] : reads) {
-      std::optional<std::string> bytes =
-          layoutBytes(cast<ElementsAttr>(*global.getInitialValue()));
       std::string type;
       llvm::raw_string_ostream(type) << global.getType();
-      offsets[global] = writer.add(global.getSymName(), type, *bytes,
-                                   global.getAlignment().value_or(0));
+      offsets[global] = addTo(writer, global.getSymName(), type,
+                              layoutAttr(*global.getInitialValue()),
+                              global.getAlignment().value_or(0));
     }
     auto i64 = IntegerType::get(ctx, 64);
     auto record = [&](StringRef hash) {
@@ -163,11 +174,8 @@ struct ExternalWeightsPass
         global.isUninitialized() || !type.hasStaticShape() ||
         !type.getLayout().isIdentity())
       return false;
-    auto init = dyn_cast_or_null<ElementsAttr>(*global.getInitialValue());
-    if (!init)
-      return false;
-    std::optional<std::string> bytes = layoutBytes(init);
-    return bytes && int64_t(bytes->size()) >= minBytes;
+    DenseIntOrFPElementsAttr dense = layoutAttr(*global.getInitialValue());
+    return dense && layoutSize(dense) >= minBytes;
   }
 };
 } // namespace
