@@ -24,7 +24,6 @@ torch.cuda.max_memory_allocated (weights, activations, gradients, optimizer
 state). The first step's losses of the two sides are compared.
 """
 import argparse
-import ctypes
 import json
 import lzma
 import math
@@ -101,20 +100,25 @@ def batch(shape, seed=1):
     return hidden, mask
 
 
-def prepare(shape, out, target="cuda", extra=()):
-    """Exports the block to ONNX and compiles its training library with
-    external weights into `out`; returns the library path."""
+def export_onnx(shape, path):
+    """The block as ONNX (opset 18, TorchScript exporter, as the fixtures):
+    inputs hidden [B, T, H] and attention_mask [B, T], output out."""
     import torch
-    from qslaw_tools.runner import tool
-    os.makedirs(out, exist_ok=True)
-    onnx_path = os.path.join(out, "block.onnx")
     hidden, mask = batch(shape)
     with torch.no_grad():
         torch.onnx.export(Block.module(make_block(shape)),
-                          (torch.from_numpy(hidden),
-                           torch.from_numpy(mask)),
-                          onnx_path, input_names=["hidden", "attention_mask"],
-                          output_names=["out"], opset_version=18, dynamo=False)
+                          (torch.from_numpy(hidden), torch.from_numpy(mask)), path,
+                          input_names=["hidden", "attention_mask"], output_names=["out"],
+                          opset_version=18, dynamo=False)
+
+
+def prepare(shape, out, target="cuda", extra=()):
+    """Exports the block to ONNX and compiles its training library with
+    external weights into `out`; returns the library path."""
+    from qslaw_tools.runner import tool
+    os.makedirs(out, exist_ok=True)
+    onnx_path = os.path.join(out, "block.onnx")
+    export_onnx(shape, onnx_path)
     lib = os.path.join(out, "block.so")
     cmd = [tool("qslaw-compile"), onnx_path, f"--target={target}", f"--quantize={QUANT}",
            "--quantize-layers=.*", "--train", "--train-loss=sum-squares",
@@ -137,33 +141,23 @@ def decompress(lib):
             shutil.copyfileobj(f, g, 1 << 24)
 
 
-def qslaw_steps(model, shape, steps, lr=LR, sync=None, times=None):
+def qslaw_steps(model, shape, steps, lr=LR, times=None):
     """`steps` train_step calls with parameters, moments and the batch in the
     session state; returns the losses (and appends each step's seconds to
     `times`)."""
-    params = model.signature["training"]["params"]
-    names = [p["name"] for p in params]
-    prefixes = ("", "exp_avg.", "exp_avg_sq.")
-    updated = ["new." + pre + n for pre in prefixes for n in names]
     model.drop_state()
-    model.run_function("init_params", {}, keep=names)
-    for pre in prefixes[1:]:
-        for n, p in zip(names, params):
-            model.set_state(pre + n, np.zeros(p["shape"], np.float32))
+    n = len(model.start_training())
     hidden, mask = batch(shape)
     model.set_state("hidden", hidden)
     model.set_state("attention_mask", mask, dtype="i64")
     losses = []
     for step in range(1, steps + 1):
         start = time.perf_counter()
-        out = model.run_function("train_step", dict(lrs=np.full(len(names), lr, np.float32),
-                                                    step=np.array(step, np.float32)),
-                                 keep=updated)
+        out = model.train_step(dict(lrs=np.full(n, lr, np.float32),
+                                    step=np.array(step, np.float32)))
         if times is not None:
             times.append(time.perf_counter() - start)
         losses.append(float(out[0]))
-        for u in updated:
-            model.move_state(u, u[len("new."):])
     return losses
 
 
@@ -201,19 +195,13 @@ def torch_steps(shape, steps, device="cpu"):
     return [step() for _ in range(steps)]
 
 
-class Stats(ctypes.Structure):
-    _fields_ = [("allocated", ctypes.c_size_t), ("peak_allocated", ctypes.c_size_t),
-                ("reserved", ctypes.c_size_t), ("peak_reserved", ctypes.c_size_t),
-                ("driver_allocations", ctypes.c_uint64)]
-
-
 def bench(shape, artifacts, rounds, reps, out_json, device="cuda"):
     """device="cpu" is a dry run of this function on a CPU-compiled library
     (prepare(..., target="cpu")): the same steps and timing, no GPU memory
     figures; python/tests/test_llama_block_bench.py runs it so that the GPU
     minutes are not spent finding bugs in this script."""
     import torch
-    from qslaw_tools.runtime import Model
+    from qslaw_tools.runtime import Model, cuda_memory_stats
     lib = os.path.join(artifacts, "block.so")
     decompress(lib)
     model = Model(lib, device=device)
@@ -240,10 +228,7 @@ def bench(shape, artifacts, rounds, reps, out_json, device="cuda"):
     if gpu:
         # Every device buffer qslaw holds (weights included) comes from its
         # caching allocator.
-        stats = Stats()
-        ctypes.CDLL("libqslaw_cuda_runtime.so").qslaw_cuda_get_memory_stats(
-            ctypes.byref(stats))
-        peak = stats.peak_allocated
+        peak = cuda_memory_stats()["peak_allocated"]
     res = {
         "device": torch.cuda.get_device_name() if gpu else "cpu (dry run)",
         "cuda": torch.version.cuda if gpu else None,

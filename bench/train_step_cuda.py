@@ -19,7 +19,6 @@ library (python/tests/test_bench_dry_run.py), so that GPU minutes are not
 spent on bugs in it.
 """
 import argparse
-import ctypes
 import json
 import os
 import statistics
@@ -33,42 +32,25 @@ sys.path.insert(0, os.path.join(HERE, "..", "python"))
 sys.path.insert(0, os.path.join(HERE, "..", "python", "tests"))
 
 
-class Stats(ctypes.Structure):
-    _fields_ = [("allocated", ctypes.c_size_t), ("peak_allocated", ctypes.c_size_t),
-                ("reserved", ctypes.c_size_t), ("peak_reserved", ctypes.c_size_t),
-                ("driver_allocations", ctypes.c_uint64)]
-
-
 def run(library, device="cuda", rounds=5, reps=10, out=None):
     import torch
     import test_train_step_torch as ref_tests
     from qslaw_tools import torch_llava as tl
-    from qslaw_tools.runtime import Model
+    from qslaw_tools.runtime import Model, cuda_memory_stats, reset_cuda_peak_memory
 
     name, mode, lr = "tiny_llava", "scale", 2e-3
     gpu = device == "cuda"
     sync = torch.cuda.synchronize if gpu else (lambda: None)
     lib = Model(library, device=device)
-    cuda_rt = ctypes.CDLL("libqslaw_cuda_runtime.so") if gpu else None
-    params = lib.signature["training"]["params"]
-    names = [p["name"] for p in params]
-    prefixes = ("", "exp_avg.", "exp_avg_sq.")
-    updated = ["new." + pre + n for pre in prefixes for n in names]
-    lib.run_function("init_params", {}, keep=names)
-    for pre in prefixes[1:]:
-        for n, p in zip(names, params):
-            lib.set_state(pre + n, np.zeros(p["shape"], np.float32))
+    n_params = len(lib.start_training())
     ids, pix, mask, labels = ref_tests.batch(name)
     step_no = [0]
 
     def qslaw_step():
         step_no[0] += 1
-        out = lib.run_function("train_step", dict(
-            lrs=np.full(len(names), lr, np.float32), step=np.array(step_no[0], np.float32),
-            input_ids=ids, pixel_values=pix, attention_mask=mask, labels=labels),
-            keep=updated)  # returns after the device has finished
-        for u in updated:
-            lib.move_state(u, u[len("new."):])
+        out = lib.train_step(dict(  # returns after the device has finished
+            lrs=np.full(n_params, lr, np.float32), step=np.array(step_no[0], np.float32),
+            input_ids=ids, pixel_values=pix, attention_mask=mask, labels=labels))
         return float(out[0])
 
     model, trainable = ref_tests.reference(name, mode)
@@ -89,7 +71,7 @@ def run(library, device="cuda", rounds=5, reps=10, out=None):
         qslaw_step()
         torch_step()
     if gpu:
-        cuda_rt.qslaw_cuda_reset_peak_memory()
+        reset_cuda_peak_memory()
         torch.cuda.reset_peak_memory_stats()
     times = {"qslaw": [], "torch": []}
     for _ in range(rounds):
@@ -108,11 +90,10 @@ def run(library, device="cuda", rounds=5, reps=10, out=None):
     }
     result["speedup"] = result["torch_ms_median"] / result["qslaw_ms_median"]
     if gpu:
-        stats = Stats()
-        cuda_rt.qslaw_cuda_get_memory_stats(ctypes.byref(stats))
-        result.update(qslaw_peak_bytes=stats.peak_allocated,
-                      qslaw_peak_reserved_bytes=stats.peak_reserved,
-                      qslaw_driver_allocations=stats.driver_allocations,
+        stats = cuda_memory_stats()
+        result.update(qslaw_peak_bytes=stats["peak_allocated"],
+                      qslaw_peak_reserved_bytes=stats["peak_reserved"],
+                      qslaw_driver_allocations=stats["driver_allocations"],
                       torch_peak_bytes=torch.cuda.max_memory_allocated())
         result["memory_ratio"] = result["qslaw_peak_bytes"] / result["torch_peak_bytes"]
     print(json.dumps(result, indent=1))

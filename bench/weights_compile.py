@@ -45,7 +45,6 @@ def load_ms(lib_path):
 
 
 def main():
-    import torch
     import llama_block as lb
     from qslaw_tools.runner import tool
     ap = argparse.ArgumentParser()
@@ -54,12 +53,7 @@ def main():
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         onnx_path = os.path.join(d, "block.onnx")
-        hidden, mask = lb.batch(a.shape)
-        with torch.no_grad():
-            torch.onnx.export(lb.Block.module(lb.make_block(a.shape)),
-                              (torch.from_numpy(hidden), torch.from_numpy(mask)), onnx_path,
-                              input_names=["hidden", "attention_mask"], output_names=["out"],
-                              opset_version=18, dynamo=False)
+        lb.export_onnx(a.shape, onnx_path)
         res = {"date": time.strftime("%Y-%m-%d"), "shape": lb.SHAPES[a.shape],
                "onnx_bytes": os.path.getsize(onnx_path)}
         for mode in ("external", "embed"):

@@ -11,10 +11,10 @@
 #include "RuntimeInternal.h"
 #include "qslaw/Support/WeightsFile.h"
 
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
 
 #include <cerrno>
-#include <climits>
 #include <cstring>
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -37,11 +37,9 @@ std::mutex mappingsMutex;
 std::map<void *, Mapping> mappings; // by dlopen handle
 
 std::string libraryPath(const void *symbol, bool mainProgram) {
-  if (mainProgram) {
-    char buf[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-    return n > 0 ? std::string(buf, size_t(n)) : std::string();
-  }
+  if (mainProgram)
+    return llvm::sys::fs::getMainExecutable(nullptr,
+                                            const_cast<void *>(symbol));
   Dl_info info;
   if (!dladdr(symbol, &info) || !info.dli_fname)
     return {};

@@ -26,10 +26,15 @@ uint64_t Writer::add(StringRef name, StringRef type, StringRef bytes,
   data.resize(offset, '\0');
   data.append(bytes.begin(), bytes.end());
   tensors.push_back({name.str(), type.str(), offset, bytes.size()});
+  cachedHash.reset();
   return offset;
 }
 
-std::string Writer::hash() const { return hashData(data); }
+const std::string &Writer::hash() const {
+  if (!cachedHash)
+    cachedHash = hashData(data);
+  return *cachedHash;
+}
 
 static void put(std::string &out, const void *p, size_t n) {
   out.append(static_cast<const char *>(p), n);

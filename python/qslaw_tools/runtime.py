@@ -31,6 +31,29 @@ def _lib():
     return lib
 
 
+class _CudaMemoryStats(ctypes.Structure):  # qslaw_cuda_memory_stats
+    _fields_ = [("allocated", ctypes.c_size_t), ("peak_allocated", ctypes.c_size_t),
+                ("reserved", ctypes.c_size_t), ("peak_reserved", ctypes.c_size_t),
+                ("driver_allocations", ctypes.c_uint64)]
+
+
+def _cuda_runtime():
+    return ctypes.CDLL("libqslaw_cuda_runtime.so")
+
+
+def cuda_memory_stats():
+    """The CUDA runtime's caching allocator: {allocated, peak_allocated,
+    reserved, peak_reserved, driver_allocations} (bytes; every device buffer
+    a session holds, weights included)."""
+    s = _CudaMemoryStats()
+    _cuda_runtime().qslaw_cuda_get_memory_stats(ctypes.byref(s))
+    return {name: getattr(s, name) for name, _ in _CudaMemoryStats._fields_}
+
+
+def reset_cuda_peak_memory():
+    _cuda_runtime().qslaw_cuda_reset_peak_memory()
+
+
 class Model:
     def __init__(self, path, device="cpu", weights=None):
         """weights: the weights file of a --weights=external library, if not
@@ -97,6 +120,31 @@ class Model:
     def drop_state(self, name=None):
         self._check(self.lib.qslaw_session_state_drop(
             self.session, name.encode() if name is not None else None))
+
+    # AdamW training with parameters and moments resident (as the trainer).
+    _MOMENTS = ("exp_avg.", "exp_avg_sq.")
+
+    def start_training(self):
+        """init_params into the session state, AdamW moments zeroed there;
+        returns the parameter names."""
+        params = self.signature["training"]["params"]
+        names = [p["name"] for p in params]
+        self.run_function("init_params", {}, keep=names)
+        for pre in self._MOMENTS:
+            for n, p in zip(names, params):
+                self.set_state(pre + n, np.zeros(p["shape"], np.float32))
+        return names
+
+    def train_step(self, feeds):
+        """One train_step reading parameters and moments from the state and
+        committing the update there (new.X renamed onto X); returns the
+        outputs (loss and gradient norm first, None for the kept ones)."""
+        names = [p["name"] for p in self.signature["training"]["params"]]
+        updated = ["new." + pre + n for pre in ("",) + self._MOMENTS for n in names]
+        out = self.run_function("train_step", feeds, keep=updated)
+        for u in updated:
+            self.move_state(u, u[len("new."):])
+        return out
 
     def _run(self, function, signature, inputs, keep=()):
         alive = []

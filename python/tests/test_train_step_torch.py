@@ -93,13 +93,10 @@ def run_adamw_steps(lib, name="tiny_llava", lr=2e-3, steps=20, resident=False):
     params = lib.signature["training"]["params"]
     names = [p["name"] for p in params]
     prefixes = ("", "exp_avg.", "exp_avg_sq.")
-    updated = ["new." + pre + n for pre in prefixes for n in names]
-    state = lib.run_function("init_params", {}, keep=names if resident else ())
     if resident:
-        for pre in prefixes[1:]:
-            for n, p in zip(names, params):
-                lib.set_state(pre + n, np.zeros(p["shape"], np.float32))
+        lib.start_training()
     else:
+        state = lib.run_function("init_params", {})
         m = [np.zeros_like(p) for p in state]
         v = [np.zeros_like(p) for p in state]
     ids, pix, mask, labels = batch(name)
@@ -112,12 +109,9 @@ def run_adamw_steps(lib, name="tiny_llava", lr=2e-3, steps=20, resident=False):
             feeds.update({n: a for n, a in zip(names, state)})
             feeds.update({"exp_avg." + n: a for n, a in zip(names, m)})
             feeds.update({"exp_avg_sq." + n: a for n, a in zip(names, v)})
-        out = lib.run_function("train_step", feeds, keep=updated if resident else ())
+        out = lib.train_step(feeds) if resident else lib.run_function("train_step", feeds)
         ours.append(float(out[0]))
-        if resident:
-            for u in updated:
-                lib.move_state(u, u[len("new."):])
-        else:
+        if not resident:
             n = len(params)
             state, m, v = out[2:2 + n], out[2 + n:2 + 2 * n], out[2 + 2 * n:]
     if resident:

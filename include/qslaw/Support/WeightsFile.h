@@ -27,6 +27,7 @@
 #include "llvm/Support/Error.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,13 +53,15 @@ public:
                llvm::StringRef bytes, uint64_t alignment = 0);
   uint64_t dataBytes() const { return data.size(); }
   size_t numTensors() const { return tensors.size(); }
-  /// The data's xxh3_64 as 16 hex digits.
-  std::string hash() const;
+  /// The data's xxh3_64 as 16 hex digits (computed once per content: the
+  /// header and the library's record both need it, and it is gigabytes).
+  const std::string &hash() const;
   llvm::Error write(llvm::StringRef path) const;
 
 private:
   std::string data;
   std::vector<TensorEntry> tensors;
+  mutable std::optional<std::string> cachedHash;
 };
 
 /// What a file's fixed header and JSON say.

@@ -92,7 +92,7 @@ struct ExternalWeightsPass
     for (auto fn : module.getOps<func::FuncOp>())
       fn.walk([&](memref::GetGlobalOp get) {
         auto global = symbols.lookup<memref::GlobalOp>(get.getName());
-        if (global && qualifies(global))
+        if (global && (reads.contains(global) || qualifies(global)))
           reads[global].push_back(get);
       });
 
