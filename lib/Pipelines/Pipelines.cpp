@@ -87,8 +87,15 @@ void mlir::qslaw::buildCPUPipeline(OpPassManager &pm,
 void mlir::qslaw::buildCUDAToGPUPipeline(OpPassManager &pm,
                                           const CUDAPipelineOptions &options) {
   registerPipelines();
+  // Opt-in (bf16/f16 rounding): calls to the hand-written kernels; an
+  // invalid type is the pass's error.
+  if (options.handKernels != "none")
+    addPipeline(pm, llvm::formatv("qslaw-lower-to-ukernels{{target=cuda "
+                                  "dtype={0}}",
+                                  std::string(options.handKernels))
+                        .str());
   // Same graph lowering as the CPU (dequantisation inside the reduction
-  // body), no CPU microkernels, no CPU tiling.
+  // body), no CPU tiling.
   addPipeline(pm, "func.func(convert-elementwise-to-linalg),"
                   "qslaw-lower-to-linalg,canonicalize,"
                   "func.func(linalg-fuse-elementwise-ops),cse");

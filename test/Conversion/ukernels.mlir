@@ -4,14 +4,14 @@
 
 // Batch dims collapse into M; the result comes back as a fresh buffer.
 // CHECK-LABEL: func @covered
-// CHECK: %[[X2:.*]] = tensor.reshape %arg0({{.*}}) : (tensor<2x3x256xf32>, tensor<2xi64>) -> tensor<6x256xf32>
+// CHECK: %[[X2:.*]] = tensor.collapse_shape %arg0 {{\[\[}}0, 1], [2]] : tensor<2x3x256xf32> into tensor<6x256xf32>
 // CHECK: %[[XB:.*]] = bufferization.to_buffer %[[X2]] read_only
 // CHECK: %[[OUT:.*]] = memref.alloc() : memref<6x64xf32>
 // CHECK: %[[G:.*]] = arith.constant 128 : i64
 // CHECK: %[[T:.*]] = arith.constant 2 : i32
 // CHECK: call @qslaw_ukernel_qmatmul_w4_f32({{.*}}, %[[G]], %[[T]])
 // CHECK: %[[Y:.*]] = bufferization.to_tensor %[[OUT]] restrict writable
-// CHECK: tensor.reshape %[[Y]]({{.*}}) : (tensor<6x64xf32>, tensor<3xi64>) -> tensor<2x3x64xf32>
+// CHECK: tensor.expand_shape %[[Y]] {{\[\[}}0, 1], [2]] output_shape [2, 3, 64] : tensor<6x64xf32> into tensor<2x3x64xf32>
 // CHECK-NOT: qslaw.qmatmul
 func.func @covered(%x: tensor<2x3x256xf32>, %q: tensor<64x256xi4>, %s: tensor<64x2xf32>, %z: tensor<64x2xi4>) -> tensor<2x3x64xf32> {
   %y = qslaw.qmatmul %x, %q scales(%s) zeros(%z) <bits = 4, group = 128> : (tensor<2x3x256xf32>, tensor<64x256xi4>, tensor<64x2xf32>, tensor<64x2xi4>) -> tensor<2x3x64xf32>

@@ -73,6 +73,15 @@ static cl::opt<std::string> gpuFormat(
     cl::desc("--target=cuda: kernel objects: fatbin (cubin + PTX), bin "
              "(cubin) or isa (PTX, compiled by the driver at load)"),
     cl::init("fatbin"));
+static cl::opt<std::string> cudaHandKernels(
+    cl::cat(compileCat), "cuda-hand-kernels",
+    cl::desc("--target=cuda|cuda-emulate: call the hand-written w4 kernels "
+             "for the quantized matmuls and scale-mode gradients they cover "
+             "(G 32/64/128, K % 64 == 0, N % 8 == 0), their activations "
+             "rounded to bf16 or f16; none: generated f32 kernels only "
+             "(default). On cuda the library then needs "
+             "libqslaw_cuda_kernels.so beside libqslaw_cuda_runtime.so"),
+    cl::init("none"));
 static cl::opt<std::string> weightsMode(
     cl::cat(compileCat), "weights",
     cl::desc("Where the model's large constants go: embed (in the library) "
@@ -236,6 +245,12 @@ int main(int argc, char **argv) {
   for (const std::string &chip : gpuChips)
     if (!StringRef(chip).starts_with("sm_"))
       return fail("--gpu-chips: '" + chip + "' is not an sm_XY architecture");
+  if (cudaHandKernels != "none" && cudaHandKernels != "bf16" &&
+      cudaHandKernels != "f16")
+    return fail("--cuda-hand-kernels=" + cudaHandKernels +
+                " is not one of none, bf16, f16");
+  if (cudaHandKernels != "none" && !cuda)
+    return fail("--cuda-hand-kernels needs --target=cuda or cuda-emulate");
   bool binary = emit == "obj" || emit == "lib" || emit == "trainer";
   if (weightsMode != "embed" && weightsMode != "external")
     return fail("--weights=" + weightsMode + " is not one of embed, external");
@@ -393,6 +408,7 @@ int main(int argc, char **argv) {
         popts.chips = std::vector<std::string>(gpuChips.begin(), gpuChips.end());
       popts.format = gpuFormat.getValue();
       popts.emulateOnCPU = emulate;
+      popts.handKernels = cudaHandKernels.getValue();
       popts.cudaPath = cudaPath.getValue();
       popts.weightsFile = weightsFile;
       popts.weightsMinBytes = weightsMinBytes;

@@ -104,6 +104,26 @@ int qslaw_w4_grad_gamma(const void *dy, const void *x, const void *w,
                         float *dgamma, int T, int N, int K, int G, int qmax,
                         int dtype, void *stream);
 
+// --- Conversions for f32 graphs (lib/CUDA/Kernels/QMatmulW4F32.cu) -------
+// Compiled graphs keep f32 activations and 4-bit codes / zero points packed
+// two per byte (linear index i in byte i/2, low nibble first). The runtime
+// (lib/Runtime/CUDA/HandKernels.cpp) converts around the kernels above.
+
+// codes: nibble-packed [N, K]; bytes: N*K bytes of scratch; qw as from
+// qslaw_w4_pack.
+int qslaw_w4_pack_nibbles(const uint8_t *codes, uint8_t *bytes, uint32_t *qw,
+                          int N, int K, void *stream);
+// z[i] = zero point i of nibble-packed `zeros`, or 8 for every i when
+// `zeros` is NULL (symmetric).
+int qslaw_w4_zeros_to_f32(const uint8_t *zeros, float *z, int64_t count,
+                          void *stream);
+// xa[i] = x[i] rounded to `dtype` (nearest even).
+int qslaw_f32_to_act(const float *x, void *xa, int64_t count, int dtype,
+                     void *stream);
+// y[m, n] = ya[m, n] (+ bias[n] when bias is not NULL), in f32.
+int qslaw_act_to_f32(const void *ya, const float *bias, float *y, int64_t M,
+                     int64_t N, int dtype, void *stream);
+
 #ifdef __cplusplus
 } // extern "C"
 #endif

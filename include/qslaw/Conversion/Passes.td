@@ -34,10 +34,27 @@ def QSLAWToUkernels : Pass<"qslaw-lower-to-ukernels", "ModuleOp"> {
     (`bufferization.to_buffer`, each tagged `qslaw.ukernel_operand` so that
     CSE cannot merge it with an earlier read of the same tensor), the result
     as a fresh buffer.
+
+    With `target=cuda` the calls go to the hand-written CUDA kernels instead
+    (`qslaw_cuda_qmatmul_w4_f32`, `..._grad_input_f32`, `..._grad_scale_f32`,
+    implemented by `libqslaw_cuda_runtime` over `libqslaw_cuda_kernels`),
+    with the device pointers of the same buffers. Those kernels cover less:
+    4-bit codes, `G` in {32, 64, 128}, `K % 64 == 0`, `K % G == 0` and
+    `N % 8 == 0`; other ops stay for the generated kernels. Their mma
+    inputs are the activations rounded to `dtype` (bf16 or f16), with f32
+    accumulation, scales and outputs. An absent zero-point or bias operand
+    is a zero-size heap buffer there (host stack memory cannot stand for
+    device memory).
   }];
   let options = [
     Option<"numThreads", "num-threads", "int", "1",
            "Threads the microkernel may use (split over N)">,
+    Option<"target", "target", "std::string", "\"cpu\"",
+           "Whose kernels: cpu (libqslaw_ukernels) or cuda (hand-written "
+           "CUDA kernels over device pointers)">,
+    Option<"dtype", "dtype", "std::string", "\"bf16\"",
+           "target=cuda: type the activations are rounded to for the "
+           "tensor cores (bf16 or f16)">,
   ];
   let dependentDialects = ["::mlir::func::FuncDialect",
                            "::mlir::bufferization::BufferizationDialect",
@@ -209,6 +226,11 @@ def GPUEmulateOnCPU : Pass<"qslaw-gpu-emulate-on-cpu", "ModuleOp"> {
     test machines use it (`qslaw-compile --target=cuda-emulate`) to check
     the GPU mapping end to end against onnxruntime and PyTorch. Launches
     must not be outlined yet.
+
+    Calls to the hand-written CUDA kernels (`qslaw_cuda_qmatmul_w4_*`)
+    become calls to the CPU microkernels of the same f32 semantics: the
+    emulation checks which ops are replaced and how their operands are
+    passed, not the kernels' bf16/f16 rounding.
   }];
   let dependentDialects = ["::mlir::scf::SCFDialect",
                            "::mlir::memref::MemRefDialect",

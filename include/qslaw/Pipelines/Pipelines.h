@@ -82,6 +82,13 @@ struct CUDAPipelineOptions
       llvm::cl::desc("Verification: after mapping to GPU launches, run them "
                      "as CPU loops and lower for the CPU"),
       llvm::cl::init(false)};
+  Option<std::string> handKernels{
+      *this, "hand-kernels",
+      llvm::cl::desc("Call the hand-written CUDA kernels for the 4-bit "
+                     "quantized matmuls and scale-mode gradients they cover, "
+                     "with activations rounded to bf16 or f16 for the tensor "
+                     "cores (none: generated f32 kernels only)"),
+      llvm::cl::init("none")};
   Option<int> optLevel{*this, "opt-level",
                        llvm::cl::desc("Optimisation level of device code"),
                        llvm::cl::init(3)};

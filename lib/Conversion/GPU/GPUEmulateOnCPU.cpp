@@ -9,9 +9,16 @@
 // mapping (tiling, guards, thread indexing, device memory, sunk scalars)
 // against the same references as the CPU path.
 //
+//
+// Calls to the hand-written CUDA kernels (qslaw-lower-to-ukernels
+// target=cuda) go to the CPU microkernels, which compute the same f32
+// results over the same operands: the emulation then checks which ops are
+// replaced and the operand plumbing, not the kernels' bf16/f16 rounding.
+//
 //===----------------------------------------------------------------------===//
 #include "qslaw/Conversion/Passes.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/IRMapping.h"
 
 namespace mlir::qslaw {
@@ -74,9 +81,54 @@ LogicalResult emulateLaunch(gpu::LaunchOp launch) {
   return success();
 }
 
+/// The CPU microkernel that computes what CUDA kernel `name` does, or "".
+StringRef cpuKernelFor(StringRef name) {
+  if (name == qslaw::kCudaQMatmulW4F32Kernel)
+    return qslaw::kQMatmulW4F32Ukernel;
+  if (name == qslaw::kCudaQMatmulW4GradInputKernel)
+    return qslaw::kQMatmulW4GradInputUkernel;
+  if (name == qslaw::kCudaQMatmulW4GradScaleKernel)
+    return qslaw::kQMatmulW4GradScaleUkernel;
+  return "";
+}
+
+/// Same operands without the trailing activation type; the CPU forward
+/// takes a thread count there instead (one: the emulation is sequential).
+void redirectToCPUKernel(ModuleOp module, func::CallOp call, StringRef cpu) {
+  OpBuilder b(call);
+  SmallVector<Value> args(call.getOperands().drop_back());
+  if (cpu == qslaw::kQMatmulW4F32Ukernel)
+    args.push_back(
+        arith::ConstantOp::create(b, call.getLoc(), b.getI32IntegerAttr(1)));
+  auto callee = module.lookupSymbol<func::FuncOp>(cpu);
+  if (!callee) {
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPointToStart(module.getBody());
+    callee = func::FuncOp::create(b, module.getLoc(), cpu,
+                                  b.getFunctionType(ValueRange(args).getTypes(),
+                                                    {}));
+    callee.setPrivate();
+    callee->setAttr("llvm.emit_c_interface", b.getUnitAttr());
+  }
+  func::CallOp::create(b, call.getLoc(), callee, args);
+  StringRef old = call.getCallee();
+  call.erase();
+  if (auto decl = module.lookupSymbol<func::FuncOp>(old);
+      decl && SymbolTable::symbolKnownUseEmpty(decl, module))
+    decl.erase();
+}
+
 struct GPUEmulateOnCPUPass
     : qslaw::impl::GPUEmulateOnCPUBase<GPUEmulateOnCPUPass> {
   void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SmallVector<std::pair<func::CallOp, StringRef>> kernelCalls;
+    module.walk([&](func::CallOp call) {
+      if (StringRef cpu = cpuKernelFor(call.getCallee()); !cpu.empty())
+        kernelCalls.push_back({call, cpu});
+    });
+    for (auto [call, cpu] : kernelCalls)
+      redirectToCPUKernel(module, call, cpu);
     SmallVector<Operation *> ops;
     getOperation().walk([&](Operation *op) {
       if (isa<gpu::LaunchOp, gpu::AllocOp, gpu::DeallocOp, gpu::MemcpyOp>(op))

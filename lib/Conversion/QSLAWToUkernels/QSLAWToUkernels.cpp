@@ -27,14 +27,29 @@ using namespace mlir::qslaw;
 
 namespace {
 
-/// The microkernels cover 4-bit codes, f32 activations/scales/bias, static
-/// shapes, and K and G even (whole bytes per group row).
-bool codesCovered(TypedValue<RankedTensorType> codes, QuantSpecAttr spec) {
+/// Which kernels the calls go to, and what they cover.
+struct KernelSet {
+  bool cuda = false;
+  int32_t cudaDtype = 0; // 0 bf16, 1 f16 (QMatmulKernels.h)
+  StringRef forward, gradInput, gradScale;
+};
+
+/// Both kernel sets cover 4-bit codes, f32 activations/scales/bias, static
+/// shapes, and K and G even (whole bytes per group row). The CUDA kernels
+/// also need G in {32, 64, 128}, K % 64 == 0, K % G == 0 (whole mma chunks
+/// and groups) and N % 8 == 0 (16-byte rows of the activation-gradient
+/// tiles).
+bool codesCovered(const KernelSet &set, TypedValue<RankedTensorType> codes,
+                  QuantSpecAttr spec) {
   auto q = codes.getType();
   if (spec.getBits() != 4 || !q.hasStaticShape())
     return false;
-  int64_t k = q.getDimSize(1);
-  return k % 2 == 0 && spec.getGroupSizeFor(k) % 2 == 0;
+  int64_t n = q.getDimSize(0), k = q.getDimSize(1);
+  int64_t g = spec.getGroupSizeFor(k);
+  if (set.cuda)
+    return (g == 32 || g == 64 || g == 128) && k % 64 == 0 && k % g == 0 &&
+           n % 8 == 0;
+  return k % 2 == 0 && g % 2 == 0;
 }
 
 bool staticF32(Value v) {
@@ -42,20 +57,21 @@ bool staticF32(Value v) {
   return t.hasStaticShape() && t.getElementType().isF32();
 }
 
-bool coveredByUkernel(QMatmulOp op) {
-  if (!codesCovered(op.getCodes(), op.getSpec()) || !staticF32(op.getInput()) ||
+bool covered(const KernelSet &set, QMatmulOp op) {
+  if (!codesCovered(set, op.getCodes(), op.getSpec()) ||
+      !staticF32(op.getInput()) ||
       !op.getScales().getType().getElementType().isF32())
     return false;
   return !op.getBias() || staticF32(op.getBias());
 }
 
-bool coveredByUkernel(QMatmulGradInputOp op) {
-  return codesCovered(op.getCodes(), op.getSpec()) &&
+bool covered(const KernelSet &set, QMatmulGradInputOp op) {
+  return codesCovered(set, op.getCodes(), op.getSpec()) &&
          staticF32(op.getGradOutput()) && staticF32(op.getScales());
 }
 
-bool coveredByUkernel(QMatmulGradScaleOp op) {
-  return codesCovered(op.getCodes(), op.getSpec()) &&
+bool covered(const KernelSet &set, QMatmulGradScaleOp op) {
+  return codesCovered(set, op.getCodes(), op.getSpec()) &&
          staticF32(op.getInput()) && staticF32(op.getGradOutput());
 }
 
@@ -81,23 +97,35 @@ Value asDynBuffer(OpBuilder &b, Location loc, Value tensor) {
       b, loc, dynMemRef(ty.getElementType(), ty.getRank()), buf);
 }
 
-Value emptyDynBuffer(OpBuilder &b, Location loc, Type elem, int64_t rank) {
-  auto buf = memref::AllocaOp::create(
-      b, loc, MemRefType::get(SmallVector<int64_t>(rank, 0), elem));
+/// Stands for an absent operand. On the CPU a stack buffer; for CUDA a
+/// (zero-size) heap buffer, which becomes device memory like every other.
+Value emptyDynBuffer(const KernelSet &set, OpBuilder &b, Location loc,
+                     Type elem, int64_t rank) {
+  auto ty = MemRefType::get(SmallVector<int64_t>(rank, 0), elem);
+  Value buf = set.cuda ? Value(memref::AllocOp::create(b, loc, ty))
+                       : Value(memref::AllocaOp::create(b, loc, ty));
   return memref::CastOp::create(b, loc, dynMemRef(elem, rank), buf);
 }
 
+/// Reassociation that groups dims [0, split) and [split, rank).
+SmallVector<ReassociationIndices> splitAt(int64_t split, int64_t rank) {
+  ReassociationIndices lead, rest;
+  for (int64_t d = 0; d < rank; ++d)
+    (d < split ? lead : rest).push_back(d);
+  return {lead, rest};
+}
+
+/// `v` ([M, N] from a call) reshaped to `to` (the op's result, rank >= 1,
+/// same last dim): leading dims expand from M, or a rank-1 result drops
+/// M = 1. Metadata only, no shape tensor for the host to read.
 Value reshapeTo(OpBuilder &b, Location loc, Value v, RankedTensorType to) {
   if (v.getType() == to)
     return v;
-  SmallVector<int64_t> shape(to.getShape());
-  return tensor::ReshapeOp::create(
-      b, loc, to, v,
-      arith::ConstantOp::create(
-          b, loc,
-          DenseIntElementsAttr::get(
-              RankedTensorType::get({int64_t(shape.size())}, b.getI64Type()),
-              ArrayRef<int64_t>(shape))));
+  if (to.getRank() == 1)
+    return tensor::CollapseShapeOp::create(
+        b, loc, to, v, SmallVector<ReassociationIndices>{{0, 1}});
+  return tensor::ExpandShapeOp::create(b, loc, to, v,
+                                       splitAt(to.getRank() - 1, to.getRank()));
 }
 
 func::FuncOp declare(ModuleOp module, OpBuilder &b, StringRef name,
@@ -119,9 +147,15 @@ Value as2D(OpBuilder &b, Location loc, Value v) {
   int64_t m = 1;
   for (int64_t d : ty.getShape().drop_back())
     m *= d;
-  return reshapeTo(b, loc, v,
-                   RankedTensorType::get({m, ty.getShape().back()},
-                                         ty.getElementType()));
+  auto to = RankedTensorType::get({m, ty.getShape().back()},
+                                  ty.getElementType());
+  if (ty.getRank() == 2)
+    return v;
+  if (ty.getRank() == 1)
+    return tensor::ExpandShapeOp::create(
+        b, loc, to, v, SmallVector<ReassociationIndices>{{0, 1}});
+  return tensor::CollapseShapeOp::create(b, loc, to, v,
+                                         splitAt(ty.getRank() - 1, ty.getRank()));
 }
 
 /// A fresh [rows, cols] f32 buffer the call writes, and its dynamic view;
@@ -143,9 +177,10 @@ OutBuffer newOutput(OpBuilder &b, Location loc, int64_t rows, int64_t cols) {
   return {out, dyn};
 }
 
-Value zerosBuffer(OpBuilder &b, Location loc, Value zeros) {
+Value zerosBuffer(const KernelSet &set, OpBuilder &b, Location loc,
+                  Value zeros) {
   return zeros ? asDynBuffer(b, loc, zeros)
-               : emptyDynBuffer(b, loc, b.getIntegerType(4), 2);
+               : emptyDynBuffer(set, b, loc, b.getIntegerType(4), 2);
 }
 
 Value i64Const(OpBuilder &b, Location loc, int64_t v) {
@@ -155,33 +190,76 @@ Value i64Const(OpBuilder &b, Location loc, int64_t v) {
 struct QSLAWToUkernelsPass
     : qslaw::impl::QSLAWToUkernelsBase<QSLAWToUkernelsPass> {
   using Base::Base;
+
+  /// The kernel set the options name, or failure (reported on `module`).
+  FailureOr<KernelSet> kernelSet(ModuleOp module) {
+    KernelSet set;
+    if (target == "cpu") {
+      if (numThreads < 1) {
+        module.emitError("qslaw-lower-to-ukernels: num-threads must be >= 1, "
+                         "got ")
+            << static_cast<int>(numThreads);
+        return failure();
+      }
+      set.forward = kQMatmulW4F32Ukernel;
+      set.gradInput = kQMatmulW4GradInputUkernel;
+      set.gradScale = kQMatmulW4GradScaleUkernel;
+      return set;
+    }
+    if (target != "cuda") {
+      module.emitError("qslaw-lower-to-ukernels: target must be cpu or cuda, "
+                       "got '")
+          << target << "'";
+      return failure();
+    }
+    if (dtype != "bf16" && dtype != "f16") {
+      module.emitError("qslaw-lower-to-ukernels: dtype must be bf16 or f16, "
+                       "got '")
+          << dtype << "'";
+      return failure();
+    }
+    set.cuda = true;
+    set.cudaDtype = dtype == "bf16" ? 0 : 1;
+    set.forward = kCudaQMatmulW4F32Kernel;
+    set.gradInput = kCudaQMatmulW4GradInputKernel;
+    set.gradScale = kCudaQMatmulW4GradScaleKernel;
+    return set;
+  }
+
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    if (numThreads < 1) {
-      module.emitError("qslaw-lower-to-ukernels: num-threads must be >= 1, "
-                       "got ")
-          << static_cast<int>(numThreads);
+    FailureOr<KernelSet> maybeSet = kernelSet(module);
+    if (failed(maybeSet))
       return signalPassFailure();
-    }
+    const KernelSet &set = *maybeSet;
     IRRewriter b(module.getContext());
-    Type f32 = b.getF32Type(), i4 = b.getIntegerType(4);
-    Type f2 = dynMemRef(f32, 2), f1 = dynMemRef(f32, 1), q2 = dynMemRef(i4, 2);
+    Type f32 = b.getF32Type();
     SmallVector<Operation *> work;
     module.walk([&](Operation *op) {
-      if (auto q = dyn_cast<QMatmulOp>(op); q && coveredByUkernel(q))
+      if (auto q = dyn_cast<QMatmulOp>(op); q && covered(set, q))
         work.push_back(op);
-      else if (auto g = dyn_cast<QMatmulGradInputOp>(op); g && coveredByUkernel(g))
+      else if (auto g = dyn_cast<QMatmulGradInputOp>(op); g && covered(set, g))
         work.push_back(op);
-      else if (auto g = dyn_cast<QMatmulGradScaleOp>(op); g && coveredByUkernel(g))
+      else if (auto g = dyn_cast<QMatmulGradScaleOp>(op); g && covered(set, g))
         work.push_back(op);
     });
+    // The CUDA entries take the activation type last (the forward's last
+    // i32 is the CPU's thread count).
+    auto call = [&](Location loc, StringRef name, SmallVector<Value> args) {
+      if (set.cuda || name == set.forward)
+        args.push_back(arith::ConstantOp::create(
+            b, loc,
+            b.getI32IntegerAttr(set.cuda ? set.cudaDtype
+                                         : int32_t(numThreads))));
+      SmallVector<Type> types;
+      for (Value a : args)
+        types.push_back(a.getType());
+      func::CallOp::create(b, loc, declare(module, b, name, types), args);
+    };
     for (Operation *o : work) {
       Location loc = o->getLoc();
       b.setInsertionPoint(o);
       if (auto op = dyn_cast<QMatmulOp>(o)) {
-        func::FuncOp callee = declare(
-            module, b, kQMatmulW4F32Ukernel,
-            {f2, q2, f2, q2, f1, f2, b.getI64Type(), b.getI32Type()});
         int64_t k = op.getInput().getType().getShape().back();
         Value x2 = as2D(b, loc, op.getInput());
         int64_t m = cast<RankedTensorType>(x2.getType()).getDimSize(0);
@@ -190,47 +268,37 @@ struct QSLAWToUkernelsPass
         SmallVector<Value> args{asDynBuffer(b, loc, x2),
                                 asDynBuffer(b, loc, op.getCodes()),
                                 asDynBuffer(b, loc, op.getScales()),
-                                zerosBuffer(b, loc, op.getZeros())};
+                                zerosBuffer(set, b, loc, op.getZeros())};
         args.push_back(op.getBias() ? asDynBuffer(b, loc, op.getBias())
-                                    : emptyDynBuffer(b, loc, f32, 1));
+                                    : emptyDynBuffer(set, b, loc, f32, 1));
         OutBuffer out = newOutput(b, loc, m, n);
         args.push_back(out.dyn);
         args.push_back(i64Const(b, loc, op.getSpec().getGroupSizeFor(k)));
-        args.push_back(arith::ConstantOp::create(
-            b, loc, b.getI32IntegerAttr(numThreads)));
-        func::CallOp::create(b, loc, callee, args);
+        call(loc, set.forward, args);
         b.replaceOp(op, reshapeTo(b, loc, out.tensor(b, loc),
                                   cast<RankedTensorType>(op.getType())));
       } else if (auto op = dyn_cast<QMatmulGradInputOp>(o)) {
-        func::FuncOp callee =
-            declare(module, b, kQMatmulW4GradInputUkernel,
-                    {f2, dynMemRef(i4, 2), f2, q2, f2, b.getI64Type()});
         int64_t k = op.getCodes().getType().getDimSize(1);
         Value dy2 = as2D(b, loc, op.getGradOutput());
         int64_t m = cast<RankedTensorType>(dy2.getType()).getDimSize(0);
         OutBuffer out = newOutput(b, loc, m, k);
-        func::CallOp::create(
-            b, loc, callee,
-            ValueRange{asDynBuffer(b, loc, dy2), asDynBuffer(b, loc, op.getCodes()),
-                       asDynBuffer(b, loc, op.getScales()),
-                       zerosBuffer(b, loc, op.getZeros()), out.dyn,
-                       i64Const(b, loc, op.getSpec().getGroupSizeFor(k))});
+        call(loc, set.gradInput,
+             {asDynBuffer(b, loc, dy2), asDynBuffer(b, loc, op.getCodes()),
+              asDynBuffer(b, loc, op.getScales()),
+              zerosBuffer(set, b, loc, op.getZeros()), out.dyn,
+              i64Const(b, loc, op.getSpec().getGroupSizeFor(k))});
         b.replaceOp(op, reshapeTo(b, loc, out.tensor(b, loc),
                                   cast<RankedTensorType>(op.getType())));
       } else if (auto op = dyn_cast<QMatmulGradScaleOp>(o)) {
-        func::FuncOp callee =
-            declare(module, b, kQMatmulW4GradScaleUkernel,
-                    {f2, f2, dynMemRef(i4, 2), q2, f2, b.getI64Type()});
         auto q = op.getCodes().getType();
         int64_t k = q.getDimSize(1), g = op.getSpec().getGroupSizeFor(k);
         OutBuffer out = newOutput(b, loc, q.getDimSize(0), (k + g - 1) / g);
-        func::CallOp::create(
-            b, loc, callee,
-            ValueRange{asDynBuffer(b, loc, as2D(b, loc, op.getInput())),
-                       asDynBuffer(b, loc, as2D(b, loc, op.getGradOutput())),
-                       asDynBuffer(b, loc, op.getCodes()),
-                       zerosBuffer(b, loc, op.getZeros()), out.dyn,
-                       i64Const(b, loc, g)});
+        call(loc, set.gradScale,
+             {asDynBuffer(b, loc, as2D(b, loc, op.getInput())),
+              asDynBuffer(b, loc, as2D(b, loc, op.getGradOutput())),
+              asDynBuffer(b, loc, op.getCodes()),
+              zerosBuffer(set, b, loc, op.getZeros()), out.dyn,
+              i64Const(b, loc, g)});
         b.replaceOp(op, out.tensor(b, loc));
       }
     }

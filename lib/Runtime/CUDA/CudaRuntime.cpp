@@ -23,11 +23,13 @@
 
 #include "CudaDriver.h"
 #include "DeviceAllocator.h"
+#include "RuntimeInternal.h"
 
 #include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 using namespace qslaw::cuda;
@@ -46,6 +48,7 @@ struct Runtime {
   std::string description;
   std::unique_ptr<DeviceAllocator> allocator;
   std::string pendingError;
+  std::set<const void *> residentConstants;
 };
 
 Runtime &rt() {
@@ -198,6 +201,19 @@ bool loadModule(LazyModule &m) {
 
 } // namespace
 
+bool qslaw::cuda::deviceReady() { return ready(); }
+void *qslaw::cuda::runtimeStream() { return rt().stream; }
+void qslaw::cuda::reportError(const std::string &msg) {
+  Runtime &r = rt();
+  std::lock_guard<std::recursive_mutex> lock(r.mu);
+  setError(msg);
+}
+bool qslaw::cuda::isResidentConstant(const void *ptr) {
+  Runtime &r = rt();
+  std::lock_guard<std::recursive_mutex> lock(r.mu);
+  return r.residentConstants.count(ptr) != 0;
+}
+
 //===----------------------------------------------------------------------===//
 // Host API
 //===----------------------------------------------------------------------===//
@@ -246,12 +262,19 @@ void *qslaw_cuda_resident_constant(void **slot, const void *host,
     return nullptr;
   }
   *slot = device;
+  r.residentConstants.insert(device);
   return device;
 }
 
 void qslaw_cuda_release_resident_constant(void **slot) {
   if (!*slot)
     return;
+  Runtime &r = rt();
+  {
+    std::lock_guard<std::recursive_mutex> lock(r.mu);
+    r.residentConstants.erase(*slot);
+  }
+  forgetDerivedFrom(*slot);
   qslaw_cuda_free(*slot);
   *slot = nullptr;
 }

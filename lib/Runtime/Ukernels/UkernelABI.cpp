@@ -6,19 +6,14 @@
 // 1-D byte memrefs (two codes per byte, low nibble first).
 //
 //===----------------------------------------------------------------------===//
+#include "qslaw/Runtime/MemRefABI.h"
 #include "qslaw/Runtime/Ukernels.h"
 
 #include <cstdint>
 
 namespace {
-template <typename T, int Rank> struct MemRef {
-  T *allocated;
-  T *aligned;
-  int64_t offset;
-  int64_t sizes[Rank];
-  int64_t strides[Rank];
-  T *data() const { return aligned + offset; }
-};
+template <typename T, int Rank>
+using MemRef = qslaw::MemRefDescriptor<T, Rank>;
 } // namespace
 
 extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_qmatmul_w4_f32(

@@ -1,0 +1,336 @@
+//===- HandKernels.cpp - f32 graph entries of the hand-written w4 kernels -===//
+//
+// `qslaw-compile --cuda-hand-kernels=bf16|f16` lowers eligible quantized
+// matmuls to calls of the `qslaw_cuda_qmatmul_w4_*` entries below (MLIR C
+// interface: memref descriptors of device buffers). They adapt the graph's
+// operands to the kernels of libqslaw_cuda_kernels.so (built by nvcc,
+// loaded here with dlopen at the first call, so that a library without
+// such calls never needs it):
+//  * f32 activations are rounded to bf16/f16 into scratch buffers, results
+//    converted back (plus the bias);
+//  * nibble-packed codes are reordered into mma fragment order and the
+//    zero points widened to f32 once per resident weight (the library's
+//    constants never change until released), or per call for any other
+//    buffer.
+// Everything is queued on the runtime's one stream, so scratch freed right
+// after the launches is safe to reuse (stream order), and no call waits.
+//
+//===----------------------------------------------------------------------===//
+#include "qslaw/CUDA/QMatmulKernels.h"
+#include "qslaw/Runtime/MemRefABI.h"
+#include "qslaw/Runtime/qslaw_cuda_runtime.h"
+
+#include "RuntimeInternal.h"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+using namespace qslaw;
+using namespace qslaw::cuda;
+
+namespace {
+
+/// The C ABI of libqslaw_cuda_kernels.so (QMatmulKernels.h).
+struct KernelLibrary {
+  decltype(&qslaw_w4_packed_bytes) packedBytes;
+  decltype(&qslaw_w4_pack_nibbles) packNibbles;
+  decltype(&qslaw_w4_zeros_to_f32) zerosToF32;
+  decltype(&qslaw_f32_to_act) f32ToAct;
+  decltype(&qslaw_act_to_f32) actToF32;
+  decltype(&qslaw_w4_forward) forward;
+  decltype(&qslaw_w4_grad_input) gradInput;
+  decltype(&qslaw_w4_grad_scale) gradScale;
+};
+
+/// $QSLAW_CUDA_KERNELS_LIBRARY, else libqslaw_cuda_kernels.so beside this
+/// runtime library.
+std::string kernelLibraryPath() {
+  if (const char *env = std::getenv("QSLAW_CUDA_KERNELS_LIBRARY"); env && *env)
+    return env;
+  Dl_info info{};
+  std::string self;
+  if (dladdr(reinterpret_cast<void *>(&kernelLibraryPath), &info) &&
+      info.dli_fname)
+    self = info.dli_fname;
+  size_t slash = self.rfind('/');
+  return (slash == std::string::npos ? std::string(".")
+                                     : self.substr(0, slash)) +
+         "/libqslaw_cuda_kernels.so";
+}
+
+std::mutex mu;
+
+/// Loaded once; null (with the error reported) if it cannot be.
+const KernelLibrary *kernelLibrary() {
+  static std::string error;
+  static const KernelLibrary *lib = [] () -> const KernelLibrary * {
+    std::string path = kernelLibraryPath();
+    void *h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    auto prefix = "this library calls the hand-written CUDA kernels "
+                  "(--cuda-hand-kernels), which need " + path + ": ";
+    if (!h) {
+      const char *e = dlerror();
+      error = prefix + (e ? e : "dlopen failed");
+      return nullptr;
+    }
+    auto *l = new KernelLibrary();
+    bool ok = true;
+    auto bind = [&](auto &fn, const char *name) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(
+          dlsym(h, name));
+      if (!fn && ok) {
+        error = prefix + "it has no symbol " + name;
+        ok = false;
+      }
+    };
+    bind(l->packedBytes, "qslaw_w4_packed_bytes");
+    bind(l->packNibbles, "qslaw_w4_pack_nibbles");
+    bind(l->zerosToF32, "qslaw_w4_zeros_to_f32");
+    bind(l->f32ToAct, "qslaw_f32_to_act");
+    bind(l->actToF32, "qslaw_act_to_f32");
+    bind(l->forward, "qslaw_w4_forward");
+    bind(l->gradInput, "qslaw_w4_grad_input");
+    bind(l->gradScale, "qslaw_w4_grad_scale");
+    return ok ? l : nullptr;
+  }();
+  if (!lib)
+    reportError(error);
+  return lib;
+}
+
+/// Device scratch freed at scope exit (stream-ordered, see the file
+/// comment). `get` returns null with the allocator's error pending.
+class Scratch {
+public:
+  ~Scratch() {
+    for (void *p : ptrs)
+      qslaw_cuda_free(p);
+  }
+  void *get(size_t bytes) {
+    void *p = qslaw_cuda_alloc(bytes);
+    if (p)
+      ptrs.push_back(p);
+    return p;
+  }
+  /// `p` outlives the scope (a cached weight).
+  void keep(void *p) {
+    ptrs.erase(std::remove(ptrs.begin(), ptrs.end(), p), ptrs.end());
+  }
+
+private:
+  std::vector<void *> ptrs;
+};
+
+/// A weight in the kernels' form: fragment-ordered codes, f32 zero points.
+struct KernelWeight {
+  const void *codes = nullptr, *zeros = nullptr;
+  int64_t n = 0, k = 0, groups = 0;
+  uint32_t *qw = nullptr;
+  float *z = nullptr;
+};
+
+/// Packed forms of resident weights, by codes pointer.
+std::map<const void *, KernelWeight> &cache() {
+  static auto *c = new std::map<const void *, KernelWeight>();
+  return *c;
+}
+
+bool kernelOk(int rc, const char *kernel, int64_t m, int64_t n, int64_t k,
+              int64_t g) {
+  if (rc == QSLAW_CUDA_OK)
+    return true;
+  const char *why = rc == QSLAW_CUDA_EINVAL   ? "invalid arguments"
+                    : rc == QSLAW_CUDA_EDTYPE ? "unknown activation type"
+                                              : "launch failed";
+  reportError(std::string("hand-written kernel ") + kernel + " (M=" +
+              std::to_string(m) + ", N=" + std::to_string(n) +
+              ", K=" + std::to_string(k) + ", G=" + std::to_string(g) +
+              "): " + why);
+  return false;
+}
+
+/// The kernels' form of (codes, zeros) for an [n, k] weight with
+/// `groups` groups per row: cached for resident constants, else built into
+/// `scratch`. False with the error reported.
+bool kernelWeight(const KernelLibrary &lib, Scratch &scratch,
+                  const uint8_t *codes, const uint8_t *zeros, int64_t n,
+                  int64_t k, int64_t groups, KernelWeight &out) {
+  void *stream = runtimeStream();
+  bool cacheable = isResidentConstant(codes) &&
+                   (!zeros || isResidentConstant(zeros));
+  std::lock_guard<std::mutex> lock(mu);
+  if (cacheable) {
+    auto it = cache().find(codes);
+    if (it != cache().end() && it->second.zeros == zeros &&
+        it->second.n == n && it->second.k == k &&
+        it->second.groups == groups) {
+      out = it->second;
+      return true;
+    }
+  }
+  KernelWeight w{codes, zeros, n, k, groups};
+  size_t packed = lib.packedBytes(int(n), int(k));
+  w.qw = static_cast<uint32_t *>(scratch.get(packed));
+  w.z = static_cast<float *>(scratch.get(size_t(n * groups) * sizeof(float)));
+  void *bytes = scratch.get(size_t(n * k));
+  if (!w.qw || !w.z || !bytes)
+    return false;
+  if (!kernelOk(lib.packNibbles(codes, static_cast<uint8_t *>(bytes), w.qw,
+                                int(n), int(k), stream),
+                "qslaw_w4_pack_nibbles", 0, n, k, k / groups) ||
+      !kernelOk(lib.zerosToF32(zeros, w.z, n * groups, stream),
+                "qslaw_w4_zeros_to_f32", 0, n, k, k / groups))
+    return false;
+  if (cacheable) {
+    scratch.keep(w.qw);
+    scratch.keep(w.z);
+    auto [it, fresh] = cache().try_emplace(codes, w);
+    if (!fresh) { // a stale entry (other zeros or shape): replace it
+      qslaw_cuda_free(it->second.qw);
+      qslaw_cuda_free(it->second.z);
+      it->second = w;
+    }
+  }
+  out = w;
+  return true;
+}
+
+/// Rows of a row-major buffer with `cols` columns, or -1 (reported) when
+/// the descriptor is not contiguous or too large for the kernels' ints.
+template <typename T>
+int64_t rowsOf(const MemRefDescriptor<T, 2> *m, const char *what) {
+  if (m->strides[1] != 1 || m->strides[0] != m->sizes[1] ||
+      m->sizes[0] * m->sizes[1] > INT_MAX) {
+    reportError(std::string("hand-written kernel operand ") + what +
+                " is not a contiguous row-major buffer within 2^31 elements");
+    return -1;
+  }
+  return m->sizes[0];
+}
+
+/// bf16/fp16 copy of an f32 buffer in `scratch`.
+void *toAct(const KernelLibrary &lib, Scratch &scratch, const float *x,
+            int64_t count, int dtype) {
+  void *xa = scratch.get(size_t(count) * 2);
+  if (!xa || !kernelOk(lib.f32ToAct(x, xa, count, dtype, runtimeStream()),
+                       "qslaw_f32_to_act", count, 0, 0, 0))
+    return nullptr;
+  return xa;
+}
+
+/// Common prologue: device ready, library loaded, scalar checks.
+const KernelLibrary *begin() {
+  if (!deviceReady())
+    return nullptr;
+  return kernelLibrary();
+}
+
+} // namespace
+
+void qslaw::cuda::forgetDerivedFrom(const void *ptr) {
+  std::lock_guard<std::mutex> lock(mu);
+  for (auto it = cache().begin(); it != cache().end();) {
+    if (it->second.codes == ptr || it->second.zeros == ptr) {
+      qslaw_cuda_free(it->second.qw);
+      qslaw_cuda_free(it->second.z);
+      it = cache().erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+extern "C" {
+
+__attribute__((visibility("default"))) void
+_mlir_ciface_qslaw_cuda_qmatmul_w4_f32(
+    MemRefDescriptor<float, 2> *x, MemRefDescriptor<uint8_t, 1> *codes,
+    MemRefDescriptor<float, 2> *scales, MemRefDescriptor<uint8_t, 1> *zeros,
+    MemRefDescriptor<float, 1> *bias, MemRefDescriptor<float, 2> *out,
+    int64_t group, int32_t dtype) {
+  const KernelLibrary *lib = begin();
+  int64_t m = rowsOf(x, "x"), n = rowsOf(scales, "scales");
+  if (!lib || m < 0 || n < 0 || rowsOf(out, "y") < 0)
+    return;
+  int64_t k = x->sizes[1], groups = scales->sizes[1];
+  Scratch scratch;
+  KernelWeight w;
+  if (!kernelWeight(*lib, scratch, codes->data(),
+                    zeros->sizes[0] ? zeros->data() : nullptr, n, k, groups,
+                    w))
+    return;
+  void *stream = runtimeStream();
+  void *xa = toAct(*lib, scratch, x->data(), m * k, dtype);
+  void *ya = scratch.get(size_t(m * n) * 2);
+  if (!xa || !ya ||
+      !kernelOk(lib->forward(xa, w.qw, scales->data(), w.z, ya, int(m),
+                             int(n), int(k), int(group), dtype, stream),
+                "qslaw_w4_forward", m, n, k, group))
+    return;
+  kernelOk(lib->actToF32(ya, bias->sizes[0] ? bias->data() : nullptr,
+                         out->data(), m, n, dtype, stream),
+           "qslaw_act_to_f32", m, n, 0, 0);
+}
+
+__attribute__((visibility("default"))) void
+_mlir_ciface_qslaw_cuda_qmatmul_w4_grad_input_f32(
+    MemRefDescriptor<float, 2> *dy, MemRefDescriptor<uint8_t, 1> *codes,
+    MemRefDescriptor<float, 2> *scales, MemRefDescriptor<uint8_t, 1> *zeros,
+    MemRefDescriptor<float, 2> *dx, int64_t group, int32_t dtype) {
+  const KernelLibrary *lib = begin();
+  int64_t m = rowsOf(dy, "dy"), n = rowsOf(scales, "scales");
+  if (!lib || m < 0 || n < 0 || rowsOf(dx, "dx") < 0)
+    return;
+  int64_t k = dx->sizes[1], groups = scales->sizes[1];
+  Scratch scratch;
+  KernelWeight w;
+  if (!kernelWeight(*lib, scratch, codes->data(),
+                    zeros->sizes[0] ? zeros->data() : nullptr, n, k, groups,
+                    w))
+    return;
+  void *stream = runtimeStream();
+  void *dya = toAct(*lib, scratch, dy->data(), m * n, dtype);
+  void *dxa = scratch.get(size_t(m * k) * 2);
+  if (!dya || !dxa ||
+      !kernelOk(lib->gradInput(dya, w.qw, scales->data(), w.z, dxa, int(m),
+                               int(n), int(k), int(group), dtype, stream),
+                "qslaw_w4_grad_input", m, n, k, group))
+    return;
+  kernelOk(lib->actToF32(dxa, nullptr, dx->data(), m, k, dtype, stream),
+           "qslaw_act_to_f32", m, k, 0, 0);
+}
+
+__attribute__((visibility("default"))) void
+_mlir_ciface_qslaw_cuda_qmatmul_w4_grad_scale_f32(
+    MemRefDescriptor<float, 2> *x, MemRefDescriptor<float, 2> *dy,
+    MemRefDescriptor<uint8_t, 1> *codes, MemRefDescriptor<uint8_t, 1> *zeros,
+    MemRefDescriptor<float, 2> *ds, int64_t group, int32_t dtype) {
+  const KernelLibrary *lib = begin();
+  int64_t t = rowsOf(x, "x"), n = rowsOf(ds, "ds");
+  if (!lib || t < 0 || n < 0 || rowsOf(dy, "dy") < 0)
+    return;
+  int64_t k = x->sizes[1], groups = ds->sizes[1];
+  Scratch scratch;
+  KernelWeight w;
+  if (!kernelWeight(*lib, scratch, codes->data(),
+                    zeros->sizes[0] ? zeros->data() : nullptr, n, k, groups,
+                    w))
+    return;
+  void *stream = runtimeStream();
+  void *xa = toAct(*lib, scratch, x->data(), t * k, dtype);
+  void *dya = toAct(*lib, scratch, dy->data(), t * n, dtype);
+  if (!xa || !dya)
+    return;
+  kernelOk(lib->gradScale(dya, xa, w.qw, w.z, ds->data(), int(t), int(n),
+                          int(k), int(group), dtype, stream),
+           "qslaw_w4_grad_scale", t, n, k, group);
+}
+
+} // extern "C"
