@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -50,6 +51,15 @@ ARTIFACTS = {
     "tiny_llava_gqa_scale_train": ("tiny_llava_gqa", ["--quantize=w4g32,mode=scale",
                                                       f"--quantize-layers={LAYERS}",
                                                       "--train"]),
+    # The same quantized forward and training step with the hand-written
+    # w4 kernels (bf16 tensor cores) for every covered matmul and gradient,
+    # and the forward with generated kernels to compare them with.
+    "tiny_llava_w4": ("tiny_llava", ["--quantize=w4g32", f"--quantize-layers={LAYERS}"]),
+    "tiny_llava_w4_hand": ("tiny_llava", ["--quantize=w4g32", f"--quantize-layers={LAYERS}",
+                                          "--cuda-hand-kernels=bf16"]),
+    "tiny_llava_scale_train_hand": ("tiny_llava", ["--quantize=w4g32,mode=scale",
+                                                   f"--quantize-layers={LAYERS}", "--train",
+                                                   "--cuda-hand-kernels=bf16"]),
     # A trainer executable (not a library): parameters and AdamW moments in
     # the session on the device.
     "tiny_llava_trainer": ("tiny_llava", ["--quantize=w4g32", f"--quantize-layers={LAYERS}",
@@ -260,3 +270,137 @@ def test_trainer_matches_cpu_trainer(artifacts, target, tmp_path):
     assert ours[-1]["loss"] < ours[0]["loss"]
     ort.InferenceSession(str(tmp_path / "learned.onnx"),
                          providers=["CPUExecutionProvider"])
+
+
+# --- The hand-written kernels (--cuda-hand-kernels) -------------------------
+#
+# Emulated, the calls go to the CPU microkernels (f32): the results must
+# equal the generated path's within fp32 summation-order differences, which
+# checks which ops were replaced and every operand's plumbing.
+#
+# On the GPU the kernels round activations (and each dequantised weight) to
+# bf16 for the tensor cores, 8 significant bits: 2^-9 ~ 2e-3 relative per
+# rounding. The kernels' own tests bound one matmul at 1e-2 (relative
+# Frobenius). The tolerances below allow for the forward and backward
+# chains through the tiny LLaVA's two decoder layers (see BF16_* and
+# docs/CUDA.md); they are checked on the H100, not here.
+BF16_LOGITS = 2e-2   # relative Frobenius, logits
+BF16_LOSS = 1e-2     # relative, loss of one step and of 20 AdamW steps
+BF16_GRAD = 5e-2     # relative Frobenius, each trainable tensor's gradient
+
+HAND_ENTRIES = ("qmatmul_w4_f32", "qmatmul_w4_grad_input_f32",
+                "qmatmul_w4_grad_scale_f32")
+
+
+def dynamic_symbols(path, defined):
+    flag = "--defined-only" if defined else "--undefined-only"
+    out = subprocess.run(["nm", "-D", flag, path], check=True, capture_output=True,
+                         text=True).stdout
+    return {line.split()[-1] for line in out.splitlines() if line.strip()}
+
+
+@pytest.mark.skipif(shutil.which("nm") is None, reason="no nm (binutils)")
+@pytest.mark.skipif(bool(PREBUILT), reason="prebuilt artifacts: no compiler here")
+def test_hand_kernels_are_called_and_resolved(artifacts):
+    """The CUDA library calls the runtime's three entries (which
+    libqslaw_cuda_runtime defines); the emulated one calls the CPU
+    microkernels instead; the default build calls neither."""
+    cuda = dynamic_symbols(artifacts("tiny_llava_scale_train_hand"), defined=False)
+    for e in HAND_ENTRIES:
+        assert f"_mlir_ciface_qslaw_cuda_{e}" in cuda
+    runtime = os.path.join(os.path.dirname(tool("qslaw-compile")), "..", "lib",
+                           "libqslaw_cuda_runtime.so")
+    defined = dynamic_symbols(runtime, defined=True)
+    for e in HAND_ENTRIES:
+        assert f"_mlir_ciface_qslaw_cuda_{e}" in defined
+    emu = dynamic_symbols(artifacts("tiny_llava_scale_train_hand", "cuda-emulate"),
+                          defined=False)
+    assert not any("qslaw_cuda_qmatmul" in s for s in emu)
+    for e in HAND_ENTRIES:
+        assert f"_mlir_ciface_qslaw_ukernel_{e}" in emu
+    plain = dynamic_symbols(artifacts("tiny_llava_scale_train"), defined=False)
+    assert not any("qmatmul" in s for s in plain)
+
+
+def relative_error(a, b):
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_hand_kernels_forward_matches_generated(artifacts, target):
+    inputs = feeds("tiny_llava")
+    (hand,) = open_lib(artifacts, "tiny_llava_w4_hand", target).run(**inputs)
+    (gen,) = open_lib(artifacts, "tiny_llava_w4", target).run(**inputs)
+    tol = BF16_LOGITS if target == "cuda" else 1e-5
+    assert relative_error(hand, gen) <= tol
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_hand_kernels_grad_step_matches_torch(artifacts, target):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    import test_train_step_torch as ref_tests
+    lib = open_lib(artifacts, "tiny_llava_scale_train_hand", target)
+    if target == "cuda":
+        ref_tests.check_gradients_match_torch(lib, "tiny_llava", "scale",
+                                              loss_rtol=BF16_LOSS, grad_rtol=BF16_GRAD)
+    else:
+        ref_tests.check_gradients_match_torch(lib, "tiny_llava", "scale")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_hand_kernels_adamw_steps_match_torch(artifacts, target):
+    """Resident state; the packed weights are built once and reused."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    import test_train_step_torch as ref_tests
+    lib = open_lib(artifacts, "tiny_llava_scale_train_hand", target)
+    ref_tests.check_adamw_losses_match_torch(
+        lib, resident=True, rtol=BF16_LOSS if target == "cuda" else 1e-4)
+
+
+@pytest.mark.skipif(not GPU, reason="no CUDA driver: the message comes from a GPU run")
+def test_hand_kernels_without_kernel_library_fail_clearly(artifacts, tmp_path):
+    """A library compiled with --cuda-hand-kernels on a runtime without
+    libqslaw_cuda_kernels.so: a clear error naming the file, no result."""
+    script = (
+        "import sys, numpy as np\n"
+        "from qslaw_tools.runtime import Model\n"
+        f"m = Model({artifacts('tiny_llava_w4_hand')!r}, device='cuda')\n"
+        "import test_cuda_target as t\n"
+        "try:\n"
+        "    m.run(**t.feeds('tiny_llava'))\n"
+        "except RuntimeError as e:\n"
+        "    print(e); sys.exit(3)\n")
+    env = dict(os.environ, QSLAW_CUDA_KERNELS_LIBRARY=str(tmp_path / "missing.so"),
+               PYTHONPATH=os.pathsep.join([os.path.dirname(__file__),
+                                           os.path.join(ROOT, "python")]))
+    p = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                       text=True)
+    assert p.returncode == 3, p.stdout + p.stderr
+    assert "--cuda-hand-kernels" in p.stdout and "missing.so" in p.stdout
+
+
+KERNELS_LIB = os.path.join(os.path.dirname(tool("qslaw-compile")), "..", "lib",
+                           "libqslaw_cuda_kernels.so")
+
+
+@pytest.mark.skipif(not os.path.exists(KERNELS_LIB),
+                    reason="libqslaw_cuda_kernels.so not built (no nvcc)")
+def test_kernel_library_loads_without_gpu_and_checks_arguments():
+    """The nvcc-built library loads anywhere (static CUDA runtime), and its
+    entries refuse bad arguments with status codes instead of crashing; with
+    no GPU a launch reports QSLAW_CUDA_ELAUNCH."""
+    lib = ctypes.CDLL(KERNELS_LIB)
+    lib.qslaw_w4_packed_bytes.restype = ctypes.c_size_t
+    assert lib.qslaw_w4_packed_bytes(16, 64) == 512
+    assert lib.qslaw_w4_packed_bytes(20, 128) == 32 * 128 // 2  # rows padded to 16
+    assert lib.qslaw_w4_packed_bytes(16, 96) == 0                # K % 64 != 0
+    fake = ctypes.c_void_p(0x1000)
+    n = ctypes.c_int64(4)
+    assert lib.qslaw_f32_to_act(None, fake, n, 0, None) == 1     # EINVAL
+    assert lib.qslaw_f32_to_act(fake, fake, n, 7, None) == 2     # EDTYPE
+    assert lib.qslaw_act_to_f32(fake, None, fake, ctypes.c_int64(0), n, 0, None) == 1
+    assert lib.qslaw_w4_pack_nibbles(fake, fake, fake, 16, 96, None) == 1
+    if not GPU:
+        assert lib.qslaw_w4_zeros_to_f32(None, fake, n, None) == 3  # ELAUNCH

@@ -59,8 +59,9 @@ def ref_param(trainable, qslaw_name):
     return trainable[path], False
 
 
-def check_gradients_match_torch(lib, name, mode):
-    """@grad_step of `lib` (any target) against PyTorch autograd."""
+def check_gradients_match_torch(lib, name, mode, loss_rtol=1e-5, grad_rtol=1e-4):
+    """@grad_step of `lib` (any target) against PyTorch autograd. The
+    default tolerances are fp32's; bf16 kernels pass theirs."""
     params = lib.signature["training"]["params"]
     init = lib.run_function("init_params", {})
     ids, pix, mask, labels = batch(name)
@@ -72,7 +73,7 @@ def check_gradients_match_torch(lib, name, mode):
     t = [torch.from_numpy(a) for a in (ids, pix, mask, labels)]
     ref_loss = tl.next_token_loss(tl.forward_logits(model, *t[:3]), t[3])
     ref_loss.backward()
-    assert abs(float(loss) - ref_loss.item()) <= 1e-5 * abs(ref_loss.item())
+    assert abs(float(loss) - ref_loss.item()) <= loss_rtol * abs(ref_loss.item())
     kinds = {p["kind"] for p in params}
     assert kinds == {"float", "scale" if mode == "scale" else "gamma"}
     assert len(params) == len(trainable)
@@ -82,7 +83,7 @@ def check_gradients_match_torch(lib, name, mode):
         init_ref = ref.detach().numpy().T if transposed else ref.detach().numpy()
         np.testing.assert_array_equal(v, init_ref)  # same RTN init, bit for bit
         rel = np.linalg.norm(g - r) / np.linalg.norm(r)
-        assert rel <= 1e-4, (p["name"], rel)
+        assert rel <= grad_rtol, (p["name"], rel)
 
 
 def run_adamw_steps(lib, name="tiny_llava", lr=2e-3, steps=20, resident=False):
@@ -120,7 +121,7 @@ def run_adamw_steps(lib, name="tiny_llava", lr=2e-3, steps=20, resident=False):
 
 
 def check_adamw_losses_match_torch(lib, name="tiny_llava", mode="scale", lr=2e-3,
-                                   steps=20, resident=False):
+                                   steps=20, resident=False, rtol=1e-4):
     """`steps` @train_step calls of `lib` against torch.optim.AdamW."""
     ours, _ = run_adamw_steps(lib, name, lr, steps, resident)
     ids, pix, mask, labels = batch(name)
@@ -135,7 +136,7 @@ def check_adamw_losses_match_torch(lib, name="tiny_llava", mode="scale", lr=2e-3
         loss.backward()
         opt.step()
         ref.append(loss.item())
-    np.testing.assert_allclose(ours, ref, rtol=1e-4)
+    np.testing.assert_allclose(ours, ref, rtol=rtol)
     assert ours[-1] < ours[0] - 0.1  # it learns
 
 
