@@ -21,6 +21,10 @@ build=${QSLAW_BUILD_DIR:-$root/build}
 mkdir -p "$out/lib" "$out/models"
 cp "$build/lib/libqslaw_runtime.so" "$build/lib/libqslaw_cuda_runtime.so" \
    "$build/lib/libqslaw_trainer.so" "$out/lib/"
+# The hand-written kernels (nvcc-built) for the --cuda-hand-kernels libraries.
+kernels="$build/lib/libqslaw_cuda_kernels.so"
+[ -f "$kernels" ] || { echo "cuda_artifacts.sh: $kernels not built (nvcc?)" >&2; exit 1; }
+cp "$kernels" "$out/lib/"
 for dep in libonnx_proto.so.1 libprotobuf.so.32 libpng16.so.16 libjpeg.so.62; do
   cp -L "$(ldd "$build/lib/libqslaw_trainer.so" | awk -v d="$dep" '$1 == d {print $3}')" "$out/lib/$dep"
 done
@@ -47,7 +51,8 @@ rm -rf "$out/backend" && mkdir -p "$out/backend"
 "$root/.venv/bin/python" "$root/python/qslaw_tools/backend_tests.py" \
   --prebuild "$out/backend" --only "$(paste -sd, "$root/test/backend/expected_pass.txt")" | grep -v '^built' || true
 tar -C "$out/backend" -cJf "$out/models/backend.tar.xz" . && rm -rf "$out/backend"
-# The LLaMA-7B-shaped block's training library; its weights file travels
-# compressed (periodic weights, bench/llama_block.py): about 3 MiB in all.
+# The LLaMA-7B-shaped block's training library, with generated kernels and
+# with the hand-written ones; each weights file travels compressed (periodic
+# weights, bench/llama_block.py): about 6 MiB in all.
 PYTHONPATH="$root/python" QSLAW_BUILD_DIR="$build" "$root/.venv/bin/python" \
   "$root/bench/llama_block.py" prepare --shape 7b --out "$out/block" --chips "$chips"

@@ -112,20 +112,31 @@ def export_onnx(shape, path):
                           opset_version=18, dynamo=False)
 
 
-def prepare(shape, out, target="cuda", extra=()):
+# Library variants: the generated kernels (f32), and the hand-written w4
+# kernels for every quantised matmul and its gradients (bf16 tensor cores,
+# --cuda-hand-kernels; the other ops stay generated).
+VARIANTS = {"generated": ("block.so", []),
+            "hand": ("block_hand.so", ["--cuda-hand-kernels=bf16"])}
+
+
+def prepare(shape, out, target="cuda", extra=(), variants=("generated",)):
     """Exports the block to ONNX and compiles its training library with
-    external weights into `out`; returns the library path."""
+    external weights into `out`, once per variant; returns the paths."""
     from qslaw_tools.runner import tool
     os.makedirs(out, exist_ok=True)
     onnx_path = os.path.join(out, "block.onnx")
     export_onnx(shape, onnx_path)
-    lib = os.path.join(out, "block.so")
-    cmd = [tool("qslaw-compile"), onnx_path, f"--target={target}", f"--quantize={QUANT}",
-           "--quantize-layers=.*", "--train", "--train-loss=sum-squares",
-           "--weights=external", "-o", lib, *extra]
-    subprocess.run(cmd, check=True)
+    libs = []
+    for v in variants:
+        name, flags = VARIANTS[v]
+        lib = os.path.join(out, name)
+        cmd = [tool("qslaw-compile"), onnx_path, f"--target={target}", f"--quantize={QUANT}",
+               "--quantize-layers=.*", "--train", "--train-loss=sum-squares",
+               "--weights=external", "-o", lib, *extra, *flags]
+        subprocess.run(cmd, check=True)
+        libs.append(lib)
     os.remove(onnx_path)
-    return lib
+    return libs
 
 
 def compress(lib):
@@ -196,15 +207,15 @@ def torch_steps(shape, steps, device="cpu"):
 
 
 def bench(shape, artifacts, rounds, reps, out_json, device="cuda"):
-    """device="cpu" is a dry run of this function on a CPU-compiled library
-    (prepare(..., target="cpu")): the same steps and timing, no GPU memory
-    figures; python/tests/test_llama_block_bench.py runs it so that the GPU
-    minutes are not spent finding bugs in this script."""
+    """Every library variant in `artifacts` against the same reference, one
+    variant loaded at a time (its peak memory alone). device="cpu" is a dry
+    run of this function on CPU-compiled libraries (prepare(...,
+    target="cpu")): the same steps and timing, no GPU memory figures;
+    python/tests/test_llama_block_bench.py runs it so that the GPU minutes
+    are not spent finding bugs in this script."""
     import torch
-    from qslaw_tools.runtime import Model, cuda_memory_stats
-    lib = os.path.join(artifacts, "block.so")
-    decompress(lib)
-    model = Model(lib, device=device)
+    from qslaw_tools.runtime import (Model, cuda_memory_stats,
+                                     reset_cuda_peak_memory)
     gpu = device == "cuda"
     sync = torch.cuda.synchronize if gpu else (lambda: None)
     if gpu:
@@ -212,38 +223,50 @@ def bench(shape, artifacts, rounds, reps, out_json, device="cuda"):
     ref_step = reference(shape, device)
     ref_first = ref_step()
     sync()
-    # Also loads the kernels and uploads the weights (not timed).
-    ours_first = qslaw_steps(model, shape, 1)[0]
-
-    ours_t, ref_t = [], []
-    for _ in range(rounds):
-        qslaw_steps(model, shape, reps, times=ours_t)  # each run waits for the GPU
-        for _ in range(reps):
-            sync()
-            start = time.perf_counter()
-            ref_step()
-            sync()
-            ref_t.append(time.perf_counter() - start)
-    peak = None
-    if gpu:
-        # Every device buffer qslaw holds (weights included) comes from its
-        # caching allocator.
-        peak = cuda_memory_stats()["peak_allocated"]
     res = {
         "device": torch.cuda.get_device_name() if gpu else "cpu (dry run)",
         "cuda": torch.version.cuda if gpu else None,
         "date": time.strftime("%Y-%m-%d"),
         "shape": SHAPES[shape], "quant": QUANT, "mode": "scale",
-        "steps_timed": len(ours_t),
-        "qslaw_ms": 1e3 * statistics.median(ours_t),
-        "torch_ms": 1e3 * statistics.median(ref_t),
-        "qslaw_peak_bytes": peak,
-        "torch_peak_bytes": torch.cuda.max_memory_allocated() if gpu else None,
-        "first_loss": {"qslaw": ours_first, "torch": ref_first},
+        "torch_first_loss": ref_first, "variants": {},
     }
-    res["speedup"] = res["torch_ms"] / res["qslaw_ms"]
-    if gpu:
-        res["memory_ratio"] = res["qslaw_peak_bytes"] / res["torch_peak_bytes"]
+    ref_t = []
+    for variant, (name, _) in VARIANTS.items():
+        lib = os.path.join(artifacts, name)
+        if not os.path.exists(lib):
+            continue
+        decompress(lib)
+        if gpu:
+            reset_cuda_peak_memory()
+        model = Model(lib, device=device)
+        # Also loads the kernels and uploads (and packs) the weights: untimed.
+        ours_first = qslaw_steps(model, shape, 1)[0]
+        ours_t = []
+        for _ in range(rounds):
+            qslaw_steps(model, shape, reps, times=ours_t)  # each run waits for the GPU
+            for _ in range(reps):
+                sync()
+                start = time.perf_counter()
+                ref_step()
+                sync()
+                ref_t.append(time.perf_counter() - start)
+        # Every device buffer qslaw holds (weights included) comes from its
+        # caching allocator.
+        peak = cuda_memory_stats()["peak_allocated"] if gpu else None
+        del model  # unloads the library: its device weights are released
+        r = {"steps_timed": len(ours_t), "qslaw_ms": 1e3 * statistics.median(ours_t),
+             "qslaw_peak_bytes": peak, "first_loss": ours_first,
+             "first_loss_rel_diff": abs(ours_first - ref_first) / abs(ref_first)}
+        res["variants"][variant] = r
+    if not res["variants"]:
+        raise SystemExit(f"no library of {sorted(v[0] for v in VARIANTS.values())} "
+                         f"in {artifacts}")
+    res["torch_ms"] = 1e3 * statistics.median(ref_t)
+    res["torch_peak_bytes"] = torch.cuda.max_memory_allocated() if gpu else None
+    for r in res["variants"].values():
+        r["speedup"] = res["torch_ms"] / r["qslaw_ms"]
+        if gpu:
+            r["memory_ratio"] = r["qslaw_peak_bytes"] / res["torch_peak_bytes"]
     print(json.dumps(res, indent=1))
     if out_json:
         with open(out_json, "w") as f:
@@ -259,6 +282,9 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--chips", default="sm_90a")
     p.add_argument("--target", default="cuda", choices=["cuda", "cpu"])
+    p.add_argument("--variants", default="generated,hand",
+                   help=f"comma-separated, of {', '.join(VARIANTS)} (hand needs "
+                        "--target cuda)")
     b = sub.add_parser("bench")
     b.add_argument("--shape", default="7b", choices=SHAPES)
     b.add_argument("--artifacts", required=True)
@@ -271,11 +297,12 @@ def main():
     if a.cmd == "prepare":
         start = time.time()
         gpu_args = (f"--gpu-chips={a.chips}", "--gpu-format=bin") if a.target == "cuda" else ()
-        lib = prepare(a.shape, a.out, target=a.target, extra=gpu_args)
-        compress(lib)
-        print(f"{lib}: {os.path.getsize(lib) / 2**20:.1f} MiB, weights "
-              f"{os.path.getsize(lib + '.weights.xz') / 2**20:.1f} MiB compressed, "
-              f"{time.time() - start:.0f} s")
+        for lib in prepare(a.shape, a.out, target=a.target, extra=gpu_args,
+                           variants=a.variants.split(",")):
+            compress(lib)
+            print(f"{lib}: {os.path.getsize(lib) / 2**20:.1f} MiB, weights "
+                  f"{os.path.getsize(lib + '.weights.xz') / 2**20:.1f} MiB compressed")
+        print(f"{time.time() - start:.0f} s")
     else:
         bench(a.shape, a.artifacts, a.rounds, a.reps, a.json, a.device)
 
