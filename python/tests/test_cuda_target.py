@@ -280,13 +280,15 @@ def test_trainer_matches_cpu_trainer(artifacts, target, tmp_path):
 #
 # On the GPU the kernels round activations (and each dequantised weight) to
 # bf16 for the tensor cores, 8 significant bits: 2^-9 ~ 2e-3 relative per
-# rounding. The kernels' own tests bound one matmul at 1e-2 (relative
-# Frobenius). The tolerances below allow for the forward and backward
-# chains through the tiny LLaVA's two decoder layers (see BF16_* and
-# docs/CUDA.md); they are checked on the H100, not here.
-BF16_LOGITS = 2e-2   # relative Frobenius, logits
-BF16_LOSS = 1e-2     # relative, loss of one step and of 20 AdamW steps
-BF16_GRAD = 5e-2     # relative Frobenius, each trainable tensor's gradient
+# rounding. test_bf16_kernel_tolerance.py simulates that rounding in PyTorch
+# (measured: logits 3.5e-3, one step's loss 2.7e-5, worst gradient 7.7e-3,
+# 20 AdamW losses 4.9e-3) and checks that these tolerances keep a factor of
+# at least 2 over it. They are checked on the H100, not here.
+BF16_LOGITS = 1e-2   # relative Frobenius, logits
+BF16_LOSS = 1e-3     # relative, one step's loss
+BF16_GRAD = 2e-2     # relative Frobenius, each trainable tensor's gradient
+BF16_ADAMW = 2e-2    # relative, each of 20 AdamW steps' losses (the
+                     # trajectories drift apart as the parameters move)
 
 HAND_ENTRIES = ("qmatmul_w4_f32", "qmatmul_w4_grad_input_f32",
                 "qmatmul_w4_grad_scale_f32")
@@ -356,7 +358,7 @@ def test_hand_kernels_adamw_steps_match_torch(artifacts, target):
     import test_train_step_torch as ref_tests
     lib = open_lib(artifacts, "tiny_llava_scale_train_hand", target)
     ref_tests.check_adamw_losses_match_torch(
-        lib, resident=True, rtol=BF16_LOSS if target == "cuda" else 1e-4)
+        lib, resident=True, rtol=BF16_ADAMW if target == "cuda" else 1e-4)
 
 
 @pytest.mark.skipif(not GPU, reason="no CUDA driver: the message comes from a GPU run")
