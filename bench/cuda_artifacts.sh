@@ -25,6 +25,9 @@ cp "$build/lib/libqslaw_runtime.so" "$build/lib/libqslaw_cuda_runtime.so" \
 kernels="$build/lib/libqslaw_cuda_kernels.so"
 [ -f "$kernels" ] || { echo "cuda_artifacts.sh: $kernels not built (nvcc?)" >&2; exit 1; }
 cp "$kernels" "$out/lib/"
+# Debug builds carry debug info: strip the copies (dynamic symbols stay) to
+# keep DIR within one device call.
+strip --strip-unneeded "$out"/lib/libqslaw_*.so
 for dep in libonnx_proto.so.1 libprotobuf.so.32 libpng16.so.16 libjpeg.so.62; do
   cp -L "$(ldd "$build/lib/libqslaw_trainer.so" | awk -v d="$dep" '$1 == d {print $3}')" "$out/lib/$dep"
 done

@@ -1,5 +1,7 @@
 """The tiny LLaVA's QSLAW training step on the GPU: qslaw's --target=cuda
-library (generated kernels, through the C runtime) against the PyTorch QSLAW
+libraries (generated kernels; and the hand-written w4 kernels for the
+quantised matmuls, --cuda-hand-kernels=bf16), through the C runtime, each
+against the PyTorch QSLAW
 reference (qslaw_tools/torch_llava.py: fake-quant linears, autograd,
 torch.optim.AdamW) on the same GPU, same batch, scale mode, w4 g32.
 
@@ -103,20 +105,36 @@ def run(library, device="cuda", rounds=5, reps=10, out=None):
     return result
 
 
+# --artifacts: the libraries of python/tests/test_cuda_target.py's ARTIFACTS.
+VARIANTS = {"generated": "tiny_llava_scale_train.so",
+            "hand": "tiny_llava_scale_train_hand.so"}
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--artifacts", help="DIR/models from bench/cuda_artifacts.sh")
-    ap.add_argument("--library", help="the training library (default: from --artifacts)")
+    ap.add_argument("--artifacts", help="DIR/models from bench/cuda_artifacts.sh: "
+                                        "runs every variant found there")
+    ap.add_argument("--library", help="one training library instead")
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    library = args.library or (args.artifacts and
-                               os.path.join(args.artifacts, "tiny_llava_scale_train.so"))
-    if not library:
+    if args.library:
+        run(args.library, args.device, args.rounds, args.reps, args.out)
+        return
+    if not args.artifacts:
         ap.error("give --artifacts or --library")
-    run(library, args.device, args.rounds, args.reps, args.out)
+    results = {}
+    for variant, name in VARIANTS.items():  # one at a time: its own peak memory
+        path = os.path.join(args.artifacts, name)
+        if os.path.exists(path):
+            results[variant] = run(path, args.device, args.rounds, args.reps)
+    if not results:
+        ap.error(f"none of {sorted(VARIANTS.values())} in {args.artifacts}")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,12 @@ std::string kernelLibraryPath() {
          "/libqslaw_cuda_kernels.so";
 }
 
-std::mutex mu;
+/// Guards the weight cache. Leaked, like the cache, so that model
+/// libraries' destructors at exit may still release their weights.
+std::mutex &cacheMutex() {
+  static auto *m = new std::mutex();
+  return *m;
+}
 
 /// Loaded once; null (with the error reported) if it cannot be.
 const KernelLibrary *kernelLibrary() {
@@ -165,7 +170,7 @@ bool kernelWeight(const KernelLibrary &lib, Scratch &scratch,
   void *stream = runtimeStream();
   bool cacheable = isResidentConstant(codes) &&
                    (!zeros || isResidentConstant(zeros));
-  std::lock_guard<std::mutex> lock(mu);
+  std::lock_guard<std::mutex> lock(cacheMutex());
   if (cacheable) {
     auto it = cache().find(codes);
     if (it != cache().end() && it->second.zeros == zeros &&
@@ -235,7 +240,7 @@ const KernelLibrary *begin() {
 } // namespace
 
 void qslaw::cuda::forgetDerivedFrom(const void *ptr) {
-  std::lock_guard<std::mutex> lock(mu);
+  std::lock_guard<std::mutex> lock(cacheMutex());
   for (auto it = cache().begin(); it != cache().end();) {
     if (it->second.codes == ptr || it->second.zeros == ptr) {
       qslaw_cuda_free(it->second.qw);
