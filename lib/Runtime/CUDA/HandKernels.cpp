@@ -230,11 +230,52 @@ void *toAct(const KernelLibrary &lib, Scratch &scratch, const float *x,
   return xa;
 }
 
-/// Common prologue: device ready, library loaded, scalar checks.
-const KernelLibrary *begin() {
+/// Common start of every entry: the device, the kernel library, and the
+/// [n, k] weight in the kernels' form. Null with the error reported.
+const KernelLibrary *begin(Scratch &scratch, MemRefDescriptor<uint8_t, 1> *codes,
+                           MemRefDescriptor<uint8_t, 1> *zeros, int64_t n,
+                           int64_t k, int64_t groups, KernelWeight &w) {
   if (!deviceReady())
     return nullptr;
-  return kernelLibrary();
+  const KernelLibrary *lib = kernelLibrary();
+  if (!lib || !kernelWeight(*lib, scratch, codes->data(),
+                            zeros->sizes[0] ? zeros->data() : nullptr, n, k,
+                            groups, w))
+    return nullptr;
+  return lib;
+}
+
+/// The forward and dX share a shape of call: `in` [m, *] rounded to the
+/// activation type, `kernel` (qslaw_w4_forward / _grad_input, same
+/// signature) writes [m, *] in that type, widened into `out` (+ `bias`).
+using ActMatmul = decltype(&qslaw_w4_forward);
+void roundTripMatmul(ActMatmul KernelLibrary::*kernel, const char *name,
+                     MemRefDescriptor<float, 2> *in,
+                     MemRefDescriptor<uint8_t, 1> *codes,
+                     MemRefDescriptor<float, 2> *scales,
+                     MemRefDescriptor<uint8_t, 1> *zeros, const float *bias,
+                     MemRefDescriptor<float, 2> *out, int64_t k,
+                     int64_t group, int32_t dtype) {
+  int64_t m = rowsOf(in, "activation"), n = rowsOf(scales, "scales");
+  if (m < 0 || n < 0 || rowsOf(out, "result") < 0)
+    return;
+  Scratch scratch;
+  KernelWeight w;
+  const KernelLibrary *lib =
+      begin(scratch, codes, zeros, n, k, scales->sizes[1], w);
+  if (!lib)
+    return;
+  void *stream = runtimeStream();
+  void *ina = toAct(*lib, scratch, in->data(), m * in->sizes[1], dtype);
+  void *outa = scratch.get(size_t(m * out->sizes[1]) * 2);
+  if (!ina || !outa ||
+      !kernelOk((lib->*kernel)(ina, w.qw, scales->data(), w.z, outa, int(m),
+                               int(n), int(k), int(group), dtype, stream),
+                name, m, n, k, group))
+    return;
+  kernelOk(lib->actToF32(outa, bias, out->data(), m, out->sizes[1], dtype,
+                         stream),
+           "qslaw_act_to_f32", m, out->sizes[1], 0, 0);
 }
 
 } // namespace
@@ -260,28 +301,9 @@ _mlir_ciface_qslaw_cuda_qmatmul_w4_f32(
     MemRefDescriptor<float, 2> *scales, MemRefDescriptor<uint8_t, 1> *zeros,
     MemRefDescriptor<float, 1> *bias, MemRefDescriptor<float, 2> *out,
     int64_t group, int32_t dtype) {
-  const KernelLibrary *lib = begin();
-  int64_t m = rowsOf(x, "x"), n = rowsOf(scales, "scales");
-  if (!lib || m < 0 || n < 0 || rowsOf(out, "y") < 0)
-    return;
-  int64_t k = x->sizes[1], groups = scales->sizes[1];
-  Scratch scratch;
-  KernelWeight w;
-  if (!kernelWeight(*lib, scratch, codes->data(),
-                    zeros->sizes[0] ? zeros->data() : nullptr, n, k, groups,
-                    w))
-    return;
-  void *stream = runtimeStream();
-  void *xa = toAct(*lib, scratch, x->data(), m * k, dtype);
-  void *ya = scratch.get(size_t(m * n) * 2);
-  if (!xa || !ya ||
-      !kernelOk(lib->forward(xa, w.qw, scales->data(), w.z, ya, int(m),
-                             int(n), int(k), int(group), dtype, stream),
-                "qslaw_w4_forward", m, n, k, group))
-    return;
-  kernelOk(lib->actToF32(ya, bias->sizes[0] ? bias->data() : nullptr,
-                         out->data(), m, n, dtype, stream),
-           "qslaw_act_to_f32", m, n, 0, 0);
+  roundTripMatmul(&KernelLibrary::forward, "qslaw_w4_forward", x, codes,
+                  scales, zeros, bias->sizes[0] ? bias->data() : nullptr, out,
+                  x->sizes[1], group, dtype);
 }
 
 __attribute__((visibility("default"))) void
@@ -289,27 +311,8 @@ _mlir_ciface_qslaw_cuda_qmatmul_w4_grad_input_f32(
     MemRefDescriptor<float, 2> *dy, MemRefDescriptor<uint8_t, 1> *codes,
     MemRefDescriptor<float, 2> *scales, MemRefDescriptor<uint8_t, 1> *zeros,
     MemRefDescriptor<float, 2> *dx, int64_t group, int32_t dtype) {
-  const KernelLibrary *lib = begin();
-  int64_t m = rowsOf(dy, "dy"), n = rowsOf(scales, "scales");
-  if (!lib || m < 0 || n < 0 || rowsOf(dx, "dx") < 0)
-    return;
-  int64_t k = dx->sizes[1], groups = scales->sizes[1];
-  Scratch scratch;
-  KernelWeight w;
-  if (!kernelWeight(*lib, scratch, codes->data(),
-                    zeros->sizes[0] ? zeros->data() : nullptr, n, k, groups,
-                    w))
-    return;
-  void *stream = runtimeStream();
-  void *dya = toAct(*lib, scratch, dy->data(), m * n, dtype);
-  void *dxa = scratch.get(size_t(m * k) * 2);
-  if (!dya || !dxa ||
-      !kernelOk(lib->gradInput(dya, w.qw, scales->data(), w.z, dxa, int(m),
-                               int(n), int(k), int(group), dtype, stream),
-                "qslaw_w4_grad_input", m, n, k, group))
-    return;
-  kernelOk(lib->actToF32(dxa, nullptr, dx->data(), m, k, dtype, stream),
-           "qslaw_act_to_f32", m, k, 0, 0);
+  roundTripMatmul(&KernelLibrary::gradInput, "qslaw_w4_grad_input", dy, codes,
+                  scales, zeros, nullptr, dx, dx->sizes[1], group, dtype);
 }
 
 __attribute__((visibility("default"))) void
@@ -317,16 +320,14 @@ _mlir_ciface_qslaw_cuda_qmatmul_w4_grad_scale_f32(
     MemRefDescriptor<float, 2> *x, MemRefDescriptor<float, 2> *dy,
     MemRefDescriptor<uint8_t, 1> *codes, MemRefDescriptor<uint8_t, 1> *zeros,
     MemRefDescriptor<float, 2> *ds, int64_t group, int32_t dtype) {
-  const KernelLibrary *lib = begin();
   int64_t t = rowsOf(x, "x"), n = rowsOf(ds, "ds");
-  if (!lib || t < 0 || n < 0 || rowsOf(dy, "dy") < 0)
+  if (t < 0 || n < 0 || rowsOf(dy, "dy") < 0)
     return;
-  int64_t k = x->sizes[1], groups = ds->sizes[1];
+  int64_t k = x->sizes[1];
   Scratch scratch;
   KernelWeight w;
-  if (!kernelWeight(*lib, scratch, codes->data(),
-                    zeros->sizes[0] ? zeros->data() : nullptr, n, k, groups,
-                    w))
+  const KernelLibrary *lib = begin(scratch, codes, zeros, n, k, ds->sizes[1], w);
+  if (!lib)
     return;
   void *stream = runtimeStream();
   void *xa = toAct(*lib, scratch, x->data(), t * k, dtype);
