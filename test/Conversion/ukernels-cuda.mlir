@@ -6,6 +6,7 @@
 // CHECK-DAG: func.func private @qslaw_cuda_qmatmul_w4_f32(memref<?x?xf32>, memref<?x?xi4>, memref<?x?xf32>, memref<?x?xi4>, memref<?xf32>, memref<?x?xf32>, i64, i32) attributes {llvm.emit_c_interface}
 // CHECK-DAG: func.func private @qslaw_cuda_qmatmul_w4_grad_input_f32(memref<?x?xf32>, memref<?x?xi4>, memref<?x?xf32>, memref<?x?xi4>, memref<?x?xf32>, i64, i32) attributes {llvm.emit_c_interface}
 // CHECK-DAG: func.func private @qslaw_cuda_qmatmul_w4_grad_scale_f32(memref<?x?xf32>, memref<?x?xf32>, memref<?x?xi4>, memref<?x?xi4>, memref<?x?xf32>, i64, i32) attributes {llvm.emit_c_interface}
+// CHECK-DAG: func.func private @qslaw_cuda_qmatmul_w4_grad_gamma_f32(memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xi4>, memref<?x?xf32>, i64, i32) attributes {llvm.emit_c_interface}
 // CHECK-NOT: qslaw_ukernel
 
 // Batch dims collapse into M (metadata only: no shape tensor for the host
@@ -69,4 +70,15 @@ func.func @grads(%x: tensor<2x3x256xf32>, %dy: tensor<2x3x64xf32>, %q: tensor<64
   %dx = qslaw.qmatmul_grad_input %dy, %q scales(%s) zeros(%z) <bits = 4, group = 128> : (tensor<2x3x64xf32>, tensor<64x256xi4>, tensor<64x2xf32>, tensor<64x2xi4>) -> tensor<2x3x256xf32>
   %ds = qslaw.qmatmul_grad_scale %x, %dy, %q zeros(%z) <bits = 4, group = 128> : (tensor<2x3x256xf32>, tensor<2x3x64xf32>, tensor<64x256xi4>, tensor<64x2xi4>) -> tensor<64x2xf32>
   return %dx, %ds : tensor<2x3x256xf32>, tensor<64x2xf32>
+}
+
+// Gamma mode's dgamma, symmetric (no zero points: a zero-size heap buffer).
+// CHECK-LABEL: func @grad_gamma
+// CHECK: memref.alloc() : memref<0x0xi4>
+// CHECK: %[[T:.*]] = arith.constant 0 : i32
+// CHECK: call @qslaw_cuda_qmatmul_w4_grad_gamma_f32({{.*}}, %[[T]])
+// CHECK-NOT: qslaw.qmatmul_grad_gamma
+func.func @grad_gamma(%x: tensor<6x256xf32>, %dy: tensor<6x64xf32>, %w: tensor<64x256xf32>, %s: tensor<64x4xf32>, %g: tensor<64x4xf32>) -> tensor<64x4xf32> {
+  %dg = qslaw.qmatmul_grad_gamma %x, %dy, %w scales(%s) gamma(%g) <bits = 4, group = 64, sym, mode = gamma> : (tensor<6x256xf32>, tensor<6x64xf32>, tensor<64x256xf32>, tensor<64x4xf32>, tensor<64x4xf32>) -> tensor<64x4xf32>
+  return %dg : tensor<64x4xf32>
 }

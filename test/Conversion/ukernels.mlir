@@ -68,3 +68,24 @@ func.func @grads_not_covered(%x: tensor<1x256xf32>, %dy: tensor<1x64xf32>, %q3: 
   %ds = qslaw.qmatmul_grad_scale %x, %dy, %q3 <bits = 3, group = 128, sym> : (tensor<1x256xf32>, tensor<1x64xf32>, tensor<64x256xi3>) -> tensor<64x2xf32>
   return %dx, %ds : tensor<1x256xf32>, tensor<64x2xf32>
 }
+
+// Gamma mode's dgamma: one microkernel call over the float weight (the clamp
+// mask is recomputed in it), writing a fresh [N, J] buffer.
+// CHECK-LABEL: func @grad_gamma
+// CHECK: %[[DG:.*]] = memref.alloc() : memref<64x2xf32>
+// CHECK: call @qslaw_ukernel_qmatmul_w4_grad_gamma_f32({{.*}}) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xi4>, memref<?x?xf32>, i64) -> ()
+// CHECK: bufferization.to_tensor %[[DG]] restrict writable
+// CHECK-NOT: qslaw.qmatmul_grad_gamma
+func.func @grad_gamma(%x: tensor<2x3x256xf32>, %dy: tensor<2x3x64xf32>, %w: tensor<64x256xf32>, %s: tensor<64x2xf32>, %g: tensor<64x2xf32>, %z: tensor<64x2xi4>) -> tensor<64x2xf32> {
+  %dg = qslaw.qmatmul_grad_gamma %x, %dy, %w scales(%s) gamma(%g) zeros(%z) <bits = 4, group = 128, asym, mode = gamma> : (tensor<2x3x256xf32>, tensor<2x3x64xf32>, tensor<64x256xf32>, tensor<64x2xf32>, tensor<64x2xf32>, tensor<64x2xi4>) -> tensor<64x2xf32>
+  return %dg : tensor<64x2xf32>
+}
+
+// 3-bit gamma mode is not covered.
+// CHECK-LABEL: func @grad_gamma_not_covered
+// CHECK: qslaw.qmatmul_grad_gamma
+// CHECK-NOT: call
+func.func @grad_gamma_not_covered(%x: tensor<1x256xf32>, %dy: tensor<1x64xf32>, %w: tensor<64x256xf32>, %s: tensor<64x2xf32>, %g: tensor<64x2xf32>) -> tensor<64x2xf32> {
+  %dg = qslaw.qmatmul_grad_gamma %x, %dy, %w scales(%s) gamma(%g) <bits = 3, group = 128, sym, mode = gamma> : (tensor<1x256xf32>, tensor<1x64xf32>, tensor<64x256xf32>, tensor<64x2xf32>, tensor<64x2xf32>) -> tensor<64x2xf32>
+  return %dg : tensor<64x2xf32>
+}

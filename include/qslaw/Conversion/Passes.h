@@ -32,6 +32,9 @@ inline constexpr const char *kQMatmulW4GradInputUkernel =
     "qslaw_ukernel_qmatmul_w4_grad_input_f32";
 inline constexpr const char *kQMatmulW4GradScaleUkernel =
     "qslaw_ukernel_qmatmul_w4_grad_scale_f32";
+/// Gamma mode's dgamma (4-bit clamp mask).
+inline constexpr const char *kQMatmulW4GradGammaUkernel =
+    "qslaw_ukernel_qmatmul_w4_grad_gamma_f32";
 /// The hand-written CUDA kernels' entries (qslaw-lower-to-ukernels
 /// target=cuda): the CPU signatures plus a trailing i32 activation type
 /// (0 bf16, 1 f16; the forward's last i32 is that type, not a thread count).
@@ -41,6 +44,8 @@ inline constexpr const char *kCudaQMatmulW4GradInputKernel =
     "qslaw_cuda_qmatmul_w4_grad_input_f32";
 inline constexpr const char *kCudaQMatmulW4GradScaleKernel =
     "qslaw_cuda_qmatmul_w4_grad_scale_f32";
+inline constexpr const char *kCudaQMatmulW4GradGammaKernel =
+    "qslaw_cuda_qmatmul_w4_grad_gamma_f32";
 } // namespace mlir::qslaw
 
 #endif // QSLAW_CONVERSION_PASSES_H

@@ -75,6 +75,18 @@ QSLAW_RT_API void qslaw_qmatmul_w4_grad_scale_f32(
     int64_t N, int64_t lddy, const uint8_t *codes, const uint8_t *zeros,
     float *ds, int64_t G);
 
+/* Gamma mode's gradient (same zero-point layout; K and G even; 4-bit, so
+ * codes lie in [0, 15]), single-threaded, dgamma overwritten:
+ *   g[k] = sum_{m<M} dy[m*lddy + n] * x[m*ldx + k]
+ *   c    = rint(w[n*K + k] / (scales[i] * gamma[i])) + z(n, j),  i = n*J + j
+ *   dgamma[i] = -(1 / gamma[i]^2) * sum_{k in group j, 0 <= c <= 15} w[n*K+k] * g[k]
+ * (rint rounds half to even, as math.roundeven; a NaN c is masked out).
+ * w is the full-precision [N, K] weight, row-major. */
+QSLAW_RT_API void qslaw_qmatmul_w4_grad_gamma_f32(
+    const float *x, int64_t M, int64_t K, int64_t ldx, const float *dy,
+    int64_t N, int64_t lddy, const float *w, const float *scales,
+    const float *gamma, const uint8_t *zeros, float *dgamma, int64_t G);
+
 /* Name of the code path in use: "scalar", "avx2" or "avx512". Chosen from
  * the CPU at first use; the environment variable QSLAW_UKERNEL_ISA
  * (scalar|avx2|avx512) can force a lesser path (clamped to CPU support). */

@@ -89,6 +89,8 @@ StringRef cpuKernelFor(StringRef name) {
     return qslaw::kQMatmulW4GradInputUkernel;
   if (name == qslaw::kCudaQMatmulW4GradScaleKernel)
     return qslaw::kQMatmulW4GradScaleUkernel;
+  if (name == qslaw::kCudaQMatmulW4GradGammaKernel)
+    return qslaw::kQMatmulW4GradGammaUkernel;
   return "";
 }
 

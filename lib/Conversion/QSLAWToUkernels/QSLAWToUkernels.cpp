@@ -31,7 +31,7 @@ namespace {
 struct KernelSet {
   bool cuda = false;
   int32_t cudaDtype = 0; // 0 bf16, 1 f16 (QMatmulKernels.h)
-  StringRef forward, gradInput, gradScale;
+  StringRef forward, gradInput, gradScale, gradGamma;
 };
 
 /// Both kernel sets cover 4-bit codes, f32 activations/scales/bias, static
@@ -39,9 +39,8 @@ struct KernelSet {
 /// also need G in {32, 64, 128}, K % 64 == 0, K % G == 0 (whole mma chunks
 /// and groups) and N % 8 == 0 (16-byte rows of the activation-gradient
 /// tiles).
-bool codesCovered(const KernelSet &set, TypedValue<RankedTensorType> codes,
+bool codesCovered(const KernelSet &set, RankedTensorType q,
                   QuantSpecAttr spec) {
-  auto q = codes.getType();
   if (spec.getBits() != 4 || !q.hasStaticShape())
     return false;
   int64_t n = q.getDimSize(0), k = q.getDimSize(1);
@@ -58,7 +57,7 @@ bool staticF32(Value v) {
 }
 
 bool covered(const KernelSet &set, QMatmulOp op) {
-  if (!codesCovered(set, op.getCodes(), op.getSpec()) ||
+  if (!codesCovered(set, op.getCodes().getType(), op.getSpec()) ||
       !staticF32(op.getInput()) ||
       !op.getScales().getType().getElementType().isF32())
     return false;
@@ -66,12 +65,20 @@ bool covered(const KernelSet &set, QMatmulOp op) {
 }
 
 bool covered(const KernelSet &set, QMatmulGradInputOp op) {
-  return codesCovered(set, op.getCodes(), op.getSpec()) &&
+  return codesCovered(set, op.getCodes().getType(), op.getSpec()) &&
          staticF32(op.getGradOutput()) && staticF32(op.getScales());
 }
 
+/// Gamma mode: the [N, K] float weight stands where the codes would.
+bool covered(const KernelSet &set, QMatmulGradGammaOp op) {
+  return codesCovered(set, op.getWeight().getType(), op.getSpec()) &&
+         staticF32(op.getWeight()) && staticF32(op.getInput()) &&
+         staticF32(op.getGradOutput()) && staticF32(op.getScales()) &&
+         staticF32(op.getGamma());
+}
+
 bool covered(const KernelSet &set, QMatmulGradScaleOp op) {
-  return codesCovered(set, op.getCodes(), op.getSpec()) &&
+  return codesCovered(set, op.getCodes().getType(), op.getSpec()) &&
          staticF32(op.getInput()) && staticF32(op.getGradOutput());
 }
 
@@ -204,6 +211,7 @@ struct QSLAWToUkernelsPass
       set.forward = kQMatmulW4F32Ukernel;
       set.gradInput = kQMatmulW4GradInputUkernel;
       set.gradScale = kQMatmulW4GradScaleUkernel;
+      set.gradGamma = kQMatmulW4GradGammaUkernel;
       return set;
     }
     if (target != "cuda") {
@@ -223,6 +231,7 @@ struct QSLAWToUkernelsPass
     set.forward = kCudaQMatmulW4F32Kernel;
     set.gradInput = kCudaQMatmulW4GradInputKernel;
     set.gradScale = kCudaQMatmulW4GradScaleKernel;
+    set.gradGamma = kCudaQMatmulW4GradGammaKernel;
     return set;
   }
 
@@ -241,6 +250,8 @@ struct QSLAWToUkernelsPass
       else if (auto g = dyn_cast<QMatmulGradInputOp>(op); g && covered(set, g))
         work.push_back(op);
       else if (auto g = dyn_cast<QMatmulGradScaleOp>(op); g && covered(set, g))
+        work.push_back(op);
+      else if (auto g = dyn_cast<QMatmulGradGammaOp>(op); g && covered(set, g))
         work.push_back(op);
     });
     // The CUDA entries take the activation type last (the forward's last
@@ -297,6 +308,19 @@ struct QSLAWToUkernelsPass
              {asDynBuffer(b, loc, as2D(b, loc, op.getInput())),
               asDynBuffer(b, loc, as2D(b, loc, op.getGradOutput())),
               asDynBuffer(b, loc, op.getCodes()),
+              zerosBuffer(set, b, loc, op.getZeros()), out.dyn,
+              i64Const(b, loc, g)});
+        b.replaceOp(op, out.tensor(b, loc));
+      } else if (auto op = dyn_cast<QMatmulGradGammaOp>(o)) {
+        auto w = op.getWeight().getType();
+        int64_t k = w.getDimSize(1), g = op.getSpec().getGroupSizeFor(k);
+        OutBuffer out = newOutput(b, loc, w.getDimSize(0), (k + g - 1) / g);
+        call(loc, set.gradGamma,
+             {asDynBuffer(b, loc, as2D(b, loc, op.getInput())),
+              asDynBuffer(b, loc, as2D(b, loc, op.getGradOutput())),
+              asDynBuffer(b, loc, op.getWeight()),
+              asDynBuffer(b, loc, op.getScales()),
+              asDynBuffer(b, loc, op.getGamma()),
               zerosBuffer(set, b, loc, op.getZeros()), out.dyn,
               i64Const(b, loc, g)});
         b.replaceOp(op, out.tensor(b, loc));

@@ -47,6 +47,7 @@ struct KernelLibrary {
   decltype(&qslaw_w4_forward) forward;
   decltype(&qslaw_w4_grad_input) gradInput;
   decltype(&qslaw_w4_grad_scale) gradScale;
+  decltype(&qslaw_w4_grad_gamma) gradGamma;
 };
 
 /// $QSLAW_CUDA_KERNELS_LIBRARY, else libqslaw_cuda_kernels.so beside this
@@ -103,6 +104,7 @@ const KernelLibrary *kernelLibrary() {
     bind(l->forward, "qslaw_w4_forward");
     bind(l->gradInput, "qslaw_w4_grad_input");
     bind(l->gradScale, "qslaw_w4_grad_scale");
+    bind(l->gradGamma, "qslaw_w4_grad_gamma");
     return ok ? l : nullptr;
   }();
   if (!lib)
@@ -144,6 +146,17 @@ struct KernelWeight {
 /// Packed forms of resident weights, by codes pointer.
 std::map<const void *, KernelWeight> &cache() {
   static auto *c = new std::map<const void *, KernelWeight>();
+  return *c;
+}
+
+/// Activation-type copies of resident float weights (gamma mode's W).
+struct ActCopy {
+  int64_t count = 0;
+  int dtype = 0;
+  void *data = nullptr;
+};
+std::map<const void *, ActCopy> &actCache() {
+  static auto *c = new std::map<const void *, ActCopy>();
   return *c;
 }
 
@@ -230,6 +243,29 @@ void *toAct(const KernelLibrary &lib, Scratch &scratch, const float *x,
   return xa;
 }
 
+/// toAct for a weight: kept (once per type) when `x` is resident.
+void *weightAct(const KernelLibrary &lib, Scratch &scratch, const float *x,
+                int64_t count, int dtype) {
+  bool cacheable = isResidentConstant(x);
+  std::lock_guard<std::mutex> lock(cacheMutex());
+  if (cacheable) {
+    auto it = actCache().find(x);
+    if (it != actCache().end() && it->second.count == count &&
+        it->second.dtype == dtype)
+      return it->second.data;
+  }
+  void *xa = toAct(lib, scratch, x, count, dtype);
+  if (xa && cacheable) {
+    scratch.keep(xa);
+    auto [it, fresh] = actCache().try_emplace(x, ActCopy{count, dtype, xa});
+    if (!fresh) { // another type or size: replace it
+      qslaw_cuda_free(it->second.data);
+      it->second = ActCopy{count, dtype, xa};
+    }
+  }
+  return xa;
+}
+
 /// Common start of every entry: the device, the kernel library, and the
 /// [n, k] weight in the kernels' form. Null with the error reported.
 const KernelLibrary *begin(Scratch &scratch, MemRefDescriptor<uint8_t, 1> *codes,
@@ -282,6 +318,10 @@ void roundTripMatmul(ActMatmul KernelLibrary::*kernel, const char *name,
 
 void qslaw::cuda::forgetDerivedFrom(const void *ptr) {
   std::lock_guard<std::mutex> lock(cacheMutex());
+  if (auto it = actCache().find(ptr); it != actCache().end()) {
+    qslaw_cuda_free(it->second.data);
+    actCache().erase(it);
+  }
   for (auto it = cache().begin(); it != cache().end();) {
     if (it->second.codes == ptr || it->second.zeros == ptr) {
       qslaw_cuda_free(it->second.qw);
@@ -337,6 +377,39 @@ _mlir_ciface_qslaw_cuda_qmatmul_w4_grad_scale_f32(
   kernelOk(lib->gradScale(dya, xa, w.qw, w.z, ds->data(), int(t), int(n),
                           int(k), int(group), dtype, stream),
            "qslaw_w4_grad_scale", t, n, k, group);
+}
+
+__attribute__((visibility("default"))) void
+_mlir_ciface_qslaw_cuda_qmatmul_w4_grad_gamma_f32(
+    MemRefDescriptor<float, 2> *x, MemRefDescriptor<float, 2> *dy,
+    MemRefDescriptor<float, 2> *w, MemRefDescriptor<float, 2> *scales,
+    MemRefDescriptor<float, 2> *gamma, MemRefDescriptor<uint8_t, 1> *zeros,
+    MemRefDescriptor<float, 2> *dgamma, int64_t group, int32_t dtype) {
+  int64_t t = rowsOf(x, "x"), n = rowsOf(w, "weight");
+  if (t < 0 || n < 0 || rowsOf(dy, "dy") < 0 || rowsOf(scales, "scales") < 0 ||
+      rowsOf(gamma, "gamma") < 0 || rowsOf(dgamma, "dgamma") < 0 ||
+      !deviceReady())
+    return;
+  const KernelLibrary *lib = kernelLibrary();
+  if (!lib)
+    return;
+  int64_t k = w->sizes[1], groups = dgamma->sizes[1];
+  Scratch scratch;
+  void *stream = runtimeStream();
+  void *wa = weightAct(*lib, scratch, w->data(), n * k, dtype);
+  auto *z = static_cast<float *>(scratch.get(size_t(n * groups) * sizeof(float)));
+  void *xa = toAct(*lib, scratch, x->data(), t * k, dtype);
+  void *dya = toAct(*lib, scratch, dy->data(), t * n, dtype);
+  if (!wa || !z || !xa || !dya ||
+      !kernelOk(lib->zerosToF32(zeros->sizes[0] ? zeros->data() : nullptr, z,
+                                n * groups, stream),
+                "qslaw_w4_zeros_to_f32", 0, n, k, group))
+    return;
+  // 4-bit codes: qmax = 15.
+  kernelOk(lib->gradGamma(dya, xa, wa, scales->data(), z, gamma->data(),
+                          dgamma->data(), int(t), int(n), int(k), int(group),
+                          15, dtype, stream),
+           "qslaw_w4_grad_gamma", t, n, k, group);
 }
 
 } // extern "C"

@@ -8,6 +8,8 @@
 //     lowering instead reduced over N innermost with strided 4-bit loads.
 //   ds[n, j] = sum_{k in j} (q - z)[n, k] * g[k], g = sum_m dY[m, n] X[m, :]:
 //     one K-vector per weight row, never the [N, K] weight gradient.
+//   dgamma (gamma mode): the same g, then the clamp-masked sum of w * g per
+//     group over -gamma^2.
 // The reduction over N (dX) and over M (g) run in index order.
 //
 //===----------------------------------------------------------------------===//
@@ -75,21 +77,53 @@ QSLAW_CLONES void gradInput(const float *dy, int64_t M, int64_t N,
   }
 }
 
+/// g[k] = sum_m dy[m, n] * x[m, k], M ascending.
+__attribute__((always_inline)) inline void tokenSum(const float *x, int64_t M,
+                                                    int64_t K, int64_t ldx,
+                                                    const float *dy,
+                                                    int64_t lddy, int64_t n,
+                                                    float *g) {
+  for (int64_t k = 0; k < K; ++k)
+    g[k] = 0.f;
+  for (int64_t m = 0; m < M; ++m) {
+    float a = dy[m * lddy + n];
+    const float *__restrict xr = x + m * ldx;
+    float *__restrict gr = g;
+    for (int64_t k = 0; k < K; ++k)
+      gr[k] += a * xr[k];
+  }
+}
+
+QSLAW_CLONES void gradGamma(const float *x, int64_t M, int64_t K, int64_t ldx,
+                            const float *dy, int64_t N, int64_t lddy,
+                            const float *w, const float *scales,
+                            const float *gamma, const uint8_t *zeros,
+                            float *dgamma, int64_t G, float *g) {
+  int64_t J = (K + G - 1) / G;
+  for (int64_t n = 0; n < N; ++n) {
+    tokenSum(x, M, K, ldx, dy, lddy, n, g);
+    const float *wr = w + n * K;
+    for (int64_t j = 0; j < J; ++j) {
+      int64_t i = n * J + j;
+      float sg = scales[i] * gamma[i], z = zeroPoint(zeros, i);
+      int64_t k1 = (j + 1) * G < K ? (j + 1) * G : K;
+      float acc = 0.f;
+      for (int64_t k = j * G; k < k1; ++k) {
+        float c = __builtin_rintf(wr[k] / sg) + z;
+        acc += (c >= 0.f && c <= 15.f) ? wr[k] * g[k] : 0.f;
+      }
+      dgamma[i] = -acc / (gamma[i] * gamma[i]);
+    }
+  }
+}
+
 QSLAW_CLONES void gradScale(const float *x, int64_t M, int64_t K, int64_t ldx,
                             const float *dy, int64_t N, int64_t lddy,
                             const uint8_t *codes, const uint8_t *zeros,
                             float *ds, int64_t G, float *g) {
   int64_t J = (K + G - 1) / G;
   for (int64_t n = 0; n < N; ++n) {
-    for (int64_t k = 0; k < K; ++k)
-      g[k] = 0.f;
-    for (int64_t m = 0; m < M; ++m) {
-      float a = dy[m * lddy + n];
-      const float *__restrict xr = x + m * ldx;
-      float *__restrict gr = g;
-      for (int64_t k = 0; k < K; ++k)
-        gr[k] += a * xr[k];
-    }
+    tokenSum(x, M, K, ldx, dy, lddy, n, g);
     const uint8_t *row = codes + n * K / 2;
     for (int64_t j = 0; j < J; ++j) {
       int64_t i = n * J + j;
@@ -121,5 +155,14 @@ QSLAW_RT_API void qslaw_qmatmul_w4_grad_scale_f32(
     float *ds, int64_t G) {
   std::vector<float> g(K);
   gradScale(x, M, K, ldx, dy, N, lddy, codes, zeros, ds, G, g.data());
+}
+
+QSLAW_RT_API void qslaw_qmatmul_w4_grad_gamma_f32(
+    const float *x, int64_t M, int64_t K, int64_t ldx, const float *dy,
+    int64_t N, int64_t lddy, const float *w, const float *scales,
+    const float *gamma, const uint8_t *zeros, float *dgamma, int64_t G) {
+  std::vector<float> g(K);
+  gradGamma(x, M, K, ldx, dy, N, lddy, w, scales, gamma, zeros, dgamma, G,
+            g.data());
 }
 }

@@ -48,3 +48,15 @@ _mlir_ciface_qslaw_ukernel_qmatmul_w4_grad_scale_f32(
                                   dy->strides[0], codes->data(), z, ds->data(),
                                   group);
 }
+
+extern "C" QSLAW_RT_API void
+_mlir_ciface_qslaw_ukernel_qmatmul_w4_grad_gamma_f32(
+    MemRef<float, 2> *x, MemRef<float, 2> *dy, MemRef<float, 2> *w,
+    MemRef<float, 2> *scales, MemRef<float, 2> *gamma,
+    MemRef<uint8_t, 1> *zeros, MemRef<float, 2> *dgamma, int64_t group) {
+  const uint8_t *z = zeros->sizes[0] == 0 ? nullptr : zeros->data();
+  qslaw_qmatmul_w4_grad_gamma_f32(x->data(), x->sizes[0], x->sizes[1],
+                                  x->strides[0], dy->data(), dy->sizes[1],
+                                  dy->strides[0], w->data(), scales->data(),
+                                  gamma->data(), z, dgamma->data(), group);
+}
