@@ -29,7 +29,9 @@ def QSLAWToUkernels : Pass<"qslaw-lower-to-ukernels", "ModuleOp"> {
     gradients `qslaw.qmatmul_grad_input` / `qslaw.qmatmul_grad_scale` of the
     same specs by `qslaw_ukernel_qmatmul_w4_grad_input_f32` /
     `..._grad_scale_f32` (row-wise dequantisation, contiguous axpys, no
-    `[N, K]` weight gradient). Other ops and specs are left for
+    `[N, K]` weight gradient), and gamma mode's `qslaw.qmatmul_grad_gamma`
+    by `..._grad_gamma_f32` (clamp mask recomputed from the float weight).
+    Other ops and specs are left for
     `qslaw-lower-to-linalg`. Operands cross the call as memrefs
     (`bufferization.to_buffer`, each tagged `qslaw.ukernel_operand` so that
     CSE cannot merge it with an earlier read of the same tensor), the result
@@ -37,7 +39,7 @@ def QSLAWToUkernels : Pass<"qslaw-lower-to-ukernels", "ModuleOp"> {
 
     With `target=cuda` the calls go to the hand-written CUDA kernels instead
     (`qslaw_cuda_qmatmul_w4_f32`, `..._grad_input_f32`, `..._grad_scale_f32`,
-    implemented by `libqslaw_cuda_runtime` over `libqslaw_cuda_kernels`),
+    `..._grad_gamma_f32`, implemented by `libqslaw_cuda_runtime` over `libqslaw_cuda_kernels`),
     with the device pointers of the same buffers. Those kernels cover less:
     4-bit codes, `G` in {32, 64, 128}, `K % 64 == 0`, `K % G == 0` and
     `N % 8 == 0`; other ops stay for the generated kernels. Their mma
