@@ -38,10 +38,12 @@ float bitsToFloat(uint16_t bits, const llvm::fltSemantics &sem) {
   return f.convertToFloat();
 }
 
-int64_t intAt(const NpyArray &a, int64_t i) {
-  const uint8_t *p = a.data.data() + i * a.elementSize();
+/// Element i of `a`, whose element size is `es` (a.elementSize(), parsed
+/// from the dtype string: callers hoist it out of their loops).
+int64_t intAt(const NpyArray &a, size_t es, int64_t i) {
+  const uint8_t *p = a.data.data() + i * es;
   bool sgn = a.dtype[0] == 'i';
-  switch (a.elementSize()) {
+  switch (es) {
   case 1: return sgn ? int64_t(int8_t(*p)) : int64_t(*p);
   case 2: { uint16_t v; memcpy(&v, p, 2); return sgn ? int64_t(int16_t(v)) : v; }
   case 4: { uint32_t v; memcpy(&v, p, 4); return sgn ? int64_t(int32_t(v)) : v; }
@@ -49,8 +51,8 @@ int64_t intAt(const NpyArray &a, int64_t i) {
   }
 }
 
-double floatAt(const NpyArray &a, int64_t i) {
-  const uint8_t *p = a.data.data() + i * a.elementSize();
+double floatAt(const NpyArray &a, size_t es, int64_t i) {
+  const uint8_t *p = a.data.data() + i * es;
   if (a.dtype == "f4") { float v; memcpy(&v, p, 4); return v; }
   if (a.dtype == "f8") { double v; memcpy(&v, p, 8); return v; }
   uint16_t v; memcpy(&v, p, 2);
@@ -113,13 +115,22 @@ Error AbiBuffer::fill(const NpyArray &a, const std::string &what) {
                shapeStr(s.shape) + " (" + s.dtype + ")");
   int64_t n = a.numElements();
   unsigned w = s.bits();
+  size_t es = a.elementSize();
+  // Same type and layout (the common case: f32 activations and parameters,
+  // i64 ids): one copy instead of a conversion per element.
+  if ((s.dtype == "f32" && a.dtype == "f4") ||
+      (!packedBits && !isFloatDtype(s.dtype) && w >= 16 && a.dtype[0] == 'i' &&
+       es * 8 == w)) {
+    memcpy(data, a.data.data(), size_t(n) * es);
+    return Error::success();
+  }
   if (!isFloatDtype(s.dtype)) {
     if (a.dtype[0] != 'i' && a.dtype[0] != 'u' && a.dtype[0] != 'b')
       return err(what + ": dtype " + a.dtype + " given for " + s.dtype +
                  " " + shapeStr(s.shape) + "; expected an integer array");
     if (w >= 16 || w == 1) { // ordinary integers (indices, shapes, masks)
       for (int64_t i = 0; i < n; ++i) {
-        int64_t v = intAt(a, i);
+        int64_t v = intAt(a, es, i);
         if (w == 1)
           v = v != 0;
         memcpy(static_cast<char *>(data) + i * ((w + 7) / 8), &v, (w + 7) / 8);
@@ -129,7 +140,7 @@ Error AbiBuffer::fill(const NpyArray &a, const std::string &what) {
     int64_t lo = w == 8 ? -128 : 0, hi = w == 8 ? 255 : (1 << w) - 1;
     auto *bytes = static_cast<uint8_t *>(data);
     for (int64_t i = 0; i < n; ++i) {
-      int64_t v = intAt(a, i);
+      int64_t v = intAt(a, es, i);
       if (v < lo || v > hi)
         return err(what + ": value " + llvm::Twine(v) + " at flat index " +
                    llvm::Twine(i) + " is out of range for i" + llvm::Twine(w) +
@@ -149,11 +160,11 @@ Error AbiBuffer::fill(const NpyArray &a, const std::string &what) {
   if (s.dtype == "f32") {
     auto *out = static_cast<float *>(data);
     for (int64_t i = 0; i < n; ++i)
-      out[i] = float(floatAt(a, i));
+      out[i] = float(floatAt(a, es, i));
   } else if (s.dtype == "f64") {
     auto *out = static_cast<double *>(data);
     for (int64_t i = 0; i < n; ++i)
-      out[i] = floatAt(a, i);
+      out[i] = floatAt(a, es, i);
   } else {
     bool half = s.dtype == "f16";
     const auto &sem = half ? llvm::APFloat::IEEEhalf() : llvm::APFloat::BFloat();
@@ -162,7 +173,7 @@ Error AbiBuffer::fill(const NpyArray &a, const std::string &what) {
       if (half && a.dtype == "f2")
         memcpy(&out[i], a.data.data() + 2 * i, 2);
       else
-        out[i] = floatToBits(float(floatAt(a, i)), sem);
+        out[i] = floatToBits(float(floatAt(a, es, i)), sem);
     }
   }
   return Error::success();
