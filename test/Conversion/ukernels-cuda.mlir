@@ -82,3 +82,12 @@ func.func @grad_gamma(%x: tensor<6x256xf32>, %dy: tensor<6x64xf32>, %w: tensor<6
   %dg = qslaw.qmatmul_grad_gamma %x, %dy, %w scales(%s) gamma(%g) <bits = 4, group = 64, sym, mode = gamma> : (tensor<6x256xf32>, tensor<6x64xf32>, tensor<64x256xf32>, tensor<64x4xf32>, tensor<64x4xf32>) -> tensor<64x4xf32>
   return %dg : tensor<64x4xf32>
 }
+
+// No CUDA quantize kernel: quantize stays for the generated kernels.
+// CHECK-LABEL: func @quantize
+// CHECK: qslaw.quantize
+// CHECK-NOT: call
+func.func @quantize(%w: tensor<64x256xf32>, %s: tensor<64x2xf32>, %z: tensor<64x2xi4>) -> tensor<64x256xi4> {
+  %q = qslaw.quantize %w scales(%s) zeros(%z) <bits = 4, group = 128> : (tensor<64x256xf32>, tensor<64x2xf32>, tensor<64x2xi4>) -> tensor<64x256xi4>
+  return %q : tensor<64x256xi4>
+}

@@ -89,3 +89,15 @@ func.func @grad_gamma_not_covered(%x: tensor<1x256xf32>, %dy: tensor<1x64xf32>, 
   %dg = qslaw.qmatmul_grad_gamma %x, %dy, %w scales(%s) gamma(%g) <bits = 3, group = 128, sym, mode = gamma> : (tensor<1x256xf32>, tensor<1x64xf32>, tensor<64x256xf32>, tensor<64x2xf32>, tensor<64x2xf32>) -> tensor<64x2xf32>
   return %dg : tensor<64x2xf32>
 }
+
+// Quantisation to 4-bit codes (gamma mode's per-step codes): the call
+// writes a fresh packed i4 buffer.
+// CHECK-LABEL: func @quantize
+// CHECK: %[[Q:.*]] = memref.alloc() : memref<64x256xi4>
+// CHECK: call @qslaw_ukernel_quantize_w4_f32({{.*}}) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xi4>, memref<?x?xi4>, i64) -> ()
+// CHECK: bufferization.to_tensor %[[Q]] restrict writable : memref<64x256xi4> to tensor<64x256xi4>
+// CHECK-NOT: qslaw.quantize
+func.func @quantize(%w: tensor<64x256xf32>, %s: tensor<64x2xf32>, %z: tensor<64x2xi4>) -> tensor<64x256xi4> {
+  %q = qslaw.quantize %w scales(%s) zeros(%z) <bits = 4, group = 128> : (tensor<64x256xf32>, tensor<64x2xf32>, tensor<64x2xi4>) -> tensor<64x256xi4>
+  return %q : tensor<64x256xi4>
+}

@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "qslaw/Quant/QuantMath.h"
 #include "qslaw/Runtime/Ukernels.h"
 
 #include "gtest/gtest.h"
@@ -357,6 +358,47 @@ TEST(UkernelW4, GradGammaMatchesReference) {
       }
     EXPECT_GT(masked, 0);
     EXPECT_GT(kept, masked);
+  }
+}
+
+/// The quantize microkernel against QuantMath's quantizeValue (the
+/// compiler's own constant folding), code for code: values past the clamp
+/// at both ends, halfway ratios (round half to even), NaN and infinities,
+/// a short last group, with and without zero points.
+TEST(UkernelW4, QuantizeMatchesQuantMath) {
+  for (bool withZeros : {true, false}) {
+    const int64_t N = 7, K = 100, G = 32, J = (K + G - 1) / G;
+    std::mt19937 rng(withZeros ? 11 : 12);
+    std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+    std::vector<float> w(N * K), s(N * J);
+    for (float &v : s) v = 0.01f * (1.0f + 0.3f * unit(rng));
+    for (int64_t i = 0; i < N * K; ++i)
+      w[i] = 0.12f * unit(rng);
+    // Exact halves of the scale: ties go to the even code.
+    for (int64_t k = 0; k < 8; ++k)
+      w[k] = s[0] * (0.5f + float(k) - 4.0f);
+    w[10] = NAN;
+    w[11] = INFINITY;
+    w[12] = -INFINITY;
+    w[13] = 1e30f;
+    std::vector<uint8_t> zeros((N * J + 1) / 2);
+    for (uint8_t &b : zeros) b = static_cast<uint8_t>(rng() & 0xff);
+    std::vector<uint8_t> codes(N * K / 2, 0xAB);
+    qslaw_quantize_w4_f32(w.data(), N, K, s.data(),
+                          withZeros ? zeros.data() : nullptr, codes.data(), G);
+    int clampedLo = 0, clampedHi = 0;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k) {
+        int64_t i = n * J + k / G;
+        int64_t z = withZeros ? nibble(zeros, i) : 8;
+        int64_t want =
+            mlir::qslaw::quant::quantizeValue(w[n * K + k], s[i], z, 15);
+        clampedLo += want == 0;
+        clampedHi += want == 15;
+        ASSERT_EQ(nibble(codes, n * K + k), want) << n << "," << k;
+      }
+    EXPECT_GT(clampedLo, 0);
+    EXPECT_GT(clampedHi, 0);
   }
 }
 

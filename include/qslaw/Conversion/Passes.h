@@ -35,6 +35,9 @@ inline constexpr const char *kQMatmulW4GradScaleUkernel =
 /// Gamma mode's dgamma (4-bit clamp mask).
 inline constexpr const char *kQMatmulW4GradGammaUkernel =
     "qslaw_ukernel_qmatmul_w4_grad_gamma_f32";
+/// 4-bit quantisation of an f32 weight (CPU only).
+inline constexpr const char *kQuantizeW4F32Ukernel =
+    "qslaw_ukernel_quantize_w4_f32";
 /// The hand-written CUDA kernels' entries (qslaw-lower-to-ukernels
 /// target=cuda): the CPU signatures plus a trailing i32 activation type
 /// (0 bf16, 1 f16; the forward's last i32 is that type, not a thread count).

@@ -30,7 +30,9 @@ def QSLAWToUkernels : Pass<"qslaw-lower-to-ukernels", "ModuleOp"> {
     same specs by `qslaw_ukernel_qmatmul_w4_grad_input_f32` /
     `..._grad_scale_f32` (row-wise dequantisation, contiguous axpys, no
     `[N, K]` weight gradient), and gamma mode's `qslaw.qmatmul_grad_gamma`
-    by `..._grad_gamma_f32` (clamp mask recomputed from the float weight).
+    by `..._grad_gamma_f32` (clamp mask recomputed from the float weight);
+    on the CPU also 4-bit `qslaw.quantize` by `qslaw_ukernel_quantize_w4_f32`
+    (whole bytes of two codes).
     Other ops and specs are left for
     `qslaw-lower-to-linalg`. Operands cross the call as memrefs
     (`bufferization.to_buffer`, each tagged `qslaw.ukernel_operand` so that

@@ -87,6 +87,14 @@ QSLAW_RT_API void qslaw_qmatmul_w4_grad_gamma_f32(
     int64_t N, int64_t lddy, const float *w, const float *scales,
     const float *gamma, const uint8_t *zeros, float *dgamma, int64_t G);
 
+/* 4-bit quantisation (K and G even), single-threaded:
+ *   q(n,k) = clamp(rint(w[n*K + k] / scales[i]) + z(n, j), 0, 15), i = n*J + j
+ * (a NaN ratio gives z), written packed like the codes above. */
+QSLAW_RT_API void qslaw_quantize_w4_f32(const float *w, int64_t N, int64_t K,
+                                        const float *scales,
+                                        const uint8_t *zeros, uint8_t *codes,
+                                        int64_t G);
+
 /* Name of the code path in use: "scalar", "avx2" or "avx512". Chosen from
  * the CPU at first use; the environment variable QSLAW_UKERNEL_ISA
  * (scalar|avx2|avx512) can force a lesser path (clamped to CPU support). */

@@ -32,6 +32,7 @@ struct KernelSet {
   bool cuda = false;
   int32_t cudaDtype = 0; // 0 bf16, 1 f16 (QMatmulKernels.h)
   StringRef forward, gradInput, gradScale, gradGamma;
+  StringRef quantize; // empty: none in this set
 };
 
 /// Both kernel sets cover 4-bit codes, f32 activations/scales/bias, static
@@ -75,6 +76,13 @@ bool covered(const KernelSet &set, QMatmulGradGammaOp op) {
          staticF32(op.getWeight()) && staticF32(op.getInput()) &&
          staticF32(op.getGradOutput()) && staticF32(op.getScales()) &&
          staticF32(op.getGamma());
+}
+
+/// 4-bit codes from an f32 weight (gamma mode's per-step re-quantisation).
+bool covered(const KernelSet &set, QuantizeOp op) {
+  return !set.quantize.empty() &&
+         codesCovered(set, op.getType(), op.getSpec()) &&
+         staticF32(op.getWeight()) && staticF32(op.getScales());
 }
 
 bool covered(const KernelSet &set, QMatmulGradScaleOp op) {
@@ -165,22 +173,25 @@ Value as2D(OpBuilder &b, Location loc, Value v) {
                                          splitAt(ty.getRank() - 1, ty.getRank()));
 }
 
-/// A fresh [rows, cols] f32 buffer the call writes, and its dynamic view;
-/// `tensor()` reads it back, to be called after the call.
+/// A fresh [rows, cols] buffer (f32 unless `elem` says otherwise) the call
+/// writes, and its dynamic view; `tensor()` reads it back, to be called
+/// after the call.
 struct OutBuffer {
   Value alloc, dyn;
   Value tensor(OpBuilder &b, Location loc) const {
+    auto ty = cast<MemRefType>(alloc.getType());
     return bufferization::ToTensorOp::create(
-        b, loc,
-        RankedTensorType::get(cast<MemRefType>(alloc.getType()).getShape(),
-                              b.getF32Type()),
+        b, loc, RankedTensorType::get(ty.getShape(), ty.getElementType()),
         alloc, /*restrict=*/true, /*writable=*/true);
   }
 };
-OutBuffer newOutput(OpBuilder &b, Location loc, int64_t rows, int64_t cols) {
-  auto ty = MemRefType::get({rows, cols}, b.getF32Type());
+OutBuffer newOutput(OpBuilder &b, Location loc, int64_t rows, int64_t cols,
+                    Type elem = {}) {
+  if (!elem)
+    elem = b.getF32Type();
+  auto ty = MemRefType::get({rows, cols}, elem);
   Value out = memref::AllocOp::create(b, loc, ty);
-  Value dyn = memref::CastOp::create(b, loc, dynMemRef(b.getF32Type(), 2), out);
+  Value dyn = memref::CastOp::create(b, loc, dynMemRef(elem, 2), out);
   return {out, dyn};
 }
 
@@ -212,6 +223,7 @@ struct QSLAWToUkernelsPass
       set.gradInput = kQMatmulW4GradInputUkernel;
       set.gradScale = kQMatmulW4GradScaleUkernel;
       set.gradGamma = kQMatmulW4GradGammaUkernel;
+      set.quantize = kQuantizeW4F32Ukernel;
       return set;
     }
     if (target != "cuda") {
@@ -252,6 +264,8 @@ struct QSLAWToUkernelsPass
       else if (auto g = dyn_cast<QMatmulGradScaleOp>(op); g && covered(set, g))
         work.push_back(op);
       else if (auto g = dyn_cast<QMatmulGradGammaOp>(op); g && covered(set, g))
+        work.push_back(op);
+      else if (auto q = dyn_cast<QuantizeOp>(op); q && covered(set, q))
         work.push_back(op);
     });
     // The CUDA entries take the activation type last (the forward's last
@@ -323,6 +337,17 @@ struct QSLAWToUkernelsPass
               asDynBuffer(b, loc, op.getGamma()),
               zerosBuffer(set, b, loc, op.getZeros()), out.dyn,
               i64Const(b, loc, g)});
+        b.replaceOp(op, out.tensor(b, loc));
+      } else if (auto op = dyn_cast<QuantizeOp>(o)) {
+        auto q = op.getType();
+        int64_t k = q.getDimSize(1);
+        OutBuffer out =
+            newOutput(b, loc, q.getDimSize(0), k, q.getElementType());
+        call(loc, set.quantize,
+             {asDynBuffer(b, loc, op.getWeight()),
+              asDynBuffer(b, loc, op.getScales()),
+              zerosBuffer(set, b, loc, op.getZeros()), out.dyn,
+              i64Const(b, loc, op.getSpec().getGroupSizeFor(k))});
         b.replaceOp(op, out.tensor(b, loc));
       }
     }

@@ -10,6 +10,8 @@
 //     one K-vector per weight row, never the [N, K] weight gradient.
 //   dgamma (gamma mode): the same g, then the clamp-masked sum of w * g per
 //     group over -gamma^2.
+//   quantize (gamma mode's per-step codes): whole bytes of two codes, where
+//     the generic lowering read-modify-writes one nibble at a time.
 // The reduction over N (dX) and over M (g) run in index order.
 //
 //===----------------------------------------------------------------------===//
@@ -117,6 +119,32 @@ QSLAW_CLONES void gradGamma(const float *x, int64_t M, int64_t K, int64_t ldx,
   }
 }
 
+/// One code: clamp(rint(w / s) + z, 0, 15), a NaN ratio giving z.
+__attribute__((always_inline)) inline unsigned quantizeOne(float w, float s,
+                                                         float z) {
+  float c = __builtin_rintf(w / s) + z;
+  c = c != c ? z : c < 0.f ? 0.f : c > 15.f ? 15.f : c;
+  return unsigned(c);
+}
+
+QSLAW_CLONES void quantizeRows(const float *w, int64_t N, int64_t K,
+                               const float *scales, const uint8_t *zeros,
+                               uint8_t *codes, int64_t G) {
+  int64_t J = (K + G - 1) / G;
+  for (int64_t n = 0; n < N; ++n) {
+    const float *wr = w + n * K;
+    uint8_t *row = codes + n * K / 2;
+    for (int64_t j = 0; j < J; ++j) {
+      int64_t i = n * J + j;
+      float s = scales[i], z = zeroPoint(zeros, i);
+      int64_t k1 = (j + 1) * G < K ? (j + 1) * G : K;
+      for (int64_t k = j * G; k < k1; k += 2)
+        row[k >> 1] = uint8_t(quantizeOne(wr[k], s, z) |
+                              (quantizeOne(wr[k + 1], s, z) << 4));
+    }
+  }
+}
+
 QSLAW_CLONES void gradScale(const float *x, int64_t M, int64_t K, int64_t ldx,
                             const float *dy, int64_t N, int64_t lddy,
                             const uint8_t *codes, const uint8_t *zeros,
@@ -164,5 +192,12 @@ QSLAW_RT_API void qslaw_qmatmul_w4_grad_gamma_f32(
   std::vector<float> g(K);
   gradGamma(x, M, K, ldx, dy, N, lddy, w, scales, gamma, zeros, dgamma, G,
             g.data());
+}
+
+QSLAW_RT_API void qslaw_quantize_w4_f32(const float *w, int64_t N, int64_t K,
+                                        const float *scales,
+                                        const uint8_t *zeros, uint8_t *codes,
+                                        int64_t G) {
+  quantizeRows(w, N, K, scales, zeros, codes, G);
 }
 }

@@ -60,3 +60,11 @@ _mlir_ciface_qslaw_ukernel_qmatmul_w4_grad_gamma_f32(
                                   dy->strides[0], w->data(), scales->data(),
                                   gamma->data(), z, dgamma->data(), group);
 }
+
+extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_quantize_w4_f32(
+    MemRef<float, 2> *w, MemRef<float, 2> *scales, MemRef<uint8_t, 1> *zeros,
+    MemRef<uint8_t, 1> *codes, int64_t group) {
+  const uint8_t *z = zeros->sizes[0] == 0 ? nullptr : zeros->data();
+  qslaw_quantize_w4_f32(w->data(), w->sizes[0], w->sizes[1], scales->data(), z,
+                        codes->data(), group);
+}
