@@ -6,8 +6,7 @@
 # and the CPU trainer's reference metrics, so that a GPU machine without LLVM
 # can run them:  bash bench/cuda_artifacts.sh DIR [CHIPS [FORMAT]]
 # CHIPS (default sm_90a, the H100) and FORMAT (default bin: cubin only) keep
-# DIR under the 64 MiB a device call carries; the defaults of qslaw-compile
-# (sm_80,sm_90a fatbin) make it about 70 MiB.
+# DIR small; DIR.tar.xz (about 8 MiB) is what travels to the GPU machine.
 #   then there:  QSLAW_BUILD_DIR=DIR QSLAW_CUDA_ARTIFACTS=DIR/models \
 #                LD_LIBRARY_PATH=DIR/lib pytest python/tests/test_cuda_target.py
 #   and:         QSLAW_BUILD_DIR=DIR LD_LIBRARY_PATH=DIR/lib \
@@ -59,3 +58,8 @@ tar -C "$out/backend" -cJf "$out/models/backend.tar.xz" . && rm -rf "$out/backen
 # weights, bench/llama_block.py): about 6 MiB in all.
 PYTHONPATH="$root/python" QSLAW_BUILD_DIR="$build" "$root/.venv/bin/python" \
   "$root/bench/llama_block.py" prepare --shape 7b --out "$out/block" --chips "$chips"
+# One archive to carry (the debug-built libraries and the embedded objects
+# compress about 15x): DIR.tar.xz, unpacked on the GPU machine with
+#   mkdir -p DIR && tar -xJf DIR.tar.xz -C DIR
+tar -C "$out" -cf - . | xz -T0 -6 > "$out.tar.xz"
+echo "$out: $(du -sh "$out" | cut -f1); $out.tar.xz: $(du -h "$out.tar.xz" | cut -f1)"

@@ -60,6 +60,8 @@ ARTIFACTS = {
     "tiny_llava_scale_train_hand": ("tiny_llava", ["--quantize=w4g32,mode=scale",
                                                    f"--quantize-layers={LAYERS}", "--train",
                                                    "--cuda-hand-kernels=bf16"]),
+    "tiny_llava_trainer_hand": ("tiny_llava", ["--quantize=w4g32", f"--quantize-layers={LAYERS}",
+                                               "--emit=trainer", "--cuda-hand-kernels=bf16"]),
     # A trainer executable (not a library): parameters and AdamW moments in
     # the session on the device.
     "tiny_llava_trainer": ("tiny_llava", ["--quantize=w4g32", f"--quantize-layers={LAYERS}",
@@ -331,10 +333,14 @@ def relative_error(a, b):
 @pytest.mark.parametrize("target", TARGETS)
 def test_hand_kernels_forward_matches_generated(artifacts, target):
     inputs = feeds("tiny_llava")
-    (hand,) = open_lib(artifacts, "tiny_llava_w4_hand", target).run(**inputs)
+    lib = open_lib(artifacts, "tiny_llava_w4_hand", target)
+    (hand,) = lib.run(**inputs)
     (gen,) = open_lib(artifacts, "tiny_llava_w4", target).run(**inputs)
     tol = BF16_LOGITS if target == "cuda" else 1e-5
     assert relative_error(hand, gen) <= tol
+    # The second run reads the packed weights cached by the first: same bits.
+    (again,) = lib.run(**inputs)
+    np.testing.assert_array_equal(hand, again)
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -377,6 +383,21 @@ def test_hand_kernels_adamw_steps_match_torch(artifacts, target):
     lib = open_lib(artifacts, "tiny_llava_scale_train_hand", target)
     ref_tests.check_adamw_losses_match_torch(
         lib, resident=True, rtol=BF16_ADAMW if target == "cuda" else 1e-4)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_hand_kernels_trainer_matches_cpu_trainer(artifacts, target, tmp_path):
+    """The trainer executable with the hand-written kernels: the CPU
+    trainer's batches, losses within fp32 (emulated) or bf16 tolerances."""
+    trainer = artifacts("tiny_llava_trainer_hand", target)
+    ours = trainer_metrics(trainer, str(tmp_path / "run"))
+    ref = reference_trainer_metrics(str(tmp_path))
+    rtol = (BF16_ADAMW, BF16_GRAD) if target == "cuda" else (1e-4, 1e-3)
+    assert [r["step"] for r in ours] == list(range(1, 13))
+    for a, b in zip(ours, ref):
+        assert (a["text_samples"], a["tokens"]) == (b["text_samples"], b["tokens"])
+        assert a["loss"] == pytest.approx(b["loss"], rel=rtol[0])
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=rtol[1])
 
 
 @pytest.mark.skipif(not GPU, reason="no CUDA driver: the message comes from a GPU run")
