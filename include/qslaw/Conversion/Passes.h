@@ -24,6 +24,13 @@ namespace mlir::qslaw {
 #define GEN_PASS_REGISTRATION
 #include "qslaw/Conversion/Passes.h.inc"
 
+/// The private `llvm.emit_c_interface` declaration of microkernel entry
+/// `name` taking `args` (no results), created at the top of `module` unless
+/// it exists. Shared by qslaw-lower-to-ukernels and the emulation's
+/// redirection of CUDA kernel calls.
+func::FuncOp declareUkernel(ModuleOp module, OpBuilder &b, StringRef name,
+                            TypeRange args);
+
 /// Name of the 4-bit f32 microkernel entry called by qslaw-lower-to-ukernels.
 inline constexpr const char *kQMatmulW4F32Ukernel =
     "qslaw_ukernel_qmatmul_w4_f32";

@@ -102,17 +102,10 @@ void redirectToCPUKernel(ModuleOp module, func::CallOp call, StringRef cpu) {
   if (cpu == qslaw::kQMatmulW4F32Ukernel)
     args.push_back(
         arith::ConstantOp::create(b, call.getLoc(), b.getI32IntegerAttr(1)));
-  auto callee = module.lookupSymbol<func::FuncOp>(cpu);
-  if (!callee) {
-    OpBuilder::InsertionGuard g(b);
-    b.setInsertionPointToStart(module.getBody());
-    callee = func::FuncOp::create(b, module.getLoc(), cpu,
-                                  b.getFunctionType(ValueRange(args).getTypes(),
-                                                    {}));
-    callee.setPrivate();
-    callee->setAttr("llvm.emit_c_interface", b.getUnitAttr());
-  }
-  func::CallOp::create(b, call.getLoc(), callee, args);
+  func::CallOp::create(
+      b, call.getLoc(),
+      qslaw::declareUkernel(module, b, cpu, ValueRange(args).getTypes()),
+      args);
   StringRef old = call.getCallee();
   call.erase();
   if (auto decl = module.lookupSymbol<func::FuncOp>(old);

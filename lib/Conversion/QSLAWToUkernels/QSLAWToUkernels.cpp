@@ -143,19 +143,6 @@ Value reshapeTo(OpBuilder &b, Location loc, Value v, RankedTensorType to) {
                                        splitAt(to.getRank() - 1, to.getRank()));
 }
 
-func::FuncOp declare(ModuleOp module, OpBuilder &b, StringRef name,
-                     TypeRange args) {
-  if (auto f = module.lookupSymbol<func::FuncOp>(name))
-    return f;
-  OpBuilder::InsertionGuard g(b);
-  b.setInsertionPointToStart(module.getBody());
-  auto f = func::FuncOp::create(b, module.getLoc(), name,
-                                b.getFunctionType(args, {}));
-  f.setPrivate();
-  f->setAttr("llvm.emit_c_interface", b.getUnitAttr());
-  return f;
-}
-
 /// `v` as a 2-D tensor [prod(leading dims), last dim].
 Value as2D(OpBuilder &b, Location loc, Value v) {
   auto ty = cast<RankedTensorType>(v.getType());
@@ -279,7 +266,7 @@ struct QSLAWToUkernelsPass
       SmallVector<Type> types;
       for (Value a : args)
         types.push_back(a.getType());
-      func::CallOp::create(b, loc, declare(module, b, name, types), args);
+      func::CallOp::create(b, loc, declareUkernel(module, b, name, types), args);
     };
     for (Operation *o : work) {
       Location loc = o->getLoc();
@@ -354,3 +341,16 @@ struct QSLAWToUkernelsPass
   }
 };
 } // namespace
+
+func::FuncOp mlir::qslaw::declareUkernel(ModuleOp module, OpBuilder &b,
+                                         StringRef name, TypeRange args) {
+  if (auto f = module.lookupSymbol<func::FuncOp>(name))
+    return f;
+  OpBuilder::InsertionGuard g(b);
+  b.setInsertionPointToStart(module.getBody());
+  auto f = func::FuncOp::create(b, module.getLoc(), name,
+                                b.getFunctionType(args, {}));
+  f.setPrivate();
+  f->setAttr("llvm.emit_c_interface", b.getUnitAttr());
+  return f;
+}
