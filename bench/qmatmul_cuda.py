@@ -129,6 +129,11 @@ def bench_shape(kern, n, k, g, dtype, ms, bw, peak, do_bwd, paths):
                                           path=p, out=y)) for i in range(nq)])
         best = min(t_ours, key=t_ours.get)
         t_auto = t_ours[qk.PATH_AUTO]
+        wg = {p: t for p, t in t_ours.items() if p in qk.WGMMA_PATHS}
+        if wg:
+            wbest = min(wg, key=wg.get)
+            res["fwd_wgmma_best_path"] = wbest
+            res["fwd_wgmma_us"] = wg[wbest] * 1e6
         if 16 < m <= 256:
             # the same tile without the cluster split-K, for comparison
             res["fwd_nosplit_us"] = 1e6 * time_graph([
@@ -163,6 +168,8 @@ def bench_shape(kern, n, k, g, dtype, ms, bw, peak, do_bwd, paths):
             "fwd_achieved_GBps": byts / t_auto / 1e9,
             "fwd_achieved_TFLOPs": flops / t_auto / 1e12,
         })
+        if wg:
+            res["fwd_wgmma_vs_cublas"] = t_cublas / wg[wbest]
         if do_bwd:
             dy = torch.randn(m, n, device=DEV).to(dtype)
             dx = torch.empty(m, k, device=DEV, dtype=dtype)
@@ -250,10 +257,16 @@ def main():
     print(json.dumps(meta), flush=True)
     ms = [int(v) for v in args.ms.split(",")]
 
+    # The wgmma paths are not chosen by auto yet: time them beside it (M >=
+    # 128, where they are meant to win) so one run decides the dispatch.
+    wgmma = torch.cuda.get_device_capability() == (9, 0)
+
     def paths(m):
-        if not args.all_paths:
-            return [qk.PATH_AUTO]
         ps = [qk.PATH_AUTO]
+        if wgmma and m >= 128:
+            ps += list(qk.WGMMA_PATHS)
+        if not args.all_paths:
+            return ps
         if m <= 16:
             ps.append(qk.PATH_GEMV)
         ps += [qk.PATH_TC_128x128, qk.PATH_TC_64x128, qk.PATH_TC_64x64,
@@ -278,15 +291,18 @@ def main():
         return f"{r[key]:.1f}" if key in r else "-"
 
     print("\n| dtype | N x K | M | ours fwd us | GB/s | copy same bytes us "
-          "| no-split fwd us | cuBLAS us | roofline us (bound) "
+          "| no-split fwd us | wgmma fwd us (path) | cuBLAS us "
+          "| roofline us (bound) "
           "| ours/roof eff | cuBLAS/ours | ds fused us | ds unfused us | "
           "cuBLAS dYtX us | dX us | no-split dX us | cuBLAS dX us |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['dtype']} | {r['N']}x{r['K']} | {r['M']} | {r['fwd_us']:.1f} | "
               f"{r['fwd_achieved_GBps']:.0f} | {opt(r, 'copy_same_bytes_us')} | "
               f"{opt(r, 'fwd_nosplit_us')} | "
-              f"{r['cublas_fwd_us']:.1f} | {r['roofline_us']:.1f} ({r['roofline_bound'][:3]}) | "
+              + (f"{r['fwd_wgmma_us']:.1f} ({r['fwd_wgmma_best_path']}) | "
+                 if "fwd_wgmma_us" in r else "- | ")
+              + f"{r['cublas_fwd_us']:.1f} | {r['roofline_us']:.1f} ({r['roofline_bound'][:3]}) | "
               f"{r['fwd_eff_vs_roofline']:.2f} | {r['fwd_speedup_vs_cublas']:.2f} | "
               + (f"{r['dscale_fused_us']:.1f} | {r['dscale_unfused_us']:.1f} | "
                  f"{r['cublas_dYtX_us']:.1f} | {r['dx_us']:.1f} | "

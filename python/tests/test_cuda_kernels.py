@@ -166,6 +166,50 @@ def test_forward_split_k(kern, dtype, split, path, mkg):
     assert rel_err(y, qk.ref_forward(x, codes, s, z, g)) < TOL_FWD[dtype]
 
 
+def _sm90():
+    return torch.cuda.get_device_capability() == (9, 0)
+
+
+# The wgmma paths: partial M and N tiles (N = 1000 is neither a multiple of
+# 128 nor 256), K shorter than the copy distance (K = 64, 128), every group
+# size (G = 32 puts two groups in a 64-column chunk), fractional zero points.
+# One row past the output is poisoned too: the epilogue must not write it.
+WGMMA_CASES = [(1, 256, 64, 32), (64, 1000, 128, 64), (100, 1000, 768, 128),
+               (129, 512, 192, 32), (300, 4096, 1024, 128),
+               (1030, 1000, 4096, 64), (256, 11008, 512, 128)]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("path", qk.WGMMA_PATHS)
+@pytest.mark.parametrize("case", WGMMA_CASES)
+def test_forward_wgmma(kern, dtype, path, case):
+    if not _sm90():
+        pytest.skip("wgmma paths are sm_90a code (this GPU is sm_%d%d)"
+                    % torch.cuda.get_device_capability())
+    m, n, k, g = case
+    codes, qw, s, z = make_quant(n, k, g, seed=path * 31 + m + k,
+                                 int_zero=(m % 2 == 0))
+    x = rand_act((m, k), dtype, seed=m + k)
+    buf = torch.full((m + 1, n), float("nan"), dtype=dtype, device=DEV)
+    y = buf[:m]
+    kern.forward(x, qw, s, z, n, g, path=path, out=y)
+    torch.cuda.synchronize()
+    assert torch.isnan(buf[m].float()).all(), "wrote past the output"
+    assert rel_err(y, qk.ref_forward(x, codes, s, z, g)) < TOL_FWD[dtype]
+
+
+def test_wgmma_refused_off_sm90(kern):
+    if _sm90():
+        pytest.skip("this GPU runs the wgmma paths")
+    codes, qw, s, z = make_quant(256, 512, 128, seed=4)
+    x = rand_act((200, 512), torch.bfloat16, seed=4)
+    y = torch.empty(200, 256, dtype=torch.bfloat16, device=DEV)
+    for p in qk.WGMMA_PATHS:
+        assert kern.lib.qslaw_w4_forward_ex(
+            x.data_ptr(), qw.data_ptr(), s.data_ptr(), z.data_ptr(),
+            y.data_ptr(), 200, 256, 512, 128, 0, p, None) == 1
+
+
 @pytest.mark.parametrize("m", [64, 128, 200])
 def test_forward_mid_m_auto(kern, m):
     # Auto path for 16 < M <= 256 (cluster split-K on sm_90+), N = 4096.
@@ -230,6 +274,8 @@ def test_split_invalid(kern):
     assert lib.qslaw_w4_forward_split(*args, qk.PATH_TC_64x64, 3, None) == 1
     assert lib.qslaw_w4_forward_split(*args, qk.PATH_TC_128x256, 2, None) == 1
     assert lib.qslaw_w4_forward_split(*args, qk.PATH_GEMV, 2, None) == 1
+    for p in qk.WGMMA_PATHS:  # never split
+        assert lib.qslaw_w4_forward_split(*args, p, 2, None) == 1
     # more splits than K chunks (K = 512: 8 chunks)
     if _cluster_ok():
         assert lib.qslaw_w4_forward_split(*args, qk.PATH_TC_64x64, 8,

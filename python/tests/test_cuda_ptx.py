@@ -5,7 +5,11 @@ ptxas accepts the inline PTX (mma.sync, ldmatrix, cp.async), checks that no
 kernel spills more than a few registers to local memory (the 128x256 forward
 tile spills 8-12 bytes on sm_80 with nvcc 13.0 and none on sm_90a; anything
 larger means a register array went to local memory), and, when cuobjdump is present, that
-the tensor-core instruction (HMMA) is in the machine code.
+the tensor-core instruction (HMMA) is in the machine code. The Hopper file
+(QMatmulW4FwdHopper.cu) is sm_90a code: there, the PTX must issue
+wgmma.mma_async with no serialisation warning from ptxas (it serialises
+wgmma it cannot prove safe), and on sm_80 its kernels only trap. Wgmma.cuh
+must match its generator.
 """
 
 import os
@@ -38,9 +42,34 @@ def test_cubin_compiles(tmp_path, arch, src):
     log = res.stdout + res.stderr
     spills = [int(v) for v in re.findall(r"(\d+) bytes spill stores", log)]
     assert spills and max(spills) <= 32, "register spills:\n" + log[-4000:]
+    hopper = src == "QMatmulW4FwdHopper.cu"
+    assert "Potential Performance Loss" not in log, log[-4000:]
+    if hopper and arch == "sm_90a":
+        ptx = tmp_path / (src + ".ptx")
+        res = subprocess.run([NVCC, *qk.nvcc_base_flags(), "-ptx",
+                              qk.gencode_for(arch),
+                              os.path.join(qk.KERNEL_DIR, src), "-o",
+                              str(ptx)], capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr[-4000:]
+        text = ptx.read_text()
+        # 3 tiles x 2 types x 4 k16 steps per 64-column chunk
+        assert text.count("wgmma.mma_async.sync.aligned") == 24
+        assert "fence.proxy.async.shared::cta" in text
     cuobjdump = shutil.which("cuobjdump") or os.path.join(
         os.path.dirname(NVCC), "cuobjdump")
     if os.path.exists(cuobjdump):
         sass = subprocess.run([cuobjdump, "--dump-sass", str(cubin)],
                               capture_output=True, text=True).stdout
-        assert "HMMA" in sass, "no tensor-core instructions in " + src
+        if hopper:
+            want = "HGMMA" if arch == "sm_90a" else None
+        else:
+            want = "HMMA"
+        if want:
+            assert want in sass, f"no {want} instructions in " + src
+
+
+def test_wgmma_wrappers_up_to_date():
+    gen = os.path.join(qk.KERNEL_DIR, "gen_wgmma.py")
+    res = subprocess.run([sys.executable, gen, "--check"], capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stderr

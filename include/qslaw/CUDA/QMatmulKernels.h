@@ -52,6 +52,12 @@ typedef enum {
   QSLAW_W4_PATH_TC_64x128 = 3,
   QSLAW_W4_PATH_TC_64x64 = 4,
   QSLAW_W4_PATH_TC_128x256 = 5,
+  // Hopper (sm_90a only, else QSLAW_CUDA_EINVAL): the weight tile is
+  // dequantised once into shared memory and multiplied by wgmma; BMxBN.
+  // Never split. Not chosen by AUTO until measured on a GPU (docs/CUDA.md).
+  QSLAW_W4_PATH_WGMMA_128x256 = 6,
+  QSLAW_W4_PATH_WGMMA_128x128 = 7,
+  QSLAW_W4_PATH_WGMMA_256x128 = 8,
 } qslaw_w4_path_t;
 
 // Bytes of the packed weight for an [N, K] code matrix.

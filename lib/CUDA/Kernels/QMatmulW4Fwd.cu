@@ -13,7 +13,10 @@
 //===----------------------------------------------------------------------===//
 
 #include "QMatmulW4Common.cuh"
+#include "QMatmulW4Hopper.cuh"
 #include "qslaw/CUDA/QMatmulKernels.h"
+
+#include <type_traits>
 
 namespace qslaw {
 namespace cuda {
@@ -516,6 +519,12 @@ static int forwardT(const void *x, const uint32_t *qw, const float *s,
              : mid >= 132 ? QSLAW_W4_PATH_TC_64x128
                           : QSLAW_W4_PATH_TC_64x64;
     }
+  }
+  if (isWgmmaPath(path)) {
+    if (split > 1)
+      return QSLAW_CUDA_EINVAL;
+    return forwardWgmma(path, std::is_same<TT, Bf16Traits>::value, x, qw, s, z,
+                        y, M, N, K, G, st);
   }
   if (path == QSLAW_W4_PATH_GEMV) {
     if (M > 16 || split > 1)

@@ -24,6 +24,7 @@ INCLUDE_DIR = os.path.join(REPO_ROOT, "include")
 SOURCES = [
     os.path.join(KERNEL_DIR, "QMatmulW4Fwd.cu"),
     os.path.join(KERNEL_DIR, "QMatmulW4Bwd.cu"),
+    os.path.join(KERNEL_DIR, "QMatmulW4FwdHopper.cu"),
 ]
 
 DTYPE_BF16 = 0
@@ -35,6 +36,11 @@ PATH_TC_128x128 = 2
 PATH_TC_64x128 = 3
 PATH_TC_64x64 = 4
 PATH_TC_128x256 = 5
+# sm_90a only (wgmma); QSLAW_CUDA_EINVAL elsewhere.
+PATH_WGMMA_128x256 = 6
+PATH_WGMMA_128x128 = 7
+PATH_WGMMA_256x128 = 8
+WGMMA_PATHS = (PATH_WGMMA_128x256, PATH_WGMMA_128x128, PATH_WGMMA_256x128)
 
 
 def find_nvcc():
