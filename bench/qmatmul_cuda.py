@@ -99,7 +99,8 @@ def driver_version():
         return "unknown"
 
 
-def bench_shape(kern, n, k, g, dtype, ms, bw, peak, do_bwd, paths):
+def bench_shape(kern, n, k, g, dtype, ms, bw, peak, do_bwd, paths,
+                wgmma=False):
     rows = []
     j = k // g
     codes = torch.randint(0, 16, (n, k), dtype=torch.uint8, device=DEV)
@@ -178,6 +179,11 @@ def bench_shape(kern, n, k, g, dtype, ms, bw, peak, do_bwd, paths):
             res["dscale_fused_us"] = 1e6 * time_graph([
                 (lambda i=i: kern.grad_scale(dy, x, qws[i], zs[i], g, out=ds))
                 for i in range(nq)])
+            if wgmma:
+                res["dscale_wgmma_us"] = 1e6 * time_graph([
+                    (lambda i=i: kern.grad_scale(dy, x, qws[i], zs[i], g,
+                                                 out=ds, path=qk.GRAD_WGMMA))
+                    for i in range(nq)])
 
             def unfused(i):
                 torch.matmul(dy.t(), x, out=gw)
@@ -279,7 +285,7 @@ def main():
         for shp in args.shapes.split(","):
             n, k = (int(v) for v in shp.split("x"))
             rows += bench_shape(kern, n, k, 128, dtype, ms, bw, peaks[dt],
-                                not args.no_bwd, paths)
+                                not args.no_bwd, paths, wgmma)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"meta": meta, "rows": rows}, f, indent=1)
@@ -293,9 +299,10 @@ def main():
     print("\n| dtype | N x K | M | ours fwd us | GB/s | copy same bytes us "
           "| no-split fwd us | wgmma fwd us (path) | cuBLAS us "
           "| roofline us (bound) "
-          "| ours/roof eff | cuBLAS/ours | ds fused us | ds unfused us | "
+          "| ours/roof eff | cuBLAS/ours | ds fused us | ds wgmma us "
+          "| ds unfused us | "
           "cuBLAS dYtX us | dX us | no-split dX us | cuBLAS dX us |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['dtype']} | {r['N']}x{r['K']} | {r['M']} | {r['fwd_us']:.1f} | "
               f"{r['fwd_achieved_GBps']:.0f} | {opt(r, 'copy_same_bytes_us')} | "
@@ -304,10 +311,11 @@ def main():
                  if "fwd_wgmma_us" in r else "- | ")
               + f"{r['cublas_fwd_us']:.1f} | {r['roofline_us']:.1f} ({r['roofline_bound'][:3]}) | "
               f"{r['fwd_eff_vs_roofline']:.2f} | {r['fwd_speedup_vs_cublas']:.2f} | "
-              + (f"{r['dscale_fused_us']:.1f} | {r['dscale_unfused_us']:.1f} | "
+              + (f"{r['dscale_fused_us']:.1f} | {opt(r, 'dscale_wgmma_us')} | "
+                 f"{r['dscale_unfused_us']:.1f} | "
                  f"{r['cublas_dYtX_us']:.1f} | {r['dx_us']:.1f} | "
                  f"{opt(r, 'dx_nosplit_us')} | {r['cublas_dx_us']:.1f} |"
-                 if "dx_us" in r else "- | - | - | - | - | - |"))
+                 if "dx_us" in r else "- | - | - | - | - | - | - |"))
 
 
 if __name__ == "__main__":

@@ -198,6 +198,12 @@ def test_forward_wgmma(kern, dtype, path, case):
     assert rel_err(y, qk.ref_forward(x, codes, s, z, g)) < TOL_FWD[dtype]
 
 
+def _skip_unless_runs(grad_path):
+    if grad_path == qk.GRAD_WGMMA and not _sm90():
+        pytest.skip("the wgmma kernels are sm_90a code (this GPU is sm_%d%d)"
+                    % torch.cuda.get_device_capability())
+
+
 def test_wgmma_refused_off_sm90(kern):
     if _sm90():
         pytest.skip("this GPU runs the wgmma paths")
@@ -208,6 +214,10 @@ def test_wgmma_refused_off_sm90(kern):
         assert kern.lib.qslaw_w4_forward_ex(
             x.data_ptr(), qw.data_ptr(), s.data_ptr(), z.data_ptr(),
             y.data_ptr(), 200, 256, 512, 128, 0, p, None) == 1
+    ds = torch.empty(256, 4, device=DEV)
+    assert kern.lib.qslaw_w4_grad_scale_ex(
+        y.data_ptr(), x.data_ptr(), qw.data_ptr(), z.data_ptr(),
+        ds.data_ptr(), 200, 256, 512, 128, 0, qk.GRAD_WGMMA, None) == 1
 
 
 @pytest.mark.parametrize("m", [64, 128, 200])
@@ -302,13 +312,15 @@ def _check_group_grad(out, ref):
 @pytest.mark.parametrize("t", [1, 37, 256, 1000])
 @pytest.mark.parametrize("nkg", [(256, 512, 128), (1000, 384, 64),
                                  (520, 192, 32)])
-def test_grad_scale(kern, dtype, t, nkg):
+@pytest.mark.parametrize("path", [qk.GRAD_AUTO, qk.GRAD_WGMMA])
+def test_grad_scale(kern, dtype, t, nkg, path):
     n, k, g = nkg
+    _skip_unless_runs(path)
     codes, qw, s, z = make_quant(n, k, g, seed=t + n, int_zero=(t % 2 == 0))
     dy = rand_act((t, n), dtype, seed=t * 5)
     x = rand_act((t, k), dtype, seed=t * 13)
     ds = torch.full((n, k // g), float("nan"), device=DEV)
-    kern.grad_scale(dy, x, qw, z, g, out=ds)
+    kern.grad_scale(dy, x, qw, z, g, out=ds, path=path)
     torch.cuda.synchronize()
     _check_group_grad(ds, qk.ref_grad_scale(dy, x, codes, z, g))
 
@@ -317,8 +329,10 @@ def test_grad_scale(kern, dtype, t, nkg):
 @pytest.mark.parametrize("t", [1, 37, 300])
 @pytest.mark.parametrize("nkg", [(256, 512, 128), (1000, 384, 64),
                                  (520, 192, 32)])
-def test_grad_gamma(kern, dtype, t, nkg):
+@pytest.mark.parametrize("path", [qk.GRAD_AUTO, qk.GRAD_WGMMA])
+def test_grad_gamma(kern, dtype, t, nkg, path):
     n, k, g = nkg
+    _skip_unless_runs(path)
     gen = torch.Generator(device="cpu").manual_seed(t * 3 + n)
     j = k // g
     w = (torch.randn(n, k, generator=gen) * 0.05).to(dtype)
@@ -332,7 +346,7 @@ def test_grad_gamma(kern, dtype, t, nkg):
     dy = rand_act((t, n), dtype, seed=t * 7)
     x = rand_act((t, k), dtype, seed=t * 17)
     dg = torch.full((n, j), float("nan"), device=DEV)
-    kern.grad_gamma(dy, x, w, s, z, gamma, g, qmax=15, out=dg)
+    kern.grad_gamma(dy, x, w, s, z, gamma, g, qmax=15, out=dg, path=path)
     torch.cuda.synchronize()
     ref = qk.ref_grad_gamma(dy, x, w, s, z, gamma, g, qmax=15)
     m = qk.gamma_mask(w, s, z, gamma, g, 15)
@@ -359,3 +373,9 @@ def test_invalid_arguments(kern):
     assert lib.qslaw_w4_forward(x.data_ptr(), qw.data_ptr(), s.data_ptr(),
                                 z.data_ptr(), y.data_ptr(), 4, 256, 512, 128,
                                 7, st) == 2
+    # unknown kernel selection for the group gradients
+    ds = torch.empty(256, 4, device=DEV)
+    assert lib.qslaw_w4_grad_scale_ex(y.data_ptr(), x.data_ptr(),
+                                      qw.data_ptr(), z.data_ptr(),
+                                      ds.data_ptr(), 4, 256, 512, 128, 0, 3,
+                                      st) == 1

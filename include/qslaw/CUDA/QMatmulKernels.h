@@ -102,6 +102,18 @@ int qslaw_w4_grad_scale(const void *dy, const void *x, const uint32_t *qw,
                         const float *z, float *ds, int T, int N, int K, int G,
                         int dtype, void *stream);
 
+// Kernel selection for the _ex forms of the two fused group gradients.
+typedef enum {
+  QSLAW_W4_GRAD_AUTO = 0,  // currently the mma.sync kernel
+  QSLAW_W4_GRAD_MMA = 1,   // mma.sync (sm_80+)
+  // sm_90a only (else QSLAW_CUDA_EINVAL): the dYᵀX tile on wgmma. Not
+  // chosen by AUTO until measured on a GPU (docs/CUDA.md).
+  QSLAW_W4_GRAD_WGMMA = 2,
+} qslaw_w4_grad_path_t;
+int qslaw_w4_grad_scale_ex(const void *dy, const void *x, const uint32_t *qw,
+                           const float *z, float *ds, int T, int N, int K,
+                           int G, int dtype, int path, void *stream);
+
 // Gamma mode: dγ[n,j] = −(1/γ²)·Σ_{k∈j} m[n,k]·W[n,k]·Gw[n,k], Gw = dYᵀX,
 // m = [0 <= round(W/(s·γ)) + z <= qmax] (round half to even). W is the full
 // precision weight [N,K] in `dtype`.
@@ -109,6 +121,10 @@ int qslaw_w4_grad_gamma(const void *dy, const void *x, const void *w,
                         const float *s, const float *z, const float *gamma,
                         float *dgamma, int T, int N, int K, int G, int qmax,
                         int dtype, void *stream);
+int qslaw_w4_grad_gamma_ex(const void *dy, const void *x, const void *w,
+                           const float *s, const float *z, const float *gamma,
+                           float *dgamma, int T, int N, int K, int G, int qmax,
+                           int dtype, int path, void *stream);
 
 // --- Conversions for f32 graphs (lib/CUDA/Kernels/QMatmulW4F32.cu) -------
 // Compiled graphs keep f32 activations and 4-bit codes / zero points packed

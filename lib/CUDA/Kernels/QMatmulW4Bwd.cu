@@ -14,6 +14,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "QMatmulW4Common.cuh"
+#include "QMatmulW4Hopper.cuh"
 #include "qslaw/CUDA/QMatmulKernels.h"
 
 namespace qslaw {
@@ -528,20 +529,59 @@ extern "C" int qslaw_w4_grad_input(const void *dy, const uint32_t *qw,
   return qslaw_w4_grad_input_ex(dy, qw, s, z, dx, M, N, K, G, dtype, 0, stream);
 }
 
+// path: QSLAW_W4_GRAD_AUTO / _MMA = the mma.sync kernel (w4GradGroup),
+// QSLAW_W4_GRAD_WGMMA = the sm_90a kernel (QMatmulW4GradHopper.cu).
+extern "C" int qslaw_w4_grad_scale_ex(const void *dy, const void *x,
+                                      const uint32_t *qw, const float *z,
+                                      float *ds, int T, int N, int K, int G,
+                                      int dtype, int path, void *stream) {
+  if (!dy || !x || !qw || !z || !ds || !validShape(T, N, K, G) || path < 0 ||
+      path > QSLAW_W4_GRAD_WGMMA)
+    return QSLAW_CUDA_EINVAL;
+  if (dtype != QSLAW_CUDA_BF16 && dtype != QSLAW_CUDA_FP16)
+    return QSLAW_CUDA_EDTYPE;
+  cudaStream_t st = static_cast<cudaStream_t>(stream);
+  const bool bf16 = dtype == QSLAW_CUDA_BF16;
+  if (path == QSLAW_W4_GRAD_WGMMA)
+    return gradGroupWgmma(false, bf16, dy, x, qw, nullptr, nullptr, z, nullptr,
+                          ds, T, N, K, G, 0, st);
+  if (bf16)
+    return launchGroup<Bf16Traits, kModeScale>(dy, x, qw, nullptr, nullptr, z,
+                                               nullptr, ds, T, N, K, G, 0, st);
+  return launchGroup<Fp16Traits, kModeScale>(dy, x, qw, nullptr, nullptr, z,
+                                             nullptr, ds, T, N, K, G, 0, st);
+}
+
 extern "C" int qslaw_w4_grad_scale(const void *dy, const void *x,
                                    const uint32_t *qw, const float *z,
                                    float *ds, int T, int N, int K, int G,
                                    int dtype, void *stream) {
-  if (!dy || !x || !qw || !z || !ds || !validShape(T, N, K, G))
+  return qslaw_w4_grad_scale_ex(dy, x, qw, z, ds, T, N, K, G, dtype,
+                                QSLAW_W4_GRAD_AUTO, stream);
+}
+
+extern "C" int qslaw_w4_grad_gamma_ex(const void *dy, const void *x,
+                                      const void *w, const float *s,
+                                      const float *z, const float *gamma,
+                                      float *dgamma, int T, int N, int K,
+                                      int G, int qmax, int dtype, int path,
+                                      void *stream) {
+  if (!dy || !x || !w || !s || !z || !gamma || !dgamma ||
+      !validShape(T, N, K, G) || qmax < 1 || path < 0 ||
+      path > QSLAW_W4_GRAD_WGMMA)
     return QSLAW_CUDA_EINVAL;
+  if (dtype != QSLAW_CUDA_BF16 && dtype != QSLAW_CUDA_FP16)
+    return QSLAW_CUDA_EDTYPE;
   cudaStream_t st = static_cast<cudaStream_t>(stream);
-  if (dtype == QSLAW_CUDA_BF16)
-    return launchGroup<Bf16Traits, kModeScale>(dy, x, qw, nullptr, nullptr, z,
-                                               nullptr, ds, T, N, K, G, 0, st);
-  if (dtype == QSLAW_CUDA_FP16)
-    return launchGroup<Fp16Traits, kModeScale>(dy, x, qw, nullptr, nullptr, z,
-                                               nullptr, ds, T, N, K, G, 0, st);
-  return QSLAW_CUDA_EDTYPE;
+  const bool bf16 = dtype == QSLAW_CUDA_BF16;
+  if (path == QSLAW_W4_GRAD_WGMMA)
+    return gradGroupWgmma(true, bf16, dy, x, nullptr, w, s, z, gamma, dgamma,
+                          T, N, K, G, qmax, st);
+  if (bf16)
+    return launchGroup<Bf16Traits, kModeGamma>(dy, x, nullptr, w, s, z, gamma,
+                                               dgamma, T, N, K, G, qmax, st);
+  return launchGroup<Fp16Traits, kModeGamma>(dy, x, nullptr, w, s, z, gamma,
+                                             dgamma, T, N, K, G, qmax, st);
 }
 
 extern "C" int qslaw_w4_grad_gamma(const void *dy, const void *x,
@@ -549,15 +589,6 @@ extern "C" int qslaw_w4_grad_gamma(const void *dy, const void *x,
                                    const float *z, const float *gamma,
                                    float *dgamma, int T, int N, int K, int G,
                                    int qmax, int dtype, void *stream) {
-  if (!dy || !x || !w || !s || !z || !gamma || !dgamma ||
-      !validShape(T, N, K, G) || qmax < 1)
-    return QSLAW_CUDA_EINVAL;
-  cudaStream_t st = static_cast<cudaStream_t>(stream);
-  if (dtype == QSLAW_CUDA_BF16)
-    return launchGroup<Bf16Traits, kModeGamma>(dy, x, nullptr, w, s, z, gamma,
-                                               dgamma, T, N, K, G, qmax, st);
-  if (dtype == QSLAW_CUDA_FP16)
-    return launchGroup<Fp16Traits, kModeGamma>(dy, x, nullptr, w, s, z, gamma,
-                                               dgamma, T, N, K, G, qmax, st);
-  return QSLAW_CUDA_EDTYPE;
+  return qslaw_w4_grad_gamma_ex(dy, x, w, s, z, gamma, dgamma, T, N, K, G,
+                                qmax, dtype, QSLAW_W4_GRAD_AUTO, stream);
 }

@@ -37,20 +37,6 @@
 namespace qslaw {
 namespace cuda {
 
-constexpr int kRowBytes = 128; // 64 bf16/fp16 of K per tile row
-
-// Shared-memory matrix descriptor: K-major, 128-byte swizzle, 8-row core
-// groups 1024 bytes apart (SBO); LBO is unused for this layout (1).
-__device__ inline uint64_t sw128Desc(uint32_t saddr) {
-  return (uint64_t)((saddr & 0x3FFFF) >> 4) | ((uint64_t)1 << 16) |
-         ((uint64_t)(1024 >> 4) << 32) | ((uint64_t)1 << 62);
-}
-
-// Byte offset of 16-byte unit u (0..7) of row r in a swizzled tile.
-__device__ inline uint32_t swizzled(int r, int u) {
-  return (uint32_t)(r * kRowBytes + ((u ^ (r & 7)) << 4));
-}
-
 namespace {
 
 template <int WG, int BN, int STAGES> struct HopperLayout {
@@ -254,17 +240,21 @@ bool isWgmmaPath(int path) {
          path == QSLAW_W4_PATH_WGMMA_256x128;
 }
 
+bool isSm90(bool *ok) {
+  int sms = 0, major = 0, minor = 0, dev = 0;
+  *ok = deviceInfo(&sms, &major) && cudaGetDevice(&dev) == cudaSuccess &&
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor,
+                               dev) == cudaSuccess;
+  // wgmma is sm_90a-only: the 'a' features do not carry to later GPUs.
+  return *ok && major == 9 && minor == 0;
+}
+
 int forwardWgmma(int path, bool bf16, const void *x, const uint32_t *qw,
                  const float *s, const float *z, void *y, int M, int N, int K,
                  int G, cudaStream_t st) {
-  int sms = 0, major = 0, minor = 0, dev = 0;
-  // wgmma is sm_90a-only: the 'a' features do not carry to later GPUs.
-  if (!deviceInfo(&sms, &major) || cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) !=
-          cudaSuccess)
-    return QSLAW_CUDA_ELAUNCH;
-  if (major != 9 || minor != 0)
-    return QSLAW_CUDA_EINVAL;
+  bool ok = false;
+  if (!isSm90(&ok))
+    return ok ? QSLAW_CUDA_EINVAL : QSLAW_CUDA_ELAUNCH;
   return bf16 ? forwardWgmmaT<Bf16Traits>(path, x, qw, s, z, y, M, N, K, G, st)
               : forwardWgmmaT<Fp16Traits>(path, x, qw, s, z, y, M, N, K, G,
                                           st);

@@ -25,6 +25,7 @@ SOURCES = [
     os.path.join(KERNEL_DIR, "QMatmulW4Fwd.cu"),
     os.path.join(KERNEL_DIR, "QMatmulW4Bwd.cu"),
     os.path.join(KERNEL_DIR, "QMatmulW4FwdHopper.cu"),
+    os.path.join(KERNEL_DIR, "QMatmulW4GradHopper.cu"),
 ]
 
 DTYPE_BF16 = 0
@@ -41,6 +42,11 @@ PATH_WGMMA_128x256 = 6
 PATH_WGMMA_128x128 = 7
 PATH_WGMMA_256x128 = 8
 WGMMA_PATHS = (PATH_WGMMA_128x256, PATH_WGMMA_128x128, PATH_WGMMA_256x128)
+
+# Kernel of the fused group gradients (grad_scale / grad_gamma).
+GRAD_AUTO = 0
+GRAD_MMA = 1
+GRAD_WGMMA = 2  # sm_90a only
 
 
 def find_nvcc():
@@ -207,10 +213,15 @@ class W4Kernels:
         L.qslaw_w4_grad_scale.argtypes = [P, P, P, P, P, I, I, I, I, I, P]
         L.qslaw_w4_grad_gamma.argtypes = [P, P, P, P, P, P, P, I, I, I, I, I,
                                           I, P]
+        L.qslaw_w4_grad_scale_ex.argtypes = [P, P, P, P, P, I, I, I, I, I, I,
+                                             P]
+        L.qslaw_w4_grad_gamma_ex.argtypes = [P, P, P, P, P, P, P, I, I, I, I,
+                                             I, I, I, P]
         for f in ("qslaw_w4_pack", "qslaw_w4_forward_ex", "qslaw_w4_forward",
                   "qslaw_w4_forward_split", "qslaw_w4_grad_input_ex",
                   "qslaw_w4_grad_input", "qslaw_w4_grad_scale",
-                  "qslaw_w4_grad_gamma"):
+                  "qslaw_w4_grad_gamma", "qslaw_w4_grad_scale_ex",
+                  "qslaw_w4_grad_gamma_ex"):
             getattr(L, f).restype = I
 
     def _dt(self, t):
@@ -261,24 +272,25 @@ class W4Kernels:
             "grad_input")
         return dx
 
-    def grad_scale(self, dy, x, qw, z, g, out=None):
+    def grad_scale(self, dy, x, qw, z, g, out=None, path=GRAD_AUTO):
         t, n = dy.shape
         k = x.shape[1]
         ds = out if out is not None else self.torch.empty(
             n, k // g, dtype=self.torch.float32, device=dy.device)
-        self._check(self.lib.qslaw_w4_grad_scale(
+        self._check(self.lib.qslaw_w4_grad_scale_ex(
             dy.data_ptr(), x.data_ptr(), qw.data_ptr(), z.data_ptr(),
-            ds.data_ptr(), t, n, k, g, self._dt(dy), self._stream()),
+            ds.data_ptr(), t, n, k, g, self._dt(dy), path, self._stream()),
             "grad_scale")
         return ds
 
-    def grad_gamma(self, dy, x, w, s, z, gamma, g, qmax=15, out=None):
+    def grad_gamma(self, dy, x, w, s, z, gamma, g, qmax=15, out=None,
+                   path=GRAD_AUTO):
         t, n = dy.shape
         k = x.shape[1]
         dg = out if out is not None else self.torch.empty(
             n, k // g, dtype=self.torch.float32, device=dy.device)
-        self._check(self.lib.qslaw_w4_grad_gamma(
+        self._check(self.lib.qslaw_w4_grad_gamma_ex(
             dy.data_ptr(), x.data_ptr(), w.data_ptr(), s.data_ptr(),
             z.data_ptr(), gamma.data_ptr(), dg.data_ptr(), t, n, k, g, qmax,
-            self._dt(dy), self._stream()), "grad_gamma")
+            self._dt(dy), path, self._stream()), "grad_gamma")
         return dg
