@@ -531,15 +531,23 @@ extern "C" int qslaw_w4_grad_input(const void *dy, const uint32_t *qw,
 
 // path: QSLAW_W4_GRAD_AUTO / _MMA = the mma.sync kernel (w4GradGroup),
 // QSLAW_W4_GRAD_WGMMA = the sm_90a kernel (QMatmulW4GradHopper.cu).
+// QSLAW_CUDA_OK, or why a group gradient's selection or dtype is refused.
+static int groupSelection(int path, int dtype) {
+  if (path < QSLAW_W4_GRAD_AUTO || path > QSLAW_W4_GRAD_WGMMA)
+    return QSLAW_CUDA_EINVAL;
+  if (dtype != QSLAW_CUDA_BF16 && dtype != QSLAW_CUDA_FP16)
+    return QSLAW_CUDA_EDTYPE;
+  return QSLAW_CUDA_OK;
+}
+
 extern "C" int qslaw_w4_grad_scale_ex(const void *dy, const void *x,
                                       const uint32_t *qw, const float *z,
                                       float *ds, int T, int N, int K, int G,
                                       int dtype, int path, void *stream) {
-  if (!dy || !x || !qw || !z || !ds || !validShape(T, N, K, G) || path < 0 ||
-      path > QSLAW_W4_GRAD_WGMMA)
+  if (!dy || !x || !qw || !z || !ds || !validShape(T, N, K, G))
     return QSLAW_CUDA_EINVAL;
-  if (dtype != QSLAW_CUDA_BF16 && dtype != QSLAW_CUDA_FP16)
-    return QSLAW_CUDA_EDTYPE;
+  if (int rc = groupSelection(path, dtype))
+    return rc;
   cudaStream_t st = static_cast<cudaStream_t>(stream);
   const bool bf16 = dtype == QSLAW_CUDA_BF16;
   if (path == QSLAW_W4_GRAD_WGMMA)
@@ -567,11 +575,10 @@ extern "C" int qslaw_w4_grad_gamma_ex(const void *dy, const void *x,
                                       int G, int qmax, int dtype, int path,
                                       void *stream) {
   if (!dy || !x || !w || !s || !z || !gamma || !dgamma ||
-      !validShape(T, N, K, G) || qmax < 1 || path < 0 ||
-      path > QSLAW_W4_GRAD_WGMMA)
+      !validShape(T, N, K, G) || qmax < 1)
     return QSLAW_CUDA_EINVAL;
-  if (dtype != QSLAW_CUDA_BF16 && dtype != QSLAW_CUDA_FP16)
-    return QSLAW_CUDA_EDTYPE;
+  if (int rc = groupSelection(path, dtype))
+    return rc;
   cudaStream_t st = static_cast<cudaStream_t>(stream);
   const bool bf16 = dtype == QSLAW_CUDA_BF16;
   if (path == QSLAW_W4_GRAD_WGMMA)
