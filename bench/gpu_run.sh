@@ -47,7 +47,12 @@ case $part in
     tail -5 "$out/train_step_cuda.log"
     "$py" bench/llama_block.py bench --artifacts "$art/block" \
       --json "$out/llama_block.json" > "$out/llama_block.log" 2>&1 || true
-    tail -40 "$out/llama_block.log" ;;
+    tail -40 "$out/llama_block.log"
+    # the hand-kernel block again, AUTO allowed to pick the wgmma kernels
+    QSLAW_W4_AUTO_WGMMA=1 "$py" bench/llama_block.py bench \
+      --artifacts "$art/block" --variants hand \
+      --json "$out/llama_block_wgmma.json" > "$out/llama_block_wgmma.log" 2>&1 || true
+    tail -20 "$out/llama_block_wgmma.log" ;;
   kernels)
     "$py" -m pytest -q python/tests/test_cuda_kernels.py > "$out/kernel_tests.log" 2>&1 || true
     tail -5 "$out/kernel_tests.log"

@@ -206,7 +206,8 @@ def torch_steps(shape, steps, device="cpu"):
     return [step() for _ in range(steps)]
 
 
-def bench(shape, artifacts, rounds, reps, out_json, device="cuda"):
+def bench(shape, artifacts, rounds, reps, out_json, device="cuda",
+          variants=tuple(VARIANTS)):
     """Every library variant in `artifacts` against the same reference, one
     variant loaded at a time (its peak memory alone). device="cpu" is a dry
     run of this function on CPU-compiled libraries (prepare(...,
@@ -229,9 +230,14 @@ def bench(shape, artifacts, rounds, reps, out_json, device="cuda"):
         "date": time.strftime("%Y-%m-%d"),
         "shape": SHAPES[shape], "quant": QUANT, "mode": "scale",
         "torch_first_loss": ref_first, "variants": {},
+        # whether AUTO may pick the hand kernels' wgmma forms (read by
+        # libqslaw_cuda_kernels.so at load)
+        "auto_wgmma": os.environ.get("QSLAW_W4_AUTO_WGMMA", "0"),
     }
     ref_t = []
     for variant, (name, _) in VARIANTS.items():
+        if variant not in variants:
+            continue
         lib = os.path.join(artifacts, name)
         if not os.path.exists(lib):
             continue
@@ -293,6 +299,8 @@ def main():
     b.add_argument("--json", default=None)
     b.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
                    help="cpu: dry run on a library from prepare --target cpu")
+    b.add_argument("--variants", default=",".join(VARIANTS),
+                   help=f"comma-separated, of {', '.join(VARIANTS)}")
     a = ap.parse_args()
     if a.cmd == "prepare":
         start = time.time()
@@ -304,7 +312,12 @@ def main():
                   f"{os.path.getsize(lib + '.weights.xz') / 2**20:.1f} MiB compressed")
         print(f"{time.time() - start:.0f} s")
     else:
-        bench(a.shape, a.artifacts, a.rounds, a.reps, a.json, a.device)
+        unknown = set(a.variants.split(",")) - set(VARIANTS)
+        if unknown:
+            ap.error(f"--variants: unknown {', '.join(sorted(unknown))} "
+                     f"(known: {', '.join(VARIANTS)})")
+        bench(a.shape, a.artifacts, a.rounds, a.reps, a.json, a.device,
+              a.variants.split(","))
 
 
 if __name__ == "__main__":

@@ -201,6 +201,12 @@ def bench_shape(kern, n, k, g, dtype, ms, bw, peak, do_bwd, paths,
                     (lambda i=i: kern.grad_input(dy, qws[i], ss[i], zs[i], k,
                                                  g, out=dx, split=1))
                     for i in range(nq)])
+            if wgmma:
+                res["dx_wgmma_us"] = 1e6 * time_graph([
+                    (lambda i=i: kern.grad_input(dy, qws[i], ss[i], zs[i], k,
+                                                 g, out=dx,
+                                                 path=qk.GRAD_WGMMA))
+                    for i in range(nq)])
             res["cublas_dx_us"] = 1e6 * time_graph([
                 (lambda i=i: torch.matmul(dy, wfs[i], out=dx))
                 for i in range(nf)])
@@ -301,8 +307,9 @@ def main():
           "| roofline us (bound) "
           "| ours/roof eff | cuBLAS/ours | ds fused us | ds wgmma us "
           "| ds unfused us | "
-          "cuBLAS dYtX us | dX us | no-split dX us | cuBLAS dX us |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "cuBLAS dYtX us | dX us | no-split dX us | wgmma dX us "
+          "| cuBLAS dX us |")
+    print("|---" * 20 + "|")
     for r in rows:
         print(f"| {r['dtype']} | {r['N']}x{r['K']} | {r['M']} | {r['fwd_us']:.1f} | "
               f"{r['fwd_achieved_GBps']:.0f} | {opt(r, 'copy_same_bytes_us')} | "
@@ -314,8 +321,9 @@ def main():
               + (f"{r['dscale_fused_us']:.1f} | {opt(r, 'dscale_wgmma_us')} | "
                  f"{r['dscale_unfused_us']:.1f} | "
                  f"{r['cublas_dYtX_us']:.1f} | {r['dx_us']:.1f} | "
-                 f"{opt(r, 'dx_nosplit_us')} | {r['cublas_dx_us']:.1f} |"
-                 if "dx_us" in r else "- | - | - | - | - | - | - |"))
+                 f"{opt(r, 'dx_nosplit_us')} | {opt(r, 'dx_wgmma_us')} | "
+                 f"{r['cublas_dx_us']:.1f} |"
+                 if "dx_us" in r else "- | " * 8))
 
 
 if __name__ == "__main__":

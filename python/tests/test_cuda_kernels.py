@@ -218,6 +218,44 @@ def test_wgmma_refused_off_sm90(kern):
     assert kern.lib.qslaw_w4_grad_scale_ex(
         y.data_ptr(), x.data_ptr(), qw.data_ptr(), z.data_ptr(),
         ds.data_ptr(), 200, 256, 512, 128, 0, qk.GRAD_WGMMA, None) == 1
+    dx = torch.empty(200, 512, dtype=torch.bfloat16, device=DEV)
+    assert kern.lib.qslaw_w4_grad_input_split(
+        y.data_ptr(), qw.data_ptr(), s.data_ptr(), z.data_ptr(),
+        dx.data_ptr(), 200, 256, 512, 128, 0, qk.GRAD_WGMMA, 0, None) == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_auto_wgmma_policy(kern, dtype):
+    """With the policy on, AUTO runs the wgmma kernels from M (T) = 512 on:
+    its results are bitwise those of the explicit wgmma selection; with it
+    off, those of the mma.sync kernels (the 128x256 tile for the forward)."""
+    _skip_unless_runs(qk.GRAD_WGMMA)
+    m, n, k, g = 1024, 1000, 2048, 128
+    codes, qw, s, z = make_quant(n, k, g, seed=21)
+    x = rand_act((m, k), dtype, seed=22)
+    dy = rand_act((m, n), dtype, seed=23)
+
+    def run(fwd_path, grad_path):
+        y = kern.forward(x, qw, s, z, n, g, path=fwd_path)
+        dx = kern.grad_input(dy, qw, s, z, k, g, path=grad_path)
+        ds = kern.grad_scale(dy, x, qw, z, g, path=grad_path)
+        torch.cuda.synchronize()
+        return y, dx, ds
+
+    prev = kern.set_auto_wgmma(True)
+    try:
+        auto_on = run(qk.PATH_AUTO, qk.GRAD_AUTO)
+        kern.set_auto_wgmma(False)
+        auto_off = run(qk.PATH_AUTO, qk.GRAD_AUTO)
+    finally:
+        kern.set_auto_wgmma(prev)
+    wgmma = run(qk.PATH_WGMMA_128x256, qk.GRAD_WGMMA)
+    mma = run(qk.PATH_TC_128x256, qk.GRAD_MMA)
+    for a, b in zip(auto_on, wgmma):
+        assert torch.equal(a, b)
+    for a, b in zip(auto_off, mma):
+        assert torch.equal(a, b)
+    assert rel_err(auto_on[0], qk.ref_forward(x, codes, s, z, g)) < TOL_FWD[dtype]
 
 
 @pytest.mark.parametrize("m", [64, 128, 200])
@@ -254,6 +292,32 @@ def test_grad_input(kern, dtype, m, nkg):
     dx = torch.full((m, k), float("nan"), dtype=dtype, device=DEV)
     kern.grad_input(dy, qw, s, z, k, g, out=dx)
     torch.cuda.synchronize()
+    assert rel_err(dx, qk.ref_grad_input(dy, codes, s, z, g)) < TOL_FWD[dtype]
+
+
+# ∂X on wgmma: the 128 x 128 tile (small grids) and the 128 x 256 tile
+# (M = 1100: at least 132 blocks), K = 64 and 4480 leave a k-chunk of the
+# last tile past K; N = 520 leaves padded rows in the last 16-row weight
+# tile and a partial 64-row chunk of the reduction, N = 11008 a long one.
+# One row past the output is poisoned: the epilogue must not write it.
+DX_WGMMA_CASES = [(1, 256, 64, 32), (100, 1000, 768, 128), (129, 520, 192, 32),
+                  (300, 4096, 1024, 128), (64, 11008, 512, 128),
+                  (1100, 1000, 4096, 64), (1100, 520, 4480, 128)]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("case", DX_WGMMA_CASES)
+def test_grad_input_wgmma(kern, dtype, case):
+    _skip_unless_runs(qk.GRAD_WGMMA)
+    m, n, k, g = case
+    codes, qw, s, z = make_quant(n, k, g, seed=m + n + k,
+                                 int_zero=(m % 2 == 0))
+    dy = rand_act((m, n), dtype, seed=m * 7 + n)
+    buf = torch.full((m + 1, k), float("nan"), dtype=dtype, device=DEV)
+    dx = buf[:m]
+    kern.grad_input(dy, qw, s, z, k, g, out=dx, path=qk.GRAD_WGMMA)
+    torch.cuda.synchronize()
+    assert torch.isnan(buf[m].float()).all(), "wrote past the output"
     assert rel_err(dx, qk.ref_grad_input(dy, codes, s, z, g)) < TOL_FWD[dtype]
 
 
@@ -298,6 +362,12 @@ def test_split_invalid(kern):
                                       s.data_ptr(), z.data_ptr(),
                                       dx.data_ptr(), 40, 256, 512, 128, 0, 8,
                                       None) == 1  # N = 256: only 4 slabs
+    dargs = (y.data_ptr(), qw.data_ptr(), s.data_ptr(), z.data_ptr(),
+             dx.data_ptr(), 40, 256, 512, 128, 0)
+    # the wgmma ∂X never splits; kernel selections are 0..2
+    assert lib.qslaw_w4_grad_input_split(*dargs, qk.GRAD_WGMMA, 2, None) == 1
+    assert lib.qslaw_w4_grad_input_split(*dargs, 3, 1, None) == 1
+    assert lib.qslaw_w4_grad_input_split(*dargs, -1, 1, None) == 1
     torch.cuda.synchronize()
 
 

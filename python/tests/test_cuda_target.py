@@ -445,3 +445,32 @@ def test_kernel_library_loads_without_gpu_and_checks_arguments():
     assert lib.qslaw_w4_pack_nibbles(fake, fake, fake, 16, 96, None) == 1
     if not GPU:
         assert lib.qslaw_w4_zeros_to_f32(None, fake, n, None) == 3  # ELAUNCH
+
+
+@pytest.mark.skipif(not os.path.exists(KERNELS_LIB),
+                    reason="libqslaw_cuda_kernels.so not built (no nvcc)")
+@pytest.mark.parametrize("env,want,warns", [(None, 0, False), ("0", 0, False),
+                                            ("1", 1, False),
+                                            ("yes", 0, True)])
+def test_kernel_library_auto_wgmma_policy(env, want, warns):
+    """QSLAW_W4_AUTO_WGMMA sets the policy at load (a value other than 0 or 1
+    is reported and read as 0); qslaw_w4_set_auto_wgmma takes 0 or 1. Run in
+    a fresh process: the library reads the variable once."""
+    code = (
+        "import ctypes, sys\n"
+        f"lib = ctypes.CDLL({KERNELS_LIB!r})\n"
+        "print(lib.qslaw_w4_auto_wgmma())\n"
+        "print(lib.qslaw_w4_set_auto_wgmma(2), lib.qslaw_w4_auto_wgmma())\n"
+        "print(lib.qslaw_w4_set_auto_wgmma(1), lib.qslaw_w4_auto_wgmma())\n"
+        "print(lib.qslaw_w4_set_auto_wgmma(0), lib.qslaw_w4_auto_wgmma())\n")
+    envs = {k: v for k, v in os.environ.items() if k != "QSLAW_W4_AUTO_WGMMA"}
+    if env is not None:
+        envs["QSLAW_W4_AUTO_WGMMA"] = env
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, env=envs)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split("\n")[:4] == [str(want), f"1 {want}", "0 1",
+                                           "0 0"]
+    assert ("QSLAW_W4_AUTO_WGMMA='yes' is neither 0 nor 1" in res.stderr) \
+        == warns
+

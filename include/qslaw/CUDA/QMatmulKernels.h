@@ -95,6 +95,14 @@ int qslaw_w4_grad_input_ex(const void *dy, const uint32_t *qw, const float *s,
                            const float *z, void *dx, int M, int N, int K,
                            int G, int dtype, int split, void *stream);
 
+// As qslaw_w4_grad_input_ex with a kernel selection (qslaw_w4_grad_path_t,
+// below): AUTO / MMA = the mma.sync kernels; WGMMA = the sm_90a kernel
+// (QSLAW_CUDA_EINVAL elsewhere, and with split > 1: it never splits).
+int qslaw_w4_grad_input_split(const void *dy, const uint32_t *qw,
+                              const float *s, const float *z, void *dx, int M,
+                              int N, int K, int G, int dtype, int path,
+                              int split, void *stream);
+
 // Scale mode: ds[n,j] = Σ_t dY[t,n] · Σ_{k∈j} X[t,k]·(q[n,k] − z[n,j]).
 // One GEMM over the T tokens with a multiply-and-group-reduce epilogue; the
 // [N,K] weight gradient is never stored.
@@ -102,9 +110,10 @@ int qslaw_w4_grad_scale(const void *dy, const void *x, const uint32_t *qw,
                         const float *z, float *ds, int T, int N, int K, int G,
                         int dtype, void *stream);
 
-// Kernel selection for the _ex forms of the two fused group gradients.
+// Kernel selection for qslaw_w4_grad_input_split and the _ex forms of the
+// two fused group gradients.
 typedef enum {
-  QSLAW_W4_GRAD_AUTO = 0,  // currently the mma.sync kernel
+  QSLAW_W4_GRAD_AUTO = 0,  // mma.sync (wgmma: see qslaw_w4_set_auto_wgmma)
   QSLAW_W4_GRAD_MMA = 1,   // mma.sync (sm_80+)
   // sm_90a only (else QSLAW_CUDA_EINVAL): the dYᵀX tile on wgmma. Not
   // chosen by AUTO until measured on a GPU (docs/CUDA.md).
@@ -113,6 +122,16 @@ typedef enum {
 int qslaw_w4_grad_scale_ex(const void *dy, const void *x, const uint32_t *qw,
                            const float *z, float *ds, int T, int N, int K,
                            int G, int dtype, int path, void *stream);
+
+// Whether the AUTO selections may choose the sm_90a wgmma kernels: the
+// forward for M >= 512 (128x256 tile, unless a split is forced), ∂X for
+// M >= 512 (unless a split is forced), ∂s / ∂γ for T >= 512; on other
+// devices AUTO is unchanged. Off by default until measured on a GPU
+// (docs/CUDA.md); the environment variable QSLAW_W4_AUTO_WGMMA=1 turns it on
+// at load. qslaw_w4_set_auto_wgmma takes 0 or 1 (else QSLAW_CUDA_EINVAL);
+// qslaw_w4_auto_wgmma returns the current setting.
+int qslaw_w4_set_auto_wgmma(int on);
+int qslaw_w4_auto_wgmma(void);
 
 // Gamma mode: dγ[n,j] = −(1/γ²)·Σ_{k∈j} m[n,k]·W[n,k]·Gw[n,k], Gw = dYᵀX,
 // m = [0 <= round(W/(s·γ)) + z <= qmax] (round half to even). W is the full

@@ -508,18 +508,52 @@ static int launchGroup(const void *dy, const void *x, const uint32_t *qw,
 
 using namespace qslaw::cuda;
 
+// QSLAW_CUDA_OK, or why a kernel selection (qslaw_w4_grad_path_t) or an
+// activation type is refused.
+static int gradSelection(int path, int dtype) {
+  if (path < QSLAW_W4_GRAD_AUTO || path > QSLAW_W4_GRAD_WGMMA)
+    return QSLAW_CUDA_EINVAL;
+  if (dtype != QSLAW_CUDA_BF16 && dtype != QSLAW_CUDA_FP16)
+    return QSLAW_CUDA_EDTYPE;
+  return QSLAW_CUDA_OK;
+}
+
+// The kernel AUTO stands for: wgmma from `rows` (M or T) = 512 on when the
+// policy allows it (qslaw_w4_set_auto_wgmma) and no split is forced, else
+// mma.sync. Other selections are returned as they are.
+static int resolvedGradPath(int path, int rows, int split = 0) {
+  if (path == QSLAW_W4_GRAD_AUTO && rows >= 512 && split <= 1 && autoWgmma())
+    return QSLAW_W4_GRAD_WGMMA;
+  return path;
+}
+
+// path AUTO / MMA: the mma.sync kernels with `split`; WGMMA: the sm_90a
+// kernel (QMatmulW4GradInputHopper.cu), which never splits (split 0 or 1).
+extern "C" int qslaw_w4_grad_input_split(const void *dy, const uint32_t *qw,
+                                         const float *s, const float *z,
+                                         void *dx, int M, int N, int K, int G,
+                                         int dtype, int path, int split,
+                                         void *stream) {
+  if (!dy || !qw || !s || !z || !dx || !validShape(M, N, K, G) || split < 0)
+    return QSLAW_CUDA_EINVAL;
+  if (int rc = gradSelection(path, dtype))
+    return rc;
+  cudaStream_t st = static_cast<cudaStream_t>(stream);
+  if (resolvedGradPath(path, M, split) == QSLAW_W4_GRAD_WGMMA)
+    return split > 1 ? QSLAW_CUDA_EINVAL
+                     : gradInputWgmma(dtype == QSLAW_CUDA_BF16, dy, qw, s, z,
+                                      dx, M, N, K, G, st);
+  if (dtype == QSLAW_CUDA_BF16)
+    return gradInputT<Bf16Traits>(dy, qw, s, z, dx, M, N, K, G, split, st);
+  return gradInputT<Fp16Traits>(dy, qw, s, z, dx, M, N, K, G, split, st);
+}
+
 extern "C" int qslaw_w4_grad_input_ex(const void *dy, const uint32_t *qw,
                                       const float *s, const float *z, void *dx,
                                       int M, int N, int K, int G, int dtype,
                                       int split, void *stream) {
-  if (!dy || !qw || !s || !z || !dx || !validShape(M, N, K, G) || split < 0)
-    return QSLAW_CUDA_EINVAL;
-  cudaStream_t st = static_cast<cudaStream_t>(stream);
-  if (dtype == QSLAW_CUDA_BF16)
-    return gradInputT<Bf16Traits>(dy, qw, s, z, dx, M, N, K, G, split, st);
-  if (dtype == QSLAW_CUDA_FP16)
-    return gradInputT<Fp16Traits>(dy, qw, s, z, dx, M, N, K, G, split, st);
-  return QSLAW_CUDA_EDTYPE;
+  return qslaw_w4_grad_input_split(dy, qw, s, z, dx, M, N, K, G, dtype,
+                                   QSLAW_W4_GRAD_AUTO, split, stream);
 }
 
 extern "C" int qslaw_w4_grad_input(const void *dy, const uint32_t *qw,
@@ -531,26 +565,17 @@ extern "C" int qslaw_w4_grad_input(const void *dy, const uint32_t *qw,
 
 // path: QSLAW_W4_GRAD_AUTO / _MMA = the mma.sync kernel (w4GradGroup),
 // QSLAW_W4_GRAD_WGMMA = the sm_90a kernel (QMatmulW4GradHopper.cu).
-// QSLAW_CUDA_OK, or why a group gradient's selection or dtype is refused.
-static int groupSelection(int path, int dtype) {
-  if (path < QSLAW_W4_GRAD_AUTO || path > QSLAW_W4_GRAD_WGMMA)
-    return QSLAW_CUDA_EINVAL;
-  if (dtype != QSLAW_CUDA_BF16 && dtype != QSLAW_CUDA_FP16)
-    return QSLAW_CUDA_EDTYPE;
-  return QSLAW_CUDA_OK;
-}
-
 extern "C" int qslaw_w4_grad_scale_ex(const void *dy, const void *x,
                                       const uint32_t *qw, const float *z,
                                       float *ds, int T, int N, int K, int G,
                                       int dtype, int path, void *stream) {
   if (!dy || !x || !qw || !z || !ds || !validShape(T, N, K, G))
     return QSLAW_CUDA_EINVAL;
-  if (int rc = groupSelection(path, dtype))
+  if (int rc = gradSelection(path, dtype))
     return rc;
   cudaStream_t st = static_cast<cudaStream_t>(stream);
   const bool bf16 = dtype == QSLAW_CUDA_BF16;
-  if (path == QSLAW_W4_GRAD_WGMMA)
+  if (resolvedGradPath(path, T) == QSLAW_W4_GRAD_WGMMA)
     return gradGroupWgmma(false, bf16, dy, x, qw, nullptr, nullptr, z, nullptr,
                           ds, T, N, K, G, 0, st);
   if (bf16)
@@ -577,11 +602,11 @@ extern "C" int qslaw_w4_grad_gamma_ex(const void *dy, const void *x,
   if (!dy || !x || !w || !s || !z || !gamma || !dgamma ||
       !validShape(T, N, K, G) || qmax < 1)
     return QSLAW_CUDA_EINVAL;
-  if (int rc = groupSelection(path, dtype))
+  if (int rc = gradSelection(path, dtype))
     return rc;
   cudaStream_t st = static_cast<cudaStream_t>(stream);
   const bool bf16 = dtype == QSLAW_CUDA_BF16;
-  if (path == QSLAW_W4_GRAD_WGMMA)
+  if (resolvedGradPath(path, T) == QSLAW_W4_GRAD_WGMMA)
     return gradGroupWgmma(true, bf16, dy, x, nullptr, w, s, z, gamma, dgamma,
                           T, N, K, G, qmax, st);
   if (bf16)

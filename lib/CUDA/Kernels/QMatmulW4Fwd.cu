@@ -514,7 +514,11 @@ static int forwardT(const void *x, const uint32_t *qw, const float *s,
       // otherwise the big tile only when it still gives >= ~1 wave.
       long big = (long)ceilDiv(N, 128) * ceilDiv(M, 128);
       long mid = (long)ceilDiv(N, 128) * ceilDiv(M, 64);
-      path = M >= 512 ? QSLAW_W4_PATH_TC_128x256
+      // With the wgmma policy on (not yet the default: not measured),
+      // the Hopper 128x256 tile where the mma.sync one would run.
+      path = M >= 512 && split <= 1 && autoWgmma()
+                 ? QSLAW_W4_PATH_WGMMA_128x256
+             : M >= 512 ? QSLAW_W4_PATH_TC_128x256
              : big >= 132 ? QSLAW_W4_PATH_TC_128x128
              : mid >= 132 ? QSLAW_W4_PATH_TC_64x128
                           : QSLAW_W4_PATH_TC_64x64;

@@ -25,14 +25,20 @@
 // descriptors advance 32 bytes per k16 step inside the swizzle atom.
 //
 // Not the default path yet: it has not run on a GPU (the sessions that
-// wrote it had none). forwardT selects it only when asked for
-// (QSLAW_W4_PATH_WGMMA_*); bench/qmatmul_cuda.py --all-paths times it.
+// wrote it had none). forwardT selects it when asked for
+// (QSLAW_W4_PATH_WGMMA_*) or when the AUTO policy allows it
+// (qslaw_w4_set_auto_wgmma, off by default); bench/qmatmul_cuda.py times it.
 //
 //===----------------------------------------------------------------------===//
 #include "QMatmulW4Hopper.cuh"
 #include "Wgmma.cuh"
 
 #include "qslaw/CUDA/QMatmulKernels.h"
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 namespace qslaw {
 namespace cuda {
@@ -77,8 +83,7 @@ __global__ void __launch_bounds__(WG * 128, 1)
   float *sSZ = reinterpret_cast<float *>(base + L::SZ_OFF);
   uint4 *sRaw = reinterpret_cast<uint4 *>(base + L::RAW_OFF);
 
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int wg = warp >> 2;
+  const int tid = threadIdx.x, wg = tid >> 7;
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
   const int KC = K >> 6, J = K / G, NTILES = (N + 15) >> 4;
   const int nslot = G == 32 ? 2 : 1;
@@ -149,6 +154,10 @@ __global__ void __launch_bounds__(WG * 128, 1)
     cpAsyncCommit();
   }
 
+  // K >= 64: at least one chunk. Telling the compiler so keeps it from
+  // merging a zero-trip path into the accumulators (plain moves that ptxas
+  // counts as non-wgmma definitions and answers by serialising the MMAs).
+  __builtin_assume(KC >= 1);
   for (int c = 0; c < KC; ++c) {
     cpAsyncWait<D - 1>();
     __syncthreads(); // chunk c landed; every MMA of chunk c - 2 is done
@@ -174,23 +183,7 @@ __global__ void __launch_bounds__(WG * 128, 1)
   wgmmaWait<0>();
   fenceRegs(acc);
 
-  // d[4j + r]: row 16·(warp % 4) + g + 8·(r / 2), column 8j + 2t + r % 2.
-  const int g = lane >> 2, t = lane & 3;
-#pragma unroll
-  for (int j = 0; j < BN / 8; ++j)
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {
-      const int m = m0 + wg * 64 + (warp & 3) * 16 + g + 8 * hh;
-      const int n = n0 + 8 * j + 2 * t;
-      if (m >= M || n >= N)
-        continue;
-      T *yp = Y + (size_t)m * N + n;
-      const float v0 = acc[4 * j + 2 * hh], v1 = acc[4 * j + 2 * hh + 1];
-      if (n + 1 < N)
-        *reinterpret_cast<T2 *>(yp) = TT::pack(v0, v1);
-      else
-        *yp = TT::fromFloat(v0);
-    }
+  storeAccTile<TT, BN>(acc, Y, M, N, m0 + wg * 64, n0);
 #else
   __trap(); // sm_90a only; the host never launches it elsewhere
 #endif
@@ -200,20 +193,9 @@ template <class TT, int WG, int BN, int STAGES>
 int launch(const void *x, const uint32_t *qw, const float *s, const float *z,
            void *y, int M, int N, int K, int G, cudaStream_t st) {
   using L = HopperLayout<WG, BN, STAGES>;
-  auto kern = w4FwdWgmma<TT, WG, BN, STAGES>;
-  static bool configured = false; // per instantiation
-  if (!configured) {
-    if (cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             L::SMEM) != cudaSuccess)
-      return QSLAW_CUDA_ELAUNCH;
-    configured = true;
-  }
-  kern<<<dim3(ceilDiv(N, BN), ceilDiv(M, L::BM)), WG * 128, L::SMEM, st>>>(
-      static_cast<const typename TT::T *>(x),
-      reinterpret_cast<const uint4 *>(qw), s, z,
-      static_cast<typename TT::T *>(y), M, N, K, G);
-  return cudaGetLastError() == cudaSuccess ? QSLAW_CUDA_OK
-                                           : QSLAW_CUDA_ELAUNCH;
+  return launchPackedKernel<TT, w4FwdWgmma<TT, WG, BN, STAGES>>(
+      dim3(ceilDiv(N, BN), ceilDiv(M, L::BM)), WG * 128, L::SMEM, x, qw, s, z,
+      y, M, N, K, G, st);
 }
 
 template <class TT>
@@ -249,6 +231,33 @@ bool isSm90(bool *ok) {
   return *ok && major == 9 && minor == 0;
 }
 
+namespace {
+// QSLAW_W4_AUTO_WGMMA: "1" lets AUTO choose the wgmma kernels, "0" or unset
+// does not; anything else is reported once and read as "0".
+int policyFromEnvironment() {
+  const char *e = std::getenv("QSLAW_W4_AUTO_WGMMA");
+  if (!e || !std::strcmp(e, "0"))
+    return 0;
+  if (!std::strcmp(e, "1"))
+    return 1;
+  std::fprintf(stderr,
+               "qslaw_cuda_kernels: QSLAW_W4_AUTO_WGMMA='%s' is neither 0 nor "
+               "1; AUTO keeps the mma.sync kernels\n",
+               e);
+  return 0;
+}
+
+std::atomic<int> &autoWgmmaPolicy() {
+  static std::atomic<int> policy{policyFromEnvironment()};
+  return policy;
+}
+} // namespace
+
+bool autoWgmma() {
+  bool ok = false;
+  return autoWgmmaPolicy().load(std::memory_order_relaxed) && isSm90(&ok);
+}
+
 int forwardWgmma(int path, bool bf16, const void *x, const uint32_t *qw,
                  const float *s, const float *z, void *y, int M, int N, int K,
                  int G, cudaStream_t st) {
@@ -262,3 +271,14 @@ int forwardWgmma(int path, bool bf16, const void *x, const uint32_t *qw,
 
 } // namespace cuda
 } // namespace qslaw
+
+extern "C" int qslaw_w4_set_auto_wgmma(int on) {
+  if (on != 0 && on != 1)
+    return QSLAW_CUDA_EINVAL;
+  qslaw::cuda::autoWgmmaPolicy().store(on, std::memory_order_relaxed);
+  return QSLAW_CUDA_OK;
+}
+
+extern "C" int qslaw_w4_auto_wgmma(void) {
+  return qslaw::cuda::autoWgmmaPolicy().load(std::memory_order_relaxed);
+}

@@ -25,7 +25,8 @@
 // no atomics, no shared memory.
 //
 // Not the default: it has not run on a GPU. qslaw_w4_grad_scale_ex /
-// _grad_gamma_ex select it (QSLAW_W4_GRAD_WGMMA); the bench times it.
+// _grad_gamma_ex select it (QSLAW_W4_GRAD_WGMMA), AUTO only under the
+// policy of qslaw_w4_set_auto_wgmma; the bench times it.
 //
 //===----------------------------------------------------------------------===//
 #include "QMatmulW4Hopper.cuh"

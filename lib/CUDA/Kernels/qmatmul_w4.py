@@ -26,6 +26,7 @@ SOURCES = [
     os.path.join(KERNEL_DIR, "QMatmulW4Bwd.cu"),
     os.path.join(KERNEL_DIR, "QMatmulW4FwdHopper.cu"),
     os.path.join(KERNEL_DIR, "QMatmulW4GradHopper.cu"),
+    os.path.join(KERNEL_DIR, "QMatmulW4GradInputHopper.cu"),
 ]
 
 DTYPE_BF16 = 0
@@ -43,7 +44,8 @@ PATH_WGMMA_128x128 = 7
 PATH_WGMMA_256x128 = 8
 WGMMA_PATHS = (PATH_WGMMA_128x256, PATH_WGMMA_128x128, PATH_WGMMA_256x128)
 
-# Kernel of the fused group gradients (grad_scale / grad_gamma).
+# Kernel of ∂X (grad_input) and of the fused group gradients (grad_scale /
+# grad_gamma).
 GRAD_AUTO = 0
 GRAD_MMA = 1
 GRAD_WGMMA = 2  # sm_90a only
@@ -210,6 +212,8 @@ class W4Kernels:
         L.qslaw_w4_grad_input_ex.argtypes = [P, P, P, P, P, I, I, I, I, I, I,
                                              P]
         L.qslaw_w4_grad_input.argtypes = [P, P, P, P, P, I, I, I, I, I, P]
+        L.qslaw_w4_grad_input_split.argtypes = [P, P, P, P, P, I, I, I, I, I,
+                                                I, I, P]
         L.qslaw_w4_grad_scale.argtypes = [P, P, P, P, P, I, I, I, I, I, P]
         L.qslaw_w4_grad_gamma.argtypes = [P, P, P, P, P, P, P, I, I, I, I, I,
                                           I, P]
@@ -217,8 +221,12 @@ class W4Kernels:
                                              P]
         L.qslaw_w4_grad_gamma_ex.argtypes = [P, P, P, P, P, P, P, I, I, I, I,
                                              I, I, I, P]
-        for f in ("qslaw_w4_pack", "qslaw_w4_forward_ex", "qslaw_w4_forward",
+        L.qslaw_w4_set_auto_wgmma.argtypes = [I]
+        L.qslaw_w4_auto_wgmma.argtypes = []
+        for f in ("qslaw_w4_set_auto_wgmma", "qslaw_w4_auto_wgmma",
+                  "qslaw_w4_pack", "qslaw_w4_forward_ex", "qslaw_w4_forward",
                   "qslaw_w4_forward_split", "qslaw_w4_grad_input_ex",
+                  "qslaw_w4_grad_input_split",
                   "qslaw_w4_grad_input", "qslaw_w4_grad_scale",
                   "qslaw_w4_grad_gamma", "qslaw_w4_grad_scale_ex",
                   "qslaw_w4_grad_gamma_ex"):
@@ -239,6 +247,14 @@ class W4Kernels:
     def _check(rc, what):
         if rc != 0:
             raise RuntimeError(f"{what} failed with status {rc}")
+
+    def set_auto_wgmma(self, on):
+        """Lets AUTO choose the sm_90a wgmma kernels (see
+        qslaw_w4_set_auto_wgmma); returns the previous setting."""
+        prev = self.lib.qslaw_w4_auto_wgmma()
+        self._check(self.lib.qslaw_w4_set_auto_wgmma(int(on)),
+                    "set_auto_wgmma")
+        return bool(prev)
 
     def pack(self, codes_u8):
         """Device-side packing of uint8 codes [N, K] -> int32 packed."""
@@ -261,15 +277,17 @@ class W4Kernels:
             self._stream()), "forward")
         return y
 
-    def grad_input(self, dy, qw, s, z, k, g, out=None, split=0):
-        """split: 0 automatic, 1 none, 2/4/8 cluster split over N (sm_90+)."""
+    def grad_input(self, dy, qw, s, z, k, g, out=None, split=0,
+                   path=GRAD_AUTO):
+        """split: 0 automatic, 1 none, 2/4/8 cluster split over N (sm_90+);
+        path: GRAD_AUTO / GRAD_MMA / GRAD_WGMMA (sm_90a, never splits)."""
         m, n = dy.shape
         dx = out if out is not None else self.torch.empty(
             m, k, dtype=dy.dtype, device=dy.device)
-        self._check(self.lib.qslaw_w4_grad_input_ex(
+        self._check(self.lib.qslaw_w4_grad_input_split(
             dy.data_ptr(), qw.data_ptr(), s.data_ptr(), z.data_ptr(),
-            dx.data_ptr(), m, n, k, g, self._dt(dy), split, self._stream()),
-            "grad_input")
+            dx.data_ptr(), m, n, k, g, self._dt(dy), path, split,
+            self._stream()), "grad_input")
         return dx
 
     def grad_scale(self, dy, x, qw, z, g, out=None, path=GRAD_AUTO):
