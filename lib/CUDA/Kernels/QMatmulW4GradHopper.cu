@@ -195,14 +195,9 @@ int launch(const void *dy, const void *x, const uint32_t *qw, const void *w,
            const float *s, const float *z, const float *gam, float *out,
            int T, int N, int K, int G, int qmax, cudaStream_t st) {
   using E = typename TT::T;
-  auto kern = w4GradGroupWgmma<TT, GAMMA>;
-  static bool configured = false; // per instantiation
-  if (!configured) {
-    if (cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             kHSmem) != cudaSuccess)
-      return QSLAW_CUDA_ELAUNCH;
-    configured = true;
-  }
+  constexpr auto kern = w4GradGroupWgmma<TT, GAMMA>;
+  if (!allowDynamicSmem<kern>(kHSmem))
+    return QSLAW_CUDA_ELAUNCH;
   kern<<<dim3(ceilDiv(K, kHBK), ceilDiv(N, kHBN)), 256, kHSmem, st>>>(
       static_cast<const E *>(dy), static_cast<const E *>(x), qw,
       static_cast<const E *>(w), s, z, gam, out, T, N, K, G, qmax);

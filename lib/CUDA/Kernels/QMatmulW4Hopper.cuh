@@ -68,21 +68,26 @@ __device__ __forceinline__ void storeAccTile(const float (&acc)[BN / 2],
     }
 }
 
+// Raises KERN's dynamic shared-memory limit to `smem` bytes, once per
+// kernel; false if the device refuses.
+template <auto KERN> bool allowDynamicSmem(int smem) {
+  static bool configured = false;
+  if (!configured)
+    configured = cudaFuncSetAttribute(
+                     KERN, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                     smem) == cudaSuccess;
+  return configured;
+}
+
 // Launches KERN, a kernel of the (activations, packed weight, s, z, output,
-// M, N, K, G) form, with `smem` bytes of dynamic shared memory (the limit is
-// raised once per kernel).
+// M, N, K, G) form, with `smem` bytes of dynamic shared memory.
 template <class TT, auto KERN>
 int launchPackedKernel(dim3 grid, int threads, int smem, const void *a,
                        const uint32_t *qw, const float *s, const float *z,
                        void *out, int M, int N, int K, int G,
                        cudaStream_t st) {
-  static bool configured = false; // per kernel
-  if (!configured) {
-    if (cudaFuncSetAttribute(KERN, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             smem) != cudaSuccess)
-      return QSLAW_CUDA_ELAUNCH;
-    configured = true;
-  }
+  if (!allowDynamicSmem<KERN>(smem))
+    return QSLAW_CUDA_ELAUNCH;
   KERN<<<grid, threads, smem, st>>>(static_cast<const typename TT::T *>(a),
                                     reinterpret_cast<const uint4 *>(qw), s, z,
                                     static_cast<typename TT::T *>(out), M, N,
