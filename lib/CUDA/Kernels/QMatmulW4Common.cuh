@@ -130,6 +130,35 @@ __device__ inline void cpAsync4(void *dst, const void *src, bool valid) {
                    smemAddr(dst)),
                "l"(src), "r"(n));
 }
+// Starts the copies of one 64-column chunk c of a BN-row weight tile from
+// row n0: the fragment-ordered packed words (BN / 16 tiles x 32 uint4, rows
+// past the last tile clamped and zero-filled) into dw, and the scales and
+// zero points of the chunk's one or two groups into ds as [z?][group][BN]
+// (G = 32: two groups per chunk; rows n >= N zero-filled).
+template <int BN, int THREADS>
+__device__ __forceinline__ void stageWeightChunk(
+    uint4 *dw, float *ds, const uint4 *__restrict__ QW,
+    const float *__restrict__ S, const float *__restrict__ Z, int tid, int n0,
+    int c, int N, int KC, int J, int G) {
+  const int NTILES = (N + 15) >> 4;
+#pragma unroll
+  for (int i = tid; i < (BN / 16) * 32; i += THREADS) {
+    const int tl = i >> 5, ln = i & 31, ntile = (n0 >> 4) + tl;
+    const uint4 *src =
+        QW + ((size_t)(ntile < NTILES ? ntile : NTILES - 1) * KC + c) * 32 +
+        ln;
+    cpAsync16(dw + i, src, ntile < NTILES);
+  }
+  const int nslot = G == 32 ? 2 : 1;
+  const int j0 = (c * 64) / G;
+  for (int i = tid; i < 2 * nslot * BN; i += THREADS) {
+    const int r = i % BN, q = i / BN, gs = q >> 1, isz = q & 1;
+    const int n = n0 + r;
+    const bool ok = n < N;
+    const float *src = (isz ? Z : S) + (ok ? (size_t)n * J + j0 + gs : 0);
+    cpAsync4(ds + (isz * 2 + gs) * BN + r, src, ok);
+  }
+}
 // Same, with a compiler memory barrier: for code that reads the copied data
 // without a __syncthreads() in between (per-thread rings).
 __device__ inline void cpAsync16M(void *dst, const void *src) {

@@ -200,11 +200,10 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, MINB)
   const int wm = warp / WARPS_N, wn = warp % WARPS_N;
   const int g = lane >> 2, t = lane & 3;
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
-  const int KC = K >> 6, J = K / G, NTILES = (N + 15) >> 4;
+  const int KC = K >> 6, J = K / G;
   const int cb = SPLIT ? (int)((blockIdx.z * (long)KC) / gridDim.z) : 0;
   const int ce = SPLIT ? (int)(((blockIdx.z + 1) * (long)KC) / gridDim.z) : KC;
   const int NC = ce - cb;
-  const int nslot = G == 32 ? 2 : 1;
 
   auto loadStage = [&](int st, int c) {
     T *dx = sX + st * XTILE;
@@ -214,24 +213,8 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, MINB)
       const T *src = X + (size_t)(gm < M ? gm : M - 1) * K + c * 64 + cc * 8;
       cpAsync16(dx + r * kXStride + cc * 8, src, gm < M);
     }
-    uint4 *dw = sW + st * WTILE;
-#pragma unroll
-    for (int i = tid; i < WTILE; i += THREADS) {
-      const int tl = i >> 5, ln = i & 31, ntile = (n0 >> 4) + tl;
-      const uint4 *src =
-          QW + ((size_t)(ntile < NTILES ? ntile : NTILES - 1) * KC + c) * 32 +
-          ln;
-      cpAsync16(dw + i, src, ntile < NTILES);
-    }
-    float *ds = sSZ + st * STILE;
-    const int j0 = (c * 64) / G;
-    for (int i = tid; i < 2 * nslot * BN; i += THREADS) {
-      const int r = i % BN, q = i / BN, slot = q >> 1, isz = q & 1;
-      const int n = n0 + r;
-      const bool ok = n < N;
-      const float *src = (isz ? Z : S) + (ok ? (size_t)n * J + j0 + slot : 0);
-      cpAsync4(ds + (isz * 2 + slot) * BN + r, src, ok);
-    }
+    stageWeightChunk<BN, THREADS>(sW + st * WTILE, sSZ + st * STILE, QW, S, Z,
+                                  tid, n0, c, N, KC, J, G);
   };
 
   float acc[MT][NPT * 2][4];

@@ -85,8 +85,7 @@ __global__ void __launch_bounds__(WG * 128, 1)
 
   const int tid = threadIdx.x, wg = tid >> 7;
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
-  const int KC = K >> 6, J = K / G, NTILES = (N + 15) >> 4;
-  const int nslot = G == 32 ? 2 : 1;
+  const int KC = K >> 6, J = K / G;
 
   auto load = [&](int slot, int c) {
     uint8_t *dx = base + L::X_OFF + slot * L::X_BYTES;
@@ -95,23 +94,8 @@ __global__ void __launch_bounds__(WG * 128, 1)
       const T *src = X + (size_t)(gm < M ? gm : M - 1) * K + c * 64 + u * 8;
       cpAsync16(dx + swizzled(r, u), src, gm < M);
     }
-    uint4 *dw = sRaw + slot * RAW;
-    for (int i = tid; i < RAW; i += THREADS) {
-      const int tl = i >> 5, ln = i & 31, ntile = (n0 >> 4) + tl;
-      const uint4 *src =
-          QW + ((size_t)(ntile < NTILES ? ntile : NTILES - 1) * KC + c) * 32 +
-          ln;
-      cpAsync16(dw + i, src, ntile < NTILES);
-    }
-    float *ds = sSZ + slot * 4 * BN;
-    const int j0 = (c * 64) / G;
-    for (int i = tid; i < 2 * nslot * BN; i += THREADS) {
-      const int r = i % BN, q = i / BN, gs = q >> 1, isz = q & 1;
-      const int n = n0 + r;
-      const bool ok = n < N;
-      const float *src = (isz ? Z : S) + (ok ? (size_t)n * J + j0 + gs : 0);
-      cpAsync4(ds + (isz * 2 + gs) * BN + r, src, ok);
-    }
+    stageWeightChunk<BN, THREADS>(sRaw + slot * RAW, sSZ + slot * 4 * BN, QW,
+                                  S, Z, tid, n0, c, N, KC, J, G);
   };
 
   // Packed word (row-half hh, column-half kh) of lane (g, t) holds row
