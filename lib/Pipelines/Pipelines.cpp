@@ -42,6 +42,14 @@ void mlir::qslaw::buildCPUBufferizationPipeline(
     addPipeline(pm, llvm::formatv("qslaw-lower-to-ukernels{{num-threads={0}}",
                                   int(options.ukernelThreads))
                         .str());
+  // Before elementwise fusion, which would fuse producers into the
+  // contraction bodies (and recompute them per K step).
+  if (options.libraryGemm)
+    addPipeline(pm, llvm::formatv("qslaw-lower-contractions-to-library{{"
+                                  "min-flops={0} num-threads={1}}",
+                                  int64_t(options.gemmMinFlops),
+                                  int(options.ukernelThreads))
+                        .str());
   addPipeline(pm, "func.func(convert-elementwise-to-linalg),"
                   "qslaw-lower-to-linalg,canonicalize,"
                   "func.func(linalg-fuse-elementwise-ops),cse");

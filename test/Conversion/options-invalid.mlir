@@ -1,13 +1,17 @@
 // RUN: not qslaw-opt %s -qslaw-tile-and-vectorize="tile-size=-1" 2>&1 | FileCheck %s --check-prefix=TILE
-// RUN: not qslaw-opt %s -qslaw-lower-to-ukernels="num-threads=0" 2>&1 | FileCheck %s --check-prefix=THREADS
-// RUN: not qslaw-opt %s -qslaw-cpu-pipeline="ukernel-threads=0" 2>&1 | FileCheck %s --check-prefix=THREADS
+// RUN: not qslaw-opt %s -qslaw-lower-to-ukernels="num-threads=-1" 2>&1 | FileCheck %s --check-prefix=THREADS
+// RUN: not qslaw-opt %s -qslaw-cpu-pipeline="ukernel-threads=-1" 2>&1 | FileCheck %s --check-prefix=THREADS
+// RUN: not qslaw-opt %s -qslaw-lower-contractions-to-library="min-flops=-1" 2>&1 | FileCheck %s --check-prefix=FLOPS
+// RUN: not qslaw-opt %s -qslaw-lower-contractions-to-library="num-threads=-2" 2>&1 | FileCheck %s --check-prefix=GEMMTHREADS
 // RUN: not qslaw-opt %s -qslaw-cpu-pipeline="no-such-option=1" 2>&1 | FileCheck %s --check-prefix=UNKNOWN
 // RUN: not qslaw-opt %s -qslaw-lower-to-ukernels="target=tpu" 2>&1 | FileCheck %s --check-prefix=TARGET
 // RUN: not qslaw-opt %s -qslaw-lower-to-ukernels="target=cuda dtype=fp8" 2>&1 | FileCheck %s --check-prefix=DTYPE
 // RUN: not qslaw-opt %s -qslaw-cuda-to-gpu="hand-kernels=fp8" 2>&1 | FileCheck %s --check-prefix=DTYPE
 
 // TILE: error: qslaw-tile-and-vectorize: tile-size must be >= 0 (0 disables tiling), got -1
-// THREADS: error: qslaw-lower-to-ukernels: num-threads must be >= 1, got 0
+// THREADS: error: qslaw-lower-to-ukernels: num-threads must be >= 0 (0: QSLAW_NUM_THREADS or all cores at run time), got -1
+// FLOPS: error: qslaw-lower-contractions-to-library: min-flops must be >= 0, got -1
+// GEMMTHREADS: error: qslaw-lower-contractions-to-library: num-threads must be >= 0 (0: QSLAW_NUM_THREADS or all cores at run time), got -2
 // UNKNOWN: no-such-option
 // TARGET: error: qslaw-lower-to-ukernels: target must be cpu or cuda, got 'tpu'
 // DTYPE: error: qslaw-lower-to-ukernels: dtype must be bf16 or f16, got 'fp8'

@@ -93,6 +93,17 @@ static cl::opt<int64_t> weightsMinBytes(
     cl::desc("--weights=external: constants smaller than this stay in the "
              "library"),
     cl::init(4096));
+static cl::opt<int> threads(
+    cl::cat(compileCat), "threads",
+    cl::desc("--target=cpu: threads of each GEMM-library and microkernel "
+             "call; 0 (default): QSLAW_NUM_THREADS at run time, else all "
+             "cores"),
+    cl::init(0));
+static cl::opt<int64_t> gemmMinFlops(
+    cl::cat(compileCat), "gemm-min-flops",
+    cl::desc("--target=cpu: f32 contractions of at least this many flops "
+             "(2 B M N K) call the GEMM library; -1: none does"),
+    cl::init(1 << 20));
 static cl::list<std::string> shapes(cl::cat(compileCat), "shape",
                                     cl::desc("Bind an input shape: NAME=D0xD1"));
 static cl::opt<std::string>
@@ -416,6 +427,9 @@ int main(int argc, char **argv) {
     } else {
       announce("Lowering through the CPU pipeline to the LLVM dialect");
       mlir::qslaw::CPUPipelineOptions popts;
+      popts.ukernelThreads = threads;
+      popts.libraryGemm = gemmMinFlops >= 0;
+      popts.gemmMinFlops = std::max<int64_t>(gemmMinFlops, 0);
       popts.weightsFile = weightsFile;
       popts.weightsMinBytes = weightsMinBytes;
       mlir::qslaw::buildCPUPipeline(pm, popts);

@@ -45,6 +45,9 @@ inline constexpr const char *kQMatmulW4GradGammaUkernel =
 /// 4-bit quantisation of an f32 weight (CPU only).
 inline constexpr const char *kQuantizeW4F32Ukernel =
     "qslaw_ukernel_quantize_w4_f32";
+/// Batched f32 GEMM over the build's GEMM library
+/// (qslaw-lower-contractions-to-library).
+inline constexpr const char *kSgemmF32Ukernel = "qslaw_ukernel_sgemm_f32";
 /// The hand-written CUDA kernels' entries (qslaw-lower-to-ukernels
 /// target=cuda): the CPU signatures plus a trailing i32 activation type
 /// (0 bf16, 1 f16; the forward's last i32 is that type, not a thread count).

@@ -52,13 +52,55 @@ def QSLAWToUkernels : Pass<"qslaw-lower-to-ukernels", "ModuleOp"> {
   }];
   let options = [
     Option<"numThreads", "num-threads", "int", "1",
-           "Threads the microkernel may use (split over N)">,
+           "Threads the forward microkernel may use (split over N); 0: "
+           "QSLAW_NUM_THREADS or all cores, read at run time">,
     Option<"target", "target", "std::string", "\"cpu\"",
            "Whose kernels: cpu (libqslaw_ukernels) or cuda (hand-written "
            "CUDA kernels over device pointers)">,
     Option<"dtype", "dtype", "std::string", "\"bf16\"",
            "target=cuda: type the activations are rounded to for the "
            "tensor cores (bf16 or f16)">,
+  ];
+  let dependentDialects = ["::mlir::func::FuncDialect",
+                           "::mlir::bufferization::BufferizationDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
+def ContractionsToLibrary : Pass<"qslaw-lower-contractions-to-library", "ModuleOp"> {
+  let summary = "Call a GEMM library for large f32 matmuls, batched matmuls and contraction generics";
+  let description = [{
+    Replaces every linalg op that is a (batched) matrix product - named
+    `linalg.matmul` / `linalg.batch_matmul` (with or without transposing
+    indexing maps) and `linalg.generic`s with an `out + a * b` body over
+    projected permutations (the form the AD pass gives gradients) - by a
+    call of `qslaw_ukernel_sgemm_f32`
+    (`libqslaw_ukernels`, over the GEMM library chosen at build time), when
+    all operands are statically shaped f32 and the op does at least
+    `min-flops` floating-point operations. Smaller ones, other dtypes and
+    other shapes stay for codegen.
+
+    The loop dims fall into batch (in all three operands), M, N and K
+    blocks (`linalg::inferContractionDims`); each block must be contiguous
+    in every operand that holds it, in the same order, with batch dims
+    leading, so that it collapses into one GEMM dimension without a copy
+    (a weight gradient's batch and token dims form one K block; an
+    activation's leading dims one M block). Within an operand the two
+    non-batch blocks may come in either order (a BLAS transpose flag). A
+    `linalg.transpose` of the last two dims feeding an operand is read
+    through rather than copied. An
+    init that is not a zero fill is copied into the result buffer and
+    accumulated into. Operands cross the call as memrefs, tagged like
+    `qslaw-lower-to-ukernels`' operands.
+  }];
+  let options = [
+    Option<"minFlops", "min-flops", "int64_t", "1 << 20",
+           "Contractions with fewer floating-point operations (2 B M N K) "
+           "stay for codegen">,
+    Option<"numThreads", "num-threads", "int", "0",
+           "Threads per call; 0: QSLAW_NUM_THREADS or all cores, read at "
+           "run time">,
   ];
   let dependentDialects = ["::mlir::func::FuncDialect",
                            "::mlir::bufferization::BufferizationDialect",

@@ -30,9 +30,22 @@ struct CPUPipelineOptions : public WeightsPipelineOptions<CPUPipelineOptions> {
                         llvm::cl::desc("Call hand-tuned microkernels for the "
                                        "quantized matmuls they cover"),
                         llvm::cl::init(true)};
-  Option<int> ukernelThreads{*this, "ukernel-threads",
-                             llvm::cl::desc("Threads per microkernel call"),
-                             llvm::cl::init(1)};
+  Option<int> ukernelThreads{
+      *this, "ukernel-threads",
+      llvm::cl::desc("Threads per microkernel and GEMM-library call (0: "
+                     "QSLAW_NUM_THREADS or all cores, read at run time)"),
+      llvm::cl::init(1)};
+  Option<bool> libraryGemm{
+      *this, "library-gemm",
+      llvm::cl::desc("Call the GEMM library for f32 contractions of at "
+                     "least gemm-min-flops (qslaw-lower-contractions-to-"
+                     "library)"),
+      llvm::cl::init(true)};
+  Option<int64_t> gemmMinFlops{
+      *this, "gemm-min-flops",
+      llvm::cl::desc("Smallest contraction (2 B M N K flops) that calls the "
+                     "GEMM library"),
+      llvm::cl::init(1 << 20)};
   Option<int64_t> tileSize{*this, "tile-size",
                            llvm::cl::desc("Tile size of the parallel loops of "
                                           "linalg ops (0: no tiling)"),

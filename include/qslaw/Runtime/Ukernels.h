@@ -95,6 +95,26 @@ QSLAW_RT_API void qslaw_quantize_w4_f32(const float *w, int64_t N, int64_t K,
                                         const uint8_t *zeros, uint8_t *codes,
                                         int64_t G);
 
+/* Batched f32 GEMM through the GEMM library chosen at build time
+ * (qslaw_gemm_library()), row-major, for i < batch:
+ *   C_i = op(A_i) . op(B_i) + beta * C_i,   op(X) = X or X^T (trans != 0)
+ * with X_i = x + i * strideX (stride 0: one matrix shared by all batches),
+ * op(A_i) [M, K], op(B_i) [K, N], C_i [M, N], leading dimensions lda, ldb,
+ * ldc in elements. num_threads <= 0 means qslaw_num_threads(). */
+QSLAW_RT_API void qslaw_sgemm_f32_batched(
+    int64_t batch, int64_t M, int64_t N, int64_t K, const float *a,
+    int64_t lda, int64_t strideA, int transA, const float *b, int64_t ldb,
+    int64_t strideB, int transB, float beta, float *c, int64_t ldc,
+    int64_t strideC, int num_threads);
+
+/* "onednn" or "openblas". */
+QSLAW_RT_API const char *qslaw_gemm_library(void);
+
+/* The default thread count of library calls and microkernels: the
+ * environment variable QSLAW_NUM_THREADS (an integer >= 1) or, when unset,
+ * all cores; read once. */
+QSLAW_RT_API int qslaw_num_threads(void);
+
 /* Name of the code path in use: "scalar", "avx2" or "avx512". Chosen from
  * the CPU at first use; the environment variable QSLAW_UKERNEL_ISA
  * (scalar|avx2|avx512) can force a lesser path (clamped to CPU support). */

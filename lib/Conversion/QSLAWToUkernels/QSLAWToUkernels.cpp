@@ -6,6 +6,7 @@
 // every shape; absent zero points / bias are passed as empty memrefs.
 //
 //===----------------------------------------------------------------------===//
+#include "UkernelCalls.h"
 #include "qslaw/Conversion/Passes.h"
 #include "qslaw/Dialect/QSLAW/IR/QSLAWOps.h"
 
@@ -88,28 +89,6 @@ bool covered(const KernelSet &set, QuantizeOp op) {
 bool covered(const KernelSet &set, QMatmulGradScaleOp op) {
   return codesCovered(set, op.getCodes().getType(), op.getSpec()) &&
          staticF32(op.getInput()) && staticF32(op.getGradOutput());
-}
-
-MemRefType dynMemRef(Type elem, int64_t rank) {
-  return MemRefType::get(SmallVector<int64_t>(rank, ShapedType::kDynamic),
-                         elem);
-}
-
-/// memref<?x..xT> view of a tensor value, read by the call that follows.
-/// One-shot bufferization sees the read where the to_buffer stands, not
-/// where the call uses the memref; CSE merging it with an earlier
-/// to_buffer of the same tensor would let ops in between overwrite the
-/// buffer in place first (the training step reuses activations' buffers for
-/// gradients). A unique tag keeps every to_buffer beside its call.
-Value asDynBuffer(OpBuilder &b, Location loc, Value tensor) {
-  static std::atomic<int64_t> serial{0};
-  auto ty = cast<RankedTensorType>(tensor.getType());
-  auto buf = bufferization::ToBufferOp::create(
-      b, loc, MemRefType::get(ty.getShape(), ty.getElementType()), tensor,
-      /*read_only=*/true);
-  buf->setAttr("qslaw.ukernel_operand", b.getI64IntegerAttr(serial++));
-  return memref::CastOp::create(
-      b, loc, dynMemRef(ty.getElementType(), ty.getRank()), buf);
 }
 
 /// Stands for an absent operand. On the CPU a stack buffer; for CUDA a
@@ -200,8 +179,9 @@ struct QSLAWToUkernelsPass
   FailureOr<KernelSet> kernelSet(ModuleOp module) {
     KernelSet set;
     if (target == "cpu") {
-      if (numThreads < 1) {
-        module.emitError("qslaw-lower-to-ukernels: num-threads must be >= 1, "
+      if (numThreads < 0) {
+        module.emitError("qslaw-lower-to-ukernels: num-threads must be >= 0 "
+                         "(0: QSLAW_NUM_THREADS or all cores at run time), "
                          "got ")
             << static_cast<int>(numThreads);
         return failure();
@@ -353,4 +333,20 @@ func::FuncOp mlir::qslaw::declareUkernel(ModuleOp module, OpBuilder &b,
   f.setPrivate();
   f->setAttr("llvm.emit_c_interface", b.getUnitAttr());
   return f;
+}
+
+MemRefType mlir::qslaw::dynMemRef(Type elem, int64_t rank) {
+  return MemRefType::get(SmallVector<int64_t>(rank, ShapedType::kDynamic),
+                         elem);
+}
+
+Value mlir::qslaw::asDynBuffer(OpBuilder &b, Location loc, Value tensor) {
+  static std::atomic<int64_t> serial{0};
+  auto ty = cast<RankedTensorType>(tensor.getType());
+  auto buf = bufferization::ToBufferOp::create(
+      b, loc, MemRefType::get(ty.getShape(), ty.getElementType()), tensor,
+      /*read_only=*/true);
+  buf->setAttr("qslaw.ukernel_operand", b.getI64IntegerAttr(serial++));
+  return memref::CastOp::create(
+      b, loc, dynMemRef(ty.getElementType(), ty.getRank()), buf);
 }

@@ -24,7 +24,8 @@ extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_qmatmul_w4_f32(
   const float *b = bias->sizes[0] == 0 ? nullptr : bias->data();
   qslaw_qmatmul_w4_f32_mt(x->data(), x->sizes[0], x->sizes[1], x->strides[0],
                           codes->data(), scales->data(), z, b, out->data(),
-                          out->strides[0], out->sizes[1], group, numThreads);
+                          out->strides[0], out->sizes[1], group,
+                          numThreads > 0 ? numThreads : qslaw_num_threads());
 }
 
 extern "C" QSLAW_RT_API void
@@ -67,4 +68,19 @@ extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_quantize_w4_f32(
   const uint8_t *z = zeros->sizes[0] == 0 ? nullptr : zeros->data();
   qslaw_quantize_w4_f32(w->data(), w->sizes[0], w->sizes[1], scales->data(), z,
                         codes->data(), group);
+}
+
+/* a: [Ba, rows, cols] as stored (Ba = 1: shared by every batch), likewise b;
+ * c: [batch, M, N]. trans flags say whether a holds [K, M] (b [N, K]). */
+extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_sgemm_f32(
+    MemRef<float, 3> *a, MemRef<float, 3> *b, MemRef<float, 3> *c,
+    int32_t transA, int32_t transB, int32_t accumulate, int32_t numThreads) {
+  int64_t batch = c->sizes[0], m = c->sizes[1], n = c->sizes[2];
+  int64_t k = transA ? a->sizes[1] : a->sizes[2];
+  qslaw_sgemm_f32_batched(batch, m, n, k, a->data(), a->strides[1],
+                          a->sizes[0] == 1 ? 0 : a->strides[0], transA,
+                          b->data(), b->strides[1],
+                          b->sizes[0] == 1 ? 0 : b->strides[0], transB,
+                          accumulate ? 1.f : 0.f, c->data(), c->strides[1],
+                          c->strides[0], numThreads);
 }

@@ -1,0 +1,359 @@
+//===- ContractionsToLibrary.cpp - f32 contractions -> library GEMM calls -===//
+//
+// IREE's ukernel pattern applied to dense float contractions: a GEMM library
+// (chosen by bench/gemm_libraries.cpp, see docs/Pipeline.md) runs large
+// matmuls near the machine's peak, which scalar or even vectorised codegen
+// does not reach. Every linalg op that is a (batched) matmul - named
+// matmul/batch_matmul, their transposed forms, and generics whose body is
+// `out + a * b` over projected permutations (what the AD pass produces) -
+// becomes one call of `qslaw_ukernel_sgemm_f32` over memrefs, provided it
+// is f32, statically shaped and at least `min-flops` large. Transposes are
+// BLAS flags, not copies; a `linalg.transpose` of the last two dims that
+// feeds an operand is read through.
+//
+//===----------------------------------------------------------------------===//
+#include "../QSLAWToUkernels/UkernelCalls.h"
+#include "qslaw/Conversion/Passes.h"
+
+#include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
+#include "mlir/IR/Matchers.h"
+
+namespace mlir::qslaw {
+#define GEN_PASS_DEF_CONTRACTIONSTOLIBRARY
+#include "qslaw/Conversion/Passes.h.inc"
+} // namespace mlir::qslaw
+
+using namespace mlir;
+using namespace mlir::qslaw;
+
+namespace {
+
+/// One GEMM operand: the tensor read (after looking through a transpose),
+/// how many of its leading dims are batch dims and how many dims follow in
+/// the first of its two dim blocks, and whether those blocks are stored
+/// transposed relative to the GEMM's [rows of C, K] / [K, cols of C].
+struct Operand {
+  Value tensor;
+  int64_t numBatch = 0, numFirst = 0;
+  bool trans = false;
+};
+
+/// `C[B, R, C] (+)= sum_K L[B, R, K] * R[B, K, C]` where each of B, R, C, K
+/// is a contiguous block of loop dims (collapsed into one at the call).
+struct Gemm {
+  Operand lhs, rhs;
+  int64_t numBatch = 0, numRows = 0; // C's leading blocks
+  int64_t batch = 1, rows = 1, cols = 1, depth = 1;
+  bool accumulate = true; // false when the init is a zero fill
+};
+
+bool isStaticF32(Value v) {
+  auto t = dyn_cast<RankedTensorType>(v.getType());
+  return t && t.hasStaticShape() && t.getElementType().isF32();
+}
+
+/// The body is `yield out + a * b` (either operand order), nothing else.
+bool isMulAddBody(linalg::LinalgOp op) {
+  Block *body = op.getBlock();
+  if (body->getNumArguments() != 3 ||
+      !llvm::hasNItems(body->without_terminator(), 2))
+    return false;
+  auto yield = cast<linalg::YieldOp>(body->getTerminator());
+  auto add = yield.getOperand(0).getDefiningOp<arith::AddFOp>();
+  if (!add)
+    return false;
+  Value acc = body->getArgument(2), prod;
+  if (add.getLhs() == acc)
+    prod = add.getRhs();
+  else if (add.getRhs() == acc)
+    prod = add.getLhs();
+  else
+    return false;
+  auto mul = prod.getDefiningOp<arith::MulFOp>();
+  if (!mul || mul->getBlock() != body)
+    return false;
+  Value a = body->getArgument(0), b = body->getArgument(1);
+  return (mul.getLhs() == a && mul.getRhs() == b) ||
+         (mul.getLhs() == b && mul.getRhs() == a);
+}
+
+bool isZeroFill(Value init) {
+  auto fill = init.getDefiningOp<linalg::FillOp>();
+  return fill && matchPattern(fill.getInputs()[0], m_AnyZeroFloat());
+}
+
+using Dims = SmallVector<unsigned>;
+
+Dims dimsOf(AffineMap m) {
+  Dims d;
+  for (AffineExpr e : m.getResults())
+    d.push_back(cast<AffineDimExpr>(e).getPosition());
+  return d;
+}
+
+Dims concat(ArrayRef<unsigned> a, ArrayRef<unsigned> b) {
+  Dims r(a);
+  r.append(b.begin(), b.end());
+  return r;
+}
+
+/// Operand `v` indexed by loop dims `res` as [batch, outer, inner] or
+/// [batch, inner, outer] (transposed), each a contiguous block.
+std::optional<Operand> matchOperand(Value v, ArrayRef<unsigned> res,
+                                    ArrayRef<unsigned> batch,
+                                    ArrayRef<unsigned> outer,
+                                    ArrayRef<unsigned> inner) {
+  if (res.size() != batch.size() + outer.size() + inner.size() ||
+      res.take_front(batch.size()) != batch)
+    return std::nullopt;
+  ArrayRef<unsigned> rest = res.drop_front(batch.size());
+  Operand o{v, int64_t(batch.size())};
+  if (rest == ArrayRef<unsigned>(concat(outer, inner))) {
+    o.trans = false;
+    o.numFirst = outer.size();
+  } else if (rest == ArrayRef<unsigned>(concat(inner, outer))) {
+    o.trans = true;
+    o.numFirst = inner.size();
+  } else {
+    return std::nullopt;
+  }
+  // A transpose of the last two (single-dim) blocks is a BLAS flag.
+  int64_t rank = res.size();
+  auto t = v.getDefiningOp<linalg::TransposeOp>();
+  if (!t || outer.size() != 1 || inner.size() != 1 ||
+      !isStaticF32(t.getInput()))
+    return o;
+  ArrayRef<int64_t> perm = t.getPermutation();
+  for (int64_t i = 0; i + 2 < rank; ++i)
+    if (perm[i] != i)
+      return o;
+  if (perm[rank - 2] != rank - 1 || perm[rank - 1] != rank - 2)
+    return o;
+  o.tensor = t.getInput();
+  o.trans = !o.trans;
+  return o;
+}
+
+/// The dims of `all` that are in `set`, in the order of `all`; whether
+/// they form one contiguous run of it.
+bool contiguousIn(ArrayRef<unsigned> all, ArrayRef<unsigned> set,
+                  Dims &ordered) {
+  ordered.clear();
+  int64_t first = -1, last = -1;
+  for (auto [i, d] : llvm::enumerate(all))
+    if (llvm::is_contained(set, d)) {
+      if (first < 0)
+        first = i;
+      last = i;
+      ordered.push_back(d);
+    }
+  return ordered.size() == set.size() && last - first + 1 == int64_t(set.size());
+}
+
+std::optional<Gemm> matchGemm(linalg::LinalgOp op) {
+  if (!op.hasPureTensorSemantics() || op.getNumDpsInputs() != 2 ||
+      op.getNumDpsInits() != 1 || op->getNumResults() != 1)
+    return std::nullopt;
+  for (Value v : op->getOperands())
+    if (!isStaticF32(v))
+      return std::nullopt;
+  SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+  for (AffineMap m : maps)
+    if (!m.isProjectedPermutation(/*allowZeroInResults=*/false))
+      return std::nullopt;
+  if (!isMulAddBody(op))
+    return std::nullopt;
+  FailureOr<linalg::ContractionDimensions> cd =
+      linalg::inferContractionDims(op);
+  if (failed(cd) || op.getNumLoops() != cd->batch.size() + cd->m.size() +
+                                            cd->n.size() + cd->k.size())
+    return std::nullopt;
+  Dims in0 = dimsOf(maps[0]), in1 = dimsOf(maps[1]), out = dimsOf(maps[2]);
+  // C = [batch, row block, col block]; rows come from whichever input
+  // holds C's first non-batch dim.
+  Dims batch(out.begin(), out.begin() + cd->batch.size());
+  if (!llvm::all_of(batch, [&](unsigned d) {
+        return llvm::is_contained(cd->batch, d);
+      }))
+    return std::nullopt;
+  ArrayRef<unsigned> outRest = ArrayRef<unsigned>(out).drop_front(batch.size());
+  if (outRest.empty())
+    return std::nullopt;
+  bool rowsAreM = llvm::is_contained(cd->m, outRest.front());
+  ArrayRef<unsigned> rowSet(rowsAreM ? cd->m : cd->n),
+      colSet(rowsAreM ? cd->n : cd->m);
+  Dims rows(outRest.take_front(rowSet.size())),
+      cols(outRest.drop_front(rowSet.size()));
+  Dims check;
+  if (!contiguousIn(rows, rowSet, check) || !contiguousIn(cols, colSet, check))
+    return std::nullopt;
+  const Dims &lhsRes = rowsAreM ? in0 : in1, &rhsRes = rowsAreM ? in1 : in0;
+  Value lhsV = op.getDpsInputs()[rowsAreM ? 0 : 1],
+        rhsV = op.getDpsInputs()[rowsAreM ? 1 : 0];
+  // K in the order the left operand stores it; the right must agree.
+  Dims depth;
+  if (!contiguousIn(lhsRes, cd->k, depth))
+    return std::nullopt;
+  auto lhs = matchOperand(lhsV, lhsRes, batch, rows, depth);
+  auto rhs = matchOperand(rhsV, rhsRes, batch, depth, cols);
+  if (!lhs || !rhs)
+    return std::nullopt;
+  Gemm g;
+  g.lhs = *lhs;
+  g.rhs = *rhs;
+  g.numBatch = batch.size();
+  g.numRows = rows.size();
+  SmallVector<int64_t> bounds = op.getStaticLoopRanges();
+  for (unsigned d : batch)
+    g.batch *= bounds[d];
+  for (unsigned d : rows)
+    g.rows *= bounds[d];
+  for (unsigned d : cols)
+    g.cols *= bounds[d];
+  for (unsigned d : depth)
+    g.depth *= bounds[d];
+  g.accumulate = !isZeroFill(op.getDpsInits()[0]);
+  return g;
+}
+
+/// Reassociation of `rank` dims into consecutive groups of the given sizes
+/// (empty groups dropped).
+SmallVector<ReassociationIndices> groups(ArrayRef<int64_t> sizes) {
+  SmallVector<ReassociationIndices> r;
+  int64_t d = 0;
+  for (int64_t n : sizes) {
+    if (n == 0)
+      continue;
+    ReassociationIndices g;
+    for (int64_t i = 0; i < n; ++i)
+      g.push_back(d++);
+    r.push_back(g);
+  }
+  return r;
+}
+
+/// `v` (dims [batch block, first block, second block]) as the rank-3
+/// tensor [B, F, S]: blocks collapse, an absent batch becomes a unit dim.
+/// Metadata only.
+Value as3D(OpBuilder &b, Location loc, Value v, int64_t numBatch,
+           int64_t numFirst) {
+  auto ty = cast<RankedTensorType>(v.getType());
+  ArrayRef<int64_t> shape = ty.getShape();
+  int64_t numSecond = ty.getRank() - numBatch - numFirst;
+  auto prod = [&](int64_t from, int64_t n) {
+    int64_t p = 1;
+    for (int64_t i = from; i < from + n; ++i)
+      p *= shape[i];
+    return p;
+  };
+  int64_t bs = prod(0, numBatch), fs = prod(numBatch, numFirst),
+          ss = prod(numBatch + numFirst, numSecond);
+  Type elem = ty.getElementType();
+  auto collapseTo = [&](Value x, ArrayRef<int64_t> to,
+                        ArrayRef<int64_t> sizes) -> Value {
+    auto toTy = RankedTensorType::get(to, elem);
+    if (cast<RankedTensorType>(x.getType()).getRank() == toTy.getRank())
+      return x;
+    return tensor::CollapseShapeOp::create(b, loc, toTy, x, groups(sizes));
+  };
+  if (numBatch > 0)
+    return collapseTo(v, {bs, fs, ss}, {numBatch, numFirst, numSecond});
+  Value two = collapseTo(v, {fs, ss}, {numFirst, numSecond});
+  return tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get({1, fs, ss}, elem), two,
+      SmallVector<ReassociationIndices>{{0, 1}, {2}});
+}
+
+/// The inverse of as3D for a result of type `to`.
+Value from3D(OpBuilder &b, Location loc, Value v, RankedTensorType to,
+             int64_t numBatch, int64_t numFirst) {
+  int64_t numSecond = to.getRank() - numBatch - numFirst;
+  auto three = cast<RankedTensorType>(v.getType());
+  if (numBatch > 0) {
+    if (to.getRank() == 3)
+      return v;
+    return tensor::ExpandShapeOp::create(b, loc, to, v,
+                                         groups({numBatch, numFirst, numSecond}));
+  }
+  auto twoTy = RankedTensorType::get(three.getShape().drop_front(),
+                                     three.getElementType());
+  Value two = tensor::CollapseShapeOp::create(
+      b, loc, twoTy, v, SmallVector<ReassociationIndices>{{0, 1}, {2}});
+  if (to.getRank() == 2)
+    return two;
+  return tensor::ExpandShapeOp::create(b, loc, to, two,
+                                       groups({numFirst, numSecond}));
+}
+
+struct ContractionsToLibraryPass
+    : qslaw::impl::ContractionsToLibraryBase<ContractionsToLibraryPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    if (minFlops < 0) {
+      module.emitError("qslaw-lower-contractions-to-library: min-flops must "
+                       "be >= 0, got ")
+          << static_cast<int64_t>(minFlops);
+      return signalPassFailure();
+    }
+    if (numThreads < 0) {
+      module.emitError("qslaw-lower-contractions-to-library: num-threads "
+                       "must be >= 0 (0: QSLAW_NUM_THREADS or all cores at "
+                       "run time), got ")
+          << static_cast<int>(numThreads);
+      return signalPassFailure();
+    }
+    SmallVector<std::pair<linalg::LinalgOp, Gemm>> work;
+    module.walk([&](linalg::LinalgOp op) {
+      if (std::optional<Gemm> g = matchGemm(op))
+        if (2.0 * g->batch * g->rows * g->cols * g->depth >= double(minFlops))
+          work.push_back({op, *g});
+    });
+    IRRewriter b(module.getContext());
+    Type f32 = b.getF32Type();
+    for (auto &[op, g] : work) {
+      Location loc = op.getLoc();
+      b.setInsertionPoint(op);
+      auto resTy = cast<RankedTensorType>(op->getResult(0).getType());
+      auto outTy = MemRefType::get({g.batch, g.rows, g.cols}, f32);
+      Value out = memref::AllocOp::create(b, loc, outTy);
+      if (g.accumulate) {
+        // C += A.B: the call accumulates into a copy of the init.
+        Value init =
+            as3D(b, loc, op.getDpsInits()[0], g.numBatch, g.numRows);
+        auto initTy = cast<RankedTensorType>(init.getType());
+        Value src = bufferization::ToBufferOp::create(
+            b, loc, MemRefType::get(initTy.getShape(), f32), init,
+            /*read_only=*/true);
+        memref::CopyOp::create(b, loc, src, out);
+      }
+      auto i32 = [&](int64_t v) -> Value {
+        return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
+      };
+      SmallVector<Value> args{
+          asDynBuffer(b, loc,
+                      as3D(b, loc, g.lhs.tensor, g.lhs.numBatch,
+                           g.lhs.numFirst)),
+          asDynBuffer(b, loc,
+                      as3D(b, loc, g.rhs.tensor, g.rhs.numBatch,
+                           g.rhs.numFirst)),
+          memref::CastOp::create(b, loc, dynMemRef(f32, 3), out),
+          i32(g.lhs.trans),
+          i32(g.rhs.trans),
+          i32(g.accumulate),
+          i32(numThreads)};
+      SmallVector<Type> types;
+      for (Value a : args)
+        types.push_back(a.getType());
+      func::CallOp::create(b, loc,
+                           declareUkernel(module, b, kSgemmF32Ukernel, types),
+                           args);
+      Value res = bufferization::ToTensorOp::create(
+          b, loc, RankedTensorType::get(outTy.getShape(), f32), out,
+          /*restrict=*/true, /*writable=*/true);
+      b.replaceOp(op, from3D(b, loc, res, resTy, g.numBatch, g.numRows));
+    }
+  }
+};
+} // namespace

@@ -1,0 +1,28 @@
+//===- UkernelCalls.h - building calls of runtime kernels -------*- C++ -*-===//
+//
+// Shared by the passes that replace tensor ops with calls over memrefs
+// (qslaw-lower-to-ukernels, qslaw-lower-contractions-to-library).
+//
+//===----------------------------------------------------------------------===//
+#ifndef QSLAW_LIB_CONVERSION_UKERNELCALLS_H
+#define QSLAW_LIB_CONVERSION_UKERNELCALLS_H
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinTypes.h"
+
+namespace mlir::qslaw {
+
+/// memref<?x..xT> of the given rank.
+MemRefType dynMemRef(Type elem, int64_t rank);
+
+/// memref<?x..xT> view of a tensor value, read by the call that follows.
+/// One-shot bufferization sees the read where the to_buffer stands, not
+/// where the call uses the memref; CSE merging it with an earlier
+/// to_buffer of the same tensor would let ops in between overwrite the
+/// buffer in place first (the training step reuses activations' buffers for
+/// gradients). A unique tag keeps every to_buffer beside its call.
+Value asDynBuffer(OpBuilder &b, Location loc, Value tensor);
+
+} // namespace mlir::qslaw
+
+#endif // QSLAW_LIB_CONVERSION_UKERNELCALLS_H

@@ -1,0 +1,108 @@
+//===- Sgemm.cpp - batched f32 GEMM over the build's GEMM library ---------===//
+//
+// The one place qslaw calls a GEMM library (docs/Pipeline.md says which and
+// why): compiled contractions (qslaw-lower-contractions-to-library) and any
+// microkernel that needs a float GEMM come through here, so the library
+// and its thread count are chosen once.
+//
+//===----------------------------------------------------------------------===//
+#include "qslaw/Runtime/Ukernels.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+
+#if defined(QSLAW_GEMM_ONEDNN)
+#include <dnnl.h>
+extern "C" void omp_set_num_threads(int); // oneDNN's Debian build is OpenMP
+#elif defined(QSLAW_GEMM_OPENBLAS)
+#include <cblas.h>
+#else
+#error "define QSLAW_GEMM_ONEDNN or QSLAW_GEMM_OPENBLAS"
+#endif
+
+namespace {
+int defaultThreads() {
+  static int n = [] {
+    int cores = int(std::thread::hardware_concurrency());
+    if (cores < 1)
+      cores = 1;
+    const char *env = std::getenv("QSLAW_NUM_THREADS");
+    if (!env || !*env)
+      return cores;
+    char *end = nullptr;
+    long v = std::strtol(env, &end, 10);
+    if (*end || v < 1 || v > 4096) {
+      std::fprintf(stderr,
+                   "qslaw: QSLAW_NUM_THREADS='%s' is not a thread count in "
+                   "[1, 4096]; using %d (all cores)\n",
+                   env, cores);
+      return cores;
+    }
+    return int(v);
+  }();
+  return n;
+}
+
+#if defined(QSLAW_GEMM_ONEDNN)
+void setThreads(int n) { omp_set_num_threads(n); } // the caller's OpenMP ICV
+#else
+/// OpenBLAS's thread count is process-wide: set it only when it changes.
+std::mutex threadsMutex;
+int currentThreads = -1;
+
+void setThreads(int n) {
+  std::lock_guard<std::mutex> lock(threadsMutex);
+  if (n != currentThreads) {
+    openblas_set_num_threads(n);
+    currentThreads = n;
+  }
+}
+#endif
+} // namespace
+
+extern "C" QSLAW_RT_API int qslaw_num_threads(void) { return defaultThreads(); }
+
+extern "C" QSLAW_RT_API const char *qslaw_gemm_library(void) {
+#if defined(QSLAW_GEMM_ONEDNN)
+  return "onednn";
+#else
+  return "openblas";
+#endif
+}
+
+extern "C" QSLAW_RT_API void
+qslaw_sgemm_f32_batched(int64_t batch, int64_t M, int64_t N, int64_t K,
+                        const float *a, int64_t lda, int64_t strideA,
+                        int transA, const float *b, int64_t ldb,
+                        int64_t strideB, int transB, float beta, float *c,
+                        int64_t ldc, int64_t strideC, int numThreads) {
+  if (M <= 0 || N <= 0 || batch <= 0)
+    return;
+  setThreads(numThreads > 0 ? numThreads : defaultThreads());
+  for (int64_t i = 0; i < batch; ++i) {
+    const float *ai = a + i * strideA, *bi = b + i * strideB;
+    float *ci = c + i * strideC;
+    if (K <= 0) { // empty sum: C = beta * C
+      for (int64_t r = 0; r < M; ++r)
+        for (int64_t s = 0; s < N; ++s)
+          ci[r * ldc + s] = beta == 0.f ? 0.f : beta * ci[r * ldc + s];
+      continue;
+    }
+#if defined(QSLAW_GEMM_ONEDNN)
+    dnnl_status_t st = dnnl_sgemm(transA ? 'T' : 'N', transB ? 'T' : 'N', M,
+                                  N, K, 1.f, ai, lda, bi, ldb, beta, ci, ldc);
+    if (st != dnnl_success) { // only for arguments the callers never pass
+      std::fprintf(stderr, "qslaw: dnnl_sgemm failed (status %d) on M=%lld "
+                   "N=%lld K=%lld\n", int(st), (long long)M, (long long)N,
+                   (long long)K);
+      std::abort();
+    }
+#else
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                transB ? CblasTrans : CblasNoTrans, int(M), int(N), int(K),
+                1.f, ai, int(lda), bi, int(ldb), beta, ci, int(ldc));
+#endif
+  }
+}

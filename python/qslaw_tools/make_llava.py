@@ -1,0 +1,109 @@
+"""LLaVA-shaped models of realistic width, generated on demand (random
+weights from transformers configs, exported by torch.onnx like the tiny
+fixtures; never committed). Speed and memory are measured on these.
+
+    .venv/bin/python -m qslaw_tools.make_llava --size small OUT_DIR
+    .venv/bin/python -m qslaw_tools.make_llava --size small --vision-layers 1 \
+        --text-layers 1 OUT_DIR          # reduced depth, same widths (CI)
+
+Writes OUT_DIR/llava_<size>.onnx and the inputs beside it
+(llava_<size>.{input_ids,pixel_values,attention_mask}.npy).
+
+Sizes (sequence 256 = 196 image tokens + 60 text tokens, batch 1):
+  small  = CLIP 6 x 384 (image 224, patch 16) + LLaMA 4 x 512 (MLP 1408,
+           vocab 32000), about 55 M parameters;
+  medium = ViT-B/16 (12 x 768) + LLaMA 8 x 1024 (MLP 2816, vocab 32000),
+           about 250 M parameters.
+"""
+import argparse
+import os
+
+import numpy as np
+import torch
+from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+
+IMAGE_TOKEN = 31999
+IMAGE = 224
+PATCH = 16
+
+SIZES = {
+    # name: (vision hidden, vision MLP, vision heads, vision layers,
+    #        text hidden, text MLP, text heads, text layers)
+    "small": (384, 1536, 6, 6, 512, 1408, 8, 4),
+    "medium": (768, 3072, 12, 12, 1024, 2816, 16, 8),
+}
+
+
+def llava(size, vision_layers=None, text_layers=None, seed=0):
+    vh, vi, vheads, vl, th, ti, theads, tl = SIZES[size]
+    torch.manual_seed(seed)
+    vision = CLIPVisionConfig(hidden_size=vh, intermediate_size=vi,
+                              num_hidden_layers=vision_layers or vl,
+                              num_attention_heads=vheads, image_size=IMAGE,
+                              patch_size=PATCH, projection_dim=vh)
+    text = LlamaConfig(vocab_size=32000, hidden_size=th, intermediate_size=ti,
+                       num_hidden_layers=text_layers or tl,
+                       num_attention_heads=theads, num_key_value_heads=theads,
+                       max_position_embeddings=1024, rms_norm_eps=1e-6,
+                       tie_word_embeddings=False)
+    cfg = LlavaConfig(vision_config=vision, text_config=text,
+                      image_token_index=IMAGE_TOKEN, projector_hidden_act="gelu",
+                      vision_feature_layer=-2,
+                      vision_feature_select_strategy="default")
+    return LlavaForConditionalGeneration(cfg).eval(), cfg
+
+
+class Logits(torch.nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, input_ids, pixel_values, attention_mask):
+        return self.m(input_ids=input_ids, pixel_values=pixel_values,
+                      attention_mask=attention_mask, use_cache=False).logits
+
+
+def example_inputs(seq=256, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    n_img = (IMAGE // PATCH) ** 2  # "default" strategy drops CLS
+    if seq < n_img + 2:
+        raise SystemExit(f"--seq must be at least {n_img + 2} (196 image tokens)")
+    ids = torch.randint(0, 31000, (1, seq), generator=g)
+    ids[0, 1:1 + n_img] = IMAGE_TOKEN
+    pix = torch.randn(1, 3, IMAGE, IMAGE, generator=g)
+    mask = torch.ones(1, seq, dtype=torch.int64)
+    return ids, pix, mask
+
+
+def export(out_dir, size, vision_layers=None, text_layers=None, seq=256,
+           name=None):
+    """Writes the model and its inputs; returns the .onnx path."""
+    os.makedirs(out_dir, exist_ok=True)
+    name = name or f"llava_{size}"
+    model, _ = llava(size, vision_layers, text_layers)
+    ids, pix, mask = example_inputs(seq)
+    path = os.path.join(out_dir, f"{name}.onnx")
+    with torch.no_grad():
+        torch.onnx.export(Logits(model), (ids, pix, mask), path,
+                          input_names=["input_ids", "pixel_values", "attention_mask"],
+                          output_names=["logits"], opset_version=18, dynamo=False)
+    for n, v in (("input_ids", ids), ("pixel_values", pix), ("attention_mask", mask)):
+        np.save(os.path.join(out_dir, f"{name}.{n}.npy"), v.numpy())
+    return path
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("out")
+    p.add_argument("--size", choices=sorted(SIZES), default="small")
+    p.add_argument("--vision-layers", type=int)
+    p.add_argument("--text-layers", type=int)
+    p.add_argument("--seq", type=int, default=256)
+    p.add_argument("--name")
+    a = p.parse_args()
+    path = export(a.out, a.size, a.vision_layers, a.text_layers, a.seq, a.name)
+    print(path, os.path.getsize(path))
+
+
+if __name__ == "__main__":
+    main()
