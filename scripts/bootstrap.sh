@@ -26,7 +26,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "[bootstrap] creating .venv"
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import numpy, onnx, onnxruntime, pytest, torch, transformers, sklearn, matplotlib" 2>/dev/null; then
+if ! .venv/bin/python -c "import numpy, onnx, onnxruntime, pytest, torch, transformers, sklearn, matplotlib, onnx_ir" 2>/dev/null; then
   echo "[bootstrap] installing Python packages"
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -r python/requirements.txt

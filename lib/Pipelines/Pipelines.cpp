@@ -64,22 +64,28 @@ void mlir::qslaw::buildCPUBufferizationPipeline(
                   "canonicalize");
   if (options.outParams)
     addPipeline(pm, "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}");
+  // Row reductions lower to one vector.reduction per row (inner-reduction),
+  // which qslaw-vector-math lets LLVM reduce as a tree.
   addPipeline(pm, "buffer-deallocation-pipeline,"
                   "func.func(convert-linalg-to-loops,"
-                  "lower-vector-multi-reduction,"
-                  "convert-vector-to-scf{full-unroll},lower-affine),"
+                  "lower-vector-multi-reduction{lowering-strategy="
+                  "inner-reduction}),"
+                  "qslaw-vector-math,"
+                  "func.func(convert-vector-to-scf{full-unroll},lower-affine),"
                   "fold-memref-alias-ops,qslaw-emulate-narrow-type,canonicalize,cse");
   addExternalWeights(pm, options.weightsFile, options.weightsMinBytes);
 }
 
 void mlir::qslaw::buildCPUToLLVMPipeline(OpPassManager &pm) {
   registerPipelines();
+  // Buffers come from libqslaw_ukernels' caching heap (generic functions,
+  // see lib/Runtime/Ukernels/Allocator.cpp).
   addPipeline(pm, "func.func(lower-vector-multi-reduction,convert-vector-to-scf,"
                   "lower-affine),"
                   "convert-scf-to-cf,convert-vector-to-llvm,"
                   "expand-strided-metadata,lower-affine,"
-                  "finalize-memref-to-llvm,convert-math-to-funcs,"
-                  "convert-math-to-llvm,"
+                  "finalize-memref-to-llvm{use-generic-functions},"
+                  "convert-math-to-funcs,convert-math-to-llvm,"
                   "convert-math-to-libm,"
                   "convert-arith-to-llvm,convert-func-to-llvm,"
                   "convert-cf-to-llvm,convert-ub-to-llvm,"

@@ -93,8 +93,8 @@ static cl::opt<int64_t> weightsMinBytes(
     cl::desc("--weights=external: constants smaller than this stay in the "
              "library"),
     cl::init(4096));
-static cl::opt<int> threads(
-    cl::cat(compileCat), "threads",
+static cl::opt<int> numThreads(
+    cl::cat(compileCat), "num-threads",
     cl::desc("--target=cpu: threads of each GEMM-library and microkernel "
              "call; 0 (default): QSLAW_NUM_THREADS at run time, else all "
              "cores"),
@@ -427,7 +427,7 @@ int main(int argc, char **argv) {
     } else {
       announce("Lowering through the CPU pipeline to the LLVM dialect");
       mlir::qslaw::CPUPipelineOptions popts;
-      popts.ukernelThreads = threads;
+      popts.ukernelThreads = numThreads;
       popts.libraryGemm = gemmMinFlops >= 0;
       popts.gemmMinFlops = std::max<int64_t>(gemmMinFlops, 0);
       popts.weightsFile = weightsFile;

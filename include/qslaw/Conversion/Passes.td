@@ -131,17 +131,24 @@ def TileAndVectorize : Pass<"qslaw-tile-and-vectorize", "ModuleOp"> {
     Contractions (one M, N and K loop, e.g. `linalg.matmul`,
     `linalg.batch_matmul`) get register tiles of 8 (M) x 32 (N) x 1 (K),
     batch loops one by one, so each K step vectorizes to one 8x32 FMA block.
-    Every other linalg op on tensors gets its parallel loops tiled by `tile-size`
-    (reduction loops untouched) with `scf.for`, except loops that an
-    indexing map uses inside a compound expression such as the group index
-    `k floordiv G`: the tiled op would see tile-local indices. Then tiles with static
-    shapes whose indexing maps are projected permutations are vectorized.
+    Every other linalg op on tensors is tiled into rows of its innermost
+    loop with `scf.for`: every outer loop, parallel or reduction, by 1;
+    the innermost loop whole up to `tile-size` elements, else by its
+    largest divisor up to `tile-size` (a prime extent up to 4 x `tile-size`
+    stays whole). Tiles are thus statically shaped (no partial tiles,
+    which would stay scalar) and vectors run along the innermost loop,
+    which is the reduced dim of row reductions (softmax, norms). Loops
+    that an indexing map uses inside a compound expression such as the
+    group index `k floordiv G` are not tiled: the tiled op would see
+    tile-local indices. Then tiles with static shapes whose indexing maps
+    are projected permutations are vectorized.
     The quantized reductions (group maps with `floordiv`) stay scalar
     loops: their hot shapes go to microkernels.
   }];
   let options = [
-    Option<"tileSize", "tile-size", "int64_t", "32",
-           "Tile size of every parallel loop (0: no tiling)">,
+    Option<"tileSize", "tile-size", "int64_t", "64",
+           "Longest row of the innermost loop per tile, in elements (0: no "
+           "tiling)">,
     Option<"vectorize", "vectorize", "bool", "true",
            "Vectorize static tiles with projected-permutation maps">,
   ];
@@ -149,6 +156,25 @@ def TileAndVectorize : Pass<"qslaw-tile-and-vectorize", "ModuleOp"> {
                            "::mlir::vector::VectorDialect",
                            "::mlir::tensor::TensorDialect",
                            "::mlir::linalg::LinalgDialect"];
+}
+
+def VectorMath : Pass<"qslaw-vector-math", "ModuleOp"> {
+  let summary = "Reassociable float vector reductions; polynomial exp, erf and tanh";
+  let description = [{
+    Marks every float `vector.reduction` `reassoc` (LLVM then reduces with
+    a tree of vector operations instead of one scalar add per lane) and,
+    with `approximate`, replaces f32 `math.exp`, `math.erf` and `math.tanh`
+    (scalar and vector) by MLIR's polynomial approximations, which stay in
+    vector registers instead of calling libm once per lane. Both change
+    only rounding; docs/Pipeline.md gives the measured error.
+  }];
+  let options = [
+    Option<"approximate", "approximate", "bool", "true",
+           "Polynomial approximations of f32 exp, erf and tanh">,
+  ];
+  let dependentDialects = ["::mlir::vector::VectorDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::arith::ArithDialect"];
 }
 
 def MemRefCopyToLinalg : Pass<"qslaw-memref-copy-to-linalg", "ModuleOp"> {

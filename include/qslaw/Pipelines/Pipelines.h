@@ -47,9 +47,9 @@ struct CPUPipelineOptions : public WeightsPipelineOptions<CPUPipelineOptions> {
                      "GEMM library"),
       llvm::cl::init(1 << 20)};
   Option<int64_t> tileSize{*this, "tile-size",
-                           llvm::cl::desc("Tile size of the parallel loops of "
-                                          "linalg ops (0: no tiling)"),
-                           llvm::cl::init(32)};
+                           llvm::cl::desc("Longest innermost-loop row per tile "
+                                          "of linalg ops (0: no tiling)"),
+                           llvm::cl::init(64)};
   Option<bool> vectorize{*this, "vectorize",
                          llvm::cl::desc("Vectorize linalg ops that allow it"),
                          llvm::cl::init(true)};

@@ -8,6 +8,7 @@
 #ifndef QSLAW_RUNTIME_UKERNELS_H
 #define QSLAW_RUNTIME_UKERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -114,6 +115,22 @@ QSLAW_RT_API const char *qslaw_gemm_library(void);
  * environment variable QSLAW_NUM_THREADS (an integer >= 1) or, when unset,
  * all cores; read once. */
 QSLAW_RT_API int qslaw_num_threads(void);
+
+/* The heap of compiled code's buffers (MLIR's generic allocation functions
+ * _mlir_memref_to_llvm_alloc/_aligned_alloc/_free call these). Blocks of
+ * 64 KiB and more are cached when freed and reused by later requests of at
+ * least half their size; the cache holds at most QSLAW_ALLOC_CACHE_MB MiB
+ * (default 2048). align: a power of two (raised to 64); NULL on failure.
+ * Thread-safe. */
+typedef struct qslaw_alloc_stats {
+  uint64_t hits, misses; /* cached-size requests served from / not from the cache */
+  uint64_t cached_bytes; /* held in the cache now */
+} qslaw_alloc_stats;
+QSLAW_RT_API void *qslaw_alloc(size_t size, size_t align);
+QSLAW_RT_API void qslaw_free(void *p);
+/* Returns every cached block to the system. */
+QSLAW_RT_API void qslaw_alloc_trim(void);
+QSLAW_RT_API qslaw_alloc_stats qslaw_alloc_get_stats(void);
 
 /* Name of the code path in use: "scalar", "avx2" or "avx512". Chosen from
  * the CPU at first use; the environment variable QSLAW_UKERNEL_ISA

@@ -3,6 +3,7 @@
 
 #include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
 #include "mlir/IR/PatternMatch.h"
 #include "llvm/ADT/SmallBitVector.h"
@@ -34,6 +35,65 @@ llvm::SmallBitVector loopsInCompoundExprs(linalg::LinalgOp op) {
             used.set(d.getPosition());
         });
   return used;
+}
+
+/// i1 (and other sub-byte) tensors are stored one element per byte, but
+/// LLVM stores and loads a vector<N x i1> as packed bits: such ops stay
+/// scalar.
+bool hasSubByteOperand(linalg::LinalgOp op) {
+  return llvm::any_of(op->getOperandTypes(), [](Type t) {
+    auto st = dyn_cast<ShapedType>(t);
+    return st && st.getElementType().isIntOrFloat() &&
+           st.getElementType().getIntOrFloatBitWidth() < 8;
+  });
+}
+
+/// Integer powers are expanded into functions over scalars
+/// (convert-math-to-funcs), which has no vector form.
+bool hasIntegerPower(linalg::LinalgOp op) {
+  return op->walk([](Operation *o) {
+             return isa<math::IPowIOp, math::FPowIOp>(o) ? WalkResult::interrupt()
+                                                          : WalkResult::advance();
+           })
+      .wasInterrupted();
+}
+
+/// The largest divisor of `n` that is at most `limit` (>= 1).
+int64_t largestDivisorAtMost(int64_t n, int64_t limit) {
+  for (int64_t d = std::min(n, limit); d > 1; --d)
+    if (n % d == 0)
+      return d;
+  return 1;
+}
+
+/// Tiles for every op that is not a register-tiled contraction: each tile
+/// is one row of the innermost loop, so that its shape is static (no
+/// partial tiles, which the vectorizer would skip) and the vector runs
+/// along the innermost loop - the contiguous dim for identity maps, and
+/// the reduced dim of row reductions (softmax, norms). The innermost loop
+/// keeps its full extent up to `inner` elements, else takes the largest
+/// divisor of it up to `inner` (a prime extent above `inner` keeps its
+/// full length up to 4 * `inner` rather than going scalar). Every other
+/// loop, parallel or reduction (reductions accumulate in place), is tiled
+/// by 1. Loops under compound index expressions stay whole (0).
+SmallVector<int64_t> rowTiles(linalg::LinalgOp op,
+                              const llvm::SmallBitVector &compound,
+                              int64_t inner) {
+  SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+  int64_t n = ranges.size();
+  SmallVector<int64_t> t(n, 1);
+  for (int64_t i = 0; i < n; ++i)
+    if (compound.test(i) || ShapedType::isDynamic(ranges[i]))
+      t[i] = 0;
+  if (n == 0 || t[n - 1] == 0)
+    return t;
+  int64_t e = ranges[n - 1];
+  int64_t d = largestDivisorAtMost(e, inner);
+  if (e <= inner || (d * 8 < inner && e <= 4 * inner))
+    t[n - 1] = 0; // whole
+  else
+    t[n - 1] = d;
+  return t;
 }
 
 struct TileAndVectorizePass
@@ -71,11 +131,9 @@ struct TileAndVectorizePass
           for (int64_t v : t)
             sizes.push_back(rewriter.getIndexAttr(v));
         } else {
-          for (auto [i, it] : llvm::enumerate(op.getIteratorTypesArray()))
-            sizes.push_back(rewriter.getIndexAttr(
-                it == utils::IteratorType::parallel && !compound.test(i)
-                    ? tileSize
-                    : 0));
+          SmallVector<int64_t> t = rowTiles(op, compound, tileSize);
+          for (int64_t v : t)
+            sizes.push_back(rewriter.getIndexAttr(v));
         }
         scf::SCFTilingOptions opts;
         opts.setTileSizes(sizes);
@@ -99,7 +157,8 @@ struct TileAndVectorizePass
           !allProjectedPermutations(linalgOp) ||
           linalgOp.hasDynamicShape())
         continue;
-      if (failed(linalg::vectorizeOpPrecondition(op)))
+      if (hasSubByteOperand(linalgOp) || hasIntegerPower(linalgOp) ||
+          failed(linalg::vectorizeOpPrecondition(op)))
         continue;
       rewriter.setInsertionPoint(op);
       FailureOr<linalg::VectorizationResult> vr =

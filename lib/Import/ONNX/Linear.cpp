@@ -227,6 +227,62 @@ LogicalResult convertMatMulNBits(NodeContext &nc, SmallVectorImpl<Value> &r) {
       nc.input(0), codesV, scales, zeros, bias, spec));
   return success();
 }
+/// A convolution whose stride equals its kernel (no padding, dilation 1,
+/// kernel dividing the image) - a ViT's patch embedding - is a GEMM over
+/// non-overlapping patches: im2col is a reshape and one transpose of the
+/// image, and the product y[p, f] = sum_q patches[p, q] * w[f, q] is a
+/// contraction that the GEMM library runs. Returns null when `x`/`w` are
+/// not such a case.
+Value patchEmbeddingAsGemm(OpBuilder &b, Location loc, Value x, Value w,
+                           ArrayRef<int64_t> strides, ArrayRef<int64_t> dil) {
+  auto xt = cast<RankedTensorType>(x.getType());
+  auto wt = cast<RankedTensorType>(w.getType());
+  if (!xt.hasStaticShape() || !wt.hasStaticShape())
+    return {};
+  int64_t n = xt.getDimSize(0), c = xt.getDimSize(1), h = xt.getDimSize(2),
+          wd = xt.getDimSize(3), f = wt.getDimSize(0), kh = wt.getDimSize(2),
+          kw = wt.getDimSize(3);
+  if (strides[0] != kh || strides[1] != kw || dil[0] != 1 || dil[1] != 1 ||
+      h % kh || wd % kw || wt.getDimSize(1) != c)
+    return {};
+  int64_t oh = h / kh, ow = wd / kw, p = n * oh * ow, q = c * kh * kw;
+  Type et = xt.getElementType();
+  // [N, C, OH, KH, OW, KW] -> [N, OH, OW, C, KH, KW] -> [P, Q]
+  Value x6 = buildReshape(b, loc, x, {n, c, oh, kh, ow, kw});
+  Value e6 = tensor::EmptyOp::create(
+      b, loc, ArrayRef<int64_t>{n, oh, ow, c, kh, kw}, et);
+  Value patches = linalg::TransposeOp::create(b, loc, x6, e6,
+                                              ArrayRef<int64_t>{0, 2, 4, 1, 3, 5})
+                      .getResult()[0];
+  patches = buildReshape(b, loc, patches, {p, q});
+  Value w2 = buildReshape(b, loc, w, {f, q});
+  MLIRContext *ctx = b.getContext();
+  AffineExpr dp = getAffineDimExpr(0, ctx), df = getAffineDimExpr(1, ctx),
+             dq = getAffineDimExpr(2, ctx);
+  SmallVector<AffineMap> maps{AffineMap::get(3, 0, {dp, dq}, ctx),
+                              AffineMap::get(3, 0, {df, dq}, ctx),
+                              AffineMap::get(3, 0, {dp, df}, ctx)};
+  SmallVector<utils::IteratorType> its{utils::IteratorType::parallel,
+                                       utils::IteratorType::parallel,
+                                       utils::IteratorType::reduction};
+  Value y = linalg::GenericOp::create(
+                b, loc, TypeRange{RankedTensorType::get({p, f}, et)},
+                ValueRange{patches, w2}, ValueRange{zeroFilled(b, loc, {p, f}, et)},
+                maps, its,
+                [](OpBuilder &nb, Location nl, ValueRange a) {
+                  Value m = arith::MulFOp::create(nb, nl, a[0], a[1]);
+                  linalg::YieldOp::create(
+                      nb, nl, Value(arith::AddFOp::create(nb, nl, a[2], m)));
+                })
+                .getResult(0);
+  // [N, OH, OW, F] -> [N, F, OH, OW]
+  Value y4 = buildReshape(b, loc, y, {n, oh, ow, f});
+  Value e4 = tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{n, f, oh, ow}, et);
+  return linalg::TransposeOp::create(b, loc, y4, e4,
+                                     ArrayRef<int64_t>{0, 3, 1, 2})
+      .getResult()[0];
+}
+
 /// 2-D convolution, NCHW x FCHW (CLIP's patch embedding), group 1.
 LogicalResult convertConv(NodeContext &nc, SmallVectorImpl<Value> &r) {
   auto xt = nc.type(0), wt = nc.type(1);
@@ -261,7 +317,11 @@ LogicalResult convertConv(NodeContext &nc, SmallVectorImpl<Value> &r) {
   OpBuilder &b = nc.b;
   Type et = xt.getElementType();
   Value x = nc.input(0);
-  if (llvm::any_of(pads, [](int64_t p) { return p != 0; })) {
+  bool padded = llvm::any_of(pads, [](int64_t p) { return p != 0; });
+  Value patchGemm;
+  if (!padded && isa<FloatType>(et))
+    patchGemm = patchEmbeddingAsGemm(b, nc.loc, x, nc.input(1), strides, dil);
+  if (padded) {
     SmallVector<OpFoldResult> lo, hi;
     for (int64_t v : {int64_t(0), int64_t(0), pads[0], pads[1]})
       lo.push_back(b.getIndexAttr(v));
@@ -277,14 +337,17 @@ LogicalResult convertConv(NodeContext &nc, SmallVectorImpl<Value> &r) {
   int64_t oh = (xt.getDimSize(2) - dil[0] * (wt.getDimSize(2) - 1) - 1) / strides[0] + 1;
   int64_t ow = (xt.getDimSize(3) - dil[1] * (wt.getDimSize(3) - 1) - 1) / strides[1] + 1;
   SmallVector<int64_t> out{xt.getDimSize(0), wt.getDimSize(0), oh, ow};
-  Value init = zeroFilled(b, nc.loc, out, et);
-  SmallVector<NamedAttribute> attrs{
-      b.getNamedAttr("strides", b.getI64TensorAttr(strides)),
-      b.getNamedAttr("dilations", b.getI64TensorAttr(dil))};
-  Value y = linalg::Conv2DNchwFchwOp::create(
-                b, nc.loc, TypeRange{init.getType()}, ValueRange{x, nc.input(1)},
-                ValueRange{init}, attrs)
-                .getResult(0);
+  Value y = patchGemm;
+  if (!y) {
+    Value init = zeroFilled(b, nc.loc, out, et);
+    SmallVector<NamedAttribute> attrs{
+        b.getNamedAttr("strides", b.getI64TensorAttr(strides)),
+        b.getNamedAttr("dilations", b.getI64TensorAttr(dil))};
+    y = linalg::Conv2DNchwFchwOp::create(
+            b, nc.loc, TypeRange{init.getType()}, ValueRange{x, nc.input(1)},
+            ValueRange{init}, attrs)
+            .getResult(0);
+  }
   if (Value bias = nc.input(2)) {
     Value b4 = buildReshape(b, nc.loc, bias, {1, wt.getDimSize(0), 1, 1});
     y = buildElementwise(b, nc.loc, {y, b4}, out, et,
