@@ -1,16 +1,18 @@
 // RUN: qslaw-opt %s -qslaw-tile-and-vectorize="tile-size=4" | FileCheck %s
 // RUN: qslaw-opt %s -qslaw-tile-and-vectorize="tile-size=0 vectorize=true" | FileCheck %s --check-prefix=VEC
 // RUN: qslaw-opt %s -qslaw-tile-and-vectorize="tile-size=4 vectorize=false" | FileCheck %s --check-prefix=NOVEC
+// RUN: qslaw-opt %s -qslaw-tile-and-vectorize="tile-size=64" | FileCheck %s --check-prefix=ROW
 
 #id = affine_map<(d0, d1) -> (d0, d1)>
 #g = affine_map<(d0, d1) -> (d0, d1 floordiv 4)>
 
-// Elementwise: both loops tiled by 4, tiles vectorized.
+// Elementwise: rows of the innermost loop - the outer loop by 1, the inner
+// by 4 (tile-size) - vectorized.
 // CHECK-LABEL: func @elementwise
-// CHECK: scf.for
-// CHECK: scf.for
-// CHECK: vector.transfer_read {{.*}} : tensor<4x4xf32>, vector<4x4xf32>
-// CHECK: arith.truncf {{.*}} : vector<4x4xf32> to vector<4x4xbf16>
+// CHECK: scf.for %{{.*}} = %c0{{.*}} to %c8 step %c1
+// CHECK: scf.for %{{.*}} = %c0{{.*}} to %c8{{.*}} step %c4
+// CHECK: vector.transfer_read {{.*}} : tensor<1x4xf32>, vector<1x4xf32>
+// CHECK: arith.truncf {{.*}} : vector<1x4xf32> to vector<1x4xbf16>
 // VEC-LABEL: func @elementwise
 // VEC-NOT: scf.for
 // VEC: arith.truncf {{.*}} : vector<8x8xf32> to vector<8x8xbf16>
@@ -30,11 +32,11 @@ func.func @elementwise(%a: tensor<8x8xf32>) -> tensor<8x8xbf16> {
 }
 
 // A group-indexed operand: the loop under `floordiv` is not tiled (the
-// tiled op would see tile-local k), only d0 is; no vectorisation.
+// tiled op would see tile-local k), only d0 is (by 1); no vectorisation.
 // CHECK-LABEL: func @group_indexed
-// CHECK: scf.for %{{.*}} = %c0 to %c8 step %c4
+// CHECK: scf.for %{{.*}} = %c0 to %c8 step %c1
 // CHECK-NOT: scf.for
-// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<4x16xi4>, tensor<4x4xf32>)
+// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<1x16xi4>, tensor<1x4xf32>)
 func.func @group_indexed(%q: tensor<8x16xi4>, %s: tensor<8x4xf32>) -> tensor<8x16xf32> {
   %e = tensor.empty() : tensor<8x16xf32>
   %r = linalg.generic {indexing_maps = [#id, #g, #id], iterator_types = ["parallel", "parallel"]}
@@ -60,4 +62,55 @@ func.func @group_indexed(%q: tensor<8x16xi4>, %s: tensor<8x4xf32>) -> tensor<8x1
 func.func @matmul(%a: tensor<16x128xf32>, %b: tensor<128x64xf32>, %c: tensor<16x64xf32>) -> tensor<16x64xf32> {
   %r = linalg.matmul ins(%a, %b : tensor<16x128xf32>, tensor<128x64xf32>) outs(%c : tensor<16x64xf32>) -> tensor<16x64xf32>
   return %r : tensor<16x64xf32>
+}
+
+// Row reductions: the reduced innermost loop is split by its largest
+// divisor up to tile-size (200 -> 50 with tile-size=64: no partial tile),
+// the row loop by 1; each tile is a vector reduction.
+// ROW-LABEL: func @row_sum
+// ROW: scf.for %{{.*}} = %c0{{.*}} to %c8 step %c1
+// ROW: scf.for %{{.*}} = %c0{{.*}} to %c200{{.*}} step %c50
+// ROW: vector.multi_reduction <add>, {{.*}} [1] : vector<1x50xf32> to vector<1xf32>
+func.func @row_sum(%a: tensor<8x200xf32>, %init: tensor<8xf32>) -> tensor<8xf32> {
+  %r = linalg.generic {indexing_maps = [#id, affine_map<(d0, d1) -> (d0)>], iterator_types = ["parallel", "reduction"]}
+       ins(%a : tensor<8x200xf32>) outs(%init : tensor<8xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %s = arith.addf %o, %x : f32
+    linalg.yield %s : f32
+  } -> tensor<8xf32>
+  return %r : tensor<8xf32>
+}
+
+// A prime innermost extent (197, a ViT's tokens) has no useful divisor: it
+// stays whole (up to 4 x tile-size) rather than going scalar.
+// ROW-LABEL: func @prime_row
+// ROW: scf.for %{{.*}} = %c0{{.*}} to %c6{{.*}} step %c1
+// ROW-NOT: scf.for
+// ROW: math.exp {{.*}} : vector<1x197xf32>
+func.func @prime_row(%a: tensor<6x197xf32>) -> tensor<6x197xf32> {
+  %e = tensor.empty() : tensor<6x197xf32>
+  %r = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+       ins(%a : tensor<6x197xf32>) outs(%e : tensor<6x197xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %y = math.exp %x : f32
+    linalg.yield %y : f32
+  } -> tensor<6x197xf32>
+  return %r : tensor<6x197xf32>
+}
+
+// i1 tensors are stored one element per byte; LLVM stores vector<N x i1>
+// as packed bits, so such ops are tiled but stay scalar.
+// ROW-LABEL: func @bool_result
+// ROW: scf.for
+// ROW-NOT: vector.
+// ROW: linalg.generic
+func.func @bool_result(%a: tensor<8x64xf32>, %b: tensor<8x64xf32>) -> tensor<8x64xi1> {
+  %e = tensor.empty() : tensor<8x64xi1>
+  %r = linalg.generic {indexing_maps = [#id, #id, #id], iterator_types = ["parallel", "parallel"]}
+       ins(%a, %b : tensor<8x64xf32>, tensor<8x64xf32>) outs(%e : tensor<8x64xi1>) {
+  ^bb0(%x: f32, %y: f32, %o: i1):
+    %c = arith.cmpf olt, %x, %y : f32
+    linalg.yield %c : i1
+  } -> tensor<8x64xi1>
+  return %r : tensor<8x64xi1>
 }
