@@ -6,6 +6,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/OpenMP/OpenMPToLLVMIRTranslation.h"
 #include "llvm/ADT/APFloat.h"
 #include "llvm/Support/TargetSelect.h"
 
@@ -72,6 +73,7 @@ JitFunction::compile(ModuleOp module, llvm::StringRef entry,
   DialectRegistry registry;
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
+  registerOpenMPDialectTranslation(registry);
   ctx->appendDialectRegistry(registry);
 
   PassManager pm(ctx);
@@ -94,6 +96,10 @@ JitFunction::compile(ModuleOp module, llvm::StringRef entry,
   SmallVector<StringRef> libs;
 #ifdef QSLAW_MLIR_C_RUNNER_UTILS
   libs.push_back(QSLAW_MLIR_C_RUNNER_UTILS);
+#endif
+#ifdef QSLAW_LIBOMP
+  if (options.parallel) // the OpenMP loops' runtime
+    libs.push_back(QSLAW_LIBOMP);
 #endif
   opts.sharedLibPaths = libs;
   auto engine = ExecutionEngine::create(module, opts);

@@ -55,13 +55,16 @@ void mlir::qslaw::buildCPUBufferizationPipeline(
                   "func.func(linalg-fuse-elementwise-ops),cse");
   if (options.tileSize > 0 || options.vectorize)
     addPipeline(pm, llvm::formatv("qslaw-tile-and-vectorize{{tile-size={0} "
-                                  "vectorize={1}}",
+                                  "vectorize={1} parallel={2}}",
                                   int64_t(options.tileSize),
-                                  options.vectorize ? "true" : "false")
+                                  options.vectorize ? "true" : "false",
+                                  options.parallel ? "true" : "false")
                         .str());
   addPipeline(pm, "one-shot-bufferize{bufferize-function-boundaries "
                   "function-boundary-type-conversion=identity-layout-map},"
                   "canonicalize");
+  if (options.parallel)
+    addPipeline(pm, "func.func(scf-forall-to-parallel)");
   if (options.outParams)
     addPipeline(pm, "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}");
   // Row reductions lower to one vector.reduction per row (inner-reduction),
@@ -73,6 +76,12 @@ void mlir::qslaw::buildCPUBufferizationPipeline(
                   "qslaw-vector-math,"
                   "func.func(convert-vector-to-scf{full-unroll},lower-affine),"
                   "fold-memref-alias-ops,qslaw-emulate-narrow-type,canonicalize,cse");
+  // The scf.forall loops of qslaw-tile-and-vectorize{parallel}, now
+  // scf.parallel, become OpenMP work-sharing loops (libomp at run time).
+  if (options.parallel)
+    // canonicalize inlines the alloca scopes it wraps bodies in (they must
+    // stay single-block through convert-scf-to-cf) unless they hold allocas.
+    addPipeline(pm, "convert-scf-to-openmp,canonicalize");
   addExternalWeights(pm, options.weightsFile, options.weightsMinBytes);
 }
 
@@ -89,6 +98,7 @@ void mlir::qslaw::buildCPUToLLVMPipeline(OpPassManager &pm) {
                   "convert-math-to-libm,"
                   "convert-arith-to-llvm,convert-func-to-llvm,"
                   "convert-cf-to-llvm,convert-ub-to-llvm,"
+                  "convert-openmp-to-llvm,"
                   "reconcile-unrealized-casts");
 }
 

@@ -252,6 +252,9 @@ LogicalResult emitCPULibrary(ModuleOp module, const CPULibraryOptions &options,
   if (options.device == "cuda") {
     argv.push_back("-lqslaw_cuda_runtime");
   } else {
+    if (options.openmp)
+      argv.insert(argv.end(),
+                  {"-L" + std::string(QSLAW_MLIR_LIB_DIR), "-lomp"});
     argv.insert(argv.end(),
                 {"-lqslaw_ukernels", runnerUtils,
                  "-Wl,-rpath," + std::string(QSLAW_MLIR_LIB_DIR)});

@@ -2,6 +2,7 @@
 // RUN: qslaw-opt %s -qslaw-tile-and-vectorize="tile-size=0 vectorize=true" | FileCheck %s --check-prefix=VEC
 // RUN: qslaw-opt %s -qslaw-tile-and-vectorize="tile-size=4 vectorize=false" | FileCheck %s --check-prefix=NOVEC
 // RUN: qslaw-opt %s -qslaw-tile-and-vectorize="tile-size=64" | FileCheck %s --check-prefix=ROW
+// RUN: qslaw-opt %s -qslaw-tile-and-vectorize="tile-size=64 parallel=true parallel-min-work=1000" | FileCheck %s --check-prefix=PAR
 
 #id = affine_map<(d0, d1) -> (d0, d1)>
 #g = affine_map<(d0, d1) -> (d0, d1 floordiv 4)>
@@ -114,3 +115,17 @@ func.func @bool_result(%a: tensor<8x64xf32>, %b: tensor<8x64xf32>) -> tensor<8x6
   } -> tensor<8x64xi1>
   return %r : tensor<8x64xi1>
 }
+
+// parallel: the tiled parallel loops of ops with at least
+// parallel-min-work iterations form one scf.forall (threads after
+// lowering); reduction tiles stay scf.for inside it; smaller ops stay
+// sequential.
+// PAR-LABEL: func @row_sum
+// PAR: scf.forall (%{{.*}}) in (8)
+// PAR: scf.for %{{.*}} = %c0{{.*}} to %c200{{.*}} step %c50
+// PAR: vector.multi_reduction <add>
+// PAR-LABEL: func @prime_row
+// PAR: scf.forall (%{{.*}}) in (6)
+// PAR-LABEL: func @bool_result
+// PAR-NOT: scf.forall
+// PAR: scf.for

@@ -99,6 +99,12 @@ static cl::opt<int> numThreads(
              "call; 0 (default): QSLAW_NUM_THREADS at run time, else all "
              "cores"),
     cl::init(0));
+static cl::opt<bool> parallelLoops(
+    cl::cat(compileCat), "parallel",
+    cl::desc("--target=cpu: run the outer loops of large generated ops on "
+             "threads (OpenMP, LLVM's libomp; QSLAW_NUM_THREADS or "
+             "OMP_NUM_THREADS threads)"),
+    cl::init(false));
 static cl::opt<int64_t> gemmMinFlops(
     cl::cat(compileCat), "gemm-min-flops",
     cl::desc("--target=cpu: f32 contractions of at least this many flops "
@@ -428,6 +434,7 @@ int main(int argc, char **argv) {
       announce("Lowering through the CPU pipeline to the LLVM dialect");
       mlir::qslaw::CPUPipelineOptions popts;
       popts.ukernelThreads = numThreads;
+      popts.parallel = parallelLoops;
       popts.libraryGemm = gemmMinFlops >= 0;
       popts.gemmMinFlops = std::max<int64_t>(gemmMinFlops, 0);
       popts.weightsFile = weightsFile;
@@ -447,6 +454,7 @@ int main(int argc, char **argv) {
     lopts.entry = options.entryName;
     lopts.signatureJson = signature;
     lopts.objectOnly = emit == "obj";
+    lopts.openmp = parallelLoops && target == "cpu";
     lopts.device = emulate ? "cpu" : target.getValue();
     if (training)
       lopts.extraEntries = trainEntries;

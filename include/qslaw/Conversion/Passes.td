@@ -151,6 +151,11 @@ def TileAndVectorize : Pass<"qslaw-tile-and-vectorize", "ModuleOp"> {
            "tiling)">,
     Option<"vectorize", "vectorize", "bool", "true",
            "Vectorize static tiles with projected-permutation maps">,
+    Option<"parallel", "parallel", "bool", "false",
+           "Tile the parallel loops of large ops as scf.forall (run on "
+           "threads once the pipeline lowers it to OpenMP)">,
+    Option<"parallelMinWork", "parallel-min-work", "int64_t", "1 << 16",
+           "Iterations below which an op stays on one thread">,
   ];
   let dependentDialects = ["::mlir::scf::SCFDialect",
                            "::mlir::vector::VectorDialect",

@@ -53,6 +53,11 @@ struct CPUPipelineOptions : public WeightsPipelineOptions<CPUPipelineOptions> {
   Option<bool> vectorize{*this, "vectorize",
                          llvm::cl::desc("Vectorize linalg ops that allow it"),
                          llvm::cl::init(true)};
+  Option<bool> parallel{
+      *this, "parallel",
+      llvm::cl::desc("Run the outer loops of large generated ops on "
+                     "threads (OpenMP through LLVM's libomp)"),
+      llvm::cl::init(false)};
   Option<bool> outParams{*this, "out-params",
                          llvm::cl::desc("Return results through out-params "
                                         "(the runtime ABI)"),

@@ -40,6 +40,10 @@ struct CPULibraryOptions {
   std::string device = "cpu";
   /// Emit a relocatable object instead of linking a shared library.
   bool objectOnly = false;
+  /// The code holds OpenMP loops (CPU pipeline option `parallel`): link
+  /// LLVM's libomp ahead of everything else, so that it also serves the
+  /// GEMM library's OpenMP calls (one thread pool, no oversubscription).
+  bool openmp = false;
 };
 
 /// From a module already lowered to the LLVM dialect: adds the packed entry

@@ -5,7 +5,9 @@
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/PatternMatch.h"
+#include <limits>
 #include "llvm/ADT/SmallBitVector.h"
 
 namespace mlir::qslaw {
@@ -48,12 +50,24 @@ bool hasSubByteOperand(linalg::LinalgOp op) {
   });
 }
 
-/// Integer powers are expanded into functions over scalars
-/// (convert-math-to-funcs), which has no vector form.
-bool hasIntegerPower(linalg::LinalgOp op) {
+/// Math functions that stay in vector registers: LLVM intrinsics with
+/// vector forms, and f32 exp/erf/tanh (polynomials, qslaw-vector-math).
+/// Others (integer powers, f64 or f16 transcendental functions, ...) would
+/// be one library call per lane - or have no vector lowering at all - so
+/// ops using them stay scalar.
+bool hasScalarOnlyMath(linalg::LinalgOp op) {
   return op->walk([](Operation *o) {
-             return isa<math::IPowIOp, math::FPowIOp>(o) ? WalkResult::interrupt()
-                                                          : WalkResult::advance();
+             if (o->getDialect() != o->getContext()->getLoadedDialect<
+                                        math::MathDialect>())
+               return WalkResult::advance();
+             if (isa<math::SqrtOp, math::RsqrtOp, math::AbsFOp, math::FmaOp,
+                     math::FloorOp, math::CeilOp, math::RoundEvenOp,
+                     math::RoundOp, math::CopySignOp, math::TruncOp>(o))
+               return WalkResult::advance();
+             if (isa<math::ExpOp, math::ErfOp, math::TanhOp>(o) &&
+                 o->getResult(0).getType().isF32())
+               return WalkResult::advance();
+             return WalkResult::interrupt();
            })
       .wasInterrupted();
 }
@@ -99,6 +113,55 @@ SmallVector<int64_t> rowTiles(linalg::LinalgOp op,
 struct TileAndVectorizePass
     : qslaw::impl::TileAndVectorizeBase<TileAndVectorizePass> {
   using Base::Base;
+
+  /// Tiles `op` by `sizes`. With `parallel`, an op of at least
+  /// `parallelMinWork` iterations gets its tiled parallel loops as one
+  /// `scf.forall` (threads, after bufferization: scf-forall-to-parallel,
+  /// convert-scf-to-openmp) and its tiled reduction loops as `scf.for`
+  /// inside it; otherwise every tiled loop is an `scf.for`.
+  FailureOr<Operation *> tile(RewriterBase &rewriter, linalg::LinalgOp op,
+                              ArrayRef<OpFoldResult> sizes) {
+    SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+    int64_t work = 1;
+    for (int64_t r : ranges)
+      work = ShapedType::isDynamic(r) ? std::numeric_limits<int64_t>::max()
+                                      : work * r;
+    auto its = op.getIteratorTypesArray();
+    SmallVector<OpFoldResult> par(sizes), red(sizes);
+    bool anyParallel = false;
+    for (auto [i, it] : llvm::enumerate(its)) {
+      bool isPar = it == utils::IteratorType::parallel;
+      (isPar ? red : par)[i] = rewriter.getIndexAttr(0);
+      if (isPar && getConstantIntValue(sizes[i]) != 0 &&
+          ranges[i] != 1)
+        anyParallel = true;
+    }
+    bool threads = parallel && anyParallel && work >= parallelMinWork;
+    rewriter.setInsertionPoint(op);
+    scf::SCFTilingOptions opts;
+    opts.setTileSizes(threads ? par : SmallVector<OpFoldResult>(sizes));
+    if (threads)
+      opts.setLoopType(scf::SCFTilingOptions::LoopType::ForallOp);
+    FailureOr<scf::SCFTilingResult> res = scf::tileUsingSCF(
+        rewriter, cast<TilingInterface>(op.getOperation()), opts);
+    if (failed(res))
+      return failure();
+    rewriter.replaceOp(op, res->replacements);
+    Operation *tiled = res->tiledOps.front();
+    if (!threads || llvm::all_of(red, [](OpFoldResult f) {
+          return getConstantIntValue(f) == 0;
+        }))
+      return tiled;
+    scf::SCFTilingOptions inner;
+    inner.setTileSizes(red);
+    rewriter.setInsertionPoint(tiled);
+    FailureOr<scf::SCFTilingResult> res2 = scf::tileUsingSCF(
+        rewriter, cast<TilingInterface>(tiled), inner);
+    if (failed(res2))
+      return tiled;
+    rewriter.replaceOp(tiled, res2->replacements);
+    return res2->tiledOps.front();
+  }
   void runOnOperation() override {
     if (tileSize < 0) {
       getOperation().emitError("qslaw-tile-and-vectorize: tile-size must be "
@@ -135,17 +198,11 @@ struct TileAndVectorizePass
           for (int64_t v : t)
             sizes.push_back(rewriter.getIndexAttr(v));
         }
-        scf::SCFTilingOptions opts;
-        opts.setTileSizes(sizes);
-        rewriter.setInsertionPoint(op);
-        FailureOr<scf::SCFTilingResult> res = scf::tileUsingSCF(
-            rewriter, cast<TilingInterface>(op.getOperation()), opts);
-        if (failed(res)) {
+        FailureOr<Operation *> t = tile(rewriter, op, sizes);
+        if (failed(t))
           op.emitWarning("qslaw-tile-and-vectorize: tiling failed; left as is");
-        } else {
-          rewriter.replaceOp(op, res->replacements);
-          tiled = res->tiledOps.front();
-        }
+        else
+          tiled = *t;
       }
       toVectorize.push_back(tiled);
     }
@@ -157,7 +214,7 @@ struct TileAndVectorizePass
           !allProjectedPermutations(linalgOp) ||
           linalgOp.hasDynamicShape())
         continue;
-      if (hasSubByteOperand(linalgOp) || hasIntegerPower(linalgOp) ||
+      if (hasSubByteOperand(linalgOp) || hasScalarOnlyMath(linalgOp) ||
           failed(linalg::vectorizeOpPrecondition(op)))
         continue;
       rewriter.setInsertionPoint(op);
