@@ -6,7 +6,7 @@
 // one process. Each library is dlopen'd with RTLD_LOCAL | RTLD_DEEPBIND so
 // that their identically named cblas_* symbols do not clash.
 //
-//   gemm_libraries [--threads N] [--rounds R]
+//   build/bin/gemm_libraries [--threads N] [--rounds R]
 //
 // Prints one row per shape: median ms per library and GFLOP/s.
 //

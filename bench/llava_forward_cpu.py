@@ -3,7 +3,8 @@ qslaw_tools.make_llava) against onnxruntime, side by side in one process
 per thread count, alternating in rounds; medians and ratios.
 
     .venv/bin/python bench/llava_forward_cpu.py [--sizes small,medium]
-        [--threads 1,2] [--rounds 5] [--variants f32,w4] [--models DIR]
+        [--threads 1,2] [--rounds 5] [--variants f32,w4] [--parallel]
+        [--models DIR] [--json OUT]
 
 Variants: f32 (the float model in both), w4 (w4g128 asymmetric on the
 language model's linears: qslaw --quantize, onnxruntime the MatMulNBits
@@ -75,15 +76,23 @@ def worker(args):
     y = m.run(**feeds)
     y = y[0] if isinstance(y, (list, tuple)) else y
     assert np.all(np.isfinite(np.asarray(y)))
+    # Rounds alternate between the two, three runs each, with a pause at
+    # each switch: both keep worker threads spinning for a while after a
+    # run (libomp 200 ms by default), which would otherwise steal the
+    # other's cores.
     tq, to = [], []
     for _ in range(args.rounds):
-        t0 = time.perf_counter()
-        m.run(**feeds)
-        tq.append(time.perf_counter() - t0)
-        if sess:
+        for _ in range(3):
             t0 = time.perf_counter()
-            sess.run(None, feeds)
-            to.append(time.perf_counter() - t0)
+            m.run(**feeds)
+            tq.append(time.perf_counter() - t0)
+        time.sleep(0.4)
+        if sess:
+            for _ in range(3):
+                t0 = time.perf_counter()
+                sess.run(None, feeds)
+                to.append(time.perf_counter() - t0)
+            time.sleep(0.4)
     print(json.dumps({"qslaw_ms": statistics.median(tq) * 1e3,
                       "ort_ms": statistics.median(to) * 1e3 if to else None}))
 
@@ -106,6 +115,8 @@ def main():
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--variants", default="f32,w4,w2,w3,w8")
     p.add_argument("--models", default=os.path.join(tempfile.gettempdir(), "qslaw-models"))
+    p.add_argument("--parallel", action="store_true",
+                   help="also compile each variant with --parallel (OpenMP loops)")
     p.add_argument("--json")
     # worker mode
     p.add_argument("--worker", action="store_true")
@@ -126,11 +137,14 @@ def main():
             for v in a.variants.split(","):
                 extra = [] if v == "f32" else [f"--quantize={v}g128,asym",
                                                 f"--quantize-layers={LM}"]
-                lib = os.path.join(d, f"{size}_{v}.so")
-                libs[v] = (lib, compile_lib(src, lib, extra))
-            ort_paths = {"f32": src}
-            if "w4" in libs:
-                ort_paths["w4"] = ort_w4(src, os.path.join(a.models, f"llava_{size}_w4g128_ort.onnx"))
+                for par in ([False, True] if a.parallel else [False]):
+                    name = v + ("+par" if par else "")
+                    lib = os.path.join(d, f"{size}_{name}.so")
+                    libs[name] = (lib, compile_lib(src, lib, extra + (["--parallel"] if par else [])))
+            ort_paths = {"f32": src, "f32+par": src}
+            if "w4" in a.variants.split(","):
+                ort_paths["w4"] = ort_paths["w4+par"] = ort_w4(
+                    src, os.path.join(a.models, f"llava_{size}_w4g128_ort.onnx"))
             for t in (int(x) for x in a.threads.split(",")):
                 w4_ms = None
                 for v, (lib, compile_s) in libs.items():
@@ -141,11 +155,11 @@ def main():
                 for r in rows:
                     if r["size"] == size and r["threads"] == t and r["variant"] in ("w2", "w3", "w8"):
                         r["vs_w4"] = r["qslaw_ms"] / w4_ms if w4_ms else None
-    print(f"{'size':7} {'variant':7} {'thr':>3} {'qslaw ms':>9} {'ort ms':>8} "
+    print(f"{'size':7} {'variant':8} {'thr':>3} {'qslaw ms':>9} {'ort ms':>8} "
           f"{'ort/qslaw':>9} {'vs w4':>6} {'compile s':>9}")
     for r in rows:
         ratio = r["ort_ms"] / r["qslaw_ms"] if r["ort_ms"] else None
-        print(f"{r['size']:7} {r['variant']:7} {r['threads']:>3} {r['qslaw_ms']:9.1f} "
+        print(f"{r['size']:7} {r['variant']:8} {r['threads']:>3} {r['qslaw_ms']:9.1f} "
               f"{r['ort_ms'] if r['ort_ms'] else float('nan'):8.1f} "
               f"{ratio if ratio else float('nan'):9.2f} "
               f"{r.get('vs_w4') or float('nan'):6.2f} {r['compile_s']:9.1f}")

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
+from qslaw_tools.make_fixtures import Logits
+
 IMAGE_TOKEN = 31999
 IMAGE = 224
 PATCH = 16
@@ -51,16 +53,6 @@ def llava(size, vision_layers=None, text_layers=None, seed=0):
                       vision_feature_layer=-2,
                       vision_feature_select_strategy="default")
     return LlavaForConditionalGeneration(cfg).eval(), cfg
-
-
-class Logits(torch.nn.Module):
-    def __init__(self, m):
-        super().__init__()
-        self.m = m
-
-    def forward(self, input_ids, pixel_values, attention_mask):
-        return self.m(input_ids=input_ids, pixel_values=pixel_values,
-                      attention_mask=attention_mask, use_cache=False).logits
 
 
 def example_inputs(seq=256, seed=0):

@@ -62,6 +62,16 @@ void setThreads(int n) {
 #endif
 } // namespace
 
+#if defined(QSLAW_GEMM_ONEDNN)
+/// Generated OpenMP loops (qslaw-compile --parallel) and oneDNN share one
+/// OpenMP pool; QSLAW_NUM_THREADS sizes it from the first parallel loop on,
+/// not only from the first GEMM.
+__attribute__((constructor)) static void applyThreadKnob() {
+  if (const char *env = std::getenv("QSLAW_NUM_THREADS"); env && *env)
+    setThreads(defaultThreads());
+}
+#endif
+
 extern "C" QSLAW_RT_API int qslaw_num_threads(void) { return defaultThreads(); }
 
 extern "C" QSLAW_RT_API const char *qslaw_gemm_library(void) {
