@@ -27,11 +27,17 @@ memref.global "private" constant @mask : memref<32xi1> = dense<true>
 // CHECK-LABEL: func.func @reads
 // CHECK: %[[A:.*]] = llvm.mlir.addressof @qslaw_weights_base
 // CHECK: %[[B:.*]] = llvm.load %[[A]] : !llvm.ptr -> !llvm.ptr
-// CHECK: llvm.getelementptr inbounds %[[B]][0] : (!llvm.ptr) -> !llvm.ptr, i8
+// The offset is an i64 value: a GEP's constant indices are narrower, and
+// offsets past 2^28 bytes wrapped to negative ones (a >256 MiB weights
+// file read before its mapping).
+// CHECK: %[[O0:.*]] = llvm.mlir.constant(0 : i64) : i64
+// CHECK: llvm.getelementptr inbounds %[[B]][%[[O0]]] : (!llvm.ptr, i64) -> !llvm.ptr, i8
 // CHECK: builtin.unrealized_conversion_cast %{{.*}} : !llvm.struct<(ptr, ptr, i64, array<2 x i64>, array<2 x i64>)> to memref<2x8xi8>
-// CHECK: llvm.getelementptr inbounds %{{.*}}[64] : (!llvm.ptr) -> !llvm.ptr, i8
+// CHECK: %[[O64:.*]] = llvm.mlir.constant(64 : i64) : i64
+// CHECK: llvm.getelementptr inbounds %{{.*}}[%[[O64]]] : (!llvm.ptr, i64) -> !llvm.ptr, i8
 // CHECK: to memref<4xf32>
-// CHECK: llvm.getelementptr inbounds %{{.*}}[128] : (!llvm.ptr) -> !llvm.ptr, i8
+// CHECK: %[[O128:.*]] = llvm.mlir.constant(128 : i64) : i64
+// CHECK: llvm.getelementptr inbounds %{{.*}}[%[[O128]]] : (!llvm.ptr, i64) -> !llvm.ptr, i8
 // CHECK: to memref<5xi32>
 // CHECK: memref.get_global @small
 // CHECK: memref.get_global @state
@@ -57,7 +63,7 @@ func.func @reads() -> (i8, f32, i32, f32, f32, i1) {
 // A second read of @codes reuses its offset. The base pointer is exported,
 // null until the runtime maps the file.
 // CHECK-LABEL: func.func @again
-// CHECK: llvm.getelementptr inbounds %{{.*}}[0] : (!llvm.ptr) -> !llvm.ptr, i8
+// CHECK: llvm.getelementptr inbounds %{{.*}}[%{{.*}}] : (!llvm.ptr, i64) -> !llvm.ptr, i8
 // CHECK: llvm.mlir.global external @qslaw_weights_base() {{.*}} : !llvm.ptr {
 // CHECK-NEXT: llvm.mlir.zero : !llvm.ptr
 func.func @again() -> i8 {

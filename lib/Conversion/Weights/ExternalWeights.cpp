@@ -152,10 +152,13 @@ struct ExternalWeightsPass
         auto type = cast<MemRefType>(get.getType());
         Value addr = LLVM::AddressOfOp::create(b, loc, base);
         Value data = LLVM::LoadOp::create(b, loc, ptr, addr);
-        Value at = LLVM::GEPOp::create(
-            b, loc, ptr, i8, data,
-            ArrayRef<LLVM::GEPArg>{int64_t(offsets[global])},
-            LLVM::GEPNoWrapFlags::inbounds);
+        // The offset as an i64 value: a GEP's constant indices are int32
+        // (GEPArg), which wrapped offsets past 2 GiB into negative ones.
+        Value off = LLVM::ConstantOp::create(
+            b, loc, i64, IntegerAttr::get(i64, int64_t(offsets[global])));
+        Value at = LLVM::GEPOp::create(b, loc, ptr, i8, data,
+                                       ArrayRef<LLVM::GEPArg>{off},
+                                       LLVM::GEPNoWrapFlags::inbounds);
         Value desc = MemRefDescriptor::fromStaticShape(b, loc, converter,
                                                        type, at);
         get.replaceAllUsesWith(
