@@ -102,9 +102,10 @@ static cl::opt<int> numThreads(
 static cl::opt<bool> parallelLoops(
     cl::cat(compileCat), "parallel",
     cl::desc("--target=cpu: run the outer loops of large generated ops on "
-             "threads (OpenMP, LLVM's libomp; QSLAW_NUM_THREADS or "
-             "OMP_NUM_THREADS threads)"),
-    cl::init(false));
+             "threads (OpenMP, LLVM's libomp, which then also serves the "
+             "GEMM library; QSLAW_NUM_THREADS threads, default all cores); "
+             "--parallel=false: one thread"),
+    cl::init(true));
 static cl::opt<int64_t> gemmMinFlops(
     cl::cat(compileCat), "gemm-min-flops",
     cl::desc("--target=cpu: f32 contractions of at least this many flops "
