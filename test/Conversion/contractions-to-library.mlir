@@ -130,6 +130,31 @@ func.func @weight_grad(%x: tensor<64x32xf32>, %dy: tensor<64x48xf32>) -> tensor<
   return %y : tensor<32x48xf32>
 }
 
+// The AD pass's gradient generics carry the forward's operands, some unread
+// by the body (here dX = dY . W^T keeps X): the two read ones are the GEMM.
+#adx = affine_map<(m, k, n) -> (m, k)>
+#ady = affine_map<(m, k, n) -> (m, n)>
+#adw = affine_map<(m, k, n) -> (k, n)>
+// CHECK-LABEL: func @ad_grad_input
+// CHECK: %[[F:.*]] = arith.constant 0 : i32
+// CHECK: %[[ONE:.*]] = arith.constant 1 : i32
+// CHECK: call @qslaw_ukernel_sgemm_f32(%{{.*}}, %{{.*}}, %{{.*}}, %[[F]], %[[ONE]], %[[F]], %{{.*}})
+// CHECK-NOT: linalg.generic
+func.func @ad_grad_input(%dy: tensor<64x48xf32>, %x: tensor<64x32xf32>, %w: tensor<32x48xf32>) -> tensor<64x32xf32> {
+  %z = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<64x32xf32>
+  %c = linalg.fill ins(%z : f32) outs(%e : tensor<64x32xf32>) -> tensor<64x32xf32>
+  %y = linalg.generic {indexing_maps = [#ady, #adx, #adw, #adx],
+                       iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%dy, %x, %w : tensor<64x48xf32>, tensor<64x32xf32>, tensor<32x48xf32>) outs(%c : tensor<64x32xf32>) {
+  ^bb0(%g: f32, %xa: f32, %wb: f32, %o: f32):
+    %p = arith.mulf %g, %wb : f32
+    %s = arith.addf %o, %p : f32
+    linalg.yield %s : f32
+  } -> tensor<64x32xf32>
+  return %y : tensor<64x32xf32>
+}
+
 // Left for codegen: below min-flops, f16, dynamic shapes, a body that is
 // not a plain multiply-add, two M dims.
 #m2a = affine_map<(i, j, n, k) -> (i, j, k)>

@@ -52,17 +52,17 @@ bool isStaticF32(Value v) {
   return t && t.hasStaticShape() && t.getElementType().isF32();
 }
 
-/// The body is `yield out + a * b` (either operand order), nothing else.
-bool isMulAddBody(linalg::LinalgOp op) {
+/// The body is `yield out + a * b` (either operand order) over the block
+/// arguments `a` and `b`, nothing else.
+bool isMulAddBody(linalg::LinalgOp op, Value a, Value b) {
   Block *body = op.getBlock();
-  if (body->getNumArguments() != 3 ||
-      !llvm::hasNItems(body->without_terminator(), 2))
+  if (!llvm::hasNItems(body->without_terminator(), 2))
     return false;
   auto yield = cast<linalg::YieldOp>(body->getTerminator());
   auto add = yield.getOperand(0).getDefiningOp<arith::AddFOp>();
   if (!add)
     return false;
-  Value acc = body->getArgument(2), prod;
+  Value acc = body->getArguments().back(), prod;
   if (add.getLhs() == acc)
     prod = add.getRhs();
   else if (add.getRhs() == acc)
@@ -72,7 +72,6 @@ bool isMulAddBody(linalg::LinalgOp op) {
   auto mul = prod.getDefiningOp<arith::MulFOp>();
   if (!mul || mul->getBlock() != body)
     return false;
-  Value a = body->getArgument(0), b = body->getArgument(1);
   return (mul.getLhs() == a && mul.getRhs() == b) ||
          (mul.getLhs() == b && mul.getRhs() == a);
 }
@@ -151,20 +150,33 @@ bool contiguousIn(ArrayRef<unsigned> all, ArrayRef<unsigned> set,
 }
 
 std::optional<Gemm> matchGemm(linalg::LinalgOp op) {
-  if (!op.hasPureTensorSemantics() || op.getNumDpsInputs() != 2 ||
+  if (!op.hasPureTensorSemantics() || op.getNumDpsInputs() < 2 ||
       op.getNumDpsInits() != 1 || op->getNumResults() != 1)
     return std::nullopt;
-  for (Value v : op->getOperands())
+  // The AD pass's gradient generics keep the forward's operands, some of
+  // them unread by the body: the two that the body reads are the GEMM's.
+  Block *body = op.getBlock();
+  SmallVector<unsigned> used;
+  for (unsigned i = 0, e = op.getNumDpsInputs(); i < e; ++i)
+    if (!body->getArgument(i).use_empty())
+      used.push_back(i);
+  if (used.size() != 2)
+    return std::nullopt;
+  Value in[2] = {op.getDpsInputs()[used[0]], op.getDpsInputs()[used[1]]};
+  Value init = op.getDpsInits()[0];
+  for (Value v : {in[0], in[1], init})
     if (!isStaticF32(v))
       return std::nullopt;
-  SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+  SmallVector<AffineMap> all = op.getIndexingMapsArray();
+  SmallVector<AffineMap> maps{all[used[0]], all[used[1]], all.back()};
   for (AffineMap m : maps)
     if (!m.isProjectedPermutation(/*allowZeroInResults=*/false))
       return std::nullopt;
-  if (!isMulAddBody(op))
+  if (!isMulAddBody(op, body->getArgument(used[0]),
+                    body->getArgument(used[1])))
     return std::nullopt;
   FailureOr<linalg::ContractionDimensions> cd =
-      linalg::inferContractionDims(op);
+      linalg::inferContractionDims(maps);
   if (failed(cd) || op.getNumLoops() != cd->batch.size() + cd->m.size() +
                                             cd->n.size() + cd->k.size())
     return std::nullopt;
@@ -188,8 +200,7 @@ std::optional<Gemm> matchGemm(linalg::LinalgOp op) {
   if (!contiguousIn(rows, rowSet, check) || !contiguousIn(cols, colSet, check))
     return std::nullopt;
   const Dims &lhsRes = rowsAreM ? in0 : in1, &rhsRes = rowsAreM ? in1 : in0;
-  Value lhsV = op.getDpsInputs()[rowsAreM ? 0 : 1],
-        rhsV = op.getDpsInputs()[rowsAreM ? 1 : 0];
+  Value lhsV = in[rowsAreM ? 0 : 1], rhsV = in[rowsAreM ? 1 : 0];
   // K in the order the left operand stores it; the right must agree.
   Dims depth;
   if (!contiguousIn(lhsRes, cd->k, depth))
