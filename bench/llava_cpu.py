@@ -15,6 +15,9 @@ import time
 import numpy as np
 import onnxruntime as ort
 
+# onnxruntime runs on one intra-op thread below; so does qslaw (its
+# default is all cores), unless the caller says otherwise.
+os.environ.setdefault("QSLAW_NUM_THREADS", "1")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 from qslaw_tools.runner import ROOT, tool  # noqa: E402
 from qslaw_tools.runtime import Model  # noqa: E402
