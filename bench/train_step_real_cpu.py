@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "python"))
 sys.path.insert(0, HERE)
 from qslaw_tools.runner import tool  # noqa: E402
 from train_step_cpu import QslawStep, maxrss_mb  # noqa: E402
+from train_step_cpu import TorchStep as FixtureTorchStep  # noqa: E402
 
 LAYERS = r".*language_model.*layers.*"
 IMAGE_TOKEN = 31999
@@ -39,7 +40,9 @@ def batch(stem):
     return ids, pix, mask, labels
 
 
-class TorchStep:
+class TorchStep(FixtureTorchStep):
+    """The fixture benchmark's step (same __call__) on a generated model."""
+
     def __init__(self, onnx_path, size):
         import torch
         from qslaw_tools import torch_llava as tl
@@ -62,14 +65,6 @@ class TorchStep:
             p.requires_grad_(True)
         self.model = model
         self.opt = torch.optim.AdamW(trainable, lr=1e-4, weight_decay=0.0)
-
-    def __call__(self, ids, pix, mask, labels):
-        t = [self.torch.from_numpy(a) for a in (ids, pix, mask, labels)]
-        self.opt.zero_grad()
-        loss = self.tl.next_token_loss(self.tl.forward_logits(self.model, *t[:3]), t[3])
-        loss.backward()
-        self.opt.step()
-        return loss.item()
 
 
 def child(a):
