@@ -327,17 +327,14 @@ struct ContractionsToLibraryPass
       Location loc = op.getLoc();
       b.setInsertionPoint(op);
       auto resTy = cast<RankedTensorType>(op->getResult(0).getType());
-      auto outTy = MemRefType::get({g.batch, g.rows, g.cols}, f32);
-      Value out = memref::AllocOp::create(b, loc, outTy);
+      OutBuffer out = newOutBuffer(b, loc, {g.batch, g.rows, g.cols}, f32);
       if (g.accumulate) {
         // C += A.B: the call accumulates into a copy of the init.
+        // Read through asDynBuffer like the operands: an untagged to_buffer
+        // could be merged by CSE with an earlier read of the same tensor.
         Value init =
             as3D(b, loc, op.getDpsInits()[0], g.numBatch, g.numRows);
-        auto initTy = cast<RankedTensorType>(init.getType());
-        Value src = bufferization::ToBufferOp::create(
-            b, loc, MemRefType::get(initTy.getShape(), f32), init,
-            /*read_only=*/true);
-        memref::CopyOp::create(b, loc, src, out);
+        memref::CopyOp::create(b, loc, asDynBuffer(b, loc, init), out.alloc);
       }
       auto i32 = [&](int64_t v) -> Value {
         return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
@@ -349,7 +346,7 @@ struct ContractionsToLibraryPass
           asDynBuffer(b, loc,
                       as3D(b, loc, g.rhs.tensor, g.rhs.numBatch,
                            g.rhs.numFirst)),
-          memref::CastOp::create(b, loc, dynMemRef(f32, 3), out),
+          out.dyn,
           i32(g.lhs.trans),
           i32(g.rhs.trans),
           i32(g.accumulate),
@@ -360,10 +357,8 @@ struct ContractionsToLibraryPass
       func::CallOp::create(b, loc,
                            declareUkernel(module, b, kSgemmF32Ukernel, types),
                            args);
-      Value res = bufferization::ToTensorOp::create(
-          b, loc, RankedTensorType::get(outTy.getShape(), f32), out,
-          /*restrict=*/true, /*writable=*/true);
-      b.replaceOp(op, from3D(b, loc, res, resTy, g.numBatch, g.numRows));
+      b.replaceOp(op, from3D(b, loc, out.tensor(b, loc), resTy, g.numBatch,
+                             g.numRows));
     }
   }
 };

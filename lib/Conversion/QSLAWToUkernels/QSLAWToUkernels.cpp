@@ -139,26 +139,10 @@ Value as2D(OpBuilder &b, Location loc, Value v) {
                                          splitAt(ty.getRank() - 1, ty.getRank()));
 }
 
-/// A fresh [rows, cols] buffer (f32 unless `elem` says otherwise) the call
-/// writes, and its dynamic view; `tensor()` reads it back, to be called
-/// after the call.
-struct OutBuffer {
-  Value alloc, dyn;
-  Value tensor(OpBuilder &b, Location loc) const {
-    auto ty = cast<MemRefType>(alloc.getType());
-    return bufferization::ToTensorOp::create(
-        b, loc, RankedTensorType::get(ty.getShape(), ty.getElementType()),
-        alloc, /*restrict=*/true, /*writable=*/true);
-  }
-};
+/// A fresh [rows, cols] buffer (f32 unless `elem` says otherwise).
 OutBuffer newOutput(OpBuilder &b, Location loc, int64_t rows, int64_t cols,
                     Type elem = {}) {
-  if (!elem)
-    elem = b.getF32Type();
-  auto ty = MemRefType::get({rows, cols}, elem);
-  Value out = memref::AllocOp::create(b, loc, ty);
-  Value dyn = memref::CastOp::create(b, loc, dynMemRef(elem, 2), out);
-  return {out, dyn};
+  return newOutBuffer(b, loc, {rows, cols}, elem ? elem : b.getF32Type());
 }
 
 Value zerosBuffer(const KernelSet &set, OpBuilder &b, Location loc,
@@ -349,4 +333,19 @@ Value mlir::qslaw::asDynBuffer(OpBuilder &b, Location loc, Value tensor) {
   buf->setAttr("qslaw.ukernel_operand", b.getI64IntegerAttr(serial++));
   return memref::CastOp::create(
       b, loc, dynMemRef(ty.getElementType(), ty.getRank()), buf);
+}
+
+Value mlir::qslaw::OutBuffer::tensor(OpBuilder &b, Location loc) const {
+  auto ty = cast<MemRefType>(alloc.getType());
+  return bufferization::ToTensorOp::create(
+      b, loc, RankedTensorType::get(ty.getShape(), ty.getElementType()), alloc,
+      /*restrict=*/true, /*writable=*/true);
+}
+
+OutBuffer mlir::qslaw::newOutBuffer(OpBuilder &b, Location loc,
+                                    ArrayRef<int64_t> shape, Type elem) {
+  Value out = memref::AllocOp::create(b, loc, MemRefType::get(shape, elem));
+  Value dyn = memref::CastOp::create(
+      b, loc, dynMemRef(elem, int64_t(shape.size())), out);
+  return {out, dyn};
 }

@@ -23,6 +23,16 @@ MemRefType dynMemRef(Type elem, int64_t rank);
 /// gradients). A unique tag keeps every to_buffer beside its call.
 Value asDynBuffer(OpBuilder &b, Location loc, Value tensor);
 
+/// A fresh buffer a call writes (`alloc`, static shape) and its dynamic
+/// view (`dyn`, the call's argument); `tensor()` reads it back, to be called
+/// after the call.
+struct OutBuffer {
+  Value alloc, dyn;
+  Value tensor(OpBuilder &b, Location loc) const;
+};
+OutBuffer newOutBuffer(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
+                       Type elem);
+
 } // namespace mlir::qslaw
 
 #endif // QSLAW_LIB_CONVERSION_UKERNELCALLS_H

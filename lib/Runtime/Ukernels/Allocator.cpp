@@ -67,11 +67,10 @@ Cache &cache() {
 Header *headerOf(void *p) { return static_cast<Header *>(p) - 1; }
 
 void *fresh(size_t bytes, size_t align) {
-  // The header needs sizeof(Header) bytes below the user pointer; keep the
-  // user pointer aligned by reserving a whole alignment unit for it.
-  size_t pad = align >= sizeof(Header) ? align
-                                       : (sizeof(Header) + align - 1) / align *
-                                             align;
+  // The header sits in a whole alignment unit below the user pointer
+  // (align >= 64, qslaw_alloc's floor, leaves room for it).
+  static_assert(sizeof(Header) <= 64, "header must fit below 64-byte units");
+  size_t pad = align;
   void *base = std::aligned_alloc(align, pad + bytes);
   if (!base)
     return nullptr;
