@@ -28,28 +28,49 @@ func.func @covered_sym(%x: tensor<1x256xf32>, %q: tensor<64x256xi4>, %s: tensor<
   return %y : tensor<1x64xf32>
 }
 
-// Not covered: other bit widths, half-precision activations, odd groups.
+// The other widths call the any-width kernels (dequantise a block, GEMM
+// library): 2-bit codes as i2 (packed by the narrow-type emulation later),
+// 3- and 8-bit one per byte; a 4-bit odd group stays on the 4-bit kernel.
+// CHECK-LABEL: func @other_widths
+// CHECK: call @qslaw_ukernel_qmatmul_w2_f32({{.*}}) : (memref<?x?xf32>, memref<?x?xi2>, memref<?x?xf32>, memref<?x?xi2>, memref<?xf32>, memref<?x?xf32>, i64, i32) -> ()
+// CHECK: memref.alloca() : memref<0x0xi3>
+// CHECK: call @qslaw_ukernel_qmatmul_w3_f32({{.*}}) : (memref<?x?xf32>, memref<?x?xi3>, memref<?x?xf32>, memref<?x?xi3>, memref<?xf32>, memref<?x?xf32>, i64, i32) -> ()
+// CHECK: call @qslaw_ukernel_qmatmul_w8_f32({{.*}}) : (memref<?x?xf32>, memref<?x?xi8>, memref<?x?xf32>, memref<?x?xi8>, memref<?xf32>, memref<?x?xf32>, i64, i32) -> ()
+// CHECK: %[[G85:.*]] = arith.constant 85 : i64
+// CHECK: call @qslaw_ukernel_qmatmul_w4_f32({{.*}}, %[[G85]], %{{.*}})
+// CHECK-NOT: qslaw.qmatmul
+func.func @other_widths(%x: tensor<1x256xf32>, %q2: tensor<64x256xi2>, %z2: tensor<64x2xi2>,
+                        %q3: tensor<64x256xi3>, %q8: tensor<64x256xi8>, %z8: tensor<64x2xi8>,
+                        %s: tensor<64x2xf32>, %x5: tensor<1x255xf32>, %q5: tensor<64x255xi4>,
+                        %s5: tensor<64x3xf32>)
+    -> (tensor<1x64xf32>, tensor<1x64xf32>, tensor<1x64xf32>, tensor<1x64xf32>) {
+  %a = qslaw.qmatmul %x, %q2 scales(%s) zeros(%z2) <bits = 2, group = 128> : (tensor<1x256xf32>, tensor<64x256xi2>, tensor<64x2xf32>, tensor<64x2xi2>) -> tensor<1x64xf32>
+  %b = qslaw.qmatmul %x, %q3 scales(%s) <bits = 3, group = 128, sym> : (tensor<1x256xf32>, tensor<64x256xi3>, tensor<64x2xf32>) -> tensor<1x64xf32>
+  %c = qslaw.qmatmul %x, %q8 scales(%s) zeros(%z8) <bits = 8, group = 128> : (tensor<1x256xf32>, tensor<64x256xi8>, tensor<64x2xf32>, tensor<64x2xi8>) -> tensor<1x64xf32>
+  %d = qslaw.qmatmul %x5, %q5 scales(%s5) <bits = 4, group = 85, sym> : (tensor<1x255xf32>, tensor<64x255xi4>, tensor<64x3xf32>) -> tensor<1x64xf32>
+  return %a, %b, %c, %d : tensor<1x64xf32>, tensor<1x64xf32>, tensor<1x64xf32>, tensor<1x64xf32>
+}
+
+// Not covered: half-precision activations, dynamic shapes.
 // CHECK-LABEL: func @not_covered
-// CHECK-COUNT-3: qslaw.qmatmul
+// CHECK-COUNT-2: qslaw.qmatmul
 // CHECK-NOT: call
-func.func @not_covered(%x: tensor<1x256xf32>, %q3: tensor<64x256xi3>, %s: tensor<64x2xf32>,
-                       %xh: tensor<1x256xf16>, %q: tensor<64x256xi4>, %sh: tensor<64x2xf16>,
-                       %x5: tensor<1x255xf32>, %q5: tensor<64x255xi4>, %s5: tensor<64x3xf32>)
-    -> (tensor<1x64xf32>, tensor<1x64xf16>, tensor<1x64xf32>) {
-  %a = qslaw.qmatmul %x, %q3 scales(%s) <bits = 3, group = 128, sym> : (tensor<1x256xf32>, tensor<64x256xi3>, tensor<64x2xf32>) -> tensor<1x64xf32>
+func.func @not_covered(%xh: tensor<1x256xf16>, %q: tensor<64x256xi4>, %sh: tensor<64x2xf16>,
+                       %xd: tensor<?x256xf32>, %s: tensor<64x2xf32>)
+    -> (tensor<1x64xf16>, tensor<?x64xf32>) {
   %b = qslaw.qmatmul %xh, %q scales(%sh) <bits = 4, group = 128, sym> : (tensor<1x256xf16>, tensor<64x256xi4>, tensor<64x2xf16>) -> tensor<1x64xf16>
-  %c = qslaw.qmatmul %x5, %q5 scales(%s5) <bits = 4, group = 85, sym> : (tensor<1x255xf32>, tensor<64x255xi4>, tensor<64x3xf32>) -> tensor<1x64xf32>
-  return %a, %b, %c : tensor<1x64xf32>, tensor<1x64xf16>, tensor<1x64xf32>
+  %c = qslaw.qmatmul %xd, %q scales(%s) <bits = 4, group = 128, sym> : (tensor<?x256xf32>, tensor<64x256xi4>, tensor<64x2xf32>) -> tensor<?x64xf32>
+  return %b, %c : tensor<1x64xf16>, tensor<?x64xf32>
 }
 
 // The training step's gradients: dX and ds become microkernel calls that
 // write fresh buffers (the [N, K] weight gradient never exists).
 // CHECK-LABEL: func @grads
 // CHECK: %[[DI:.*]] = memref.alloc() : memref<6x256xf32>
-// CHECK: call @qslaw_ukernel_qmatmul_w4_grad_input_f32({{.*}}) : (memref<?x?xf32>, memref<?x?xi4>, memref<?x?xf32>, memref<?x?xi4>, memref<?x?xf32>, i64) -> ()
+// CHECK: call @qslaw_ukernel_qmatmul_w4_grad_input_f32({{.*}}) : (memref<?x?xf32>, memref<?x?xi4>, memref<?x?xf32>, memref<?x?xi4>, memref<?x?xf32>, i64, i32) -> ()
 // CHECK: bufferization.to_tensor %[[DI]] restrict writable
 // CHECK: %[[DS:.*]] = memref.alloc() : memref<64x2xf32>
-// CHECK: call @qslaw_ukernel_qmatmul_w4_grad_scale_f32({{.*}}) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xi4>, memref<?x?xi4>, memref<?x?xf32>, i64) -> ()
+// CHECK: call @qslaw_ukernel_qmatmul_w4_grad_scale_f32({{.*}}) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xi4>, memref<?x?xi4>, memref<?x?xf32>, i64, i32) -> ()
 // CHECK: bufferization.to_tensor %[[DS]] restrict writable
 // CHECK-NOT: qslaw.qmatmul_grad
 func.func @grads(%x: tensor<2x3x256xf32>, %dy: tensor<2x3x64xf32>, %q: tensor<64x256xi4>, %s: tensor<64x2xf32>, %z: tensor<64x2xi4>) -> (tensor<2x3x256xf32>, tensor<64x2xf32>) {
@@ -58,22 +79,31 @@ func.func @grads(%x: tensor<2x3x256xf32>, %dy: tensor<2x3x64xf32>, %q: tensor<64
   return %dx, %ds : tensor<2x3x256xf32>, tensor<64x2xf32>
 }
 
-// Gradients the kernels do not cover stay for the linalg lowering.
-// CHECK-LABEL: func @grads_not_covered
-// CHECK: qslaw.qmatmul_grad_input
-// CHECK: qslaw.qmatmul_grad_scale
-// CHECK-NOT: call
-func.func @grads_not_covered(%x: tensor<1x256xf32>, %dy: tensor<1x64xf32>, %q3: tensor<64x256xi3>, %s: tensor<64x2xf32>) -> (tensor<1x256xf32>, tensor<64x2xf32>) {
+// 3-bit gradients go to the any-width kernels, with the thread count.
+// CHECK-LABEL: func @grads_3bit
+// CHECK: call @qslaw_ukernel_qmatmul_w3_grad_input_f32({{.*}}) : (memref<?x?xf32>, memref<?x?xi3>, memref<?x?xf32>, memref<?x?xi3>, memref<?x?xf32>, i64, i32) -> ()
+// CHECK: call @qslaw_ukernel_qmatmul_w3_grad_scale_f32({{.*}}) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xi3>, memref<?x?xi3>, memref<?x?xf32>, i64, i32) -> ()
+// CHECK-NOT: qslaw.qmatmul_grad
+func.func @grads_3bit(%x: tensor<1x256xf32>, %dy: tensor<1x64xf32>, %q3: tensor<64x256xi3>, %s: tensor<64x2xf32>) -> (tensor<1x256xf32>, tensor<64x2xf32>) {
   %dx = qslaw.qmatmul_grad_input %dy, %q3 scales(%s) <bits = 3, group = 128, sym> : (tensor<1x64xf32>, tensor<64x256xi3>, tensor<64x2xf32>) -> tensor<1x256xf32>
   %ds = qslaw.qmatmul_grad_scale %x, %dy, %q3 <bits = 3, group = 128, sym> : (tensor<1x256xf32>, tensor<1x64xf32>, tensor<64x256xi3>) -> tensor<64x2xf32>
   return %dx, %ds : tensor<1x256xf32>, tensor<64x2xf32>
+}
+
+// Half-precision gradients stay for the linalg lowering.
+// CHECK-LABEL: func @grads_not_covered
+// CHECK: qslaw.qmatmul_grad_input
+// CHECK-NOT: call
+func.func @grads_not_covered(%dy: tensor<1x64xf16>, %q: tensor<64x256xi4>, %s: tensor<64x2xf16>) -> tensor<1x256xf16> {
+  %dx = qslaw.qmatmul_grad_input %dy, %q scales(%s) <bits = 4, group = 128, sym> : (tensor<1x64xf16>, tensor<64x256xi4>, tensor<64x2xf16>) -> tensor<1x256xf16>
+  return %dx : tensor<1x256xf16>
 }
 
 // Gamma mode's dgamma: one microkernel call over the float weight (the clamp
 // mask is recomputed in it), writing a fresh [N, J] buffer.
 // CHECK-LABEL: func @grad_gamma
 // CHECK: %[[DG:.*]] = memref.alloc() : memref<64x2xf32>
-// CHECK: call @qslaw_ukernel_qmatmul_w4_grad_gamma_f32({{.*}}) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xi4>, memref<?x?xf32>, i64) -> ()
+// CHECK: call @qslaw_ukernel_qmatmul_w4_grad_gamma_f32({{.*}}) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xi4>, memref<?x?xf32>, i64, i32) -> ()
 // CHECK: bufferization.to_tensor %[[DG]] restrict writable
 // CHECK-NOT: qslaw.qmatmul_grad_gamma
 func.func @grad_gamma(%x: tensor<2x3x256xf32>, %dy: tensor<2x3x64xf32>, %w: tensor<64x256xf32>, %s: tensor<64x2xf32>, %g: tensor<64x2xf32>, %z: tensor<64x2xi4>) -> tensor<64x2xf32> {
@@ -81,11 +111,13 @@ func.func @grad_gamma(%x: tensor<2x3x256xf32>, %dy: tensor<2x3x64xf32>, %w: tens
   return %dg : tensor<64x2xf32>
 }
 
-// 3-bit gamma mode is not covered.
-// CHECK-LABEL: func @grad_gamma_not_covered
-// CHECK: qslaw.qmatmul_grad_gamma
-// CHECK-NOT: call
-func.func @grad_gamma_not_covered(%x: tensor<1x256xf32>, %dy: tensor<1x64xf32>, %w: tensor<64x256xf32>, %s: tensor<64x2xf32>, %g: tensor<64x2xf32>) -> tensor<64x2xf32> {
+// 3-bit gamma mode: the any-width kernel (clamp range [0, 7]); absent zero
+// points are an empty i3 buffer.
+// CHECK-LABEL: func @grad_gamma_3bit
+// CHECK: memref.alloca() : memref<0x0xi3>
+// CHECK: call @qslaw_ukernel_qmatmul_w3_grad_gamma_f32
+// CHECK-NOT: qslaw.qmatmul_grad_gamma
+func.func @grad_gamma_3bit(%x: tensor<1x256xf32>, %dy: tensor<1x64xf32>, %w: tensor<64x256xf32>, %s: tensor<64x2xf32>, %g: tensor<64x2xf32>) -> tensor<64x2xf32> {
   %dg = qslaw.qmatmul_grad_gamma %x, %dy, %w scales(%s) gamma(%g) <bits = 3, group = 128, sym, mode = gamma> : (tensor<1x256xf32>, tensor<1x64xf32>, tensor<64x256xf32>, tensor<64x2xf32>, tensor<64x2xf32>) -> tensor<64x2xf32>
   return %dg : tensor<64x2xf32>
 }
@@ -94,10 +126,20 @@ func.func @grad_gamma_not_covered(%x: tensor<1x256xf32>, %dy: tensor<1x64xf32>, 
 // writes a fresh packed i4 buffer.
 // CHECK-LABEL: func @quantize
 // CHECK: %[[Q:.*]] = memref.alloc() : memref<64x256xi4>
-// CHECK: call @qslaw_ukernel_quantize_w4_f32({{.*}}) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xi4>, memref<?x?xi4>, i64) -> ()
+// CHECK: call @qslaw_ukernel_quantize_w4_f32({{.*}}) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xi4>, memref<?x?xi4>, i64, i32) -> ()
 // CHECK: bufferization.to_tensor %[[Q]] restrict writable : memref<64x256xi4> to tensor<64x256xi4>
 // CHECK-NOT: qslaw.quantize
 func.func @quantize(%w: tensor<64x256xf32>, %s: tensor<64x2xf32>, %z: tensor<64x2xi4>) -> tensor<64x256xi4> {
   %q = qslaw.quantize %w scales(%s) zeros(%z) <bits = 4, group = 128> : (tensor<64x256xf32>, tensor<64x2xf32>, tensor<64x2xi4>) -> tensor<64x256xi4>
   return %q : tensor<64x256xi4>
+}
+
+// 2-bit quantisation: a packed i2 buffer.
+// CHECK-LABEL: func @quantize_2bit
+// CHECK: %[[Q2:.*]] = memref.alloc() : memref<64x256xi2>
+// CHECK: call @qslaw_ukernel_quantize_w2_f32({{.*}}) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xi2>, memref<?x?xi2>, i64, i32) -> ()
+// CHECK-NOT: qslaw.quantize
+func.func @quantize_2bit(%w: tensor<64x256xf32>, %s: tensor<64x2xf32>) -> tensor<64x256xi2> {
+  %q = qslaw.quantize %w scales(%s) <bits = 2, group = 128, sym> : (tensor<64x256xf32>, tensor<64x2xf32>) -> tensor<64x256xi2>
+  return %q : tensor<64x256xi2>
 }

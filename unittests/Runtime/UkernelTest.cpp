@@ -7,7 +7,6 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "qslaw/Quant/QuantMath.h"
 #include "qslaw/Runtime/Ukernels.h"
 
 #include "gtest/gtest.h"
@@ -308,98 +307,6 @@ TEST(UkernelW4, DegenerateSizes) {
   qslaw_qmatmul_w4_f32(x, 1, 2, 2, codes, s, nullptr, b, y, 2, 2, 2);
   EXPECT_EQ(3.5f, y[0]);
   EXPECT_EQ(2.5f, y[1]);
-}
-
-/// Gamma mode's dgamma against a double-precision reference, with weights
-/// spread so that the clamp mask is partly active (some codes fall outside
-/// [0, 15]) and a short last group; with and without zero points, and with
-/// strided x/dy rows.
-TEST(UkernelW4, GradGammaMatchesReference) {
-  for (bool withZeros : {true, false}) {
-    const int64_t M = 5, N = 6, K = 100, G = 32, J = (K + G - 1) / G;
-    const int64_t ldx = K + 3, lddy = N + 2;
-    std::mt19937 rng(withZeros ? 7 : 8);
-    std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
-    std::vector<float> x(M * ldx), dy(M * lddy), w(N * K), s(N * J), g(N * J);
-    for (float &v : x) v = unit(rng);
-    for (float &v : dy) v = unit(rng);
-    for (float &v : w) v = 0.12f * unit(rng); // |w / s| up to 12: past the clamp
-    for (float &v : s) v = 0.01f * (1.0f + 0.3f * unit(rng));
-    for (float &v : g) v = 1.0f + 0.2f * unit(rng);
-    std::vector<uint8_t> zeros((N * J + 1) / 2);
-    for (uint8_t &b : zeros) b = static_cast<uint8_t>(rng() & 0xff);
-    std::vector<float> dg(N * J, kCanary);
-    qslaw_qmatmul_w4_grad_gamma_f32(x.data(), M, K, ldx, dy.data(), N, lddy,
-                                    w.data(), s.data(), g.data(),
-                                    withZeros ? zeros.data() : nullptr,
-                                    dg.data(), G);
-    int masked = 0, kept = 0;
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t j = 0; j < J; ++j) {
-        int64_t i = n * J + j;
-        double z = withZeros ? nibble(zeros, i) : 8.0;
-        double acc = 0, mag = 0;
-        for (int64_t k = j * G; k < std::min(K, (j + 1) * G); ++k) {
-          float u = w[n * K + k] / (s[i] * g[i]);
-          double c = std::nearbyint(u) + z;
-          if (c < 0 || c > 15) {
-            ++masked;
-            continue;
-          }
-          ++kept;
-          double gk = 0;
-          for (int64_t m = 0; m < M; ++m)
-            gk += double(dy[m * lddy + n]) * x[m * ldx + k];
-          acc += double(w[n * K + k]) * gk;
-          mag += std::fabs(double(w[n * K + k]) * gk);
-        }
-        double ref = -acc / (double(g[i]) * g[i]);
-        EXPECT_NEAR(dg[i], ref, 1e-5 * (mag + 1e-3)) << n << "," << j;
-      }
-    EXPECT_GT(masked, 0);
-    EXPECT_GT(kept, masked);
-  }
-}
-
-/// The quantize microkernel against QuantMath's quantizeValue (the
-/// compiler's own constant folding), code for code: values past the clamp
-/// at both ends, halfway ratios (round half to even), NaN and infinities,
-/// a short last group, with and without zero points.
-TEST(UkernelW4, QuantizeMatchesQuantMath) {
-  for (bool withZeros : {true, false}) {
-    const int64_t N = 7, K = 100, G = 32, J = (K + G - 1) / G;
-    std::mt19937 rng(withZeros ? 11 : 12);
-    std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
-    std::vector<float> w(N * K), s(N * J);
-    for (float &v : s) v = 0.01f * (1.0f + 0.3f * unit(rng));
-    for (int64_t i = 0; i < N * K; ++i)
-      w[i] = 0.12f * unit(rng);
-    // Exact halves of the scale: ties go to the even code.
-    for (int64_t k = 0; k < 8; ++k)
-      w[k] = s[0] * (0.5f + float(k) - 4.0f);
-    w[10] = NAN;
-    w[11] = INFINITY;
-    w[12] = -INFINITY;
-    w[13] = 1e30f;
-    std::vector<uint8_t> zeros((N * J + 1) / 2);
-    for (uint8_t &b : zeros) b = static_cast<uint8_t>(rng() & 0xff);
-    std::vector<uint8_t> codes(N * K / 2, 0xAB);
-    qslaw_quantize_w4_f32(w.data(), N, K, s.data(),
-                          withZeros ? zeros.data() : nullptr, codes.data(), G);
-    int clampedLo = 0, clampedHi = 0;
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t k = 0; k < K; ++k) {
-        int64_t i = n * J + k / G;
-        int64_t z = withZeros ? nibble(zeros, i) : 8;
-        int64_t want =
-            mlir::qslaw::quant::quantizeValue(w[n * K + k], s[i], z, 15);
-        clampedLo += want == 0;
-        clampedHi += want == 15;
-        ASSERT_EQ(nibble(codes, n * K + k), want) << n << "," << k;
-      }
-    EXPECT_GT(clampedLo, 0);
-    EXPECT_GT(clampedHi, 0);
-  }
 }
 
 } // namespace

@@ -31,20 +31,21 @@ namespace mlir::qslaw {
 func::FuncOp declareUkernel(ModuleOp module, OpBuilder &b, StringRef name,
                             TypeRange args);
 
-/// Name of the 4-bit f32 microkernel entry called by qslaw-lower-to-ukernels.
+/// The CPU microkernel entries called by qslaw-lower-to-ukernels; each takes
+/// a trailing i32 thread count. Every width in {2, 3, 4, 8} has
+/// qslaw_ukernel_qmatmul_w<B>_f32, ..._w<B>_grad_input_f32,
+/// ..._w<B>_grad_scale_f32, ..._w<B>_grad_gamma_f32 and
+/// qslaw_ukernel_quantize_w<B>_f32 (cpuUkernelName); the 4-bit names are
+/// spelled out for the CUDA emulation's redirection.
+std::string cpuUkernelName(StringRef kind, unsigned bits);
 inline constexpr const char *kQMatmulW4F32Ukernel =
     "qslaw_ukernel_qmatmul_w4_f32";
-/// The 4-bit gradient microkernels (scale mode's training step).
 inline constexpr const char *kQMatmulW4GradInputUkernel =
     "qslaw_ukernel_qmatmul_w4_grad_input_f32";
 inline constexpr const char *kQMatmulW4GradScaleUkernel =
     "qslaw_ukernel_qmatmul_w4_grad_scale_f32";
-/// Gamma mode's dgamma (4-bit clamp mask).
 inline constexpr const char *kQMatmulW4GradGammaUkernel =
     "qslaw_ukernel_qmatmul_w4_grad_gamma_f32";
-/// 4-bit quantisation of an f32 weight (CPU only).
-inline constexpr const char *kQuantizeW4F32Ukernel =
-    "qslaw_ukernel_quantize_w4_f32";
 /// Batched f32 GEMM over the build's GEMM library
 /// (qslaw-lower-contractions-to-library).
 inline constexpr const char *kSgemmF32Ukernel = "qslaw_ukernel_sgemm_f32";

@@ -52,49 +52,66 @@ QSLAW_RT_API void qslaw_qmatmul_w4_f32_range(
     int64_t ldy, int64_t N, int64_t G, int64_t n_begin, int64_t n_end);
 
 /* Same as qslaw_qmatmul_w4_f32, splitting N over up to num_threads
- * std::threads (the caller's thread takes one share). Runs inline when
- * num_threads <= 1 or the weight matrix is small (N*K <= 2^20), where
- * thread start-up would cost more than it saves. */
+ * threads of the process's OpenMP pool (the one the GEMM library and
+ * generated parallel loops use; the caller's thread takes one share). Runs
+ * inline when num_threads <= 1 or the product is small (M*N*K <= 2^21),
+ * where waking the pool would cost more than it saves. */
 QSLAW_RT_API void qslaw_qmatmul_w4_f32_mt(
     const float *x, int64_t M, int64_t K, int64_t ldx, const uint8_t *codes,
     const float *scales, const uint8_t *zeros, const float *bias, float *y,
     int64_t ldy, int64_t N, int64_t G, int num_threads);
 
-/* Gradients of qslaw_qmatmul_w4_f32 (same code / zero-point / scale layout;
- * K and G even), single-threaded, dx and ds overwritten:
+/* Any bit width: the forward's contract above, its gradients and gamma
+ * mode's below, for bits = 2, 3, 4 or 8, with codes q(n,k) in [0, 2^bits) and zero points
+ * z(n,j) laid out as the narrow-type emulation stores them: bits 2 and 4
+ * packed 8/bits per byte over the linear index (n*K + k, resp. n*J + j),
+ * low bits first; bits 3 and 8 one per byte (3-bit values in the low bits,
+ * the high bits ignored). zeros == NULL means every zero point is
+ * 2^(bits-1); gamma mode's clamp range and quantize's is [0, 2^bits - 1].
+ * Any K >= 1 and G >= 1. W is dequantised a block at a time into a scratch
+ * of at most 1 MiB per thread and each block's product runs in the GEMM
+ * library (qslaw_sgemm_f32_batched), so these run at GEMM speed for large
+ * M; blocks are shared over up to num_threads threads of the process's
+ * OpenMP pool (<= 0: qslaw_num_threads()). Other bit widths abort.
+ * The gradients (dx, ds, dgamma overwritten; the [N, K] weight gradient
+ * never exists):
  *   dx[m*lddx + k] = sum_{n<N} dy[m*lddy + n] * scales[n*J + k/G]
  *                                           * (q(n,k) - z(n, k/G))
  *   ds[n*J + j]    = sum_{m<M} dy[m*lddy + n] * sum_{k in group j}
  *                                   x[m*ldx + k] * (q(n,k) - z(n,j))
- * The [N, K] weight gradient never exists: one K-vector per weight row. */
-QSLAW_RT_API void qslaw_qmatmul_w4_grad_input_f32(
-    const float *dy, int64_t M, int64_t N, int64_t lddy, const uint8_t *codes,
-    const float *scales, const uint8_t *zeros, float *dx, int64_t lddx,
-    int64_t K, int64_t G);
-QSLAW_RT_API void qslaw_qmatmul_w4_grad_scale_f32(
-    const float *x, int64_t M, int64_t K, int64_t ldx, const float *dy,
-    int64_t N, int64_t lddy, const uint8_t *codes, const uint8_t *zeros,
-    float *ds, int64_t G);
-
-/* Gamma mode's gradient (same zero-point layout; K and G even; 4-bit, so
- * codes lie in [0, 15]), single-threaded, dgamma overwritten:
+ * Gamma mode (w: the full-precision [N, K] weight, row-major):
  *   g[k] = sum_{m<M} dy[m*lddy + n] * x[m*ldx + k]
  *   c    = rint(w[n*K + k] / (scales[i] * gamma[i])) + z(n, j),  i = n*J + j
- *   dgamma[i] = -(1 / gamma[i]^2) * sum_{k in group j, 0 <= c <= 15} w[n*K+k] * g[k]
+ *   dgamma[i] = -(1 / gamma[i]^2) * sum_{k in group j, 0 <= c <= 2^bits-1}
+ *                                       w[n*K + k] * g[k]
  * (rint rounds half to even, as math.roundeven; a NaN c is masked out).
- * w is the full-precision [N, K] weight, row-major. */
-QSLAW_RT_API void qslaw_qmatmul_w4_grad_gamma_f32(
-    const float *x, int64_t M, int64_t K, int64_t ldx, const float *dy,
-    int64_t N, int64_t lddy, const float *w, const float *scales,
-    const float *gamma, const uint8_t *zeros, float *dgamma, int64_t G);
-
-/* 4-bit quantisation (K and G even), single-threaded:
- *   q(n,k) = clamp(rint(w[n*K + k] / scales[i]) + z(n, j), 0, 15), i = n*J + j
- * (a NaN ratio gives z), written packed like the codes above. */
-QSLAW_RT_API void qslaw_quantize_w4_f32(const float *w, int64_t N, int64_t K,
-                                        const float *scales,
-                                        const uint8_t *zeros, uint8_t *codes,
-                                        int64_t G);
+ * Quantisation: q(n,k) = clamp(rint(w[n*K + k] / scales[i]) + z(n, j), 0,
+ * 2^bits - 1), a NaN ratio giving z. */
+QSLAW_RT_API void qslaw_qmatmul_f32(int bits, const float *x, int64_t M,
+                                    int64_t K, int64_t ldx,
+                                    const uint8_t *codes, const float *scales,
+                                    const uint8_t *zeros, const float *bias,
+                                    float *y, int64_t ldy, int64_t N,
+                                    int64_t G, int num_threads);
+QSLAW_RT_API void qslaw_qmatmul_grad_input_f32(
+    int bits, const float *dy, int64_t M, int64_t N, int64_t lddy,
+    const uint8_t *codes, const float *scales, const uint8_t *zeros,
+    float *dx, int64_t lddx, int64_t K, int64_t G, int num_threads);
+QSLAW_RT_API void qslaw_qmatmul_grad_scale_f32(
+    int bits, const float *x, int64_t M, int64_t K, int64_t ldx,
+    const float *dy, int64_t N, int64_t lddy, const uint8_t *codes,
+    const uint8_t *zeros, float *ds, int64_t G, int num_threads);
+QSLAW_RT_API void qslaw_qmatmul_grad_gamma_f32(
+    int bits, const float *x, int64_t M, int64_t K, int64_t ldx,
+    const float *dy, int64_t N, int64_t lddy, const float *w,
+    const float *scales, const float *gamma, const uint8_t *zeros,
+    float *dgamma, int64_t G, int num_threads);
+/* Single-threaded; codes written in the layout above (whole output bytes,
+ * padding bits zero). */
+QSLAW_RT_API void qslaw_quantize_f32(int bits, const float *w, int64_t N,
+                                     int64_t K, const float *scales,
+                                     const uint8_t *zeros, uint8_t *codes,
+                                     int64_t G);
 
 /* Batched f32 GEMM through the GEMM library chosen at build time
  * (qslaw_gemm_library()), row-major, for i < batch:

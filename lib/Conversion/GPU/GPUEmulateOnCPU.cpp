@@ -94,14 +94,13 @@ StringRef cpuKernelFor(StringRef name) {
   return "";
 }
 
-/// Same operands without the trailing activation type; the CPU forward
-/// takes a thread count there instead (one: the emulation is sequential).
+/// Same operands without the trailing activation type; the CPU kernels
+/// take a thread count there instead (one: the emulation is sequential).
 void redirectToCPUKernel(ModuleOp module, func::CallOp call, StringRef cpu) {
   OpBuilder b(call);
   SmallVector<Value> args(call.getOperands().drop_back());
-  if (cpu == qslaw::kQMatmulW4F32Ukernel)
-    args.push_back(
-        arith::ConstantOp::create(b, call.getLoc(), b.getI32IntegerAttr(1)));
+  args.push_back(
+      arith::ConstantOp::create(b, call.getLoc(), b.getI32IntegerAttr(1)));
   func::CallOp::create(
       b, call.getLoc(),
       qslaw::declareUkernel(module, b, cpu, ValueRange(args).getTypes()),

@@ -32,25 +32,39 @@ namespace {
 struct KernelSet {
   bool cuda = false;
   int32_t cudaDtype = 0; // 0 bf16, 1 f16 (QMatmulKernels.h)
-  StringRef forward, gradInput, gradScale, gradGamma;
-  StringRef quantize; // empty: none in this set
+  int32_t numThreads = 0; // CPU: the trailing i32 of every call
+
+  /// The entry for `kind` ("qmatmul", "qmatmul_grad_input", ...) at `bits`.
+  std::string name(StringRef kind, unsigned bits) const {
+    if (!cuda)
+      return cpuUkernelName(kind, bits);
+    if (kind == "qmatmul")
+      return kCudaQMatmulW4F32Kernel;
+    if (kind == "qmatmul_grad_input")
+      return kCudaQMatmulW4GradInputKernel;
+    if (kind == "qmatmul_grad_scale")
+      return kCudaQMatmulW4GradScaleKernel;
+    return kCudaQMatmulW4GradGammaKernel;
+  }
 };
 
-/// Both kernel sets cover 4-bit codes, f32 activations/scales/bias, static
-/// shapes, and K and G even (whole bytes per group row). The CUDA kernels
-/// also need G in {32, 64, 128}, K % 64 == 0, K % G == 0 (whole mma chunks
-/// and groups) and N % 8 == 0 (16-byte rows of the activation-gradient
-/// tiles).
+/// The CPU kernels cover 2-, 3-, 4- and 8-bit codes of static shape: the
+/// 4-bit forward its own kernel (any K and G), everything else the
+/// any-width kernels (dequantise a block, GEMM library; any K and G). The
+/// CUDA kernels cover 4-bit codes with G in {32, 64, 128}, K % 64 == 0,
+/// K % G == 0 (whole mma chunks and groups) and N % 8 == 0 (16-byte rows of
+/// the activation-gradient tiles).
 bool codesCovered(const KernelSet &set, RankedTensorType q,
                   QuantSpecAttr spec) {
-  if (spec.getBits() != 4 || !q.hasStaticShape())
+  if (!q.hasStaticShape())
     return false;
+  unsigned bits = spec.getBits();
+  if (!set.cuda)
+    return bits == 2 || bits == 3 || bits == 4 || bits == 8;
   int64_t n = q.getDimSize(0), k = q.getDimSize(1);
   int64_t g = spec.getGroupSizeFor(k);
-  if (set.cuda)
-    return (g == 32 || g == 64 || g == 128) && k % 64 == 0 && k % g == 0 &&
-           n % 8 == 0;
-  return k % 2 == 0 && g % 2 == 0;
+  return bits == 4 && (g == 32 || g == 64 || g == 128) && k % 64 == 0 &&
+         k % g == 0 && n % 8 == 0;
 }
 
 bool staticF32(Value v) {
@@ -79,9 +93,9 @@ bool covered(const KernelSet &set, QMatmulGradGammaOp op) {
          staticF32(op.getGamma());
 }
 
-/// 4-bit codes from an f32 weight (gamma mode's per-step re-quantisation).
+/// Codes from an f32 weight (gamma mode's per-step re-quantisation; CPU).
 bool covered(const KernelSet &set, QuantizeOp op) {
-  return !set.quantize.empty() &&
+  return !set.cuda &&
          codesCovered(set, op.getType(), op.getSpec()) &&
          staticF32(op.getWeight()) && staticF32(op.getScales());
 }
@@ -145,10 +159,12 @@ OutBuffer newOutput(OpBuilder &b, Location loc, int64_t rows, int64_t cols,
   return newOutBuffer(b, loc, {rows, cols}, elem ? elem : b.getF32Type());
 }
 
+/// The zero points, or an empty [0, 0] buffer of their type (i<bits>).
 Value zerosBuffer(const KernelSet &set, OpBuilder &b, Location loc,
-                  Value zeros) {
+                  Value zeros, QuantSpecAttr spec) {
   return zeros ? asDynBuffer(b, loc, zeros)
-               : emptyDynBuffer(set, b, loc, b.getIntegerType(4), 2);
+               : emptyDynBuffer(set, b, loc,
+                                b.getIntegerType(spec.getBits()), 2);
 }
 
 Value i64Const(OpBuilder &b, Location loc, int64_t v) {
@@ -170,11 +186,7 @@ struct QSLAWToUkernelsPass
             << static_cast<int>(numThreads);
         return failure();
       }
-      set.forward = kQMatmulW4F32Ukernel;
-      set.gradInput = kQMatmulW4GradInputUkernel;
-      set.gradScale = kQMatmulW4GradScaleUkernel;
-      set.gradGamma = kQMatmulW4GradGammaUkernel;
-      set.quantize = kQuantizeW4F32Ukernel;
+      set.numThreads = numThreads;
       return set;
     }
     if (target != "cuda") {
@@ -191,10 +203,6 @@ struct QSLAWToUkernelsPass
     }
     set.cuda = true;
     set.cudaDtype = dtype == "bf16" ? 0 : 1;
-    set.forward = kCudaQMatmulW4F32Kernel;
-    set.gradInput = kCudaQMatmulW4GradInputKernel;
-    set.gradScale = kCudaQMatmulW4GradScaleKernel;
-    set.gradGamma = kCudaQMatmulW4GradGammaKernel;
     return set;
   }
 
@@ -219,18 +227,19 @@ struct QSLAWToUkernelsPass
       else if (auto q = dyn_cast<QuantizeOp>(op); q && covered(set, q))
         work.push_back(op);
     });
-    // The CUDA entries take the activation type last (the forward's last
-    // i32 is the CPU's thread count).
-    auto call = [&](Location loc, StringRef name, SmallVector<Value> args) {
-      if (set.cuda || name == set.forward)
-        args.push_back(arith::ConstantOp::create(
-            b, loc,
-            b.getI32IntegerAttr(set.cuda ? set.cudaDtype
-                                         : int32_t(numThreads))));
+    // The CUDA entries take the activation type last, the CPU ones their
+    // thread count.
+    auto call = [&](Location loc, StringRef kind, QuantSpecAttr spec,
+                    SmallVector<Value> args) {
+      args.push_back(arith::ConstantOp::create(
+          b, loc,
+          b.getI32IntegerAttr(set.cuda ? set.cudaDtype : set.numThreads)));
+      std::string name = set.name(kind, spec.getBits());
       SmallVector<Type> types;
       for (Value a : args)
         types.push_back(a.getType());
-      func::CallOp::create(b, loc, declareUkernel(module, b, name, types), args);
+      func::CallOp::create(b, loc, declareUkernel(module, b, name, types),
+                           args);
     };
     for (Operation *o : work) {
       Location loc = o->getLoc();
@@ -244,13 +253,14 @@ struct QSLAWToUkernelsPass
         SmallVector<Value> args{asDynBuffer(b, loc, x2),
                                 asDynBuffer(b, loc, op.getCodes()),
                                 asDynBuffer(b, loc, op.getScales()),
-                                zerosBuffer(set, b, loc, op.getZeros())};
+                                zerosBuffer(set, b, loc, op.getZeros(),
+                                            op.getSpec())};
         args.push_back(op.getBias() ? asDynBuffer(b, loc, op.getBias())
                                     : emptyDynBuffer(set, b, loc, f32, 1));
         OutBuffer out = newOutput(b, loc, m, n);
         args.push_back(out.dyn);
         args.push_back(i64Const(b, loc, op.getSpec().getGroupSizeFor(k)));
-        call(loc, set.forward, args);
+        call(loc, "qmatmul", op.getSpec(), args);
         b.replaceOp(op, reshapeTo(b, loc, out.tensor(b, loc),
                                   cast<RankedTensorType>(op.getType())));
       } else if (auto op = dyn_cast<QMatmulGradInputOp>(o)) {
@@ -258,10 +268,11 @@ struct QSLAWToUkernelsPass
         Value dy2 = as2D(b, loc, op.getGradOutput());
         int64_t m = cast<RankedTensorType>(dy2.getType()).getDimSize(0);
         OutBuffer out = newOutput(b, loc, m, k);
-        call(loc, set.gradInput,
+        call(loc, "qmatmul_grad_input", op.getSpec(),
              {asDynBuffer(b, loc, dy2), asDynBuffer(b, loc, op.getCodes()),
               asDynBuffer(b, loc, op.getScales()),
-              zerosBuffer(set, b, loc, op.getZeros()), out.dyn,
+              zerosBuffer(set, b, loc, op.getZeros(), op.getSpec()),
+              out.dyn,
               i64Const(b, loc, op.getSpec().getGroupSizeFor(k))});
         b.replaceOp(op, reshapeTo(b, loc, out.tensor(b, loc),
                                   cast<RankedTensorType>(op.getType())));
@@ -269,24 +280,26 @@ struct QSLAWToUkernelsPass
         auto q = op.getCodes().getType();
         int64_t k = q.getDimSize(1), g = op.getSpec().getGroupSizeFor(k);
         OutBuffer out = newOutput(b, loc, q.getDimSize(0), (k + g - 1) / g);
-        call(loc, set.gradScale,
+        call(loc, "qmatmul_grad_scale", op.getSpec(),
              {asDynBuffer(b, loc, as2D(b, loc, op.getInput())),
               asDynBuffer(b, loc, as2D(b, loc, op.getGradOutput())),
               asDynBuffer(b, loc, op.getCodes()),
-              zerosBuffer(set, b, loc, op.getZeros()), out.dyn,
+              zerosBuffer(set, b, loc, op.getZeros(), op.getSpec()),
+              out.dyn,
               i64Const(b, loc, g)});
         b.replaceOp(op, out.tensor(b, loc));
       } else if (auto op = dyn_cast<QMatmulGradGammaOp>(o)) {
         auto w = op.getWeight().getType();
         int64_t k = w.getDimSize(1), g = op.getSpec().getGroupSizeFor(k);
         OutBuffer out = newOutput(b, loc, w.getDimSize(0), (k + g - 1) / g);
-        call(loc, set.gradGamma,
+        call(loc, "qmatmul_grad_gamma", op.getSpec(),
              {asDynBuffer(b, loc, as2D(b, loc, op.getInput())),
               asDynBuffer(b, loc, as2D(b, loc, op.getGradOutput())),
               asDynBuffer(b, loc, op.getWeight()),
               asDynBuffer(b, loc, op.getScales()),
               asDynBuffer(b, loc, op.getGamma()),
-              zerosBuffer(set, b, loc, op.getZeros()), out.dyn,
+              zerosBuffer(set, b, loc, op.getZeros(), op.getSpec()),
+              out.dyn,
               i64Const(b, loc, g)});
         b.replaceOp(op, out.tensor(b, loc));
       } else if (auto op = dyn_cast<QuantizeOp>(o)) {
@@ -294,10 +307,11 @@ struct QSLAWToUkernelsPass
         int64_t k = q.getDimSize(1);
         OutBuffer out =
             newOutput(b, loc, q.getDimSize(0), k, q.getElementType());
-        call(loc, set.quantize,
+        call(loc, "quantize", op.getSpec(),
              {asDynBuffer(b, loc, op.getWeight()),
               asDynBuffer(b, loc, op.getScales()),
-              zerosBuffer(set, b, loc, op.getZeros()), out.dyn,
+              zerosBuffer(set, b, loc, op.getZeros(), op.getSpec()),
+              out.dyn,
               i64Const(b, loc, op.getSpec().getGroupSizeFor(k))});
         b.replaceOp(op, out.tensor(b, loc));
       }
@@ -305,6 +319,16 @@ struct QSLAWToUkernelsPass
   }
 };
 } // namespace
+
+std::string mlir::qslaw::cpuUkernelName(StringRef kind, unsigned bits) {
+  // qmatmul -> qslaw_ukernel_qmatmul_w4_f32, qmatmul_grad_input ->
+  // qslaw_ukernel_qmatmul_w4_grad_input_f32, quantize -> ..._quantize_w4_f32.
+  auto [op, rest] = kind.split('_');
+  std::string name = ("qslaw_ukernel_" + op + "_w" + Twine(bits)).str();
+  if (!rest.empty())
+    name += ("_" + rest).str();
+  return name + "_f32";
+}
 
 func::FuncOp mlir::qslaw::declareUkernel(ModuleOp module, OpBuilder &b,
                                          StringRef name, TypeRange args) {

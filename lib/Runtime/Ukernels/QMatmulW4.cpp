@@ -26,6 +26,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "KernelSupport.h"
 #include "qslaw/Runtime/Ukernels.h"
 
 #include <algorithm>
@@ -33,9 +34,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <thread>
 #include <utility>
-#include <vector>
 
 #if defined(__x86_64__) || defined(__i386__)
 #define QSLAW_X86 1
@@ -51,6 +50,8 @@
 #include <immintrin.h>
 #endif
 #endif
+
+using namespace qslaw::ukernels;
 
 namespace {
 
@@ -76,8 +77,6 @@ struct Problem {
   int64_t ldy, N, G, J;
 };
 
-inline int64_t roundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
-
 inline int nibble(const uint8_t *p, int64_t i) {
   return (p[i >> 1] >> ((i & 1) << 2)) & 15;
 }
@@ -91,23 +90,6 @@ inline bool fastLayout(const Problem &p, int lanes) {
   return p.K % 2 == 0 && (p.G % (2 * lanes) == 0 || p.G >= p.K);
 }
 
-// Per-thread 64-byte aligned scratch, grown on demand and reused by later
-// calls so the steady state does no allocation.
-struct Scratch {
-  float *ptr = nullptr;
-  size_t cap = 0;
-  ~Scratch() { std::free(ptr); }
-  float *get(int64_t n) {
-    if (static_cast<size_t>(n) > cap) {
-      std::free(ptr);
-      cap = static_cast<size_t>(roundUp(n, 16));
-      ptr = static_cast<float *>(std::aligned_alloc(64, cap * sizeof(float)));
-      if (!ptr)
-        std::abort();
-    }
-    return ptr;
-  }
-};
 thread_local Scratch tlsX, tlsW;
 
 // W(n, k0 .. k0+kw) -> out[0 .. kw), exact s * (q - z) in fp32.
@@ -792,19 +774,16 @@ void qslaw_qmatmul_w4_f32_mt(const float *x, int64_t M, int64_t K,
                              int64_t N, int64_t G, int num_threads) {
   const Problem p =
       makeProblem(x, M, K, ldx, codes, scales, zeros, bias, y, ldy, N, G);
-  // Shares are multiples of 32 columns, the widest GEMM panel.
+  // Shares are multiples of 32 columns, the widest GEMM panel; they run on
+  // the process's OpenMP pool (KernelSupport.h).
   const int64_t threads = std::min<int64_t>(num_threads, (N + 31) / 32);
-  if (threads <= 1 || N * K <= (int64_t(1) << 20))
+  if (threads <= 1 || M * N * K <= (int64_t(1) << 21))
     return runRange(p, 0, N);
   activeIsa(); // resolve before the workers race to do it
   const int64_t share = roundUp((N + threads - 1) / threads, 32);
-  std::vector<std::thread> workers;
-  workers.reserve(static_cast<size_t>(threads - 1));
-  for (int64_t nb = share; nb < N; nb += share)
-    workers.emplace_back(runRange, p, nb, std::min(N, nb + share));
-  runRange(p, 0, std::min(N, share));
-  for (std::thread &t : workers)
-    t.join();
+  parallelFor((N + share - 1) / share, int(threads), [&](int64_t i) {
+    runRange(p, i * share, std::min(N, (i + 1) * share));
+  });
 }
 
 const char *qslaw_ukernel_isa(void) { return kIsaNames[activeIsa()]; }

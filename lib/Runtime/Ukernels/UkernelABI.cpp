@@ -2,8 +2,10 @@
 //
 // Compiled code calls microkernels through `llvm.emit_c_interface`
 // declarations: every memref argument arrives as a pointer to its strided
-// descriptor. After narrow-type emulation, 4-bit codes and zero points are
-// 1-D byte memrefs (two codes per byte, low nibble first).
+// descriptor. After narrow-type emulation, 2- and 4-bit codes and zero
+// points are 1-D byte memrefs (packed, low bits first); 3- and 8-bit ones
+// stay [rows, cols] with one code per byte. Thread counts <= 0 mean
+// qslaw_num_threads().
 //
 //===----------------------------------------------------------------------===//
 #include "qslaw/Runtime/MemRefABI.h"
@@ -28,47 +30,82 @@ extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_qmatmul_w4_f32(
                           numThreads > 0 ? numThreads : qslaw_num_threads());
 }
 
-extern "C" QSLAW_RT_API void
-_mlir_ciface_qslaw_ukernel_qmatmul_w4_grad_input_f32(
-    MemRef<float, 2> *dy, MemRef<uint8_t, 1> *codes, MemRef<float, 2> *scales,
-    MemRef<uint8_t, 1> *zeros, MemRef<float, 2> *dx, int64_t group) {
-  const uint8_t *z = zeros->sizes[0] == 0 ? nullptr : zeros->data();
-  qslaw_qmatmul_w4_grad_input_f32(dy->data(), dy->sizes[0], dy->sizes[1],
-                                  dy->strides[0], codes->data(), scales->data(),
-                                  z, dx->data(), dx->strides[0], dx->sizes[1],
-                                  group);
+namespace {
+int threadsOr(int32_t n) { return n > 0 ? n : qslaw_num_threads(); }
+template <typename T> const T *orNull(const T *data, int64_t size) {
+  return size == 0 ? nullptr : data;
 }
+} // namespace
 
-extern "C" QSLAW_RT_API void
-_mlir_ciface_qslaw_ukernel_qmatmul_w4_grad_scale_f32(
-    MemRef<float, 2> *x, MemRef<float, 2> *dy, MemRef<uint8_t, 1> *codes,
-    MemRef<uint8_t, 1> *zeros, MemRef<float, 2> *ds, int64_t group) {
-  const uint8_t *z = zeros->sizes[0] == 0 ? nullptr : zeros->data();
-  qslaw_qmatmul_w4_grad_scale_f32(x->data(), x->sizes[0], x->sizes[1],
-                                  x->strides[0], dy->data(), dy->sizes[1],
-                                  dy->strides[0], codes->data(), z, ds->data(),
-                                  group);
-}
+/* The any-width kernels (QMatmulBlocked.cpp) for B-bit codes: 2- and 4-bit
+ * codes and zero points arrive as the narrow-type emulation's packed byte
+ * vectors (rank 1), 3- and 8-bit ones one per byte as [N, K] / [N, J]
+ * (rank 2). The 4-bit forward has its own kernel above. */
+#define QSLAW_QMATMUL_ANY_WIDTH_GRADS(B, R)                                    \
+  extern "C" QSLAW_RT_API void                                                 \
+      _mlir_ciface_qslaw_ukernel_qmatmul_w##B##_grad_input_f32(                \
+          MemRef<float, 2> *dy, MemRef<uint8_t, R> *codes,                     \
+          MemRef<float, 2> *scales, MemRef<uint8_t, R> *zeros,                 \
+          MemRef<float, 2> *dx, int64_t group, int32_t numThreads) {           \
+    qslaw_qmatmul_grad_input_f32(                                              \
+        B, dy->data(), dy->sizes[0], dy->sizes[1], dy->strides[0],             \
+        codes->data(), scales->data(), orNull(zeros->data(), zeros->sizes[0]), \
+        dx->data(), dx->strides[0], dx->sizes[1], group,                       \
+        threadsOr(numThreads));                                                \
+  }                                                                            \
+  extern "C" QSLAW_RT_API void                                                 \
+      _mlir_ciface_qslaw_ukernel_qmatmul_w##B##_grad_scale_f32(                \
+          MemRef<float, 2> *x, MemRef<float, 2> *dy,                           \
+          MemRef<uint8_t, R> *codes, MemRef<uint8_t, R> *zeros,                \
+          MemRef<float, 2> *ds, int64_t group, int32_t numThreads) {           \
+    qslaw_qmatmul_grad_scale_f32(                                              \
+        B, x->data(), x->sizes[0], x->sizes[1], x->strides[0], dy->data(),     \
+        dy->sizes[1], dy->strides[0], codes->data(),                           \
+        orNull(zeros->data(), zeros->sizes[0]), ds->data(), group,             \
+        threadsOr(numThreads));                                                \
+  }                                                                            \
+  extern "C" QSLAW_RT_API void                                                 \
+      _mlir_ciface_qslaw_ukernel_qmatmul_w##B##_grad_gamma_f32(                \
+          MemRef<float, 2> *x, MemRef<float, 2> *dy, MemRef<float, 2> *w,      \
+          MemRef<float, 2> *scales, MemRef<float, 2> *gamma,                   \
+          MemRef<uint8_t, R> *zeros, MemRef<float, 2> *dgamma, int64_t group,  \
+          int32_t numThreads) {                                                \
+    qslaw_qmatmul_grad_gamma_f32(                                              \
+        B, x->data(), x->sizes[0], x->sizes[1], x->strides[0], dy->data(),     \
+        dy->sizes[1], dy->strides[0], w->data(), scales->data(),               \
+        gamma->data(), orNull(zeros->data(), zeros->sizes[0]),                 \
+        dgamma->data(), group, threadsOr(numThreads));                         \
+  }                                                                            \
+  extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_quantize_w##B##_f32( \
+      MemRef<float, 2> *w, MemRef<float, 2> *scales,                           \
+      MemRef<uint8_t, R> *zeros, MemRef<uint8_t, R> *codes, int64_t group,     \
+      int32_t /*numThreads*/) {                                                \
+    qslaw_quantize_f32(B, w->data(), w->sizes[0], w->sizes[1],                 \
+                       scales->data(), orNull(zeros->data(), zeros->sizes[0]), \
+                       codes->data(), group);                                  \
+  }
 
-extern "C" QSLAW_RT_API void
-_mlir_ciface_qslaw_ukernel_qmatmul_w4_grad_gamma_f32(
-    MemRef<float, 2> *x, MemRef<float, 2> *dy, MemRef<float, 2> *w,
-    MemRef<float, 2> *scales, MemRef<float, 2> *gamma,
-    MemRef<uint8_t, 1> *zeros, MemRef<float, 2> *dgamma, int64_t group) {
-  const uint8_t *z = zeros->sizes[0] == 0 ? nullptr : zeros->data();
-  qslaw_qmatmul_w4_grad_gamma_f32(x->data(), x->sizes[0], x->sizes[1],
-                                  x->strides[0], dy->data(), dy->sizes[1],
-                                  dy->strides[0], w->data(), scales->data(),
-                                  gamma->data(), z, dgamma->data(), group);
-}
+#define QSLAW_QMATMUL_ANY_WIDTH_FORWARD(B, R)                                  \
+  extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_qmatmul_w##B##_f32(  \
+      MemRef<float, 2> *x, MemRef<uint8_t, R> *codes,                          \
+      MemRef<float, 2> *scales, MemRef<uint8_t, R> *zeros,                     \
+      MemRef<float, 1> *bias, MemRef<float, 2> *out, int64_t group,            \
+      int32_t numThreads) {                                                    \
+    qslaw_qmatmul_f32(B, x->data(), x->sizes[0], x->sizes[1], x->strides[0],   \
+                      codes->data(), scales->data(),                           \
+                      orNull(zeros->data(), zeros->sizes[0]),                  \
+                      orNull(bias->data(), bias->sizes[0]), out->data(),       \
+                      out->strides[0], out->sizes[1], group,                   \
+                      threadsOr(numThreads));                                  \
+  }
 
-extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_quantize_w4_f32(
-    MemRef<float, 2> *w, MemRef<float, 2> *scales, MemRef<uint8_t, 1> *zeros,
-    MemRef<uint8_t, 1> *codes, int64_t group) {
-  const uint8_t *z = zeros->sizes[0] == 0 ? nullptr : zeros->data();
-  qslaw_quantize_w4_f32(w->data(), w->sizes[0], w->sizes[1], scales->data(), z,
-                        codes->data(), group);
-}
+QSLAW_QMATMUL_ANY_WIDTH_FORWARD(2, 1)
+QSLAW_QMATMUL_ANY_WIDTH_FORWARD(3, 2)
+QSLAW_QMATMUL_ANY_WIDTH_FORWARD(8, 2)
+QSLAW_QMATMUL_ANY_WIDTH_GRADS(2, 1)
+QSLAW_QMATMUL_ANY_WIDTH_GRADS(3, 2)
+QSLAW_QMATMUL_ANY_WIDTH_GRADS(4, 1)
+QSLAW_QMATMUL_ANY_WIDTH_GRADS(8, 2)
 
 /* a: [Ba, rows, cols] as stored (Ba = 1: shared by every batch), likewise b;
  * c: [batch, M, N]. trans flags say whether a holds [K, M] (b [N, K]). */

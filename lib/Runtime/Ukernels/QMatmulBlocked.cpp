@@ -1,0 +1,316 @@
+//===- QMatmulBlocked.cpp - qmatmul of any bit width at GEMM speed --------===//
+//
+// The weight-only quantized matmul and its gradients for 2-, 3-, 4- and
+// 8-bit codes, at the speed of the GEMM library: W is dequantised one block
+// at a time into a cache-sized fp32 scratch (at most 1 MiB: a block of rows,
+// or of columns for dX) and the block's product runs in the library
+// (qslaw_sgemm_f32_batched). The [N, K] float weight never exists; blocks
+// are independent, so they are shared over the OpenMP pool, each block's
+// GEMM on one thread.
+//   forward  y[:, blk]  = x . What[blk, :]^T (+ bias)
+//   dX       dx[:, blk] = dy . What[:, blk]
+//   ds       T = dy[:, blk]^T . x (the token GEMM of a row block), then the
+//            group sums of (q - z) * T as its epilogue
+//   dgamma   the same T, then the clamp-masked group sums of w * T
+// Code layouts are those of the narrow-type emulation (Ukernels.h).
+//
+//===----------------------------------------------------------------------===//
+#include "KernelSupport.h"
+#include "qslaw/Runtime/Ukernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+using namespace qslaw::ukernels;
+
+namespace {
+
+// One block's fp32 scratch: 2^18 floats (1 MiB, an L2).
+constexpr int64_t kBlockFloats = int64_t(1) << 18;
+
+thread_local Scratch tlsBlock, tlsRow;
+
+struct Operands {
+  const uint8_t *codes;
+  const float *scales; // null: unit scales (q - z)
+  const uint8_t *zeros;
+  int64_t K, G, J;
+};
+
+/// Codes of `Bits` bits: 2 and 4 packed 8/Bits per byte over the linear
+/// index, low bits first; 3 and 8 one per byte (3-bit codes in the low bits;
+/// the others are ignored, LLVM leaves them unspecified).
+template <int Bits> struct Layout {
+  static constexpr int kPerByte = Bits == 2 ? 4 : Bits == 4 ? 2 : 1;
+  static constexpr unsigned kMask = (1u << Bits) - 1;
+  __attribute__((always_inline)) static unsigned at(const uint8_t *p, int64_t i) {
+    if constexpr (kPerByte == 1)
+      return p[i] & kMask;
+    else
+      return (p[i / kPerByte] >> ((i % kPerByte) * Bits)) & kMask;
+  }
+  __attribute__((always_inline)) static float zero(const uint8_t *zeros, int64_t i) {
+    return zeros ? float(at(zeros, i)) : float(1u << (Bits - 1));
+  }
+};
+
+/// dst[0 .. bytes * perByte) = s * (codes - z) of whole code bytes. The
+/// pointers are restrict (uint8_t may alias anything) so that the loop
+/// vectorises.
+template <int Bits>
+__attribute__((always_inline)) inline void unpackBytes(const uint8_t *__restrict src, int64_t bytes, float s,
+                        float z, float *__restrict dst) {
+  using L = Layout<Bits>;
+  for (int64_t b = 0; b < bytes; ++b) {
+    const unsigned v = src[b];
+    for (int u = 0; u < L::kPerByte; ++u)
+      dst[b * L::kPerByte + u] = s * (float((v >> (u * Bits)) & L::kMask) - z);
+  }
+}
+
+/// out[k - k0] = s(n, j) * (q(n, k) - z(n, j)) for k in [k0, k0 + kw); with
+/// no scales, q - z. Exact in fp32 (q - z is a small integer).
+template <int Bits>
+__attribute__((always_inline)) inline void
+dequantRowImpl(const Operands &p, int64_t n, int64_t k0, int64_t kw,
+               float *out) {
+  using L = Layout<Bits>;
+  const int64_t base = n * p.K;
+  float *o = out - k0 - base; // o[i] for linear index i
+  for (int64_t k = k0, kend = k0 + kw; k < kend;) {
+    const int64_t j = k / p.G, gend = kend < (j + 1) * p.G ? kend : (j + 1) * p.G;
+    const float s = p.scales ? p.scales[n * p.J + j] : 1.f;
+    const float z = L::zero(p.zeros, n * p.J + j);
+    int64_t i = base + k;
+    const int64_t e = base + gend;
+    if constexpr (L::kPerByte > 1) {
+      for (; i < e && i % L::kPerByte; ++i) // up to a byte boundary
+        o[i] = s * (float(L::at(p.codes, i)) - z);
+      const int64_t bytes = (e - i) / L::kPerByte;
+      unpackBytes<Bits>(p.codes + i / L::kPerByte, bytes, s, z, o + i);
+      i += bytes * L::kPerByte;
+    } else {
+      unpackBytes<Bits>(p.codes + i, e - i, s, z, o + i);
+      i = e;
+    }
+    for (; i < e; ++i)
+      o[i] = s * (float(L::at(p.codes, i)) - z);
+    k = gend;
+  }
+}
+
+// One clone set per width (KernelSupport.h: no library calls inside).
+QSLAW_CLONES void dequantRow2(const Operands &p, int64_t n, int64_t k0,
+                              int64_t kw, float *out) {
+  dequantRowImpl<2>(p, n, k0, kw, out);
+}
+QSLAW_CLONES void dequantRow3(const Operands &p, int64_t n, int64_t k0,
+                              int64_t kw, float *out) {
+  dequantRowImpl<3>(p, n, k0, kw, out);
+}
+QSLAW_CLONES void dequantRow4(const Operands &p, int64_t n, int64_t k0,
+                              int64_t kw, float *out) {
+  dequantRowImpl<4>(p, n, k0, kw, out);
+}
+QSLAW_CLONES void dequantRow8(const Operands &p, int64_t n, int64_t k0,
+                              int64_t kw, float *out) {
+  dequantRowImpl<8>(p, n, k0, kw, out);
+}
+
+using DequantFn = void (*)(const Operands &, int64_t, int64_t, int64_t,
+                           float *);
+
+DequantFn dequantFor(int bits) {
+  switch (bits) {
+  case 2:
+    return dequantRow2;
+  case 3:
+    return dequantRow3;
+  case 4:
+    return dequantRow4;
+  case 8:
+    return dequantRow8;
+  default:
+    std::fprintf(stderr, "qslaw: quantized matmul kernel called with %d-bit "
+                 "codes (2, 3, 4 or 8 expected)\n", bits);
+    std::abort();
+  }
+}
+
+float zeroOf(int bits, const uint8_t *zeros, int64_t i) {
+  switch (bits) {
+  case 2:
+    return Layout<2>::zero(zeros, i);
+  case 3:
+    return Layout<3>::zero(zeros, i);
+  case 4:
+    return Layout<4>::zero(zeros, i);
+  default:
+    return Layout<8>::zero(zeros, i);
+  }
+}
+
+int resolveThreads(int t) { return t > 0 ? t : qslaw_num_threads(); }
+
+/// Splits `total` into blocks of at most `maxWidth` (a multiple of 16, at
+/// least 16), their count a multiple of `threads` where that keeps blocks
+/// >= 16 wide, so no thread idles at the end.
+struct Blocks {
+  int64_t width, count;
+};
+Blocks split(int64_t total, int64_t maxWidth, int threads) {
+  maxWidth = std::max<int64_t>(16, maxWidth / 16 * 16);
+  int64_t count = (total + maxWidth - 1) / maxWidth;
+  const int64_t even = roundUp(count, threads);
+  if ((total + even - 1) / even >= 16)
+    count = even;
+  const int64_t width = roundUp((total + count - 1) / count, 16);
+  return {width, (total + width - 1) / width};
+}
+
+/// The token GEMM of rows [n0, n0 + nb) of W: T[r, k] = sum_m dy[m, n0 + r]
+/// * x[m, k], into t (row-major, ld K).
+void tokenGemm(const float *x, int64_t M, int64_t K, int64_t ldx,
+               const float *dy, int64_t lddy, int64_t n0, int64_t nb,
+               float *t) {
+  qslaw_sgemm_f32_batched(1, nb, K, M, dy + n0, lddy, 0, /*transA=*/1, x, ldx,
+                          0, /*transB=*/0, 0.f, t, K, 0, 1);
+}
+
+} // namespace
+
+extern "C" {
+
+QSLAW_RT_API void qslaw_qmatmul_f32(int bits, const float *x, int64_t M,
+                                    int64_t K, int64_t ldx,
+                                    const uint8_t *codes, const float *scales,
+                                    const uint8_t *zeros, const float *bias,
+                                    float *y, int64_t ldy, int64_t N,
+                                    int64_t G, int num_threads) {
+  if (M <= 0 || N <= 0)
+    return;
+  const DequantFn dequant = dequantFor(bits);
+  const Operands p{codes, scales, zeros, K, G, (K + G - 1) / G};
+  const int threads = resolveThreads(num_threads);
+  const Blocks blk = split(N, kBlockFloats / std::max<int64_t>(K, 1), threads);
+  parallelFor(blk.count, threads, [&](int64_t b) {
+    const int64_t n0 = b * blk.width, nb = std::min(blk.width, N - n0);
+    float *w = tlsBlock.get(nb * K);
+    for (int64_t r = 0; r < nb; ++r)
+      dequant(p, n0 + r, 0, K, w + r * K);
+    if (bias)
+      for (int64_t m = 0; m < M; ++m)
+        std::memcpy(y + m * ldy + n0, bias + n0, size_t(nb) * sizeof(float));
+    qslaw_sgemm_f32_batched(1, M, nb, K, x, ldx, 0, 0, w, K, 0, /*transB=*/1,
+                            bias ? 1.f : 0.f, y + n0, ldy, 0, 1);
+  });
+}
+
+QSLAW_RT_API void qslaw_qmatmul_grad_input_f32(
+    int bits, const float *dy, int64_t M, int64_t N, int64_t lddy,
+    const uint8_t *codes, const float *scales, const uint8_t *zeros,
+    float *dx, int64_t lddx, int64_t K, int64_t G, int num_threads) {
+  if (M <= 0 || K <= 0)
+    return;
+  const DequantFn dequant = dequantFor(bits);
+  const Operands p{codes, scales, zeros, K, G, (K + G - 1) / G};
+  const int threads = resolveThreads(num_threads);
+  const Blocks blk = split(K, kBlockFloats / std::max<int64_t>(N, 1), threads);
+  parallelFor(blk.count, threads, [&](int64_t b) {
+    const int64_t k0 = b * blk.width, kw = std::min(blk.width, K - k0);
+    float *w = tlsBlock.get(N * kw); // What[:, k0 : k0 + kw], ld kw
+    for (int64_t n = 0; n < N; ++n)
+      dequant(p, n, k0, kw, w + n * kw);
+    qslaw_sgemm_f32_batched(1, M, kw, N, dy, lddy, 0, 0, w, kw, 0, 0, 0.f,
+                            dx + k0, lddx, 0, 1);
+  });
+}
+
+QSLAW_RT_API void qslaw_qmatmul_grad_scale_f32(
+    int bits, const float *x, int64_t M, int64_t K, int64_t ldx,
+    const float *dy, int64_t N, int64_t lddy, const uint8_t *codes,
+    const uint8_t *zeros, float *ds, int64_t G, int num_threads) {
+  if (N <= 0 || K <= 0)
+    return;
+  const DequantFn dequant = dequantFor(bits);
+  const Operands p{codes, nullptr, zeros, K, G, (K + G - 1) / G};
+  const int threads = resolveThreads(num_threads);
+  const Blocks blk = split(N, kBlockFloats / K, threads);
+  parallelFor(blk.count, threads, [&](int64_t b) {
+    const int64_t n0 = b * blk.width, nb = std::min(blk.width, N - n0);
+    float *t = tlsBlock.get(nb * K), *qz = tlsRow.get(K);
+    tokenGemm(x, M, K, ldx, dy, lddy, n0, nb, t);
+    for (int64_t r = 0; r < nb; ++r) { // epilogue: group sums of (q - z) T
+      const int64_t n = n0 + r;
+      dequant(p, n, 0, K, qz);
+      const float *tr = t + r * K;
+      for (int64_t j = 0; j < p.J; ++j) {
+        const int64_t k1 = std::min(K, (j + 1) * G);
+        float acc = 0.f;
+        for (int64_t k = j * G; k < k1; ++k)
+          acc += qz[k] * tr[k];
+        ds[n * p.J + j] = acc;
+      }
+    }
+  });
+}
+
+QSLAW_RT_API void qslaw_qmatmul_grad_gamma_f32(
+    int bits, const float *x, int64_t M, int64_t K, int64_t ldx,
+    const float *dy, int64_t N, int64_t lddy, const float *w,
+    const float *scales, const float *gamma, const uint8_t *zeros,
+    float *dgamma, int64_t G, int num_threads) {
+  if (N <= 0 || K <= 0)
+    return;
+  dequantFor(bits); // validates bits
+  const int64_t J = (K + G - 1) / G;
+  const float qmax = float((1u << bits) - 1);
+  const int threads = resolveThreads(num_threads);
+  const Blocks blk = split(N, kBlockFloats / K, threads);
+  parallelFor(blk.count, threads, [&](int64_t b) {
+    const int64_t n0 = b * blk.width, nb = std::min(blk.width, N - n0);
+    float *t = tlsBlock.get(nb * K);
+    tokenGemm(x, M, K, ldx, dy, lddy, n0, nb, t);
+    for (int64_t r = 0; r < nb; ++r) {
+      const int64_t n = n0 + r;
+      const float *wr = w + n * K, *tr = t + r * K;
+      for (int64_t j = 0; j < J; ++j) {
+        const int64_t i = n * J + j, k1 = std::min(K, (j + 1) * G);
+        const float sg = scales[i] * gamma[i], z = zeroOf(bits, zeros, i);
+        float acc = 0.f;
+        for (int64_t k = j * G; k < k1; ++k) {
+          const float c = std::rint(wr[k] / sg) + z; // NaN: masked out
+          acc += (c >= 0.f && c <= qmax) ? wr[k] * tr[k] : 0.f;
+        }
+        dgamma[i] = -acc / (gamma[i] * gamma[i]);
+      }
+    }
+  });
+}
+
+QSLAW_RT_API void qslaw_quantize_f32(int bits, const float *w, int64_t N,
+                                     int64_t K, const float *scales,
+                                     const uint8_t *zeros, uint8_t *codes,
+                                     int64_t G) {
+  dequantFor(bits); // validates bits
+  const int perByte = bits == 2 ? 4 : bits == 4 ? 2 : 1;
+  const int64_t J = (K + G - 1) / G, total = N * K;
+  const float qmax = float((1u << bits) - 1);
+  std::memset(codes, 0, size_t((total + perByte - 1) / perByte));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t j = 0; j < J; ++j) {
+      const int64_t i = n * J + j, k1 = std::min(K, (j + 1) * G);
+      const float s = scales[i], z = zeroOf(bits, zeros, i);
+      for (int64_t k = j * G; k < k1; ++k) {
+        float c = std::rint(w[n * K + k] / s) + z;
+        c = c != c ? z : c < 0.f ? 0.f : c > qmax ? qmax : c;
+        const int64_t e = n * K + k;
+        codes[e / perByte] |= uint8_t(unsigned(c) << ((e % perByte) * bits));
+      }
+    }
+}
+
+} // extern "C"
