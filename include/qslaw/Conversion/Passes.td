@@ -23,16 +23,21 @@ def QSLAWToLinalg : Pass<"qslaw-lower-to-linalg", "ModuleOp"> {
 def QSLAWToUkernels : Pass<"qslaw-lower-to-ukernels", "ModuleOp"> {
   let summary = "Call hand-tuned CPU microkernels for the quantized matmuls and gradients they cover";
   let description = [{
-    Replaces `qslaw.qmatmul` with 4-bit codes, f32 activations and f32
-    scales by a call to `qslaw_ukernel_qmatmul_w4_f32` (AVX-512 / AVX2 with
-    runtime dispatch, `libqslaw_ukernels`), and the scale-mode training
-    gradients `qslaw.qmatmul_grad_input` / `qslaw.qmatmul_grad_scale` of the
-    same specs by `qslaw_ukernel_qmatmul_w4_grad_input_f32` /
-    `..._grad_scale_f32` (row-wise dequantisation, contiguous axpys, no
-    `[N, K]` weight gradient), and gamma mode's `qslaw.qmatmul_grad_gamma`
-    by `..._grad_gamma_f32` (clamp mask recomputed from the float weight);
-    on the CPU also 4-bit `qslaw.quantize` by `qslaw_ukernel_quantize_w4_f32`
-    (whole bytes of two codes).
+    Replaces `qslaw.qmatmul` with f32 activations and scales and static
+    shapes by calls into `libqslaw_ukernels`: 4-bit codes by
+    `qslaw_ukernel_qmatmul_w4_f32` (fused dequantisation, AVX-512 / AVX2
+    with runtime dispatch), 2-, 3- and 8-bit codes by
+    `qslaw_ukernel_qmatmul_w<B>_f32`, which dequantises a block of W (at
+    most 1 MiB) at a time and multiplies it in the GEMM library. The
+    scale-mode gradients `qslaw.qmatmul_grad_input` /
+    `qslaw.qmatmul_grad_scale`, gamma mode's `qslaw.qmatmul_grad_gamma`
+    (clamp mask recomputed from the float weight) and `qslaw.quantize` of
+    every width go to the same block-dequantising kernels
+    (`..._w<B>_grad_input_f32`, `..._w<B>_grad_scale_f32`,
+    `..._w<B>_grad_gamma_f32`, `qslaw_ukernel_quantize_w<B>_f32`); ds and
+    dgamma are the token GEMM of a row block with the group sums as its
+    epilogue, so no `[N, K]` tensor exists. Every CPU call takes the thread
+    count last.
     Other ops and specs are left for
     `qslaw-lower-to-linalg`. Operands cross the call as memrefs
     (`bufferization.to_buffer`, each tagged `qslaw.ukernel_operand` so that
@@ -52,8 +57,9 @@ def QSLAWToUkernels : Pass<"qslaw-lower-to-ukernels", "ModuleOp"> {
   }];
   let options = [
     Option<"numThreads", "num-threads", "int", "1",
-           "Threads the forward microkernel may use (split over N); 0: "
-           "QSLAW_NUM_THREADS or all cores, read at run time">,
+           "Threads the CPU microkernels may use (blocks of W shared over "
+           "the OpenMP pool); 0: QSLAW_NUM_THREADS or all cores, read at "
+           "run time">,
     Option<"target", "target", "std::string", "\"cpu\"",
            "Whose kernels: cpu (libqslaw_ukernels) or cuda (hand-written "
            "CUDA kernels over device pointers)">,

@@ -155,6 +155,14 @@ float zeroOf(int bits, const uint8_t *zeros, int64_t i) {
 
 int resolveThreads(int t) { return t > 0 ? t : qslaw_num_threads(); }
 
+/// Threads of each block's GEMM: one when blocks run in parallel, else all
+/// (a single block). Never fewer than asked on the caller's thread: the GEMM
+/// wrapper sets the OpenMP thread count of the calling task, and a 1 there
+/// would serialise the generated parallel loops that follow.
+int gemmThreads(int64_t blocks, int threads) {
+  return blocks >= 2 && threads > 1 ? 1 : threads;
+}
+
 /// Splits `total` into blocks of at most `maxWidth` (a multiple of 16, at
 /// least 16), their count a multiple of `threads` where that keeps blocks
 /// >= 16 wide, so no thread idles at the end.
@@ -175,9 +183,9 @@ Blocks split(int64_t total, int64_t maxWidth, int threads) {
 /// * x[m, k], into t (row-major, ld K).
 void tokenGemm(const float *x, int64_t M, int64_t K, int64_t ldx,
                const float *dy, int64_t lddy, int64_t n0, int64_t nb,
-               float *t) {
+               float *t, int threads) {
   qslaw_sgemm_f32_batched(1, nb, K, M, dy + n0, lddy, 0, /*transA=*/1, x, ldx,
-                          0, /*transB=*/0, 0.f, t, K, 0, 1);
+                          0, /*transB=*/0, 0.f, t, K, 0, threads);
 }
 
 } // namespace
@@ -205,7 +213,8 @@ QSLAW_RT_API void qslaw_qmatmul_f32(int bits, const float *x, int64_t M,
       for (int64_t m = 0; m < M; ++m)
         std::memcpy(y + m * ldy + n0, bias + n0, size_t(nb) * sizeof(float));
     qslaw_sgemm_f32_batched(1, M, nb, K, x, ldx, 0, 0, w, K, 0, /*transB=*/1,
-                            bias ? 1.f : 0.f, y + n0, ldy, 0, 1);
+                            bias ? 1.f : 0.f, y + n0, ldy, 0,
+                            gemmThreads(blk.count, threads));
   });
 }
 
@@ -225,7 +234,7 @@ QSLAW_RT_API void qslaw_qmatmul_grad_input_f32(
     for (int64_t n = 0; n < N; ++n)
       dequant(p, n, k0, kw, w + n * kw);
     qslaw_sgemm_f32_batched(1, M, kw, N, dy, lddy, 0, 0, w, kw, 0, 0, 0.f,
-                            dx + k0, lddx, 0, 1);
+                            dx + k0, lddx, 0, gemmThreads(blk.count, threads));
   });
 }
 
@@ -242,7 +251,8 @@ QSLAW_RT_API void qslaw_qmatmul_grad_scale_f32(
   parallelFor(blk.count, threads, [&](int64_t b) {
     const int64_t n0 = b * blk.width, nb = std::min(blk.width, N - n0);
     float *t = tlsBlock.get(nb * K), *qz = tlsRow.get(K);
-    tokenGemm(x, M, K, ldx, dy, lddy, n0, nb, t);
+    tokenGemm(x, M, K, ldx, dy, lddy, n0, nb, t,
+              gemmThreads(blk.count, threads));
     for (int64_t r = 0; r < nb; ++r) { // epilogue: group sums of (q - z) T
       const int64_t n = n0 + r;
       dequant(p, n, 0, K, qz);
@@ -273,7 +283,8 @@ QSLAW_RT_API void qslaw_qmatmul_grad_gamma_f32(
   parallelFor(blk.count, threads, [&](int64_t b) {
     const int64_t n0 = b * blk.width, nb = std::min(blk.width, N - n0);
     float *t = tlsBlock.get(nb * K);
-    tokenGemm(x, M, K, ldx, dy, lddy, n0, nb, t);
+    tokenGemm(x, M, K, ldx, dy, lddy, n0, nb, t,
+              gemmThreads(blk.count, threads));
     for (int64_t r = 0; r < nb; ++r) {
       const int64_t n = n0 + r;
       const float *wr = w + n * K, *tr = t + r * K;
