@@ -68,9 +68,12 @@ class TorchStep(FixtureTorchStep):
 
 
 def child(a):
-    import torch
-    torch.set_num_threads(a.threads)
-    step = TorchStep(a.onnx, a.size) if a.side == "torch" else QslawStep(a.lib)
+    if a.side == "torch":
+        import torch
+        torch.set_num_threads(a.threads)
+        step = TorchStep(a.onnx, a.size)
+    else:  # no torch in this process: its bundled OpenMP runtime would be a
+        step = QslawStep(a.lib)  # second pool on the same cores
     b = batch(a.onnx[:-len(".onnx")])
     times = []
     for _ in range(a.rounds):
@@ -100,6 +103,7 @@ def main():
     p.add_argument("--child", dest="side")
     p.add_argument("--onnx")
     p.add_argument("--lib", default="")
+    p.add_argument("--keep-lib", help="also copy the compiled trainer here")
     a = p.parse_args()
     if a.side:
         return child(a)
@@ -114,6 +118,10 @@ def main():
                         f"--quantize-layers={LAYERS}", "--train", "--weights=external",
                         "-o", lib], check=True, capture_output=True)
         compile_s = time.perf_counter() - t0
+        if a.keep_lib:
+            import shutil
+            shutil.copy(lib, a.keep_lib)
+            shutil.copy(lib + ".weights", a.keep_lib + ".weights")
         rows = {"qslaw": [], "torch": []}
         for _ in range(2):  # two alternating rounds of child processes
             for side in ("qslaw", "torch"):

@@ -114,6 +114,7 @@ struct Arg {
   StateTensor *state = nullptr;
   void *device = nullptr;
   bool keep = false; // an output that becomes session state
+  bool direct = false; // an output written straight into the caller's memory
   AbiBuffer &buffer() { return state ? *state->buffer : *owned; }
 };
 
@@ -203,7 +204,15 @@ qslaw_status run(qslaw_session &s, const ModelFunction &m,
                         std::to_string(outputs[i].bytes) + " bytes, expected " +
                         std::to_string(want));
     }
-    a.owned = std::make_unique<AbiBuffer>(spec);
+    // On the host, an output whose storage is its host layout is written
+    // in place: no staging buffer, no copy (a 32 MB logits tensor cost a
+    // memset, two copies and fresh pages per run). Element alignment is
+    // all the compiled code and the kernels assume.
+    const size_t align = std::max<size_t>(hostElementBytes(spec), 1);
+    a.direct = !a.keep && !s.cuda && AbiBuffer::sharesHostLayout(spec) &&
+               reinterpret_cast<uintptr_t>(outputs[i].data) % align == 0;
+    a.owned = a.direct ? std::make_unique<AbiBuffer>(spec, outputs[i].data)
+                       : std::make_unique<AbiBuffer>(spec);
   }
 
   std::vector<std::vector<int64_t>> descs;
@@ -250,7 +259,8 @@ qslaw_status run(qslaw_session &s, const ModelFunction &m,
   for (size_t i = 0; i < m.outputs.size(); ++i) {
     Arg &a = args[m.inputs.size() + i];
     if (!a.keep) {
-      copyOut(*a.owned, outputs[i]);
+      if (!a.direct)
+        copyOut(*a.owned, outputs[i]);
       continue;
     }
     putState(s, m.outputs[i].name, std::move(a.owned), a.device);

@@ -93,6 +93,22 @@ AbiBuffer::AbiBuffer(TensorSpec spec) : tensorSpec(std::move(spec)) {
   size_t alloc = (std::max<size_t>(storageBytes, 1) + 63) / 64 * 64;
   data = std::aligned_alloc(64, alloc);
   memset(data, 0, alloc);
+  describe(sizes);
+}
+
+AbiBuffer::AbiBuffer(TensorSpec spec, void *borrowed)
+    : tensorSpec(std::move(spec)), data(borrowed), ownsData(false) {
+  storageBytes = size_t(tensorSpec.numElements()) * (tensorSpec.bits() / 8);
+  describe(tensorSpec.shape);
+}
+
+bool AbiBuffer::sharesHostLayout(const TensorSpec &spec) {
+  unsigned w = spec.bits();
+  return spec.dtype != "bf16" && spec.dtype != "i1" &&
+         (w == 8 || w == 16 || w == 32 || w == 64);
+}
+
+void AbiBuffer::describe(const std::vector<int64_t> &sizes) {
   desc.push_back(int64_t(reinterpret_cast<intptr_t>(data)));
   desc.push_back(int64_t(reinterpret_cast<intptr_t>(data)));
   desc.push_back(0);
@@ -106,7 +122,10 @@ AbiBuffer::AbiBuffer(TensorSpec spec) : tensorSpec(std::move(spec)) {
   desc.insert(desc.end(), strides.begin(), strides.end());
 }
 
-AbiBuffer::~AbiBuffer() { std::free(data); }
+AbiBuffer::~AbiBuffer() {
+  if (ownsData)
+    std::free(data);
+}
 
 Error AbiBuffer::fill(const NpyArray &a, const std::string &what) {
   const TensorSpec &s = tensorSpec;

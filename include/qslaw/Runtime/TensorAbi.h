@@ -34,7 +34,14 @@ struct TensorSpec {
 class AbiBuffer {
 public:
   explicit AbiBuffer(TensorSpec spec);
+  /// A buffer over the caller's memory `borrowed` (not freed here), for a
+  /// spec whose storage is the host layout (sharesHostLayout).
+  AbiBuffer(TensorSpec spec, void *borrowed);
   ~AbiBuffer();
+  /// Whether the storage of `spec` is byte for byte its host tensor (f32,
+  /// f64, f16, 8- to 64-bit integers): then a host buffer can be bound
+  /// directly, with no conversion or copy.
+  static bool sharesHostLayout(const TensorSpec &spec);
   AbiBuffer(const AbiBuffer &) = delete;
   AbiBuffer &operator=(const AbiBuffer &) = delete;
 
@@ -60,7 +67,9 @@ private:
   unsigned packedBits = 0; // 2 or 4 when sub-byte codes are packed
   size_t storageBytes = 0;
   void *data = nullptr;
+  bool ownsData = true;
   std::vector<int64_t> desc; // ptr, ptr, offset, sizes..., strides...
+  void describe(const std::vector<int64_t> &sizes);
 };
 
 /// Calls a packed entry `void f(void **args)`, whose args[i] points to the

@@ -8,6 +8,7 @@
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/PatternMatch.h"
 #include <limits>
+#include <optional>
 #include "llvm/ADT/SmallBitVector.h"
 
 namespace mlir::qslaw {
@@ -110,6 +111,51 @@ SmallVector<int64_t> rowTiles(linalg::LinalgOp op,
   return t;
 }
 
+/// The M, N, K loops of a contraction that gets register tiles (one loop
+/// each), or failure.
+FailureOr<linalg::ContractionDimensions>
+registerTiledContraction(linalg::LinalgOp op) {
+  if (!allProjectedPermutations(op))
+    return failure();
+  FailureOr<linalg::ContractionDimensions> cdims =
+      linalg::inferContractionDims(op);
+  if (failed(cdims) || cdims->m.size() != 1 || cdims->n.size() != 1 ||
+      cdims->k.size() != 1)
+    return failure();
+  return cdims;
+}
+
+bool isContraction(linalg::LinalgOp op) {
+  return succeeded(registerTiledContraction(op));
+}
+
+/// Vector lanes the innermost tiles are made multiples of: 16 f32 is one
+/// AVX-512 register (two AVX2 ones).
+constexpr int64_t kLanes = 16;
+
+/// Where to split `op`'s innermost loop so that its rows are multiples of
+/// kLanes: an extent of more than kLanes that is not a multiple of it, and
+/// whose row tile (rowTiles) would not be either - e.g. the 197 tokens of a
+/// ViT (the [heads, 197, 197] softmax). A row of odd length becomes a vector
+/// LLVM legalises element by element through the stack (a [6, 197, 197]
+/// softmax took 9.4 ms, not ~0.1); split at 192, the main part gets
+/// 64-wide tiles and the 5-wide rest is short. None for ops rowTiles keeps
+/// whole for other reasons (compound or dynamic innermost loop).
+std::optional<int64_t> innermostSplit(linalg::LinalgOp op,
+                                      ArrayRef<int64_t> tiles) {
+  SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+  if (ranges.empty() || !allProjectedPermutations(op))
+    return std::nullopt;
+  int64_t e = ranges.back(), t = tiles.back();
+  if (ShapedType::isDynamic(e) || e <= kLanes || e % kLanes == 0)
+    return std::nullopt;
+  if (t != 0 && t % kLanes == 0) // tiled by a multiple of kLanes already
+    return std::nullopt;
+  if (t == 0 && loopsInCompoundExprs(op).test(ranges.size() - 1))
+    return std::nullopt;
+  return e - e % kLanes;
+}
+
 struct TileAndVectorizePass
     : qslaw::impl::TileAndVectorizeBase<TileAndVectorizePass> {
   using Base::Base;
@@ -176,16 +222,38 @@ struct TileAndVectorizePass
         ops.push_back(op);
     });
     SmallVector<Operation *> toVectorize;
+    if (tileSize > 0) { // split odd innermost loops first (innermostSplit)
+      SmallVector<linalg::LinalgOp> parts;
+      for (linalg::LinalgOp op : ops) {
+        std::optional<int64_t> at;
+        if (!isContraction(op))
+          at = innermostSplit(op, rowTiles(op, loopsInCompoundExprs(op),
+                                           tileSize));
+        if (!at) {
+          parts.push_back(op);
+          continue;
+        }
+        rewriter.setInsertionPoint(op);
+        auto [head, rest] = linalg::splitOp(
+            rewriter, cast<TilingInterface>(op.getOperation()),
+            op.getNumLoops() - 1, rewriter.getIndexAttr(*at));
+        if (!head || !rest) {
+          parts.push_back(op);
+          continue;
+        }
+        parts.push_back(cast<linalg::LinalgOp>(head.getOperation()));
+        parts.push_back(cast<linalg::LinalgOp>(rest.getOperation()));
+      }
+      ops = std::move(parts);
+    }
     for (linalg::LinalgOp op : ops) {
       Operation *tiled = op;
       if (tileSize > 0) {
         llvm::SmallBitVector compound = loopsInCompoundExprs(op);
         SmallVector<OpFoldResult> sizes;
-        FailureOr<linalg::ContractionDimensions> cdims = failure();
-        if (allProjectedPermutations(op))
-          cdims = linalg::inferContractionDims(op);
-        if (succeeded(cdims) && cdims->m.size() == 1 && cdims->n.size() == 1 &&
-            cdims->k.size() == 1) {
+        if (FailureOr<linalg::ContractionDimensions> cdims =
+                registerTiledContraction(op);
+            succeeded(cdims)) {
           // Register tiles for contractions: 8 (M) x 32 (N) accumulators,
           // one K step per vectorized outer product, batch dims one by one.
           SmallVector<int64_t> t(op.getNumLoops(), 1);
