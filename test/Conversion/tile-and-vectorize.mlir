@@ -65,13 +65,20 @@ func.func @matmul(%a: tensor<16x128xf32>, %b: tensor<128x64xf32>, %c: tensor<16x
   return %r : tensor<16x64xf32>
 }
 
-// Row reductions: the reduced innermost loop is split by its largest
-// divisor up to tile-size (200 -> 50 with tile-size=64: no partial tile),
-// the row loop by 1; each tile is a vector reduction.
+// Row reductions: an innermost extent that is not a multiple of 16 (200)
+// is split at one (192): the main part is tiled by its largest divisor up
+// to tile-size (64), the 8-wide rest stays whole and accumulates into the
+// main part's result; the row loop is tiled by 1; each tile is a vector
+// reduction (no partial tile, no odd vector length).
 // ROW-LABEL: func @row_sum
+// ROW: tensor.extract_slice %arg0[0, 0] [8, 192] [1, 1]
 // ROW: scf.for %{{.*}} = %c0{{.*}} to %c8 step %c1
-// ROW: scf.for %{{.*}} = %c0{{.*}} to %c200{{.*}} step %c50
-// ROW: vector.multi_reduction <add>, {{.*}} [1] : vector<1x50xf32> to vector<1xf32>
+// ROW: scf.for %{{.*}} = %c0{{.*}} to %c192{{.*}} step %c64
+// ROW: vector.multi_reduction <add>, {{.*}} [1] : vector<1x64xf32> to vector<1xf32>
+// ROW: %[[MAIN:.*]] = tensor.insert_slice %{{.*}} into %arg1[0] [8] [1]
+// ROW: tensor.extract_slice %arg0[0, 192] [8, 8] [1, 1]
+// ROW: tensor.extract_slice %[[MAIN]][0] [8] [1]
+// ROW: vector.multi_reduction <add>, {{.*}} [1] : vector<1x8xf32> to vector<1xf32>
 func.func @row_sum(%a: tensor<8x200xf32>, %init: tensor<8xf32>) -> tensor<8xf32> {
   %r = linalg.generic {indexing_maps = [#id, affine_map<(d0, d1) -> (d0)>], iterator_types = ["parallel", "reduction"]}
        ins(%a : tensor<8x200xf32>) outs(%init : tensor<8xf32>) {
@@ -82,12 +89,15 @@ func.func @row_sum(%a: tensor<8x200xf32>, %init: tensor<8xf32>) -> tensor<8xf32>
   return %r : tensor<8xf32>
 }
 
-// A prime innermost extent (197, a ViT's tokens) has no useful divisor: it
-// stays whole (up to 4 x tile-size) rather than going scalar.
+// A prime innermost extent (197, a ViT's tokens): 192 in 64-wide tiles,
+// then the 5-wide rest (a 197-lane vector was legalised element by element
+// through the stack).
 // ROW-LABEL: func @prime_row
 // ROW: scf.for %{{.*}} = %c0{{.*}} to %c6{{.*}} step %c1
-// ROW-NOT: scf.for
-// ROW: math.exp {{.*}} : vector<1x197xf32>
+// ROW: scf.for %{{.*}} = %c0{{.*}} to %c192{{.*}} step %c64
+// ROW: math.exp {{.*}} : vector<1x64xf32>
+// ROW: math.exp {{.*}} : vector<1x5xf32>
+// ROW-NOT: vector<1x197xf32>
 func.func @prime_row(%a: tensor<6x197xf32>) -> tensor<6x197xf32> {
   %e = tensor.empty() : tensor<6x197xf32>
   %r = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
@@ -122,10 +132,10 @@ func.func @bool_result(%a: tensor<8x64xf32>, %b: tensor<8x64xf32>) -> tensor<8x6
 // sequential.
 // PAR-LABEL: func @row_sum
 // PAR: scf.forall (%{{.*}}) in (8)
-// PAR: scf.for %{{.*}} = %c0{{.*}} to %c200{{.*}} step %c50
+// PAR: scf.for %{{.*}} = %c0{{.*}} to %c192{{.*}} step %c64
 // PAR: vector.multi_reduction <add>
 // PAR-LABEL: func @prime_row
-// PAR: scf.forall (%{{.*}}) in (6)
+// PAR: scf.forall (%{{.*}}, %{{.*}}) = (0, 0) to (6, 192) step (1, 64)
 // PAR-LABEL: func @bool_result
 // PAR-NOT: scf.forall
 // PAR: scf.for

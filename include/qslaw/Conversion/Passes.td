@@ -141,7 +141,12 @@ def TileAndVectorize : Pass<"qslaw-tile-and-vectorize", "ModuleOp"> {
     loop with `scf.for`: every outer loop, parallel or reduction, by 1;
     the innermost loop whole up to `tile-size` elements, else by its
     largest divisor up to `tile-size` (a prime extent up to 4 x `tile-size`
-    stays whole). Tiles are thus statically shaped (no partial tiles,
+    stays whole). An innermost extent above 16 that is not a multiple of 16
+    and would get such a row (a ViT's 197 tokens) is first split into a
+    16-multiple main part and a short rest (`linalg::splitOp`; a reduction's
+    rest accumulates into the main part's result), so that no vector has
+    an odd length that LLVM legalises through the stack. Tiles are thus
+    statically shaped (no partial tiles,
     which would stay scalar) and vectors run along the innermost loop,
     which is the reduced dim of row reductions (softmax, norms). Loops
     that an indexing map uses inside a compound expression such as the
