@@ -45,9 +45,9 @@ func.func @main(%x: {t}) -> {t} {{
     assert ulps(y, ref(x.astype(np.float64))).max() <= max_ulp
 
 
-# 256: whole 64-wide tiles; 197 (a ViT's tokens) and 50: rows that are
-# not a multiple of 16, split into a 16-multiple main part and a short rest
-# (each reduction then runs over two pieces); 13: one short row.
+# 256: whole 64-wide tiles; 197 (a ViT's tokens): not a multiple of 16,
+# split into a 16-multiple main part and a short rest (each reduction then
+# runs over two pieces); 50 and 13: short odd rows, kept whole.
 @pytest.mark.parametrize("width", [256, 197, 50, 13])
 def test_softmax_rows(width):
     rng = np.random.default_rng(1)
