@@ -69,7 +69,8 @@ void mlir::qslaw::buildCPUBufferizationPipeline(
     addPipeline(pm, "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}");
   // Row reductions lower to one vector.reduction per row (inner-reduction),
   // which qslaw-vector-math lets LLVM reduce as a tree.
-  addPipeline(pm, "buffer-deallocation-pipeline,"
+  // Deallocations at each buffer's last use, not at the function's end.
+  addPipeline(pm, "buffer-deallocation-pipeline,func.func(qslaw-early-dealloc),"
                   "func.func(convert-linalg-to-loops,"
                   "lower-vector-multi-reduction{lowering-strategy="
                   "inner-reduction}),"

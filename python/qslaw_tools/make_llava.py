@@ -9,7 +9,8 @@ fixtures; never committed). Speed and memory are measured on these.
 Writes OUT_DIR/llava_<size>.onnx and the inputs beside it
 (llava_<size>.{input_ids,pixel_values,attention_mask}.npy).
 
-Sizes (sequence 256 = 196 image tokens + 60 text tokens, batch 1):
+Sizes (sequence 256 = 196 image tokens + 60 text tokens, batch 1 unless
+--batch says otherwise):
   small  = CLIP 6 x 384 (image 224, patch 16) + LLaMA 4 x 512 (MLP 1408,
            vocab 32000), about 55 M parameters;
   medium = ViT-B/16 (12 x 768) + LLaMA 8 x 1024 (MLP 2816, vocab 32000),
@@ -55,25 +56,28 @@ def llava(size, vision_layers=None, text_layers=None, seed=0):
     return LlavaForConditionalGeneration(cfg).eval(), cfg
 
 
-def example_inputs(seq=256, seed=0):
+def example_inputs(seq=256, seed=0, batch=1):
     g = torch.Generator().manual_seed(seed)
     n_img = (IMAGE // PATCH) ** 2  # "default" strategy drops CLS
     if seq < n_img + 2:
         raise SystemExit(f"--seq must be at least {n_img + 2} (196 image tokens)")
-    ids = torch.randint(0, 31000, (1, seq), generator=g)
-    ids[0, 1:1 + n_img] = IMAGE_TOKEN
-    pix = torch.randn(1, 3, IMAGE, IMAGE, generator=g)
-    mask = torch.ones(1, seq, dtype=torch.int64)
+    if batch < 1:
+        raise SystemExit(f"--batch must be at least 1, got {batch}")
+    ids = torch.randint(0, 31000, (batch, seq), generator=g)
+    ids[:, 1:1 + n_img] = IMAGE_TOKEN
+    pix = torch.randn(batch, 3, IMAGE, IMAGE, generator=g)
+    mask = torch.ones(batch, seq, dtype=torch.int64)
     return ids, pix, mask
 
 
 def export(out_dir, size, vision_layers=None, text_layers=None, seq=256,
-           name=None):
-    """Writes the model and its inputs; returns the .onnx path."""
+           name=None, batch=1):
+    """Writes the model (static batch and sequence) and its inputs; returns
+    the .onnx path."""
     os.makedirs(out_dir, exist_ok=True)
-    name = name or f"llava_{size}"
+    name = name or (f"llava_{size}" if batch == 1 else f"llava_{size}_b{batch}")
     model, _ = llava(size, vision_layers, text_layers)
-    ids, pix, mask = example_inputs(seq)
+    ids, pix, mask = example_inputs(seq, batch=batch)
     path = os.path.join(out_dir, f"{name}.onnx")
     with torch.no_grad():
         torch.onnx.export(Logits(model), (ids, pix, mask), path,
@@ -91,9 +95,11 @@ def main():
     p.add_argument("--vision-layers", type=int)
     p.add_argument("--text-layers", type=int)
     p.add_argument("--seq", type=int, default=256)
+    p.add_argument("--batch", type=int, default=1)
     p.add_argument("--name")
     a = p.parse_args()
-    path = export(a.out, a.size, a.vision_layers, a.text_layers, a.seq, a.name)
+    path = export(a.out, a.size, a.vision_layers, a.text_layers, a.seq, a.name,
+                  a.batch)
     print(path, os.path.getsize(path))
 
 

@@ -77,6 +77,28 @@ TEST(SgemmTest, LibraryAndThreads) {
   EXPECT_GE(qslaw_num_threads(), 1);
 }
 
+/// Live and peak bytes follow every block, cached sizes or not, including a
+/// cached block handed out again for a smaller request (its own size).
+TEST(AllocTest, LiveAndPeakBytes) {
+  qslaw_alloc_trim();
+  const qslaw_alloc_stats s0 = qslaw_alloc_get_stats();
+  void *small = qslaw_alloc(100, 64);      // one page
+  void *big = qslaw_alloc(1 << 20, 64);    // 1 MiB
+  const qslaw_alloc_stats s1 = qslaw_alloc_get_stats();
+  EXPECT_EQ(s1.live_bytes, s0.live_bytes + 4096 + (1 << 20));
+  EXPECT_GE(s1.peak_live_bytes, s1.live_bytes);
+  qslaw_free(big);
+  void *again = qslaw_alloc(600 << 10, 64); // the cached 1 MiB block
+  ASSERT_EQ(again, big);
+  EXPECT_EQ(qslaw_alloc_get_stats().live_bytes, s1.live_bytes);
+  qslaw_free(again);
+  qslaw_free(small);
+  const qslaw_alloc_stats s2 = qslaw_alloc_get_stats();
+  EXPECT_EQ(s2.live_bytes, s0.live_bytes);
+  EXPECT_EQ(s2.peak_live_bytes, std::max(s0.peak_live_bytes, s1.live_bytes));
+  qslaw_alloc_trim();
+}
+
 TEST(AllocTest, AlignedAndReused) {
   qslaw_alloc_trim();
   qslaw_alloc_stats before = qslaw_alloc_get_stats();

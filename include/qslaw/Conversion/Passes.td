@@ -193,6 +193,24 @@ def VectorMath : Pass<"qslaw-vector-math", "ModuleOp"> {
                            "::mlir::arith::ArithDialect"];
 }
 
+def EarlyDealloc : Pass<"qslaw-early-dealloc", "func::FuncOp"> {
+  let summary = "Free each buffer right after its last use";
+  let description = [{
+    Run after `buffer-deallocation-pipeline`, which places every
+    unconditional `memref.dealloc` at the end of the block that allocated
+    the buffer: in a straight-line model function every intermediate then
+    lives until the return, so a forward's (or a whole training step's)
+    peak memory was the sum of all its tensors. Each `memref.dealloc` of a
+    `memref.alloc` of the same block moves up to just after the last
+    operation of that block that uses the buffer or any view of it
+    (subviews, casts, reshapes: `BufferViewFlowAnalysis`); a use inside a
+    nested region (a loop body, an OpenMP region) counts as a use by its
+    ancestor in the block. Deallocations of other buffers (arguments,
+    conditional ones) are left where they are.
+  }];
+  let dependentDialects = ["::mlir::memref::MemRefDialect"];
+}
+
 def MemRefCopyToLinalg : Pass<"qslaw-memref-copy-to-linalg", "ModuleOp"> {
   let summary = "Turn memref.copy into linalg.copy so that it becomes a kernel";
   let description = [{

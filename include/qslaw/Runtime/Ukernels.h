@@ -142,6 +142,8 @@ QSLAW_RT_API int qslaw_num_threads(void);
 typedef struct qslaw_alloc_stats {
   uint64_t hits, misses; /* cached-size requests served from / not from the cache */
   uint64_t cached_bytes; /* held in the cache now */
+  uint64_t live_bytes;   /* handed out and not yet freed (page-rounded) */
+  uint64_t peak_live_bytes; /* the most live_bytes has been */
 } qslaw_alloc_stats;
 QSLAW_RT_API void *qslaw_alloc(size_t size, size_t align);
 QSLAW_RT_API void qslaw_free(void *p);

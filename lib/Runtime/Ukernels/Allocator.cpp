@@ -16,6 +16,7 @@
 //===----------------------------------------------------------------------===//
 #include "qslaw/Runtime/Ukernels.h"
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -66,6 +67,21 @@ Cache &cache() {
 
 Header *headerOf(void *p) { return static_cast<Header *>(p) - 1; }
 
+// Live bytes of every block (cached sizes or not), for memory profiles of
+// compiled code (qslaw_alloc_get_stats).
+std::atomic<uint64_t> liveBytes{0}, peakLiveBytes{0};
+
+void *track(void *p, size_t bytes) {
+  if (!p)
+    return p;
+  uint64_t now = liveBytes.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  uint64_t peak = peakLiveBytes.load(std::memory_order_relaxed);
+  while (now > peak && !peakLiveBytes.compare_exchange_weak(
+                           peak, now, std::memory_order_relaxed))
+    ;
+  return p;
+}
+
 void *fresh(size_t bytes, size_t align) {
   // The header sits in a whole alignment unit below the user pointer
   // (align >= 64, qslaw_alloc's floor, leaves room for it).
@@ -87,7 +103,7 @@ extern "C" QSLAW_RT_API void *qslaw_alloc(size_t size, size_t align) {
     return nullptr;
   size_t bytes = (size + kPage - 1) / kPage * kPage;
   if (bytes < kMinCached)
-    return fresh(bytes, align);
+    return track(fresh(bytes, align), bytes);
   Cache &c = cache();
   {
     std::lock_guard<std::mutex> lock(c.mutex);
@@ -99,11 +115,11 @@ extern "C" QSLAW_RT_API void *qslaw_alloc(size_t size, size_t align) {
       c.free.erase(it);
       ++c.stats.hits;
       c.stats.cached_bytes = c.cachedBytes;
-      return p;
+      return track(p, headerOf(p)->bytes); // the block's own size
     }
     ++c.stats.misses;
   }
-  return fresh(bytes, align);
+  return track(fresh(bytes, align), bytes);
 }
 
 extern "C" QSLAW_RT_API void qslaw_free(void *p) {
@@ -115,6 +131,7 @@ extern "C" QSLAW_RT_API void qslaw_free(void *p) {
                          "allocate\n");
     std::abort();
   }
+  liveBytes.fetch_sub(h.bytes, std::memory_order_relaxed);
   if (h.bytes >= kMinCached) {
     Cache &c = cache();
     std::lock_guard<std::mutex> lock(c.mutex);
@@ -144,7 +161,10 @@ extern "C" QSLAW_RT_API void qslaw_alloc_trim(void) {
 extern "C" QSLAW_RT_API qslaw_alloc_stats qslaw_alloc_get_stats(void) {
   Cache &c = cache();
   std::lock_guard<std::mutex> lock(c.mutex);
-  return c.stats;
+  qslaw_alloc_stats s = c.stats;
+  s.live_bytes = liveBytes.load(std::memory_order_relaxed);
+  s.peak_live_bytes = peakLiveBytes.load(std::memory_order_relaxed);
+  return s;
 }
 
 // MLIR's generic allocation functions (finalize-memref-to-llvm
