@@ -89,6 +89,19 @@ void copyOut(AbiBuffer &b, qslaw_tensor &t) {
   memcpy(t.data, a.data.data(), a.data.size());
 }
 
+/// Whether `t`'s bytes overlap those of any of `inputs` (an output written
+/// in place must not clobber an input the run still reads).
+bool overlapsAny(const qslaw_tensor &t, const qslaw_tensor *inputs,
+                 int32_t numInputs) {
+  auto begin = reinterpret_cast<uintptr_t>(t.data);
+  for (int32_t i = 0; i < numInputs; ++i) {
+    auto b = reinterpret_cast<uintptr_t>(inputs[i].data);
+    if (inputs[i].data && b < begin + t.bytes && begin < b + inputs[i].bytes)
+      return true;
+  }
+  return false;
+}
+
 /// Makes a host tensor's ABI buffer.
 qslaw_status bufferFor(const TensorSpec &spec, const qslaw_tensor &t,
                        const std::string &what,
@@ -210,7 +223,8 @@ qslaw_status run(qslaw_session &s, const ModelFunction &m,
     // all the compiled code and the kernels assume.
     const size_t align = std::max<size_t>(hostElementBytes(spec), 1);
     a.direct = !a.keep && !s.cuda && AbiBuffer::sharesHostLayout(spec) &&
-               reinterpret_cast<uintptr_t>(outputs[i].data) % align == 0;
+               reinterpret_cast<uintptr_t>(outputs[i].data) % align == 0 &&
+               !overlapsAny(outputs[i], inputs, numInputs);
     a.owned = a.direct ? std::make_unique<AbiBuffer>(spec, outputs[i].data)
                        : std::make_unique<AbiBuffer>(spec);
   }
