@@ -179,6 +179,18 @@ Blocks split(int64_t total, int64_t maxWidth, int threads) {
   return {width, (total + width - 1) / width};
 }
 
+/// Runs body(begin, width, gemmThreads) for each block of split(total,
+/// maxWidth, threads), the blocks shared over the pool.
+template <typename F>
+void forEachBlock(int64_t total, int64_t maxWidth, int threads, F &&body) {
+  const Blocks blk = split(total, maxWidth, threads);
+  const int inner = gemmThreads(blk.count, threads);
+  parallelFor(blk.count, threads, [&](int64_t b) {
+    const int64_t begin = b * blk.width;
+    body(begin, std::min(blk.width, total - begin), inner);
+  });
+}
+
 /// The token GEMM of rows [n0, n0 + nb) of W: T[r, k] = sum_m dy[m, n0 + r]
 /// * x[m, k], into t (row-major, ld K).
 void tokenGemm(const float *x, int64_t M, int64_t K, int64_t ldx,
@@ -202,10 +214,9 @@ QSLAW_RT_API void qslaw_qmatmul_f32(int bits, const float *x, int64_t M,
     return;
   const DequantFn dequant = dequantFor(bits);
   const Operands p{codes, scales, zeros, K, G, (K + G - 1) / G};
-  const int threads = resolveThreads(num_threads);
-  const Blocks blk = split(N, kBlockFloats / std::max<int64_t>(K, 1), threads);
-  parallelFor(blk.count, threads, [&](int64_t b) {
-    const int64_t n0 = b * blk.width, nb = std::min(blk.width, N - n0);
+  forEachBlock(N, kBlockFloats / std::max<int64_t>(K, 1),
+               resolveThreads(num_threads),
+               [&](int64_t n0, int64_t nb, int gemmThreads) {
     float *w = tlsBlock.get(nb * K);
     for (int64_t r = 0; r < nb; ++r)
       dequant(p, n0 + r, 0, K, w + r * K);
@@ -213,8 +224,7 @@ QSLAW_RT_API void qslaw_qmatmul_f32(int bits, const float *x, int64_t M,
       for (int64_t m = 0; m < M; ++m)
         std::memcpy(y + m * ldy + n0, bias + n0, size_t(nb) * sizeof(float));
     qslaw_sgemm_f32_batched(1, M, nb, K, x, ldx, 0, 0, w, K, 0, /*transB=*/1,
-                            bias ? 1.f : 0.f, y + n0, ldy, 0,
-                            gemmThreads(blk.count, threads));
+                            bias ? 1.f : 0.f, y + n0, ldy, 0, gemmThreads);
   });
 }
 
@@ -226,15 +236,14 @@ QSLAW_RT_API void qslaw_qmatmul_grad_input_f32(
     return;
   const DequantFn dequant = dequantFor(bits);
   const Operands p{codes, scales, zeros, K, G, (K + G - 1) / G};
-  const int threads = resolveThreads(num_threads);
-  const Blocks blk = split(K, kBlockFloats / std::max<int64_t>(N, 1), threads);
-  parallelFor(blk.count, threads, [&](int64_t b) {
-    const int64_t k0 = b * blk.width, kw = std::min(blk.width, K - k0);
+  forEachBlock(K, kBlockFloats / std::max<int64_t>(N, 1),
+               resolveThreads(num_threads),
+               [&](int64_t k0, int64_t kw, int gemmThreads) {
     float *w = tlsBlock.get(N * kw); // What[:, k0 : k0 + kw], ld kw
     for (int64_t n = 0; n < N; ++n)
       dequant(p, n, k0, kw, w + n * kw);
     qslaw_sgemm_f32_batched(1, M, kw, N, dy, lddy, 0, 0, w, kw, 0, 0, 0.f,
-                            dx + k0, lddx, 0, gemmThreads(blk.count, threads));
+                            dx + k0, lddx, 0, gemmThreads);
   });
 }
 
@@ -246,13 +255,10 @@ QSLAW_RT_API void qslaw_qmatmul_grad_scale_f32(
     return;
   const DequantFn dequant = dequantFor(bits);
   const Operands p{codes, nullptr, zeros, K, G, (K + G - 1) / G};
-  const int threads = resolveThreads(num_threads);
-  const Blocks blk = split(N, kBlockFloats / K, threads);
-  parallelFor(blk.count, threads, [&](int64_t b) {
-    const int64_t n0 = b * blk.width, nb = std::min(blk.width, N - n0);
+  forEachBlock(N, kBlockFloats / K, resolveThreads(num_threads),
+               [&](int64_t n0, int64_t nb, int gemmThreads) {
     float *t = tlsBlock.get(nb * K), *qz = tlsRow.get(K);
-    tokenGemm(x, M, K, ldx, dy, lddy, n0, nb, t,
-              gemmThreads(blk.count, threads));
+    tokenGemm(x, M, K, ldx, dy, lddy, n0, nb, t, gemmThreads);
     for (int64_t r = 0; r < nb; ++r) { // epilogue: group sums of (q - z) T
       const int64_t n = n0 + r;
       dequant(p, n, 0, K, qz);
@@ -278,13 +284,10 @@ QSLAW_RT_API void qslaw_qmatmul_grad_gamma_f32(
   dequantFor(bits); // validates bits
   const int64_t J = (K + G - 1) / G;
   const float qmax = float((1u << bits) - 1);
-  const int threads = resolveThreads(num_threads);
-  const Blocks blk = split(N, kBlockFloats / K, threads);
-  parallelFor(blk.count, threads, [&](int64_t b) {
-    const int64_t n0 = b * blk.width, nb = std::min(blk.width, N - n0);
+  forEachBlock(N, kBlockFloats / K, resolveThreads(num_threads),
+               [&](int64_t n0, int64_t nb, int gemmThreads) {
     float *t = tlsBlock.get(nb * K);
-    tokenGemm(x, M, K, ldx, dy, lddy, n0, nb, t,
-              gemmThreads(blk.count, threads));
+    tokenGemm(x, M, K, ldx, dy, lddy, n0, nb, t, gemmThreads);
     for (int64_t r = 0; r < nb; ++r) {
       const int64_t n = n0 + r;
       const float *wr = w + n * K, *tr = t + r * K;
