@@ -4,7 +4,9 @@ qslaw_tools.make_llava: qslaw's compiled @train_step against the PyTorch
 reference (qslaw_tools.torch_llava: the transformers model with the ONNX
 weights, fake-quant linears, autograd, AdamW), same batch (1 x 256 tokens),
 same thread count. Time: medians over alternating rounds. Memory: peak RSS
-of each side in its own child process.
+of each side in its own child process. Also the step's GEMM lower bound: one
+step traced (QSLAW_GEMM_TRACE), its contractions timed alone as f32 GEMMs
+through the runtime's library (build/bin/gemm_lower_bound).
 
     .venv/bin/python bench/train_step_real_cpu.py [--size small] [--threads 1]
         [--rounds 3] [--mode scale|gamma] [--batch 1] [--models DIR]
@@ -84,15 +86,25 @@ def child(a):
                       "peak_mb": maxrss_mb(), "loss": loss}))
 
 
-def run_child(side, a, lib):
+def run_child(side, a, lib, rounds=None, **extra_env):
     env = dict(os.environ, QSLAW_NUM_THREADS=str(a.threads), OMP_NUM_THREADS=str(a.threads),
-               OPENBLAS_NUM_THREADS="1")
+               OPENBLAS_NUM_THREADS="1", **extra_env)
     out = subprocess.run([sys.executable, __file__, "--child", side, "--onnx", a.onnx,
                           "--size", a.size, "--lib", lib, "--threads", str(a.threads),
                           "--mode", a.mode,
-                          "--rounds", str(a.rounds)],
+                          "--rounds", str(rounds or a.rounds)],
                          env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def gemm_lower_bound(a, lib, tmp):
+    """The step's contractions (one step traced by the runtime) timed alone
+    as f32 GEMMs through the runtime's library: bench/gemm_lower_bound.cpp."""
+    trace = os.path.join(tmp, "gemm_trace.jsonl")
+    run_child("qslaw", a, lib, rounds=1, QSLAW_GEMM_TRACE=trace)
+    out = subprocess.run([tool("gemm_lower_bound"), trace, "--threads", str(a.threads)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
 
 
 def main():
@@ -130,6 +142,7 @@ def main():
         for _ in range(2):  # two alternating rounds of child processes
             for side in ("qslaw", "torch"):
                 rows[side].append(run_child(side, a, lib))
+        bound = gemm_lower_bound(a, lib, d)
     q = min(rows["qslaw"], key=lambda r: r["ms"])
     t = min(rows["torch"], key=lambda r: r["ms"])
     print(f"{a.size}, batch {a.batch}, {a.mode} mode, {a.threads} thread(s): "
@@ -138,6 +151,9 @@ def main():
     print(f"torch  {t['ms']:8.1f} ms/step  peak {t['peak_mb']:7.0f} MB  loss {t['loss']:.4f}")
     print(f"speed torch/qslaw {t['ms'] / q['ms']:.2f}x, peak RSS qslaw/torch "
           f"{q['peak_mb'] / t['peak_mb']:.2f}")
+    print(f"GEMM lower bound {bound['total_ms']:8.1f} ms ({bound['gflop']:.1f} GFLOP in "
+          f"{sum(r['calls'] for r in bound['shapes'])} contractions, {bound['library']}); "
+          f"qslaw step / bound {q['ms'] / bound['total_ms']:.2f}")
 
 
 if __name__ == "__main__":

@@ -12,16 +12,47 @@
 #include "qslaw/Runtime/Ukernels.h"
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
 
 namespace {
 template <typename T, int Rank>
 using MemRef = qslaw::MemRefDescriptor<T, Rank>;
+
+/// QSLAW_GEMM_TRACE=FILE appends one JSON line per contraction call: the
+/// float GEMM it amounts to (C[batch, m, n] = op(A) op(B), depth k), so
+/// bench/gemm_lower_bound can time the same shapes alone through the GEMM
+/// library. Off (one load and branch per call) unless the variable is set.
+std::FILE *traceFile() {
+  static std::FILE *file = [] {
+    const char *path = std::getenv("QSLAW_GEMM_TRACE");
+    return path && *path ? std::fopen(path, "a") : nullptr;
+  }();
+  return file;
+}
+
+void traceContraction(const char *kind, int64_t batch, int64_t m, int64_t n,
+                      int64_t k, int transA, int transB) {
+  std::FILE *file = traceFile();
+  if (!file)
+    return;
+  static std::mutex lock;
+  std::lock_guard<std::mutex> guard(lock);
+  std::fprintf(file,
+               "{\"kind\":\"%s\",\"batch\":%lld,\"m\":%lld,\"n\":%lld,"
+               "\"k\":%lld,\"trans_a\":%d,\"trans_b\":%d}\n",
+               kind, (long long)batch, (long long)m, (long long)n,
+               (long long)k, transA, transB);
+  std::fflush(file);
+}
 } // namespace
 
 extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_qmatmul_w4_f32(
     MemRef<float, 2> *x, MemRef<uint8_t, 1> *codes, MemRef<float, 2> *scales,
     MemRef<uint8_t, 1> *zeros, MemRef<float, 1> *bias, MemRef<float, 2> *out,
     int64_t group, int32_t numThreads) {
+  traceContraction("qmatmul", 1, x->sizes[0], out->sizes[1], x->sizes[1], 0, 1);
   const uint8_t *z = zeros->sizes[0] == 0 ? nullptr : zeros->data();
   const float *b = bias->sizes[0] == 0 ? nullptr : bias->data();
   qslaw_qmatmul_w4_f32_mt(x->data(), x->sizes[0], x->sizes[1], x->strides[0],
@@ -47,6 +78,8 @@ template <typename T> const T *orNull(const T *data, int64_t size) {
           MemRef<float, 2> *dy, MemRef<uint8_t, R> *codes,                     \
           MemRef<float, 2> *scales, MemRef<uint8_t, R> *zeros,                 \
           MemRef<float, 2> *dx, int64_t group, int32_t numThreads) {           \
+    traceContraction("qmatmul_grad_input", 1, dy->sizes[0], dx->sizes[1],     \
+                     dy->sizes[1], 0, 0);                                      \
     qslaw_qmatmul_grad_input_f32(                                              \
         B, dy->data(), dy->sizes[0], dy->sizes[1], dy->strides[0],             \
         codes->data(), scales->data(), orNull(zeros->data(), zeros->sizes[0]), \
@@ -58,6 +91,8 @@ template <typename T> const T *orNull(const T *data, int64_t size) {
           MemRef<float, 2> *x, MemRef<float, 2> *dy,                           \
           MemRef<uint8_t, R> *codes, MemRef<uint8_t, R> *zeros,                \
           MemRef<float, 2> *ds, int64_t group, int32_t numThreads) {           \
+    traceContraction("qmatmul_grad_scale", 1, dy->sizes[1], x->sizes[1],      \
+                     x->sizes[0], 1, 0);                                       \
     qslaw_qmatmul_grad_scale_f32(                                              \
         B, x->data(), x->sizes[0], x->sizes[1], x->strides[0], dy->data(),     \
         dy->sizes[1], dy->strides[0], codes->data(),                           \
@@ -70,6 +105,8 @@ template <typename T> const T *orNull(const T *data, int64_t size) {
           MemRef<float, 2> *scales, MemRef<float, 2> *gamma,                   \
           MemRef<uint8_t, R> *zeros, MemRef<float, 2> *dgamma, int64_t group,  \
           int32_t numThreads) {                                                \
+    traceContraction("qmatmul_grad_gamma", 1, dy->sizes[1], x->sizes[1],      \
+                     x->sizes[0], 1, 0);                                       \
     qslaw_qmatmul_grad_gamma_f32(                                              \
         B, x->data(), x->sizes[0], x->sizes[1], x->strides[0], dy->data(),     \
         dy->sizes[1], dy->strides[0], w->data(), scales->data(),               \
@@ -91,6 +128,8 @@ template <typename T> const T *orNull(const T *data, int64_t size) {
       MemRef<float, 2> *scales, MemRef<uint8_t, R> *zeros,                     \
       MemRef<float, 1> *bias, MemRef<float, 2> *out, int64_t group,            \
       int32_t numThreads) {                                                    \
+    traceContraction("qmatmul", 1, x->sizes[0], out->sizes[1], x->sizes[1],   \
+                     0, 1);                                                    \
     qslaw_qmatmul_f32(B, x->data(), x->sizes[0], x->sizes[1], x->strides[0],   \
                       codes->data(), scales->data(),                           \
                       orNull(zeros->data(), zeros->sizes[0]),                  \
@@ -114,6 +153,7 @@ extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_sgemm_f32(
     int32_t transA, int32_t transB, int32_t accumulate, int32_t numThreads) {
   int64_t batch = c->sizes[0], m = c->sizes[1], n = c->sizes[2];
   int64_t k = transA ? a->sizes[1] : a->sizes[2];
+  traceContraction("sgemm", batch, m, n, k, transA, transB);
   qslaw_sgemm_f32_batched(batch, m, n, k, a->data(), a->strides[1],
                           a->sizes[0] == 1 ? 0 : a->strides[0], transA,
                           b->data(), b->strides[1],
