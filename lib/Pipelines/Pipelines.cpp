@@ -4,6 +4,7 @@
 #include "qslaw/Dialect/QSLAW/Transforms/Passes.h"
 
 #include "mlir/InitAllPasses.h"
+#include "mlir/Transforms/Passes.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "llvm/Support/ErrorHandling.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -34,6 +35,64 @@ void addExternalWeights(OpPassManager &pm, StringRef file, int64_t minBytes) {
                       .str());
 }
 } // namespace
+
+QuantizeWeightsOptions GraphPipelineOptions::quantizeOptions() const {
+  QuantizeWeightsOptions o;
+  o.bits = bits;
+  o.groupSize = groupSize;
+  o.symmetric = symmetric;
+  o.mode = mode;
+  o.layers = layers;
+  o.clipSteps = clipSteps;
+  return o;
+}
+
+MakeTrainStepOptions GraphPipelineOptions::trainStepOptions() const {
+  MakeTrainStepOptions o;
+  o.entry = entry;
+  o.scales = trainScales;
+  o.params = trainParams;
+  o.loss = loss;
+  o.beta1 = beta1;
+  o.beta2 = beta2;
+  o.eps = eps;
+  o.weightDecay = weightDecay;
+  return o;
+}
+
+void mlir::qslaw::buildGraphCleanupPipeline(OpPassManager &pm) {
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createFuseDequant());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+}
+
+void mlir::qslaw::buildQuantizePipeline(OpPassManager &pm,
+                                        const QuantizeWeightsOptions &options,
+                                        bool forTraining) {
+  pm.addPass(createQuantizeWeights(options));
+  // Folding would turn gamma mode's quantize(W, s * 1) into constant codes;
+  // the training step needs that structure (it canonicalises once gamma is
+  // an argument).
+  if (!forTraining)
+    pm.addPass(createCanonicalizerPass());
+}
+
+void mlir::qslaw::buildTrainStepPipeline(OpPassManager &pm,
+                                         const MakeTrainStepOptions &options) {
+  pm.addPass(createMakeTrainStep(options));
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+}
+
+void mlir::qslaw::buildGraphPipeline(OpPassManager &pm,
+                                     const GraphPipelineOptions &options) {
+  buildGraphCleanupPipeline(pm);
+  if (options.quantize)
+    buildQuantizePipeline(pm, options.quantizeOptions(), options.train);
+  if (options.train)
+    buildTrainStepPipeline(pm, options.trainStepOptions());
+}
 
 void mlir::qslaw::buildCPUBufferizationPipeline(
     OpPassManager &pm, const CPUPipelineOptions &options) {
@@ -196,6 +255,12 @@ void mlir::qslaw::registerPipelines() {
     registerAllPasses();
     registerQSLAWPasses();
     registerQSLAWConversionPasses();
+    PassPipelineRegistration<GraphPipelineOptions>(
+        "qslaw-graph-pipeline",
+        "qslaw graph stage (what qslaw-compile runs between import and "
+        "lowering): cleanup and dequantisation fusion, weight quantisation, "
+        "the training step",
+        buildGraphPipeline);
     PassPipelineRegistration<CPUPipelineOptions>(
         "qslaw-cpu-bufferize",
         "qslaw CPU pipeline, first half: qslaw lowering, tiling, "

@@ -212,17 +212,23 @@ LogicalResult emitCPULibrary(ModuleOp module, const CPULibraryOptions &options,
   if (!tm)
     return emitError(module.getLoc()) << llvm::toString(tm.takeError());
 
+  TimingScope none, &parent = options.timing ? *options.timing : none;
+  TimingScope timer = parent.nest("Translate to LLVM IR");
   llvm::LLVMContext llvmContext;
   auto llvmModule = translateModuleToLLVMIR(module, llvmContext);
   if (!llvmModule)
     return emitError(module.getLoc()) << "translation to LLVM IR failed";
   llvmModule->setDataLayout((*tm)->createDataLayout());
   llvmModule->setTargetTriple((*tm)->getTargetTriple());
+  timer.stop();
+  timer = parent.nest("LLVM optimisation (O3)");
   if (llvm::Error e = makeOptimizingTransformer(3, 0, tm->get())(llvmModule.get()))
     return emitError(module.getLoc()) << llvm::toString(std::move(e));
 
   std::string objPath = options.objectOnly ? outputPath.str()
                                            : (outputPath + ".o").str();
+  timer.stop();
+  timer = parent.nest("LLVM code generation");
   {
     std::error_code ec;
     llvm::ToolOutputFile obj(objPath, ec, llvm::sys::fs::OF_None);
@@ -235,9 +241,11 @@ LogicalResult emitCPULibrary(ModuleOp module, const CPULibraryOptions &options,
     pm.run(*llvmModule);
     obj.keep();
   }
+  timer.stop();
   if (options.objectOnly)
     return success();
 
+  timer = parent.nest("Link");
   auto cc = llvm::sys::findProgramByName("clang-22");
   if (!cc)
     cc = llvm::sys::findProgramByName("cc");

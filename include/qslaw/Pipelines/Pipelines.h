@@ -4,8 +4,81 @@
 
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassOptions.h"
+#include "qslaw/Dialect/QSLAW/Transforms/Passes.h"
 
 namespace mlir::qslaw {
+
+/// Options of the graph stage (qslaw-graph-pipeline): what qslaw-compile
+/// does between import and lowering, runnable from qslaw-opt and tests.
+struct GraphPipelineOptions : public PassPipelineOptions<GraphPipelineOptions> {
+  Option<bool> quantize{*this, "quantize",
+                        llvm::cl::desc("Quantize constant matmul weights "
+                                       "(qslaw-quantize-weights)"),
+                        llvm::cl::init(false)};
+  Option<unsigned> bits{*this, "bits", llvm::cl::desc("Code bit width"),
+                        llvm::cl::init(4)};
+  Option<int64_t> groupSize{*this, "group-size",
+                            llvm::cl::desc("Weights per scale (0: per row)"),
+                            llvm::cl::init(128)};
+  Option<bool> symmetric{*this, "symmetric",
+                         llvm::cl::desc("No zero points"),
+                         llvm::cl::init(false)};
+  Option<std::string> mode{*this, "mode",
+                           llvm::cl::desc("What trains: scale or gamma"),
+                           llvm::cl::init("scale")};
+  Option<std::string> layers{*this, "layers",
+                             llvm::cl::desc("Regex over weight names to "
+                                            "quantize"),
+                             llvm::cl::init(".*")};
+  Option<int> clipSteps{*this, "clip-steps",
+                        llvm::cl::desc("Clipping-search candidates per group"),
+                        llvm::cl::init(0)};
+  Option<bool> train{*this, "train",
+                     llvm::cl::desc("Generate the training entries "
+                                    "(qslaw-make-train-step)"),
+                     llvm::cl::init(false)};
+  Option<std::string> entry{*this, "entry",
+                            llvm::cl::desc("Forward function"),
+                            llvm::cl::init("forward")};
+  Option<std::string> trainScales{*this, "train-scales",
+                                  llvm::cl::desc("Regex over quantized layers "
+                                                 "whose scales/gamma train"),
+                                  llvm::cl::init(".*")};
+  Option<std::string> trainParams{
+      *this, "train-params",
+      llvm::cl::desc("Regex over float parameters that train"),
+      llvm::cl::init(".*multi_modal_projector.*")};
+  Option<std::string> loss{*this, "loss",
+                           llvm::cl::desc("next-token-ce or sum-squares"),
+                           llvm::cl::init("next-token-ce")};
+  Option<float> beta1{*this, "beta1", llvm::cl::desc("AdamW beta1"),
+                      llvm::cl::init(0.9f)};
+  Option<float> beta2{*this, "beta2", llvm::cl::desc("AdamW beta2"),
+                      llvm::cl::init(0.999f)};
+  Option<float> eps{*this, "eps", llvm::cl::desc("AdamW epsilon"),
+                    llvm::cl::init(1e-8f)};
+  Option<float> weightDecay{*this, "weight-decay",
+                            llvm::cl::desc("AdamW decoupled weight decay"),
+                            llvm::cl::init(0.0f)};
+
+  QuantizeWeightsOptions quantizeOptions() const;
+  MakeTrainStepOptions trainStepOptions() const;
+};
+
+/// After import: drops initializers that conversions replaced (MatMulNBits'
+/// packed B became codes), folds what import left foldable, fuses QDQ
+/// dequantisation into qslaw.qmatmul.
+void buildGraphCleanupPipeline(OpPassManager &pm);
+/// Weight quantisation. A forward-only model folds afterwards; a model that
+/// will train keeps gamma mode's quantize(W, s * 1) for the AD pass.
+void buildQuantizePipeline(OpPassManager &pm,
+                           const QuantizeWeightsOptions &options,
+                           bool forTraining);
+/// Reverse-mode AD and AdamW: the training entries.
+void buildTrainStepPipeline(OpPassManager &pm,
+                            const MakeTrainStepOptions &options);
+/// All three, as options say (qslaw-graph-pipeline).
+void buildGraphPipeline(OpPassManager &pm, const GraphPipelineOptions &options);
 
 /// Options every target's pipeline has: where the weights go.
 template <typename Derived>

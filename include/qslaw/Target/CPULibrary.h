@@ -4,6 +4,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/Support/Timing.h"
 
 #include <string>
 
@@ -44,6 +45,9 @@ struct CPULibraryOptions {
   /// LLVM's libomp ahead of everything else, so that it also serves the
   /// GEMM library's OpenMP calls (one thread pool, no oversubscription).
   bool openmp = false;
+  /// When set (and enabled), translation, LLVM optimisation, code
+  /// generation and linking are timed under it.
+  mlir::TimingScope *timing = nullptr;
 };
 
 /// From a module already lowered to the LLVM dialect: adds the packed entry

@@ -166,9 +166,15 @@ struct ExternalWeightsPass
                 .getResult(0));
         get.erase();
       }
-      if (SymbolTable::symbolKnownUseEmpty(global, module))
-        global.erase();
     }
+    // Globals nothing reads any more go. One walk for all of them: asking
+    // SymbolTable per global walked the whole module each time (16 s of a
+    // 250 M-parameter trainer's compile for 244 globals).
+    SymbolTableCollection tables;
+    SymbolUserMap users(tables, module);
+    for (auto &entry : reads)
+      if (users.useEmpty(entry.first))
+        entry.first.erase();
   }
 
   bool qualifies(memref::GlobalOp global) {

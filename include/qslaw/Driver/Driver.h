@@ -1,0 +1,148 @@
+//===- Driver.h - ONNX model -> qslaw artifact, as a library ----*- C++ -*-===//
+//
+// What qslaw-compile does, callable from tests and tools: a CompileOptions
+// struct (what the command line says, typed), one function per phase, and
+// compile() running them in order like onnx-mlir's phased driver
+// ("[k/N] phase" lines on the log stream). qslaw-compile is a thin main
+// that fills CompileOptions from llvm::cl.
+//
+//===----------------------------------------------------------------------===//
+#ifndef QSLAW_DRIVER_DRIVER_H
+#define QSLAW_DRIVER_DRIVER_H
+
+#include "qslaw/Dialect/QSLAW/Transforms/Passes.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "mlir/Support/Timing.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mlir {
+class DialectRegistry;
+class MLIRContext;
+} // namespace mlir
+
+namespace qslaw::driver {
+
+enum class Emit { Lib, Trainer, Obj, OnnxMlir, Mlir, LLVM, LLVMIR };
+enum class Target { CPU, CUDA, CUDAEmulate };
+
+/// "lib", "trainer", ... (qslaw-compile --emit); nullopt for anything else.
+std::optional<Emit> parseEmit(llvm::StringRef name);
+std::optional<Target> parseTarget(llvm::StringRef name);
+llvm::StringRef targetName(Target target);
+
+/// The --quantize mini-language: w<bits>g<group>[,sym|asym][,mode=M]
+/// (g0: one group per row). The layer regex and clip steps stay at their
+/// defaults; CompileOptions sets them. Returns nullopt on any other text.
+std::optional<mlir::qslaw::QuantizeWeightsOptions>
+parseQuantizeSpec(llvm::StringRef spec);
+
+struct CompileOptions {
+  std::string input;  // MODEL.onnx
+  std::string output; // -o
+  Emit emit = Emit::Lib;
+  Target target = Target::CPU;
+
+  /// Static shapes for inputs with dynamic dims: name -> dims.
+  llvm::StringMap<std::vector<int64_t>> shapes;
+
+  /// Weight quantisation (--quantize, --quantize-layers, --clip-steps),
+  /// with the spec text kept for the signature's "training" record.
+  std::optional<mlir::qslaw::QuantizeWeightsOptions> quantize;
+  std::string quantizeSpec;
+
+  /// --train (implied by Emit::Trainer); the AD pass's options.
+  bool train = false;
+  mlir::qslaw::MakeTrainStepOptions trainStep;
+
+  /// Weights: embedded, or (externalWeights) OUT.weights for constants of
+  /// at least weightsMinBytes.
+  bool externalWeights = false;
+  int64_t weightsMinBytes = 4096;
+
+  /// CPU: threads per library/ukernel call (0: at run time), OpenMP
+  /// loops, GEMM-library threshold (< 0: never).
+  int numThreads = 0;
+  bool parallel = true;
+  int64_t gemmMinFlops = 1 << 20;
+
+  /// CUDA.
+  std::vector<std::string> gpuChips; // empty: the pipeline's default
+  std::string gpuFormat = "fatbin";
+  std::string cudaPath;
+  std::string cudaHandKernels = "none";
+
+  /// Where libqslaw_ukernels.so and the trainer's libraries are.
+  std::string runtimeLibDir;
+
+  bool training() const { return train || emit == Emit::Trainer; }
+  bool binary() const {
+    return emit == Emit::Obj || emit == Emit::Lib || emit == Emit::Trainer;
+  }
+  /// Checks the combination; on failure `error` says what is wrong, in the
+  /// words qslaw-compile prints.
+  bool validate(std::string &error) const;
+};
+
+/// Registers every dialect and translation the phases use.
+void registerDriverDialects(mlir::DialectRegistry &registry);
+
+/// One compilation: the context's module and the signature as they go
+/// through the phases. Errors go to `errs` as "<tool>: error: ...";
+/// progress lines to `log`. With `timing` (e.g. a DefaultTimingManager
+/// that --mlir-timing enabled), every phase is a timer and every pass of
+/// the graph stage and lowering one below it: one report for the whole
+/// compile, LLVM code generation and linking included.
+class Compilation {
+public:
+  Compilation(const CompileOptions &options, mlir::MLIRContext &context,
+              llvm::raw_ostream &log, llvm::StringRef tool = "qslaw-compile",
+              mlir::TimingManager *timing = nullptr);
+
+  /// Phases, in order; each fails with its error reported.
+  mlir::LogicalResult import();
+  mlir::LogicalResult runGraphStage(); // cleanup, quantize, train step
+  mlir::LogicalResult buildSignature();
+  mlir::LogicalResult lower();
+  mlir::LogicalResult emit();
+
+  /// All of the above that the options ask for.
+  mlir::LogicalResult run();
+
+  mlir::ModuleOp module() { return *module_; }
+  const std::string &signature() const { return signature_; }
+
+private:
+  mlir::LogicalResult fail(const llvm::Twine &message);
+  void announce(const llvm::Twine &what);
+  mlir::LogicalResult recordExternalWeights();
+  int totalPhases() const;
+  /// A pass manager whose passes are timed under `phase` when timing is on.
+  void timePasses(mlir::PassManager &pm, mlir::TimingScope &phase);
+
+  const CompileOptions &options_;
+  mlir::MLIRContext &context_;
+  llvm::raw_ostream &log_;
+  std::string tool_;
+  mlir::OwningOpRef<mlir::ModuleOp> module_;
+  std::string signature_;
+  std::vector<std::string> trainEntries_;
+  int phase_ = 0;
+  mlir::TimingScope timingRoot_;
+};
+
+/// Validates `options`, then runs a Compilation in a fresh context.
+/// Returns the process exit status (0 on success).
+int compile(const CompileOptions &options, llvm::raw_ostream &log,
+            llvm::StringRef tool = "qslaw-compile",
+            mlir::TimingManager *timing = nullptr);
+
+} // namespace qslaw::driver
+
+#endif // QSLAW_DRIVER_DRIVER_H

@@ -1,0 +1,408 @@
+//===- Driver.cpp - ONNX model -> qslaw artifact, as a library ------------===//
+#include "qslaw/Driver/Driver.h"
+
+#include "qslaw/Dialect/QSLAW/IR/QSLAWDialect.h"
+#include "qslaw/Import/ONNX/Importer.h"
+#include "qslaw/Pipelines/Pipelines.h"
+#include "qslaw/Target/CPULibrary.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/ADT/StringSwitch.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/WithColor.h"
+
+using namespace llvm;
+using namespace qslaw::driver;
+using mlir::failure;
+using mlir::LogicalResult;
+using mlir::success;
+
+std::optional<Emit> qslaw::driver::parseEmit(StringRef name) {
+  return StringSwitch<std::optional<Emit>>(name)
+      .Case("lib", Emit::Lib)
+      .Case("trainer", Emit::Trainer)
+      .Case("obj", Emit::Obj)
+      .Case("onnx-mlir", Emit::OnnxMlir)
+      .Case("mlir", Emit::Mlir)
+      .Case("llvm", Emit::LLVM)
+      .Case("llvmir", Emit::LLVMIR)
+      .Default(std::nullopt);
+}
+
+std::optional<Target> qslaw::driver::parseTarget(StringRef name) {
+  return StringSwitch<std::optional<Target>>(name)
+      .Case("cpu", Target::CPU)
+      .Case("cuda", Target::CUDA)
+      .Case("cuda-emulate", Target::CUDAEmulate)
+      .Default(std::nullopt);
+}
+
+StringRef qslaw::driver::targetName(Target target) {
+  switch (target) {
+  case Target::CPU:
+    return "cpu";
+  case Target::CUDA:
+    return "cuda";
+  case Target::CUDAEmulate:
+    return "cuda-emulate";
+  }
+  llvm_unreachable("bad target");
+}
+
+std::optional<mlir::qslaw::QuantizeWeightsOptions>
+qslaw::driver::parseQuantizeSpec(StringRef spec) {
+  SmallVector<StringRef> parts;
+  spec.split(parts, ',');
+  StringRef head = parts[0];
+  if (!head.consume_front("w"))
+    return std::nullopt;
+  auto [bitsText, groupText] = head.split('g');
+  mlir::qslaw::QuantizeWeightsOptions o;
+  if (bitsText.getAsInteger(10, o.bits) ||
+      groupText.getAsInteger(10, o.groupSize))
+    return std::nullopt;
+  for (StringRef p : ArrayRef<StringRef>(parts).drop_front()) {
+    if (p == "sym")
+      o.symmetric = true;
+    else if (p == "asym")
+      o.symmetric = false;
+    else if (p.consume_front("mode="))
+      o.mode = p.str();
+    else
+      return std::nullopt;
+  }
+  return o;
+}
+
+bool CompileOptions::validate(std::string &error) const {
+  auto bad = [&](const Twine &message) {
+    error = message.str();
+    return false;
+  };
+  if (input.empty() || output.empty())
+    return bad("expected MODEL.onnx and -o OUT (see --help)");
+  if (training() && emit == Emit::OnnxMlir)
+    return bad("--train needs the graph-level pipeline (not --emit=onnx-mlir)");
+  if (gpuFormat != "fatbin" && gpuFormat != "bin" && gpuFormat != "isa")
+    return bad("--gpu-format=" + gpuFormat + " is not one of fatbin, bin, isa");
+  for (const std::string &chip : gpuChips)
+    if (!StringRef(chip).starts_with("sm_"))
+      return bad("--gpu-chips: '" + chip + "' is not an sm_XY architecture");
+  if (cudaHandKernels != "none" && cudaHandKernels != "bf16" &&
+      cudaHandKernels != "f16")
+    return bad("--cuda-hand-kernels=" + cudaHandKernels +
+               " is not one of none, bf16, f16");
+  if (cudaHandKernels != "none" && target == Target::CPU)
+    return bad("--cuda-hand-kernels needs --target=cuda or cuda-emulate");
+  if (externalWeights && (emit == Emit::Mlir || emit == Emit::OnnxMlir))
+    return bad("--weights=external applies to lowered output (lib, trainer, "
+               "obj, llvm, llvmir), not --emit=" +
+               Twine(emit == Emit::Mlir ? "mlir" : "onnx-mlir"));
+  if (weightsMinBytes < 0)
+    return bad("--weights-min-bytes must be >= 0");
+  return true;
+}
+
+void qslaw::driver::registerDriverDialects(mlir::DialectRegistry &registry) {
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  registry.insert<mlir::qslaw::QSLAWDialect>();
+  // Kernels are translated by gpu-module-to-binary, the host module with
+  // its gpu.binary ops by the LLVM export: both need every translation.
+  mlir::registerAllToLLVMIRTranslations(registry);
+}
+
+Compilation::Compilation(const CompileOptions &options,
+                         mlir::MLIRContext &context, raw_ostream &log,
+                         StringRef tool, mlir::TimingManager *timing)
+    : options_(options), context_(context), log_(log), tool_(tool.str()) {
+  if (timing)
+    timingRoot_ = timing->getRootScope();
+  if (options.training())
+    trainEntries_ = {"init_params", "forward_params", "grad_step",
+                     "train_step"};
+}
+
+void Compilation::timePasses(mlir::PassManager &pm, mlir::TimingScope &phase) {
+  if (phase)
+    pm.enableTiming(phase);
+}
+
+LogicalResult Compilation::fail(const Twine &message) {
+  WithColor::error(errs(), tool_) << message << "\n";
+  return failure();
+}
+
+int Compilation::totalPhases() const {
+  if (options_.emit == Emit::OnnxMlir)
+    return 2;
+  return 2 + (options_.quantize ? 1 : 0) + (options_.training() ? 1 : 0) +
+         (options_.emit != Emit::Mlir ? 1 : 0) +
+         (options_.emit == Emit::LLVMIR || options_.binary() ? 1 : 0);
+}
+
+void Compilation::announce(const Twine &what) {
+  log_ << "[" << ++phase_ << "/" << totalPhases() << "] " << what << "\n";
+  log_.flush();
+}
+
+LogicalResult Compilation::import() {
+  announce("Importing ONNX model " + options_.input);
+  qslaw::onnx_import::ImportOptions importOptions;
+  for (const auto &shape : options_.shapes)
+    importOptions.shapeBindings[shape.getKey()] = shape.getValue();
+  importOptions.entryName = options_.trainStep.entry;
+  mlir::TimingScope timer = timingRoot_.nest("Import ONNX");
+  module_ = qslaw::onnx_import::importModel(options_.input, &context_,
+                                            importOptions);
+  // The importer has emitted diagnostics naming file, node and field.
+  return success(bool(module_));
+}
+
+LogicalResult Compilation::runGraphStage() {
+  if (options_.emit == Emit::OnnxMlir)
+    return success();
+  {
+    mlir::TimingScope timer = timingRoot_.nest("Graph cleanup");
+    mlir::PassManager pm(&context_);
+    timePasses(pm, timer);
+    mlir::qslaw::buildGraphCleanupPipeline(pm);
+    if (failed(pm.run(*module_)))
+      return fail("graph cleanup failed");
+  }
+  if (options_.quantize) {
+    announce("Quantizing weights (" + options_.quantizeSpec + ")");
+    mlir::TimingScope timer = timingRoot_.nest("Quantize weights");
+    mlir::PassManager pm(&context_);
+    timePasses(pm, timer);
+    mlir::qslaw::buildQuantizePipeline(pm, *options_.quantize,
+                                       options_.training());
+    if (failed(pm.run(*module_)))
+      return fail("weight quantisation failed");
+  }
+  if (options_.training()) {
+    announce("Generating the training step (reverse-mode AD, AdamW)");
+    mlir::TimingScope timer = timingRoot_.nest("Training step");
+    mlir::PassManager pm(&context_);
+    timePasses(pm, timer);
+    mlir::qslaw::buildTrainStepPipeline(pm, options_.trainStep);
+    if (failed(pm.run(*module_)))
+      return fail("training-step generation failed");
+  }
+  return success();
+}
+
+namespace {
+std::string print(const json::Value &value) {
+  std::string text;
+  raw_string_ostream os(text);
+  os << value;
+  return text;
+}
+} // namespace
+
+LogicalResult Compilation::buildSignature() {
+  if (!options_.binary())
+    return success();
+  const std::string &entryName = options_.trainStep.entry;
+  auto entry = module_->lookupSymbol<mlir::func::FuncOp>(entryName);
+  if (!entry)
+    return fail("internal error: no entry function @" + entryName);
+  auto sig = json::parse(qslaw::buildSignatureJson(entry));
+  if (!sig)
+    return fail("internal error: bad signature JSON");
+  json::Object &main = *sig->getAsObject();
+  main["target"] = options_.target == Target::CUDA ? "cuda" : "cpu";
+  // The library's packed entries call the C interfaces.
+  auto cInterface = mlir::UnitAttr::get(&context_);
+  entry->setAttr("llvm.emit_c_interface", cInterface);
+  if (options_.training()) {
+    for (const std::string &name : trainEntries_)
+      if (auto f = module_->lookupSymbol<mlir::func::FuncOp>(name))
+        f->setAttr("llvm.emit_c_interface", cInterface);
+    // One JSON object: the entry's signature plus "functions"/"training".
+    auto extra = json::parse(qslaw::buildFunctionsJson(*module_, trainEntries_));
+    if (!extra)
+      return fail("internal error: bad signature JSON");
+    for (auto &kv : *extra->getAsObject())
+      main[kv.first] = kv.second;
+    json::Object &train = *main.getObject("training");
+    train["quantize"] = options_.quantizeSpec;
+    train["quantize_layers"] =
+        options_.quantize ? options_.quantize->layers : std::string(".*");
+    train["clip_steps"] =
+        int64_t(options_.quantize ? options_.quantize->clipSteps : 0);
+    // The exporter rewrites the source model: keep where it is.
+    SmallString<256> source(options_.input);
+    sys::fs::make_absolute(source);
+    train["model"] = std::string(source);
+    if (const json::Array *q = main.getArray("quantization"))
+      train["layers"] = json::Array(*q);
+  }
+  signature_ = print(*sig);
+  return success();
+}
+
+/// Reports what qslaw-external-weights wrote and, for a library, adds it to
+/// the signature: {"weights": {"file" (beside the library), "data_bytes",
+/// "xxh3", "tensors"}}, which the runtime checks the file against.
+LogicalResult Compilation::recordExternalWeights() {
+  auto rec = module_->getOperation()->getAttrOfType<mlir::DictionaryAttr>(
+      "qslaw.external_weights");
+  auto file = rec ? rec.getAs<mlir::StringAttr>("file") : nullptr;
+  auto bytes = rec ? rec.getAs<mlir::IntegerAttr>("data_bytes") : nullptr;
+  auto hash = rec ? rec.getAs<mlir::StringAttr>("xxh3") : nullptr;
+  auto count = rec ? rec.getAs<mlir::IntegerAttr>("tensors") : nullptr;
+  if (!file || !bytes || !hash || !count)
+    return fail("internal error: qslaw-external-weights left no record");
+  if (count.getInt() == 0) {
+    log_ << "      no constant has --weights-min-bytes="
+         << options_.weightsMinBytes
+         << " bytes: all stay in the output, no weights file written\n";
+    return success();
+  }
+  log_ << formatv("      {0} constants, {1:F1} MiB -> {2}\n", count.getInt(),
+                  double(bytes.getInt()) / (1 << 20), file.getValue());
+  if (!options_.binary())
+    return success();
+  auto sig = json::parse(signature_);
+  if (!sig)
+    return fail("internal error: bad signature JSON");
+  (*sig->getAsObject())["weights"] = json::Object{
+      {"file", sys::path::filename(file.getValue()).str()},
+      {"data_bytes", bytes.getInt()},
+      {"xxh3", hash.getValue().str()},
+      {"tensors", count.getInt()}};
+  signature_ = print(*sig);
+  return success();
+}
+
+LogicalResult Compilation::lower() {
+  if (options_.emit == Emit::Mlir || options_.emit == Emit::OnnxMlir)
+    return success();
+  std::string weightsFile =
+      options_.externalWeights ? options_.output + ".weights" : "";
+  mlir::TimingScope timer = timingRoot_.nest("Lower");
+  mlir::PassManager pm(&context_);
+  timePasses(pm, timer);
+  if (options_.target != Target::CPU) {
+    bool emulate = options_.target == Target::CUDAEmulate;
+    if (emulate)
+      announce("Lowering through the CUDA pipeline, launches emulated as "
+               "CPU loops");
+    else
+      announce("Lowering through the CUDA pipeline (kernels for " +
+               (options_.gpuChips.empty() ? std::string("sm_80,sm_90a")
+                                          : join(options_.gpuChips, ",")) +
+               ", " + options_.gpuFormat + ")");
+    mlir::qslaw::CUDAPipelineOptions popts;
+    if (!options_.gpuChips.empty())
+      popts.chips = options_.gpuChips;
+    popts.format = options_.gpuFormat;
+    popts.emulateOnCPU = emulate;
+    popts.handKernels = options_.cudaHandKernels;
+    popts.cudaPath = options_.cudaPath;
+    popts.weightsFile = weightsFile;
+    popts.weightsMinBytes = options_.weightsMinBytes;
+    mlir::qslaw::buildCUDAPipeline(pm, popts);
+  } else {
+    announce("Lowering through the CPU pipeline to the LLVM dialect");
+    mlir::qslaw::CPUPipelineOptions popts;
+    popts.ukernelThreads = options_.numThreads;
+    popts.parallel = options_.parallel;
+    popts.libraryGemm = options_.gemmMinFlops >= 0;
+    popts.gemmMinFlops = std::max<int64_t>(options_.gemmMinFlops, 0);
+    popts.weightsFile = weightsFile;
+    popts.weightsMinBytes = options_.weightsMinBytes;
+    mlir::qslaw::buildCPUPipeline(pm, popts);
+  }
+  if (failed(pm.run(*module_)))
+    return fail(targetName(options_.target) + " lowering failed");
+  if (options_.externalWeights)
+    return recordExternalWeights();
+  return success();
+}
+
+LogicalResult Compilation::emit() {
+  const std::string &out = options_.output;
+  mlir::TimingScope timer = timingRoot_.nest("Emit (LLVM code generation, link)");
+  if (options_.binary()) {
+    announce(options_.emit != Emit::Obj ? "Compiling and linking " + out
+                                        : "Compiling " + out);
+    qslaw::CPULibraryOptions lopts;
+    lopts.entry = options_.trainStep.entry;
+    lopts.signatureJson = signature_;
+    lopts.objectOnly = options_.emit == Emit::Obj;
+    lopts.openmp = options_.parallel && options_.target == Target::CPU;
+    lopts.device = options_.target == Target::CUDA ? "cuda" : "cpu";
+    if (options_.training())
+      lopts.extraEntries = trainEntries_;
+    lopts.runtimeLibDir = options_.runtimeLibDir;
+    lopts.timing = &timer;
+    if (options_.emit == Emit::Trainer)
+      lopts.executableInputs = {"-L" + lopts.runtimeLibDir, "-lqslaw_trainer",
+                                "-lqslaw_runtime",
+                                "-Wl,-rpath," + lopts.runtimeLibDir};
+    if (failed(qslaw::emitCPULibrary(*module_, lopts, out)))
+      return fail("emitting " + out + " failed");
+    announce("Wrote " + out);
+    return success();
+  }
+  std::string errorMessage;
+  auto file = mlir::openOutputFile(out, &errorMessage);
+  if (!file)
+    return fail(errorMessage);
+  if (options_.emit == Emit::LLVMIR) {
+    announce("Translating to LLVM IR");
+    LLVMContext llvmContext;
+    auto llvmModule = mlir::translateModuleToLLVMIR(*module_, llvmContext);
+    if (!llvmModule)
+      return fail("translation to LLVM IR failed");
+    llvmModule->print(file->os(), nullptr);
+  } else {
+    module_->print(file->os(), mlir::OpPrintingFlags());
+    file->os() << "\n"; // as qslaw-opt ends it
+  }
+  announce("Writing " + out);
+  file->keep();
+  return success();
+}
+
+LogicalResult Compilation::run() {
+  if (failed(import()) || failed(runGraphStage()) ||
+      failed(buildSignature()) || failed(lower()))
+    return failure();
+  return emit();
+}
+
+int qslaw::driver::compile(const CompileOptions &options, raw_ostream &log,
+                           StringRef tool, mlir::TimingManager *timing) {
+  std::string error;
+  if (!options.validate(error)) {
+    WithColor::error(errs(), tool) << error << "\n";
+    return 1;
+  }
+  mlir::qslaw::registerPipelines();
+  mlir::DialectRegistry registry;
+  registerDriverDialects(registry);
+  mlir::MLIRContext context(registry);
+  SourceMgr sourceMgr;
+  mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context);
+  Compilation compilation(options, context, log, tool, timing);
+  return succeeded(compilation.run()) ? 0 : 1;
+}
