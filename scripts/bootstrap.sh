@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PKGS=(llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22
       ninja-build cmake libonnx-dev libprotobuf-dev protobuf-compiler
       libgtest-dev libbenchmark-dev python3-venv time libpng-dev
-      libjpeg62-turbo-dev libdnnl-dev libopenblas-dev)
+      libjpeg62-turbo-dev libdnnl-dev libopenblas-dev libxxhash-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

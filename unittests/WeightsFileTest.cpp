@@ -68,3 +68,38 @@ TEST(WeightsFile, RejectsDamage) {
                 .find("tensor entry 0 is malformed or outside the data"),
             std::string::npos);
 }
+
+// Writer::hash streams the pieces through xxhash's XXH3 (header-only); the
+// runtime re-hashes the mapped data with llvm::xxh3_64bits (hashData). The
+// two must agree for every size (xxh3 has separate paths for <= 16, <= 128,
+// <= 240 bytes and for long inputs, whose stripes the pieces cut anywhere).
+TEST(WeightsFile, StreamedHashIsTheRuntimesHash) {
+  std::string pool(3 << 20, '\0');
+  uint32_t x = 12345;
+  for (char &c : pool)
+    c = char((x = x * 1664525u + 1013904223u) >> 24);
+  for (size_t total : {size_t(0), size_t(1), size_t(3), size_t(16), size_t(17),
+                       size_t(128), size_t(129), size_t(240), size_t(241),
+                       size_t(1023), size_t(4097), size_t(1 << 20) + 13,
+                       size_t(3 << 20) - 5}) {
+    Writer w;
+    size_t at = 0, k = 0;
+    while (at < total) {
+      size_t n = std::min(total - at, size_t(1) + (k * 7919) % (total / 3 + 1));
+      llvm::StringRef bytes(pool.data() + at, n);
+      if (k % 2)
+        w.addView("t" + std::to_string(k), "memref<?xi8>", bytes, k % 3 ? 0 : 256);
+      else
+        w.add("t" + std::to_string(k), "memref<?xi8>", bytes);
+      at += n;
+      ++k;
+    }
+    std::string file = writeAndRead(w);
+    auto h = parseHeader("f", file, file.size());
+    ASSERT_TRUE(bool(h)) << llvm::toString(h.takeError());
+    EXPECT_EQ(h->dataBytes, w.dataBytes()) << total;
+    EXPECT_EQ(w.hash(), hashData(llvm::StringRef(file).substr(h->dataOffset)))
+        << total;
+    EXPECT_EQ(h->hash, w.hash()) << total;
+  }
+}

@@ -142,6 +142,13 @@ void mlir::qslaw::buildCPUBufferizationPipeline(
     // canonicalize inlines the alloca scopes it wraps bodies in (they must
     // stay single-block through convert-scf-to-cf) unless they hold allocas.
     addPipeline(pm, "convert-scf-to-openmp,canonicalize");
+  // Small functions for LLVM: its compile time grows faster than the size
+  // of one function (and the OpenMP translation's outlining rescans the
+  // enclosing function per parallel region).
+  if (options.outlineMinOps > 0)
+    addPipeline(pm, llvm::formatv("qslaw-outline-loop-nests{{min-ops={0}}",
+                                  int64_t(options.outlineMinOps))
+                        .str());
   addExternalWeights(pm, options.weightsFile, options.weightsMinBytes);
 }
 

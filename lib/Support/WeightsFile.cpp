@@ -10,6 +10,11 @@
 
 #include <cstring>
 
+// Header-only (inlined): the streaming xxh3 of Writer::hash, with no
+// library for the runtime, which links this file, to depend on.
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 using namespace llvm;
 
 namespace qslaw::weights {
@@ -22,17 +27,56 @@ std::string hashData(StringRef data) {
 
 uint64_t Writer::add(StringRef name, StringRef type, StringRef bytes,
                      uint64_t alignment) {
-  uint64_t offset = alignTo(data.size(), std::max(kTensorAlignment, alignment));
-  data.resize(offset, '\0');
-  data.append(bytes.begin(), bytes.end());
+  owned.push_back(std::make_unique<std::string>(bytes.str()));
+  return addView(name, type, *owned.back(), alignment);
+}
+
+uint64_t Writer::addView(StringRef name, StringRef type, StringRef bytes,
+                         uint64_t alignment) {
+  uint64_t offset = alignTo(size, std::max(kTensorAlignment, alignment));
+  pieces.push_back({offset, bytes});
+  size = offset + bytes.size();
   tensors.push_back({name.str(), type.str(), offset, bytes.size()});
   cachedHash.reset();
   return offset;
 }
 
+namespace {
+/// Calls `emit` on the data in order: each piece, and zeros between.
+template <typename Emit>
+void forEachRun(ArrayRef<std::pair<uint64_t, StringRef>> pieces, Emit emit) {
+  static const char zeros[4096] = {};
+  uint64_t at = 0;
+  for (auto [offset, bytes] : pieces) {
+    for (uint64_t gap = offset - at; gap > 0;) {
+      uint64_t n = std::min<uint64_t>(gap, sizeof(zeros));
+      emit(StringRef(zeros, n));
+      gap -= n;
+    }
+    emit(bytes);
+    at = offset + bytes.size();
+  }
+}
+} // namespace
+
 const std::string &Writer::hash() const {
-  if (!cachedHash)
-    cachedHash = hashData(data);
+  if (cachedHash)
+    return *cachedHash;
+  // XXH3_64bits with seed 0 is llvm::xxh3_64bits (hashData, which the
+  // runtime uses), computed over the pieces as they are.
+  XXH3_state_t *state = XXH3_createState();
+  XXH3_64bits_reset(state);
+  std::vector<std::pair<uint64_t, StringRef>> runs;
+  for (const Piece &p : pieces)
+    runs.emplace_back(p.offset, p.bytes);
+  forEachRun(runs, [&](StringRef bytes) {
+    XXH3_64bits_update(state, bytes.data(), bytes.size());
+  });
+  uint64_t digest = XXH3_64bits_digest(state);
+  XXH3_freeState(state);
+  std::string s;
+  raw_string_ostream(s) << format_hex_no_prefix(digest, 16);
+  cachedHash = s;
   return *cachedHash;
 }
 
@@ -55,14 +99,19 @@ Error Writer::write(StringRef path) const {
   out.reserve(dataOffset);
   put(out, kMagic, sizeof(kMagic));
   uint32_t version = kVersion, textBytes = uint32_t(text.size());
-  uint64_t dataBytes = data.size();
+  uint64_t dataBytes = size;
   put(out, &version, 4);
   put(out, &textBytes, 4);
   put(out, &dataOffset, 8);
   put(out, &dataBytes, 8);
   out += text;
   out.resize(dataOffset, '\0');
-  return writeFileAtomically(path, {llvm::StringRef(out), llvm::StringRef(data)});
+  std::vector<StringRef> all{StringRef(out)};
+  std::vector<std::pair<uint64_t, StringRef>> runs;
+  for (const Piece &p : pieces)
+    runs.emplace_back(p.offset, p.bytes);
+  forEachRun(runs, [&](StringRef bytes) { all.push_back(bytes); });
+  return writeFileAtomically(path, all);
 }
 
 Expected<Header> parseHeader(StringRef path, StringRef file,

@@ -131,6 +131,12 @@ struct CPUPipelineOptions : public WeightsPipelineOptions<CPUPipelineOptions> {
       llvm::cl::desc("Run the outer loops of large generated ops on "
                      "threads (OpenMP through LLVM's libomp)"),
       llvm::cl::init(false)};
+  Option<int64_t> outlineMinOps{
+      *this, "outline-min-ops",
+      llvm::cl::desc("Top-level loop nests of at least this many operations "
+                     "become no_inline functions of their own "
+                     "(qslaw-outline-loop-nests; 0: none)"),
+      llvm::cl::init(16)};
   Option<bool> outParams{*this, "out-params",
                          llvm::cl::desc("Return results through out-params "
                                         "(the runtime ABI)"),

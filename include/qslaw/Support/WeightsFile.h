@@ -27,6 +27,7 @@
 #include "llvm/Support/Error.h"
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,14 +45,21 @@ struct TensorEntry {
   uint64_t offset = 0, bytes = 0;
 };
 
-/// Accumulates tensors, then writes the file atomically.
+/// Accumulates tensors, then writes the file atomically. The data is never
+/// gathered into one buffer: write() streams the pieces to the file and
+/// hash() streams them through xxh3 (a 7B model's codes are gigabytes; a
+/// gathering buffer doubled the compiler's peak memory).
 class Writer {
 public:
-  /// Appends `bytes` aligned to max(kTensorAlignment, alignment) and
-  /// returns its offset in the data.
+  /// Appends a copy of `bytes` aligned to max(kTensorAlignment, alignment)
+  /// and returns its offset in the data.
   uint64_t add(llvm::StringRef name, llvm::StringRef type,
                llvm::StringRef bytes, uint64_t alignment = 0);
-  uint64_t dataBytes() const { return data.size(); }
+  /// The same without a copy: `bytes` must stay valid until the last
+  /// write() or hash() (e.g. an MLIR attribute's storage).
+  uint64_t addView(llvm::StringRef name, llvm::StringRef type,
+                   llvm::StringRef bytes, uint64_t alignment = 0);
+  uint64_t dataBytes() const { return size; }
   size_t numTensors() const { return tensors.size(); }
   /// The data's xxh3_64 as 16 hex digits (computed once per content: the
   /// header and the library's record both need it, and it is gigabytes).
@@ -59,7 +67,13 @@ public:
   llvm::Error write(llvm::StringRef path) const;
 
 private:
-  std::string data;
+  struct Piece {
+    uint64_t offset;
+    llvm::StringRef bytes;
+  };
+  std::vector<Piece> pieces;
+  std::vector<std::unique_ptr<std::string>> owned; // add()'s copies
+  uint64_t size = 0;
   std::vector<TensorEntry> tensors;
   mutable std::optional<std::string> cachedHash;
 };

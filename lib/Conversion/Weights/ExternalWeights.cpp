@@ -47,14 +47,15 @@ int64_t layoutSize(DenseIntOrFPElementsAttr dense) {
   return dense.isSplat() ? raw * dense.getNumElements() : raw;
 }
 
-/// Appends `dense`'s bytes to `writer` (expanding a splat; otherwise
-/// straight from the attribute's storage, no copy).
+/// Appends `dense`'s bytes to `writer` (expanding a splat; otherwise a view
+/// of the attribute's storage, which the context keeps past the write).
 uint64_t addTo(::qslaw::weights::Writer &writer, StringRef name,
                StringRef type, DenseIntOrFPElementsAttr dense,
                uint64_t alignment) {
   ArrayRef<char> raw = dense.getRawData();
   if (!dense.isSplat())
-    return writer.add(name, type, StringRef(raw.data(), raw.size()), alignment);
+    return writer.addView(name, type, StringRef(raw.data(), raw.size()),
+                          alignment);
   std::string out;
   out.reserve(size_t(layoutSize(dense)));
   for (int64_t i = 0, n = dense.getNumElements(); i < n; ++i)

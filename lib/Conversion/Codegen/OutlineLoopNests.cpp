@@ -1,0 +1,119 @@
+//===- OutlineLoopNests.cpp - large loop nests into their own functions ---===//
+//
+// LLVM's compile time on one function of thousands of loop nests (a
+// training step) is superlinear: O3 and instruction selection per
+// function, and the OpenMP translation's CodeExtractor rescans the whole
+// enclosing function for every parallel region it outlines. Splitting each
+// large top-level nest into its own `no_inline` function keeps every
+// function small (the call costs nanoseconds against a nest's work).
+//
+//===----------------------------------------------------------------------===//
+#include "qslaw/Conversion/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/Transforms/RegionUtils.h"
+#include "llvm/ADT/SetVector.h"
+
+namespace mlir::qslaw {
+#define GEN_PASS_DEF_OUTLINELOOPNESTS
+#include "qslaw/Conversion/Passes.h.inc"
+} // namespace mlir::qslaw
+
+using namespace mlir;
+
+namespace {
+
+int64_t countOps(Operation *op, int64_t limit) {
+  int64_t n = 0;
+  op->walk([&](Operation *) {
+    ++n;
+    return n >= limit ? WalkResult::interrupt() : WalkResult::advance();
+  });
+  return n;
+}
+
+struct OutlineLoopNestsPass
+    : qslaw::impl::OutlineLoopNestsBase<OutlineLoopNestsPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    if (minOps < 1) {
+      module.emitError("qslaw-outline-loop-nests: min-ops must be >= 1, got ")
+          << int64_t(minOps);
+      return signalPassFailure();
+    }
+    SymbolTable symbols(module);
+    SmallVector<func::FuncOp> funcs(module.getOps<func::FuncOp>());
+    for (func::FuncOp f : funcs) {
+      if (f.isExternal())
+        continue;
+      SmallVector<Operation *> nests;
+      for (Block &block : f.getBody())
+        for (Operation &op : block)
+          if (op.getNumRegions() > 0 && countOps(&op, minOps) >= minOps)
+            nests.push_back(&op);
+      int64_t index = 0;
+      Operation *after = f; // callees follow their caller, in order
+      for (Operation *nest : nests)
+        after = outline(nest, f, after, symbols, index++);
+    }
+  }
+
+  func::FuncOp outline(Operation *nest, func::FuncOp caller, Operation *after,
+                      SymbolTable &symbols, int64_t index) {
+    // What the nest reads from outside: its operands and the values its
+    // regions capture. Constants are rematerialised in the callee.
+    llvm::SetVector<Value> captured;
+    for (Value v : nest->getOperands())
+      captured.insert(v);
+    getUsedValuesDefinedAbove(nest->getRegions(), captured);
+    SmallVector<Value> args;
+    SmallVector<Operation *> constants;
+    for (Value v : captured) {
+      Operation *def = v.getDefiningOp();
+      if (def && def->hasTrait<OpTrait::ConstantLike>() &&
+          def->getNumResults() == 1)
+        constants.push_back(def);
+      else
+        args.push_back(v);
+    }
+
+    MLIRContext *ctx = caller.getContext();
+    auto type = FunctionType::get(ctx, ValueRange(args).getTypes(),
+                                  nest->getResultTypes());
+    OpBuilder b(caller);
+    b.setInsertionPointAfter(after);
+    auto callee = func::FuncOp::create(
+        b, nest->getLoc(),
+        (caller.getSymName() + "__nest" + Twine(index)).str(), type);
+    callee.setPrivate();
+    // Internal (not exported from the library) and never inlined: what
+    // convert-func-to-llvm reads into the llvm.func.
+    callee->setAttr("llvm.linkage", LLVM::LinkageAttr::get(
+                                        ctx, LLVM::Linkage::Internal));
+    callee->setAttr("passthrough",
+                    ArrayAttr::get(ctx, {StringAttr::get(ctx, "noinline")}));
+    symbols.insert(callee); // renames on a clash
+
+    Block *body = callee.addEntryBlock();
+    OpBuilder cb = OpBuilder::atBlockEnd(body);
+    IRMapping map;
+    for (auto [v, arg] : llvm::zip(args, body->getArguments()))
+      map.map(v, arg);
+    for (Operation *c : constants)
+      cb.clone(*c, map);
+    Operation *copy = cb.clone(*nest, map);
+    func::ReturnOp::create(cb, nest->getLoc(), copy->getResults());
+
+    OpBuilder at(nest);
+    auto call = func::CallOp::create(at, nest->getLoc(), callee, args);
+    nest->replaceAllUsesWith(call.getResults());
+    nest->erase();
+    return callee;
+  }
+};
+} // namespace

@@ -1,0 +1,100 @@
+// RUN: qslaw-opt %s -split-input-file -qslaw-outline-loop-nests="min-ops=4" | FileCheck %s
+// RUN: qslaw-opt %s -split-input-file -qslaw-outline-loop-nests="min-ops=1000" | FileCheck %s --check-prefix=NONE
+// RUN: qslaw-opt %s -split-input-file -qslaw-outline-loop-nests="min-ops=4" -convert-scf-to-cf -convert-to-llvm -reconcile-unrealized-casts | mlir-translate --split-input-file --mlir-to-llvmir | FileCheck %s --check-prefix=LLVMIR
+
+// A loop nest becomes an internal, never-inlined function: the buffers and
+// the dynamic bound it reads are arguments, the constants it reads are
+// cloned (bounds stay constant), a small op stays.
+// CHECK-LABEL: func.func @f(
+// CHECK-SAME: %[[A:.*]]: memref<8x16xf32>, %[[B:.*]]: memref<8x16xf32>, %[[N:.*]]: index)
+// CHECK: memref.store
+// CHECK: call @f__nest0(%[[N]], %[[A]], %[[B]]) : (index, memref<8x16xf32>, memref<8x16xf32>) -> ()
+// CHECK-NEXT: return
+// CHECK: func.func private @f__nest0(%[[N2:.*]]: index, %[[A2:.*]]: memref<8x16xf32>, %[[B2:.*]]: memref<8x16xf32>)
+// CHECK-SAME: attributes {llvm.linkage = #llvm.linkage<internal>, passthrough = ["noinline"]}
+// CHECK-DAG: %[[C0:.*]] = arith.constant 0 : index
+// CHECK-DAG: %[[C1:.*]] = arith.constant 1 : index
+// CHECK-DAG: %[[C16:.*]] = arith.constant 16 : index
+// CHECK: scf.for %{{.*}} = %[[C0]] to %[[N2]] step %[[C1]]
+// CHECK: scf.for %{{.*}} = %[[C0]] to %[[C16]] step %[[C1]]
+// CHECK: memref.load %[[A2]]
+// CHECK: memref.store %{{.*}}, %[[B2]]
+// CHECK: return
+
+// NONE-LABEL: func.func @f(
+// NONE: scf.for
+// NONE-NOT: call
+
+// LLVMIR: define void @f(
+// LLVMIR: call void @f__nest0(
+// LLVMIR: define internal void @f__nest0({{.*}}) #[[ATTR:[0-9]+]]
+// LLVMIR: attributes #[[ATTR]] = { noinline }
+func.func @f(%a: memref<8x16xf32>, %b: memref<8x16xf32>, %n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c16 = arith.constant 16 : index
+  %two = arith.constant 2.0 : f32
+  memref.store %two, %b[%c0, %c0] : memref<8x16xf32>
+  scf.for %i = %c0 to %n step %c1 {
+    scf.for %j = %c0 to %c16 step %c1 {
+      %x = memref.load %a[%i, %j] : memref<8x16xf32>
+      %y = arith.mulf %x, %two : f32
+      memref.store %y, %b[%i, %j] : memref<8x16xf32>
+    }
+  }
+  return
+}
+
+// -----
+
+// A nest with results returns them; two nests of one function get two
+// names.
+// CHECK-LABEL: func.func @sum(
+// CHECK: %[[S:.*]] = call @sum__nest0(%{{.*}}) : (memref<64xf32>) -> f32
+// CHECK: %[[T:.*]] = call @sum__nest1(%[[S]], %{{.*}}) : (f32, memref<64xf32>) -> f32
+// CHECK: return %[[T]] : f32
+// CHECK: func.func private @sum__nest0(%{{.*}}: memref<64xf32>) -> f32
+// CHECK: func.func private @sum__nest1(%[[INIT:.*]]: f32, %{{.*}}: memref<64xf32>) -> f32
+// CHECK: %[[R:.*]] = scf.for {{.*}} iter_args(%{{.*}} = %[[INIT]]) -> (f32)
+// CHECK: return %[[R]] : f32
+func.func @sum(%a: memref<64xf32>) -> f32 {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  %zero = arith.constant 0.0 : f32
+  %s = scf.for %i = %c0 to %c64 step %c1 iter_args(%acc = %zero) -> (f32) {
+    %x = memref.load %a[%i] : memref<64xf32>
+    %y = arith.addf %acc, %x : f32
+    %z = arith.mulf %y, %y : f32
+    scf.yield %y : f32
+  }
+  %t = scf.for %i = %c0 to %c64 step %c1 iter_args(%acc = %s) -> (f32) {
+    %x = memref.load %a[%i] : memref<64xf32>
+    %y = arith.subf %acc, %x : f32
+    %z = arith.mulf %y, %y : f32
+    scf.yield %y : f32
+  }
+  return %t : f32
+}
+
+// -----
+
+// Names that exist already are not reused; declarations are skipped.
+// CHECK-LABEL: func.func @g(
+// CHECK: call @g__nest0_0(
+// CHECK: func.func private @g__nest0_0(
+func.func private @ext(memref<4xf32>)
+func.func private @g__nest0() {
+  return
+}
+func.func @g(%a: memref<4xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  scf.for %i = %c0 to %c4 step %c1 {
+    %x = memref.load %a[%i] : memref<4xf32>
+    %y = arith.addf %x, %x : f32
+    memref.store %y, %a[%i] : memref<4xf32>
+  }
+  return
+}
