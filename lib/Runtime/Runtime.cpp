@@ -40,6 +40,8 @@ qslaw_session::~qslaw_session() {
   for (auto &kv : state)
     release(kv.second);
   delete cuda;
+  if (model) // after the state: its device frees call into the library
+    model->release();
 }
 
 namespace {
@@ -181,20 +183,34 @@ qslaw_status qslaw_model_load_with_weights(const char *path,
   return QSLAW_OK;
 }
 
-void qslaw_model_free(qslaw_model *model) { delete model; }
+void qslaw_model_free(qslaw_model *model) {
+  if (model)
+    model->release();
+}
 
 const char *qslaw_model_signature(const qslaw_model *m) {
+  if (!m) {
+    fail(QSLAW_ERROR_INVALID, "qslaw_model_signature: null model");
+    return nullptr;
+  }
   return m->signature.c_str();
 }
 int32_t qslaw_model_num_inputs(const qslaw_model *m) {
+  if (!m)
+    return fail(QSLAW_ERROR_INVALID, "qslaw_model_num_inputs: null model"), -1;
   return int32_t(m->main.inputs.size());
 }
 int32_t qslaw_model_num_outputs(const qslaw_model *m) {
+  if (!m)
+    return fail(QSLAW_ERROR_INVALID, "qslaw_model_num_outputs: null model"),
+           -1;
   return int32_t(m->main.outputs.size());
 }
 
 qslaw_status qslaw_model_input(const qslaw_model *m, int32_t i,
                                qslaw_tensor *d) {
+  if (!m || !d)
+    return fail(QSLAW_ERROR_INVALID, "qslaw_model_input: null argument");
   if (i < 0 || size_t(i) >= m->main.inputs.size())
     return fail(QSLAW_ERROR_INVALID, "input index " + std::to_string(i) +
                                          " out of range");
@@ -204,6 +220,8 @@ qslaw_status qslaw_model_input(const qslaw_model *m, int32_t i,
 
 qslaw_status qslaw_model_output(const qslaw_model *m, int32_t i,
                                 qslaw_tensor *d) {
+  if (!m || !d)
+    return fail(QSLAW_ERROR_INVALID, "qslaw_model_output: null argument");
   if (i < 0 || size_t(i) >= m->main.outputs.size())
     return fail(QSLAW_ERROR_INVALID, "output index " + std::to_string(i) +
                                          " out of range");
@@ -213,6 +231,9 @@ qslaw_status qslaw_model_output(const qslaw_model *m, int32_t i,
 
 qslaw_status qslaw_session_create(qslaw_model *model, const char *device,
                                   qslaw_session **session) {
+  if (!model || !session)
+    return fail(QSLAW_ERROR_INVALID, "qslaw_session_create: null model or "
+                                     "session pointer");
   std::string dev = device ? device : "cpu";
   if (dev != "cpu" && dev != "cuda")
     return fail(QSLAW_ERROR_INVALID, "unknown device '" + dev +
@@ -224,6 +245,7 @@ qslaw_status qslaw_session_create(qslaw_model *model, const char *device,
                     dev + ")");
   auto s = std::make_unique<qslaw_session>();
   s->model = model;
+  ++model->refs; // released by ~qslaw_session
   if (dev == "cuda") {
     auto api = std::make_unique<CudaApi>();
     bool ok = true;

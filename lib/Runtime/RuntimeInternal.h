@@ -12,6 +12,7 @@
 
 #include "llvm/Support/JSON.h"
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
@@ -35,6 +36,13 @@ struct qslaw_model {
   /// The library's external weights file is mapped for this model
   /// (runtime::bindWeights).
   bool weightsBound = false;
+  /// The caller's reference plus one per session: qslaw_model_free may come
+  /// before the sessions' qslaw_session_free; the last release deletes.
+  std::atomic<int> refs{1};
+  void release() {
+    if (refs.fetch_sub(1) == 1)
+      delete this;
+  }
   ~qslaw_model();
 };
 

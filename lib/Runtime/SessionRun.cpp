@@ -208,6 +208,23 @@ qslaw_status run(qslaw_session &s, const ModelFunction &m,
   for (size_t i = 0; i < m.outputs.size(); ++i) {
     const TensorSpec &spec = m.outputs[i];
     Arg &a = args[m.inputs.size() + i];
+    // Outputs are positional; what the caller says about one must agree.
+    const qslaw_tensor &o = outputs[i];
+    std::string what = "output " + std::to_string(i) + " ('" + spec.name + "')";
+    if (o.name && spec.name != o.name)
+      return fail(QSLAW_ERROR_INVALID, what + ": the caller names it '" +
+                                           o.name + "'");
+    if (o.dtype && spec.dtype != o.dtype)
+      return fail(QSLAW_ERROR_INVALID, what + ": the caller's dtype is " +
+                                           o.dtype + ", the model gives " +
+                                           spec.dtype);
+    if (o.shape && (size_t(o.rank) != spec.shape.size() ||
+                    !std::equal(spec.shape.begin(), spec.shape.end(), o.shape)))
+      return fail(QSLAW_ERROR_INVALID,
+                  what + ": the caller's shape is " +
+                      shapeStr(o.shape, std::max(o.rank, 0)) +
+                      ", the model gives " +
+                      shapeStr(spec.shape.data(), int32_t(spec.shape.size())));
     a.keep = !outputs[i].data;
     if (!a.keep) {
       size_t want = size_t(spec.numElements()) * hostElementBytes(spec);
@@ -303,6 +320,8 @@ extern "C" {
 qslaw_status qslaw_session_run(qslaw_session *session,
                                const qslaw_tensor *inputs, int32_t numInputs,
                                qslaw_tensor *outputs, int32_t numOutputs) {
+  if (!session)
+    return fail(QSLAW_ERROR_INVALID, "qslaw_session_run: null session");
   return run(*session, session->model->main, inputs, numInputs, outputs,
              numOutputs);
 }
@@ -313,6 +332,9 @@ qslaw_status qslaw_session_run_function(qslaw_session *session,
                                         int32_t numInputs,
                                         qslaw_tensor *outputs,
                                         int32_t numOutputs) {
+  if (!session)
+    return fail(QSLAW_ERROR_INVALID, "qslaw_session_run_function: null "
+                                     "session");
   qslaw_model *model = session->model;
   auto it = model->functions.find(function ? function : "");
   if (it == model->functions.end()) {

@@ -389,16 +389,25 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
 
   std::signal(SIGINT, onSignal);
   std::signal(SIGTERM, onSignal);
+  // A checkpoint that cannot be written (disk full, a read-only or vanished
+  // directory) is an error: training goes on (the next one may succeed),
+  // but the run's status is non-zero and says which step is safe.
+  int64_t failedCheckpoints = 0, lastCheckpoint = resume ? start : -1;
   auto checkpoint = [&](int64_t done) {
-    if (!fromSession()) {
-      errs() << "qslaw-trainer: warning: checkpoint not written: "
-             << qslaw_last_error() << "\n";
-      return;
+    std::string why;
+    if (!fromSession())
+      why = qslaw_last_error();
+    else if (Error e = qslaw::writeFileAtomically(
+                 ckptPath, checkpointBytes(done, nonFiniteRun, params)))
+      why = toString(std::move(e));
+    if (why.empty()) {
+      lastCheckpoint = done;
+      return true;
     }
-    if (Error e = qslaw::writeFileAtomically(
-            ckptPath, checkpointBytes(done, nonFiniteRun, params)))
-      errs() << "qslaw-trainer: warning: checkpoint not written: "
-             << toString(std::move(e)) << "\n";
+    ++failedCheckpoints;
+    errs() << "\nqslaw-trainer: error: checkpoint at step " << done
+           << " not written: " << why << "\n";
+    return false;
   };
 
   size_t P = params.size();
@@ -522,11 +531,14 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
       rc = 2;
       break;
     }
+    bool saved = false;
     if (last || (ckptEvery > 0 && (step + 1) % ckptEvery == 0) || stopSignal)
-      checkpoint(step + 1);
+      saved = checkpoint(step + 1);
     if (stopSignal) {
-      errs() << "\nqslaw-trainer: signal " << int(stopSignal)
-             << ": checkpoint written at step " << step + 1 << "\n";
+      errs() << "\nqslaw-trainer: signal " << int(stopSignal) << ": "
+             << (saved ? "checkpoint written at step "
+                       : "checkpoint NOT written at step ")
+             << step + 1 << "\n";
       rc = 128 + int(stopSignal);
       break;
     }
@@ -541,6 +553,17 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
     rc = fail(qslaw_last_error());
   if (rc == 0)
     rc = exportLearned(params, *training);
+  if (failedCheckpoints > 0) {
+    errs() << "qslaw-trainer: error: " << failedCheckpoints
+           << " checkpoint write(s) failed; "
+           << (lastCheckpoint >= 0
+                   ? "the last good checkpoint is at step " +
+                         std::to_string(lastCheckpoint)
+                   : std::string("no checkpoint was written"))
+           << " (" << ckptPath << ")\n";
+    if (rc == 0)
+      rc = 1;
+  }
   qslaw_session_free(session);
   qslaw_model_free(model);
   return rc;

@@ -14,6 +14,20 @@ _DTYPES = {"f32": np.float32, "f16": np.float16, "f64": np.float64,
            "i3": np.uint8, "i2": np.uint8, "i1": np.bool_, "bf16": np.uint16}
 
 
+def _dtype_name(want, arr):
+    """`want` (the signature's dtype) when `arr` is stored that way (bytes of
+    either signedness for the 8-bit and narrower codes), else the array's
+    own type, which the runtime then refuses with both names."""
+    store = np.dtype(_DTYPES.get(want, np.float32))
+    if arr.dtype == store or (store.itemsize == 1 and arr.dtype.kind in "iu"
+                              and arr.dtype.itemsize == 1 and want != "i1"):
+        return want
+    for name, t in _DTYPES.items():
+        if np.dtype(t) == arr.dtype and name in ("f32", "f16", "f64", "i64", "i32", "i1"):
+            return name
+    return str(arr.dtype)
+
+
 class _Tensor(ctypes.Structure):
     _fields_ = [("name", ctypes.c_char_p), ("dtype", ctypes.c_char_p),
                 ("rank", ctypes.c_int32), ("shape", ctypes.POINTER(ctypes.c_int64)),
@@ -150,11 +164,20 @@ class Model:
         alive = []
 
         def tensor(spec, arr):
+            # The array's own shape and dtype: the runtime checks them against
+            # the signature, so a transposed array or another dtype of the
+            # same byte count is an error, not wrong numbers.
+            # Dims of size 1 may differ (a step counter as [1] for a scalar):
+            # that never reorders elements.
             arr = np.ascontiguousarray(arr)
-            shape = (ctypes.c_int64 * len(spec["shape"]))(*spec["shape"])
+            dims = list(arr.shape)
+            if "shape" in spec and [d for d in spec["shape"] if d != 1] == \
+                    [d for d in dims if d != 1]:
+                dims = list(spec["shape"])
+            shape = (ctypes.c_int64 * len(dims))(*dims)
             alive.extend([arr, shape])
-            return _Tensor(spec["name"].encode(), spec["dtype"].encode(), len(spec["shape"]),
-                           shape, arr.ctypes.data, arr.nbytes)
+            return _Tensor(spec["name"].encode(), _dtype_name(spec["dtype"], arr).encode(),
+                           len(dims), shape, arr.ctypes.data, arr.nbytes)
 
         # Input specs by name, built once per function (calls pass ~100 tensors).
         by_name = self._specs.get(function)

@@ -340,3 +340,38 @@ def test_dequantizelinear_unsupported_form_is_an_error():
     model = make(nodes, [vi("x", [1])], [vi("w", None)], [q, s], opset=21)
     with pytest.raises(RuntimeError, match="node 'dq' .*supported: 2-D int4/uint4/int8/uint8"):
         compile_onnx(model)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    # The slice runs past the end of the file: large slices used to be
+    # mapped unchecked (SIGBUS at first touch), small ones read back zeros.
+    ("offset", "1000000", "external data [1000000, 1004096) runs past the end of"),
+    ("offset", "64", "external data [64, 4160) runs past the end of"),
+    ("offset", "abc", "external data 'offset' is not a non-negative integer: 'abc'"),
+    ("offset", "-8", "external data 'offset' is not a non-negative integer: '-8'"),
+    ("length", "12x", "external data 'length' is not a non-negative integer: '12x'"),
+    ("length", "4000", "external data 'length' is 4000 bytes, shape and type need 4096"),
+])
+def test_bad_external_data_is_named(field, value, message):
+    """Each a clear error naming the initializer and the field, exit 1, no
+    signal, no output file."""
+    w = np.ones((64, 16), np.float32)  # 4096 bytes
+    model = make([helper.make_node("MatMul", ["x", "w"], ["y"])], [vi("x", [2, 64])],
+                 [vi("y", None)], [numpy_helper.from_array(w, "w")])
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "ext.onnx")
+        onnx.save(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                  location="weights.bin", size_threshold=0)
+        m = onnx.load(path, load_external_data=False)
+        entries = {e.key: e for e in m.graph.initializer[0].external_data}
+        if field in entries:
+            entries[field].value = value
+        else:
+            m.graph.initializer[0].external_data.add(key=field, value=value)
+        onnx.save(m, path)
+        out = os.path.join(d, "o.so")
+        proc = subprocess.run([tool("qslaw-compile"), path, "-o", out],
+                              capture_output=True, text=True)
+        assert proc.returncode == 1, (proc.returncode, proc.stderr)
+        assert "initializer 'w': " + message in proc.stderr, proc.stderr
+        assert not os.path.exists(out)

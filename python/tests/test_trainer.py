@@ -90,6 +90,42 @@ def test_sigterm_writes_checkpoint(trainer, tmp_path):
     assert os.path.exists(os.path.join(out, "checkpoint.bin"))
 
 
+def test_failed_checkpoint_write_is_an_error(trainer, tmp_path):
+    """A checkpoint that cannot be written (here its temporary file's path is
+    a directory, which even root cannot open for writing) fails the run with
+    the reason and the step, after training and the metrics are complete."""
+    out = tmp_path / "ro"
+    out.mkdir()
+    (out / "checkpoint.bin.tmp").mkdir()
+    p = run(trainer, f"--data={DATA}", "--steps=6", "--checkpoint-every=2", "--quiet",
+            f"--out={out}")
+    assert p.returncode == 1, p.stderr
+    assert "qslaw-trainer: error: checkpoint at step 2 not written:" in p.stderr
+    assert "checkpoint.bin: cannot write" in p.stderr
+    assert "3 checkpoint write(s) failed; no checkpoint was written" in p.stderr
+    assert [r["step"] for r in metrics(str(out))] == list(range(1, 7))
+    assert not (out / "checkpoint.bin").exists()
+
+
+def test_sigterm_with_unwritable_checkpoint_says_so(trainer, tmp_path):
+    out = tmp_path / "term_ro"
+    out.mkdir()
+    (out / "checkpoint.bin.tmp").mkdir()
+    proc = subprocess.Popen([trainer, f"--data={DATA}", "--steps=100000", "--quiet",
+                             "--checkpoint-every=0", f"--out={out}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (
+            (out / "metrics.jsonl").exists() and (out / "metrics.jsonl").read_text()):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "checkpoint NOT written at step" in err
+    assert "checkpoint written at step" not in err
+    assert not (out / "checkpoint.bin").exists()
+
+
 def test_nonfinite_steps_are_skipped_then_stop(trainer, tmp_path):
     out = str(tmp_path / "nan")
     p = run(trainer, f"--data={DATA}", "--steps=20", f"--out={out}", "--quiet",

@@ -12,3 +12,28 @@
 func.func @f(%x: tensor<3x4xf32>) -> tensor<3x4xf32> {
   return %x : tensor<3x4xf32>
 }
+
+// -----
+
+// A non-finite weight would make its group's scale NaN or infinite.
+func.func @nan_weight(%x: tensor<3x4xf32>) -> tensor<3x2xf32> {
+  %w = arith.constant {qslaw.name = "model.layers.0.q_proj.weight"} dense<[[0.0, -1.0], [1.0, 0x7FC00000], [2.0, 4.0], [3.0, -2.0]]> : tensor<4x2xf32>
+  %cst = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<3x2xf32>
+  %init = linalg.fill ins(%cst : f32) outs(%e : tensor<3x2xf32>) -> tensor<3x2xf32>
+  // expected-error @+1 {{qslaw-quantize-weights: weight 'model.layers.0.q_proj.weight' holds a non-finite value (nan) at [1, 1]: it cannot be quantized}}
+  %y = linalg.matmul ins(%x, %w : tensor<3x4xf32>, tensor<4x2xf32>) outs(%init : tensor<3x2xf32>) -> tensor<3x2xf32>
+  return %y : tensor<3x2xf32>
+}
+
+// -----
+
+func.func @inf_weight(%x: tensor<3x4xf32>) -> tensor<3x2xf32> {
+  %w = arith.constant {qslaw.name = "w"} dense<[[0.0, -1.0], [1.0, 1.0], [2.0, 4.0], [0xFF800000, -2.0]]> : tensor<4x2xf32>
+  %cst = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<3x2xf32>
+  %init = linalg.fill ins(%cst : f32) outs(%e : tensor<3x2xf32>) -> tensor<3x2xf32>
+  // expected-error @+1 {{qslaw-quantize-weights: weight 'w' holds a non-finite value (-inf) at [3, 0]: it cannot be quantized}}
+  %y = linalg.matmul ins(%x, %w : tensor<3x4xf32>, tensor<4x2xf32>) outs(%init : tensor<3x2xf32>) -> tensor<3x2xf32>
+  return %y : tensor<3x2xf32>
+}

@@ -95,19 +95,36 @@ Expected<TensorData> readTensor(const onnx::TensorProto &t,
 
   if (t.data_location() == TP::EXTERNAL) {
     std::string location;
-    int64_t offset = 0, length = -1;
+    uint64_t offset = 0, length = want;
     for (const auto &kv : t.external_data()) {
-      if (kv.key() == "location") location = kv.value();
-      else if (kv.key() == "offset") offset = std::stoll(kv.value());
-      else if (kv.key() == "length") length = std::stoll(kv.value());
+      uint64_t *field = kv.key() == "offset"   ? &offset
+                        : kv.key() == "length" ? &length
+                                               : nullptr;
+      if (kv.key() == "location")
+        location = kv.value();
+      else if (field && llvm::StringRef(kv.value()).getAsInteger(10, *field))
+        return err(name + ": external data '" + kv.key() +
+                   "' is not a non-negative integer: '" + kv.value() + "'");
     }
     if (location.empty())
       return err(name + ": external data without a 'location'");
     llvm::SmallString<256> file(modelDir);
     llvm::sys::path::append(file, location);
-    auto buf = llvm::MemoryBuffer::getFileSlice(
-        file, length < 0 ? want : uint64_t(length), offset,
-        /*IsVolatile=*/false);
+    if (length != want)
+      return err(name + ": external data 'length' is " + Twine(length) +
+                 " bytes, shape and type need " + Twine(uint64_t(want)));
+    // A slice past the end would be mapped anyway and fault at first touch
+    // (SIGBUS), or, when small, read back zero-filled: check first.
+    uint64_t fileSize = 0;
+    if (std::error_code ec = llvm::sys::fs::file_size(file, fileSize))
+      return err(name + ": cannot read external data file '" + file +
+                 "': " + ec.message());
+    if (offset > fileSize || length > fileSize - offset)
+      return err(name + ": external data [" + Twine(offset) + ", " +
+                 Twine(offset + length) + ") runs past the end of '" + file +
+                 "' (" + Twine(fileSize) + " bytes)");
+    auto buf = llvm::MemoryBuffer::getFileSlice(file, length, offset,
+                                                /*IsVolatile=*/false);
     if (!buf)
       return err(name + ": cannot read external data file '" + file +
                  "' (offset " + Twine(offset) + "): " +

@@ -73,30 +73,31 @@ struct QuantizeWeightsPass
     module.walk([&](linalg::MatmulOp op) { matmuls.push_back(op); });
     IRRewriter rewriter(&getContext());
     for (linalg::MatmulOp op : matmuls)
-      quantizeOne(rewriter, op, regex, *scaleMode);
+      if (failed(quantizeOne(rewriter, op, regex, *scaleMode)))
+        return signalPassFailure();
   }
 
-  void quantizeOne(IRRewriter &b, linalg::MatmulOp op, llvm::Regex &regex,
-                   ScaleMode scaleMode) {
+  LogicalResult quantizeOne(IRRewriter &b, linalg::MatmulOp op,
+                            llvm::Regex &regex, ScaleMode scaleMode) {
     std::optional<MatmulView> mm = matchMatmul(op);
     if (!mm)
-      return;
+      return success();
     DenseElementsAttr wAttr;
     if (!matchPattern(mm->weight, m_Constant(&wAttr)) ||
         !wAttr.getElementType().isF32())
-      return;
+      return success();
     auto xTy = cast<RankedTensorType>(mm->input.getType());
     auto yTy = cast<RankedTensorType>(mm->init.getType());
     if (xTy.getElementType() != yTy.getElementType() ||
         !yTy.hasStaticShape())
-      return;
+      return success();
     // Exporters often give weights generated names (torch: "onnx::MatMul_12"),
     // so the layer is selected by the weight's name or by the matmul's own
     // location name (the ONNX node, e.g. ".../layers.0/mlp/up_proj/MatMul").
     std::string name = weightName(mm->weight);
     std::string opName = locationName(op.getLoc());
     if (!regex.match(name) && !(!opName.empty() && regex.match(opName)))
-      return;
+      return success();
     // Generated weight names say nothing; the node name then names the layer
     // (and its scales, zero points, gamma) for training and export.
     std::string onnxWeight = name;
@@ -115,6 +116,17 @@ struct QuantizeWeightsPass
 
     // Row-major [N, K] float weight.
     SmallVector<float> w(wAttr.getValues<float>());
+    // NaN/Inf would become a NaN or infinite scale for its group, and codes
+    // from nonsense: refuse, naming the weight and the element.
+    for (auto [i, v] : llvm::enumerate(w))
+      if (!std::isfinite(v)) {
+        int64_t cols = wTy.getDimSize(1);
+        return op.emitError("qslaw-quantize-weights: weight '")
+               << (onnxWeight.empty() ? name : onnxWeight)
+               << "' holds a non-finite value (" << (std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf")
+               << ") at [" << int64_t(i) / cols << ", " << int64_t(i) % cols
+               << "]: it cannot be quantized";
+      }
     if (!mm->weightIsNK) {
       SmallVector<float> t(n * k);
       for (int64_t r = 0; r < k; ++r)
@@ -180,6 +192,7 @@ struct QuantizeWeightsPass
     // The float weight must not survive into the artifact.
     if (oldWeight && oldWeight->use_empty())
       b.eraseOp(oldWeight);
+    return success();
   }
 };
 } // namespace
