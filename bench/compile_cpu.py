@@ -1,0 +1,96 @@
+"""Compile time and peak RSS of qslaw-compile (issue 17): the forward
+library and the trainer (w4g128 on the decoder layers, scale mode, external
+weights) of the tiny fixture and of the generated real-width LLaVAs (small:
+CLIP 6x384 + LLaMA 4x512; medium: ViT-B/16 + LLaMA 8x1024), against the
+bound peak RSS <= 1.5 x weight bytes + 1 GiB. Each compile in its own
+child process (wall clock, ru_maxrss); --timing adds qslaw-compile's
+--mlir-timing phase totals (import, graph stage, lowering, LLVM
+translation/O3/codegen, link).
+
+    .venv/bin/python bench/compile_cpu.py [--models tiny,small,medium]
+        [--what lib,trainer] [--timing] [--json FILE]
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "python"))
+from qslaw_tools.runner import ROOT, tool  # noqa: E402
+
+LAYERS = r".*language_model.*layers.*"
+PHASES = ("Import ONNX", "Graph cleanup", "Quantize weights", "Training step", "Lower",
+          "Translate to LLVM IR", "LLVM optimisation (O3)", "LLVM code generation", "Link")
+
+
+def model_path(name, models):
+    if name == "tiny":
+        return os.path.join(ROOT, "test", "fixtures", "tiny_llava.onnx")
+    path = os.path.join(models, f"llava_{name}.onnx")
+    if not os.path.exists(path):
+        from qslaw_tools.make_llava import export
+        export(models, name)
+    return path
+
+
+def weight_bytes(path):
+    n = os.path.getsize(path)
+    return n + (os.path.getsize(path + ".data") if os.path.exists(path + ".data") else 0)
+
+
+def compile_once(path, what, out, timing):
+    cmd = [tool("qslaw-compile"), path, "-o", out, "--weights=external"]
+    if what == "trainer":
+        cmd += ["--quantize=w4g128", f"--quantize-layers={LAYERS}", "--emit=trainer"]
+    if timing:
+        cmd += ["--mlir-timing", "--mlir-timing-display=list"]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if status != 0:
+        raise RuntimeError(f"{' '.join(cmd)}:\n{err[-2000:]}")
+    phases = {}
+    for line in err.splitlines():  # "  user (pct)  wall (pct)  name"
+        m = re.match(r"\s*[\d.]+ \(\s*[\d.]+%\)\s+([\d.]+) \(\s*[\d.]+%\)\s+(.*\S)\s*$", line)
+        if m and m.group(2) in PHASES:
+            phases[m.group(2)] = phases.get(m.group(2), 0.0) + float(m.group(1))
+    return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024, "phases_s": phases}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--models", default="tiny,small,medium")
+    p.add_argument("--what", default="lib,trainer")
+    p.add_argument("--timing", action="store_true")
+    p.add_argument("--models-dir", default=os.path.join(tempfile.gettempdir(), "qslaw-models"))
+    p.add_argument("--json")
+    a = p.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        for name in a.models.split(","):
+            path = model_path(name, a.models_dir)
+            wb = weight_bytes(path)
+            for what in a.what.split(","):
+                r = compile_once(path, what, os.path.join(d, f"{name}_{what}"), a.timing)
+                bound_mb = (1.5 * wb + (1 << 30)) / (1 << 20)
+                r.update(model=name, what=what, weights_mb=wb / (1 << 20), bound_mb=bound_mb)
+                rows.append(r)
+                print(f"{name:7s} {what:8s} weights {r['weights_mb']:7.0f} MB  compile "
+                      f"{r['wall_s']:6.1f} s  peak RSS {r['peak_rss_mb']:6.0f} MB "
+                      f"(bound {bound_mb:6.0f} MB{'' if r['peak_rss_mb'] <= bound_mb else ', OVER'})"
+                      + ("  " + ", ".join(f"{k} {v:.1f}" for k, v in r["phases_s"].items())
+                         if r["phases_s"] else ""), flush=True)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
