@@ -54,7 +54,9 @@ def test_trains_and_exports(trainer, tmp_path):
 
 def test_sigkill_then_resume_matches_uninterrupted(trainer, tmp_path):
     full, cut = str(tmp_path / "full"), str(tmp_path / "cut")
-    args = [f"--data={DATA}", "--steps=40", "--checkpoint-every=3", "--quiet",
+    # 300 steps: a step of the tiny model takes ~3 ms, and 40 (the first
+    # version) were often all done before the kill arrived.
+    args = [f"--data={DATA}", "--steps=300", "--checkpoint-every=3", "--quiet",
             "--preset=mix", "--seed=7"]
     assert run(trainer, *args, f"--out={full}").returncode == 0
     proc = subprocess.Popen([trainer, *args, f"--out={cut}"],
@@ -66,6 +68,11 @@ def test_sigkill_then_resume_matches_uninterrupted(trainer, tmp_path):
         time.sleep(0.002)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    # The kill landed mid-run: by the signal, not a finished run, and with
+    # steps still to do (else the resume below would test nothing).
+    assert proc.returncode == -signal.SIGKILL, proc.returncode
+    done = len(open(os.path.join(cut, "metrics.jsonl")).readlines())
+    assert 7 <= done < 300, done
     # Never a partial checkpoint as the latest: it loads (checksum) on resume.
     r = run(trainer, *args, f"--out={cut}", "--resume")
     assert r.returncode == 0, r.stderr
@@ -80,8 +87,10 @@ def test_sigterm_writes_checkpoint(trainer, tmp_path):
     proc = subprocess.Popen([trainer, f"--data={DATA}", "--steps=100000", "--quiet",
                              "--checkpoint-every=0", f"--out={out}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    while not os.path.exists(os.path.join(out, "metrics.jsonl")) or \
-            not open(os.path.join(out, "metrics.jsonl")).read():
+    deadline = time.time() + 60
+    while time.time() < deadline and (
+            not os.path.exists(os.path.join(out, "metrics.jsonl")) or
+            not open(os.path.join(out, "metrics.jsonl")).read()):
         time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
