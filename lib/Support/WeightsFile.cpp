@@ -41,23 +41,19 @@ uint64_t Writer::addView(StringRef name, StringRef type, StringRef bytes,
   return offset;
 }
 
-namespace {
-/// Calls `emit` on the data in order: each piece, and zeros between.
-template <typename Emit>
-void forEachRun(ArrayRef<std::pair<uint64_t, StringRef>> pieces, Emit emit) {
+void Writer::forEachRun(function_ref<void(StringRef)> emit) const {
   static const char zeros[4096] = {};
   uint64_t at = 0;
-  for (auto [offset, bytes] : pieces) {
-    for (uint64_t gap = offset - at; gap > 0;) {
+  for (const Piece &p : pieces) {
+    for (uint64_t gap = p.offset - at; gap > 0;) {
       uint64_t n = std::min<uint64_t>(gap, sizeof(zeros));
       emit(StringRef(zeros, n));
       gap -= n;
     }
-    emit(bytes);
-    at = offset + bytes.size();
+    emit(p.bytes);
+    at = p.offset + p.bytes.size();
   }
 }
-} // namespace
 
 const std::string &Writer::hash() const {
   if (cachedHash)
@@ -66,10 +62,7 @@ const std::string &Writer::hash() const {
   // runtime uses), computed over the pieces as they are.
   XXH3_state_t *state = XXH3_createState();
   XXH3_64bits_reset(state);
-  std::vector<std::pair<uint64_t, StringRef>> runs;
-  for (const Piece &p : pieces)
-    runs.emplace_back(p.offset, p.bytes);
-  forEachRun(runs, [&](StringRef bytes) {
+  forEachRun([&](StringRef bytes) {
     XXH3_64bits_update(state, bytes.data(), bytes.size());
   });
   uint64_t digest = XXH3_64bits_digest(state);
@@ -107,10 +100,7 @@ Error Writer::write(StringRef path) const {
   out += text;
   out.resize(dataOffset, '\0');
   std::vector<StringRef> all{StringRef(out)};
-  std::vector<std::pair<uint64_t, StringRef>> runs;
-  for (const Piece &p : pieces)
-    runs.emplace_back(p.offset, p.bytes);
-  forEachRun(runs, [&](StringRef bytes) { all.push_back(bytes); });
+  forEachRun([&](StringRef bytes) { all.push_back(bytes); });
   return writeFileAtomically(path, all);
 }
 

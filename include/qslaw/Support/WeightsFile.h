@@ -23,6 +23,7 @@
 #ifndef QSLAW_SUPPORT_WEIGHTSFILE_H
 #define QSLAW_SUPPORT_WEIGHTSFILE_H
 
+#include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 
@@ -71,6 +72,8 @@ private:
     uint64_t offset;
     llvm::StringRef bytes;
   };
+  /// The data in order: each piece, and the zero padding before it.
+  void forEachRun(llvm::function_ref<void(llvm::StringRef)> emit) const;
   std::vector<Piece> pieces;
   std::vector<std::unique_ptr<std::string>> owned; // add()'s copies
   uint64_t size = 0;
