@@ -97,6 +97,13 @@ bool parseSpecs(const llvm::json::Array *arr, std::vector<TensorSpec> &out) {
         return false;
       s.shape.push_back(*i);
     }
+    if (const llvm::json::Object *r = o->getObject("index_range")) {
+      auto begin = r->getInteger("begin"), end = r->getInteger("end");
+      if (!begin || !end)
+        return false;
+      s.range = IndexRange{*begin, *end, r->getInteger("ignore"),
+                           r->getString("indexes").value_or("").str()};
+    }
     out.push_back(std::move(s));
   }
   return true;

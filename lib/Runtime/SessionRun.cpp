@@ -71,6 +71,52 @@ qslaw_status checkTensor(const TensorSpec &spec, const qslaw_tensor &t,
   return QSLAW_OK;
 }
 
+template <typename T>
+int64_t firstOutOfRange(const void *data, int64_t n, const IndexRange &r) {
+  const T *p = static_cast<const T *>(data);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t v = int64_t(p[i]);
+    if ((v < r.begin || v >= r.end) && (!r.ignore || v != *r.ignore))
+      return i;
+  }
+  return -1;
+}
+
+/// Checks an index input's values against its range: the compiled gather
+/// and loss read whatever address an index gives, so a token id past the
+/// vocabulary would read out of bounds (or, in a loss, be dropped silently).
+qslaw_status checkIndexRange(const TensorSpec &spec, const qslaw_tensor &t,
+                             const std::string &what) {
+  if (!spec.range || !t.data)
+    return QSLAW_OK;
+  const IndexRange &r = *spec.range;
+  int64_t n = spec.numElements(), bad = -1, v = 0;
+  const std::string &dt = spec.dtype;
+  if (dt == "i64") {
+    bad = firstOutOfRange<int64_t>(t.data, n, r);
+    v = bad >= 0 ? static_cast<const int64_t *>(t.data)[bad] : 0;
+  } else if (dt == "i32") {
+    bad = firstOutOfRange<int32_t>(t.data, n, r);
+    v = bad >= 0 ? static_cast<const int32_t *>(t.data)[bad] : 0;
+  } else {
+    return QSLAW_OK;
+  }
+  if (bad < 0)
+    return QSLAW_OK;
+  // The element's coordinates, row-major.
+  std::vector<int64_t> at(spec.shape.size());
+  for (int64_t k = int64_t(at.size()) - 1, rest = bad; k >= 0; --k) {
+    at[k] = spec.shape[k] ? rest % spec.shape[k] : 0;
+    rest = spec.shape[k] ? rest / spec.shape[k] : 0;
+  }
+  return fail(QSLAW_ERROR_INVALID,
+              what + ": element " + shapeStr(at.data(), int32_t(at.size())) +
+                  " is " + std::to_string(v) + ", outside [" +
+                  std::to_string(r.begin) + ", " + std::to_string(r.end) + ")" +
+                  (r.ignore ? " and not " + std::to_string(*r.ignore) : "") +
+                  (r.indexes.empty() ? "" : ": it indexes " + r.indexes));
+}
+
 /// Copies ABI buffer `b` (host storage) into host tensor `t` (checked).
 void copyOut(AbiBuffer &b, qslaw_tensor &t) {
   NpyArray a = b.toNpy();
@@ -178,6 +224,8 @@ qslaw_status run(qslaw_session &s, const ModelFunction &m,
     std::string what = "input '" + spec.name + "'";
     if (t) {
       if (qslaw_status st = checkTensor(spec, *t, what, "the model takes"))
+        return st;
+      if (qslaw_status st = checkIndexRange(spec, *t, what))
         return st;
       if (qslaw_status st = bufferFor(spec, *t, what, args[k].owned))
         return st;

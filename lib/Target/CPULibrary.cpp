@@ -83,16 +83,29 @@ static llvm::json::Object signatureObject(func::FuncOp entry) {
     }
     return out;
   };
-  auto specs = [&](TypeRange types, const std::vector<std::string> &ns) {
+  auto ranges = entry->getAttrOfType<DictionaryAttr>("qslaw.index_ranges");
+  auto specs = [&](TypeRange types, const std::vector<std::string> &ns,
+                   DictionaryAttr ranges) {
     llvm::json::Array a;
     for (auto [t, n] : llvm::zip(types, ns)) {
       auto rt = cast<RankedTensorType>(t);
       llvm::json::Array shape;
       for (int64_t d : rt.getShape())
         shape.push_back(d);
-      a.push_back(llvm::json::Object{{"name", n},
-                                     {"dtype", dtypeOf(rt.getElementType())},
-                                     {"shape", std::move(shape)}});
+      llvm::json::Object o{{"name", n},
+                           {"dtype", dtypeOf(rt.getElementType())},
+                           {"shape", std::move(shape)}};
+      // Valid values of an index input: [begin, end) or `ignore`.
+      if (auto r = ranges ? ranges.getAs<DictionaryAttr>(n) : DictionaryAttr()) {
+        llvm::json::Object range;
+        for (StringRef k : {"begin", "end", "ignore"})
+          if (auto i = r.getAs<IntegerAttr>(k))
+            range[k] = i.getInt();
+        if (auto s = r.getAs<StringAttr>("indexes"))
+          range["indexes"] = s.str();
+        o["index_range"] = std::move(range);
+      }
+      a.push_back(std::move(o));
     }
     return a;
   };
@@ -119,8 +132,8 @@ static llvm::json::Object signatureObject(func::FuncOp entry) {
   });
   return llvm::json::Object{
       {"entry", entry.getSymName().str()},
-      {"inputs", specs(ft.getInputs(), names("qslaw.inputs", ft.getNumInputs(), "input"))},
-      {"outputs", specs(ft.getResults(), names("qslaw.outputs", ft.getNumResults(), "output"))},
+      {"inputs", specs(ft.getInputs(), names("qslaw.inputs", ft.getNumInputs(), "input"), ranges)},
+      {"outputs", specs(ft.getResults(), names("qslaw.outputs", ft.getNumResults(), "output"), {})},
       {"quantization", std::move(quant)}};
 }
 

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <csetjmp>
 #include <cstdio>
+#include <memory>
 #include <jpeglib.h>
 #include <png.h>
 
@@ -59,6 +60,7 @@ llvm::Expected<DataSet> loadRecords(const std::string &path, int64_t maxLen) {
     if (!o)
       return err(where + ": a record must be a JSON object");
     Record r;
+    r.line = line;
     if (auto id = o->getString("id"))
       r.id = id->str();
     else
@@ -99,40 +101,87 @@ struct Raw {
   std::vector<uint8_t> px;
 };
 
+/// Images larger than this are refused before any pixel is allocated: a
+/// header can declare 2^31 x 2^31 pixels in a few bytes.
+constexpr int64_t kMaxSide = 16384, kMaxPixels = int64_t(1) << 26;
+
+llvm::Error checkDims(const std::string &path, const char *kind, int64_t w,
+                      int64_t h) {
+  if (w <= 0 || h <= 0)
+    return err(path + ": empty " + kind + " image (" + llvm::Twine(w) + " x " +
+               llvm::Twine(h) + ")");
+  if (w > kMaxSide || h > kMaxSide || w * h > kMaxPixels)
+    return err(path + ": " + kind + " image of " + llvm::Twine(w) + " x " +
+               llvm::Twine(h) + " pixels is larger than the limit (" +
+               llvm::Twine(kMaxSide) + " per side, " + llvm::Twine(kMaxPixels) +
+               " pixels)");
+  return llvm::Error::success();
+}
+
+/// libpng's errors and warnings: both end decoding (a warning is damage
+/// libpng chose to tolerate, e.g. a bad CRC in an ancillary chunk), with
+/// libpng's words kept for the message.
+struct PngState {
+  std::string message;
+};
+
 llvm::Expected<Raw> decodePng(const std::string &path, FILE *f) {
-  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, nullptr,
-                                           nullptr, nullptr);
+  PngState state;
+  png_structp png = png_create_read_struct(
+      PNG_LIBPNG_VER_STRING, &state,
+      [](png_structp p, png_const_charp msg) {
+        static_cast<PngState *>(png_get_error_ptr(p))->message = msg;
+        png_longjmp(p, 1);
+      },
+      [](png_structp p, png_const_charp msg) {
+        static_cast<PngState *>(png_get_error_ptr(p))->message = msg;
+        png_longjmp(p, 1);
+      });
   png_infop info = png ? png_create_info_struct(png) : nullptr;
-  if (!info)
+  if (!info) {
+    png_destroy_read_struct(&png, nullptr, nullptr);
     return err(path + ": out of memory decoding PNG");
-  Raw r;
-  std::vector<png_bytep> rows;
+  }
+  // Heap state only past this point: a longjmp skips destructors of
+  // objects made after setjmp.
+  auto r = std::make_unique<Raw>();
+  auto rows = std::make_unique<std::vector<png_bytep>>();
+  std::string dimsError;
   if (setjmp(png_jmpbuf(png))) {
     png_destroy_read_struct(&png, &info, nullptr);
-    return err(path + ": undecodable PNG image");
+    if (!dimsError.empty())
+      return err(dimsError);
+    return err(path + ": undecodable PNG image (" + state.message + ")");
   }
   png_init_io(png, f);
   png_read_info(png, info);
+  if (llvm::Error e = checkDims(path, "PNG", png_get_image_width(png, info),
+                                png_get_image_height(png, info))) {
+    dimsError = llvm::toString(std::move(e));
+    png_longjmp(png, 1);
+  }
   png_set_expand(png);
   png_set_strip_16(png);
   png_set_gray_to_rgb(png);
   png_set_strip_alpha(png);
   png_read_update_info(png, info);
-  r.w = int(png_get_image_width(png, info));
-  r.h = int(png_get_image_height(png, info));
-  r.channels = 3;
-  r.px.resize(size_t(r.w) * r.h * 3);
-  rows.resize(r.h);
-  for (int y = 0; y < r.h; ++y)
-    rows[y] = r.px.data() + size_t(y) * r.w * 3;
-  png_read_image(png, rows.data());
+  r->w = int(png_get_image_width(png, info));
+  r->h = int(png_get_image_height(png, info));
+  r->channels = 3;
+  r->px.resize(size_t(r->w) * r->h * 3);
+  rows->resize(r->h);
+  for (int y = 0; y < r->h; ++y)
+    (*rows)[y] = r->px.data() + size_t(y) * r->w * 3;
+  png_read_image(png, rows->data());
+  png_read_end(png, nullptr);
   png_destroy_read_struct(&png, &info, nullptr);
-  return r;
+  return std::move(*r);
 }
 
 struct JpegError {
   jpeg_error_mgr mgr;
   jmp_buf jump;
+  char message[JMSG_LENGTH_MAX] = {0};
 };
 
 llvm::Expected<Raw> decodeJpeg(const std::string &path, FILE *f) {
@@ -140,29 +189,50 @@ llvm::Expected<Raw> decodeJpeg(const std::string &path, FILE *f) {
   JpegError jerr;
   cinfo.err = jpeg_std_error(&jerr.mgr);
   jerr.mgr.error_exit = [](j_common_ptr c) {
-    longjmp(reinterpret_cast<JpegError *>(c->err)->jump, 1);
+    auto *e = reinterpret_cast<JpegError *>(c->err);
+    c->err->format_message(c, e->message);
+    longjmp(e->jump, 1);
   };
+  // libjpeg reports damaged data (a truncated file, corrupt entropy-coded
+  // segments) as warnings and carries on with grey fill: that is wrong
+  // pixels, so a warning is an error here (PIL refuses truncated JPEGs too).
+  jerr.mgr.emit_message = [](j_common_ptr c, int level) {
+    if (level >= 0)
+      return; // trace messages
+    auto *e = reinterpret_cast<JpegError *>(c->err);
+    c->err->format_message(c, e->message);
+    longjmp(e->jump, 1);
+  };
+  auto r = std::make_unique<Raw>();
+  std::string dimsError;
   if (setjmp(jerr.jump)) {
     jpeg_destroy_decompress(&cinfo);
-    return err(path + ": undecodable JPEG image");
+    if (!dimsError.empty())
+      return err(dimsError);
+    return err(path + ": undecodable JPEG image (" +
+               std::string(jerr.message) + ")");
   }
   jpeg_create_decompress(&cinfo);
   jpeg_stdio_src(&cinfo, f);
   jpeg_read_header(&cinfo, TRUE);
+  if (llvm::Error e = checkDims(path, "JPEG", cinfo.image_width,
+                                cinfo.image_height)) {
+    dimsError = llvm::toString(std::move(e));
+    longjmp(jerr.jump, 1);
+  }
   cinfo.out_color_space = JCS_RGB;
   jpeg_start_decompress(&cinfo);
-  Raw r;
-  r.w = int(cinfo.output_width);
-  r.h = int(cinfo.output_height);
-  r.channels = 3;
-  r.px.resize(size_t(r.w) * r.h * 3);
+  r->w = int(cinfo.output_width);
+  r->h = int(cinfo.output_height);
+  r->channels = 3;
+  r->px.resize(size_t(r->w) * r->h * 3);
   while (cinfo.output_scanline < cinfo.output_height) {
-    JSAMPROW row = r.px.data() + size_t(cinfo.output_scanline) * r.w * 3;
+    JSAMPROW row = r->px.data() + size_t(cinfo.output_scanline) * r->w * 3;
     jpeg_read_scanlines(&cinfo, &row, 1);
   }
   jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
-  return r;
+  return std::move(*r);
 }
 } // namespace
 

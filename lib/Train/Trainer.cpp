@@ -30,6 +30,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <map>
+#include <optional>
 #include <unistd.h>
 
 using namespace llvm;
@@ -103,6 +104,17 @@ int fail(const Twine &msg) {
 struct Spec {
   std::string name, dtype;
   std::vector<int64_t> shape;
+  // The signature's index_range: valid values [begin, end) or ignore.
+  std::optional<int64_t> begin, end, ignore;
+  std::string indexes;
+  bool valid(int64_t v) const {
+    return !begin || (v >= *begin && v < *end) || (ignore && v == *ignore);
+  }
+  std::string rangeText() const {
+    return "[" + std::to_string(*begin) + ", " + std::to_string(*end) + ")" +
+           (ignore ? " or " + std::to_string(*ignore) : "") +
+           (indexes.empty() ? "" : " (" + indexes + ")");
+  }
   int64_t count() const {
     int64_t n = 1;
     for (int64_t d : shape)
@@ -118,6 +130,14 @@ std::vector<Spec> specs(const json::Array *a) {
     Spec s{o->getString("name")->str(), o->getString("dtype")->str(), {}};
     for (const json::Value &d : *o->getArray("shape"))
       s.shape.push_back(*d.getAsInteger());
+    if (const json::Object *range = o->getObject("index_range")) {
+      s.begin = range->getInteger("begin");
+      s.end = range->getInteger("end");
+      s.ignore = range->getInteger("ignore");
+      s.indexes = range->getString("indexes").value_or("").str();
+      if (!s.begin || !s.end)
+        s.begin = s.end = std::nullopt;
+    }
     r.push_back(s);
   }
   return r;
@@ -330,6 +350,25 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
            << "\n";
   if (data->multimodal.empty() && data->text.empty())
     return fail(dataPath + ": no usable record (empty data set)");
+  // Token ids and labels the model cannot index are errors here, naming
+  // the record, rather than at the first step that samples it.
+  if (!ids->valid(padId))
+    return fail("--pad-id=" + Twine(int64_t(padId)) + " is outside the " +
+                "model's input_ids range " + ids->rangeText());
+  for (const std::vector<Record> *pool : {&data->multimodal, &data->text})
+    for (const Record &r : *pool)
+      for (size_t t = 0; t < r.inputIds.size(); ++t) {
+        const char *field = !ids->valid(r.inputIds[t])   ? "input_ids"
+                            : !labels->valid(r.labels[t]) ? "labels"
+                                                          : nullptr;
+        if (!field)
+          continue;
+        const Spec &s = field[0] == 'i' ? *ids : *labels;
+        int64_t v = field[0] == 'i' ? r.inputIds[t] : r.labels[t];
+        return fail(dataPath + ":" + Twine(r.line) + ": record '" + r.id +
+                    "': " + field + "[" + Twine(t) + "] = " + Twine(v) +
+                    " is outside the model's range " + s.rangeText());
+      }
   ImageSpec ispec;
   std::map<std::string, std::vector<float>> images;
   if (pix) {

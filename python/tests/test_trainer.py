@@ -4,6 +4,8 @@ uninterrupted metrics bit for bit, non-finite steps skipped then a stop, and
 each bad input with its message and exit status."""
 import json
 import os
+import struct
+import zlib
 import shutil
 import signal
 import subprocess
@@ -147,6 +149,39 @@ def test_nonfinite_steps_are_skipped_then_stop(trainer, tmp_path):
     assert len(m) == 7
 
 
+def png_chunk(kind, body):
+    return (struct.pack(">I", len(body)) + kind + body +
+            struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+
+def write_bad_images(d):
+    """Images whose headers or data are damaged, made from a real one."""
+    good_png = (d / "img0.png").read_bytes()
+    # A valid PNG header declaring 100000 x 100000 RGB pixels (30 GB).
+    ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
+    (d / "huge.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) +
+        png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + png_chunk(b"IEND", b""))
+    (d / "truncated.png").write_bytes(good_png[:len(good_png) // 2])
+    from PIL import Image
+    import io
+    buf = io.BytesIO()
+    Image.open(d / "img0.png").convert("RGB").resize((64, 64)).save(buf, "JPEG")
+    jpg = buf.getvalue()
+    # The baseline SOF0 marker holds height and width at offsets 5 and 7.
+    sof = jpg.index(b"\xff\xc0")
+    huge = bytearray(jpg)
+    huge[sof + 5:sof + 9] = struct.pack(">HH", 60000, 60000)
+    (d / "huge.jpg").write_bytes(bytes(huge))
+    (d / "truncated.jpg").write_bytes(jpg[:len(jpg) // 2])
+    # A restart-free scan with a stray marker in its entropy-coded data.
+    sos = jpg.index(b"\xff\xda")
+    bad = bytearray(jpg)
+    mid = (sos + len(jpg)) // 2
+    bad[mid:mid + 2] = b"\xff\xd3"
+    (d / "corrupt.jpg").write_bytes(bytes(bad))
+
+
 def write(tmp_path, name, text):
     p = tmp_path / name
     p.write_text(text)
@@ -162,6 +197,19 @@ def write(tmp_path, name, text):
     ("too_long", "no usable record (empty data set)"),
     ("schedule_key", "phase 0: unknown key 'frac'"),
     ("schedule_value", "'text_fraction' = 1.500000 is outside [0, 1]"),
+    ("id_past_vocab", "records.jsonl:2: record 'v': input_ids[1] = 48 is "
+     "outside the model's range [-48, 48) (axis 0 of "
+     "'m.model.language_model.embed_tokens.weight'"),
+    ("id_below_vocab", "records.jsonl:2: record 'v': input_ids[0] = -49 is outside"),
+    ("label_past_vocab", "records.jsonl:2: record 'v': labels[2] = 50 is outside "
+     "the model's range [0, 48) or -100 (the vocabulary of the logits (size 48))"),
+    ("pad_id", "--pad-id=48 is outside the model's input_ids range [-48, 48)"),
+    ("huge_png", "huge.png: PNG image of 100000 x 100000 pixels is larger than "
+     "the limit (16384 per side, 67108864 pixels)"),
+    ("huge_jpeg", "huge.jpg: JPEG image of 60000 x 60000 pixels is larger than the limit"),
+    ("truncated_png", "truncated.png: undecodable PNG image ("),
+    ("truncated_jpeg", "truncated.jpg: undecodable JPEG image (Premature end of JPEG file)"),
+    ("corrupt_jpeg", "corrupt.jpg: undecodable JPEG image (Corrupt JPEG data"),
 ])
 def test_bad_inputs(trainer, tmp_path, case, expect):
     shutil.copytree(os.path.join(FIX, "train", "images"), tmp_path / "images")
@@ -176,7 +224,16 @@ def test_bad_inputs(trainer, tmp_path, case, expect):
         "bad_field": '{"id": "a", "input_ids": [1, 2, 3], "labels": [1]}\n',
         "empty": "\n",
         "too_long": '{"input_ids": %s, "labels": %s}\n' % ([1] * 30, [1] * 30),
+        "id_past_vocab": ok + '{"id": "v", "input_ids": [1, 48, 3], "labels": [1, 2, 3]}\n',
+        "id_below_vocab": ok + '{"id": "v", "input_ids": [-49, 1, 3], "labels": [1, 2, 3]}\n',
+        "label_past_vocab": ok + '{"id": "v", "input_ids": [1, 2, 3], "labels": [1, 2, 50]}\n',
+        "huge_png": ok + img % "huge.png",
+        "huge_jpeg": ok + img % "huge.jpg",
+        "truncated_png": ok + img % "truncated.png",
+        "truncated_jpeg": ok + img % "truncated.jpg",
+        "corrupt_jpeg": ok + img % "corrupt.jpg",
     }.get(case, ok)
+    write_bad_images(tmp_path / "images")
     if case == "schedule_key":
         sched = write(tmp_path, "s.json", '{"phases": [{"steps": 3, "frac": 0.5}]}')
     if case == "schedule_value":
@@ -185,6 +242,8 @@ def test_bad_inputs(trainer, tmp_path, case, expect):
             f"--out={tmp_path}/out", "--quiet"]
     if sched:
         args.append(f"--schedule={sched}")
+    if case == "pad_id":
+        args.append("--pad-id=48")
     p = run(trainer, *args)
     assert p.returncode == 1, p.stderr
     assert expect in p.stderr, p.stderr

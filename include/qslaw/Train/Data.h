@@ -22,6 +22,7 @@ struct Record {
   std::string id;
   std::vector<int64_t> inputIds, labels;
   std::string image; // absolute path, empty for text records
+  int64_t line = 0;  // in the records file, for errors
 };
 
 struct DataSet {

@@ -6,6 +6,7 @@
 #include "NodeContext.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
@@ -15,6 +16,36 @@ namespace qslaw::onnx_import {
 namespace {
 
 int64_t normAxis(int64_t a, int64_t rank) { return a < 0 ? a + rank : a; }
+
+/// When input `i` of a Gather is a graph input, records on the function
+/// that its values must lie in [-extent, extent): the compiled gather reads
+/// whatever address an index gives, so the runtime checks graph inputs
+/// against this range before running (`qslaw.index_ranges`, one entry per
+/// input name; an input feeding several gathers gets the narrowest range).
+void recordIndexRange(NodeContext &nc, unsigned i, int64_t extent,
+                      int64_t axis) {
+  auto arg = dyn_cast<BlockArgument>(nc.input(i));
+  auto func = arg ? dyn_cast<func::FuncOp>(arg.getOwner()->getParentOp())
+                  : func::FuncOp();
+  auto names = func ? func->getAttrOfType<ArrayAttr>("qslaw.inputs") : ArrayAttr();
+  if (!names || arg.getArgNumber() >= names.size())
+    return;
+  StringRef name = cast<StringAttr>(names[arg.getArgNumber()]).getValue();
+  MLIRContext *ctx = func.getContext();
+  NamedAttrList all(func->getAttrOfType<DictionaryAttr>("qslaw.index_ranges"));
+  if (auto old = dyn_cast_or_null<DictionaryAttr>(all.get(name)))
+    if (auto e = old.getAs<IntegerAttr>("end"); e && e.getInt() <= extent)
+      return;
+  Builder b(ctx);
+  std::string what = "axis " + std::to_string(axis) + " of '" +
+                     nc.node.input(0) + "' (size " + std::to_string(extent) +
+                     ") in Gather node '" + nc.node.name() + "'";
+  all.set(name, b.getDictionaryAttr(
+                    {b.getNamedAttr("begin", b.getI64IntegerAttr(-extent)),
+                     b.getNamedAttr("end", b.getI64IntegerAttr(extent)),
+                     b.getNamedAttr("indexes", b.getStringAttr(what))}));
+  func->setAttr("qslaw.index_ranges", all.getDictionary(ctx));
+}
 
 LogicalResult convertGather(NodeContext &nc, SmallVectorImpl<Value> &r) {
   auto dt = nc.type(0), it = nc.type(1);
@@ -48,6 +79,7 @@ LogicalResult convertGather(NodeContext &nc, SmallVectorImpl<Value> &r) {
                          vals)));
     return success();
   }
+  recordIndexRange(nc, 1, dt.getDimSize(axis), axis);
   OpBuilder &b = nc.b;
   unsigned rank = shape.size();
   unsigned ir = it.getRank();

@@ -15,3 +15,11 @@ np.save(os.path.join(d, "s.npy"), np.ones((8, 2), np.float32))
 open(os.path.join(d, "garbage.npy"), "wb").write(b"this is not an array")
 raw = open(os.path.join(d, "x.npy"), "rb").read()
 open(os.path.join(d, "truncated.npy"), "wb").write(raw[:-100])
+# Token ids the tiny model's vocabulary (48) cannot index.
+ids = np.zeros((1, 24), np.int64)
+ids[0, 7] = 48
+np.save(os.path.join(d, "ids_past_vocab.npy"), ids)
+ids[0, 7] = -49
+np.save(os.path.join(d, "ids_below_vocab.npy"), ids)
+ids[0, 7] = -48
+np.save(os.path.join(d, "ids_negative_ok.npy"), ids)

@@ -218,6 +218,36 @@ struct MakeTrainStepPass
     return r;
   }
 
+  /// The valid values of integer inputs (the runtime checks them): the
+  /// forward's gather ranges, and for labels the logits' vocabulary plus
+  /// the cross-entropy's ignore index (-100).
+  void setIndexRanges(OpBuilder &b, func::FuncOp f,
+                      ArrayRef<std::string> argNames) {
+    NamedAttrList ranges;
+    auto fwd = forward->getAttrOfType<DictionaryAttr>("qslaw.index_ranges");
+    for (const std::string &n : argNames)
+      if (Attribute a = fwd ? fwd.get(n) : Attribute())
+        ranges.set(n, a);
+    auto yTy = forward.getNumResults()
+                   ? dyn_cast<RankedTensorType>(forward.getResultTypes()[0])
+                   : RankedTensorType();
+    if (loss != "sum-squares" && llvm::is_contained(argNames, "labels") &&
+        yTy && yTy.getRank() == 3) {
+      int64_t v = yTy.getDimSize(2);
+      ranges.set("labels",
+                 b.getDictionaryAttr(
+                     {b.getNamedAttr("begin", b.getI64IntegerAttr(0)),
+                      b.getNamedAttr("end", b.getI64IntegerAttr(v)),
+                      b.getNamedAttr("ignore", b.getI64IntegerAttr(-100)),
+                      b.getNamedAttr(
+                          "indexes",
+                          b.getStringAttr("the vocabulary of the logits (size " +
+                                          std::to_string(v) + ")"))}));
+    }
+    if (!ranges.empty())
+      f->setAttr("qslaw.index_ranges", ranges.getDictionary(b.getContext()));
+  }
+
   func::FuncOp makeFunc(OpBuilder &b, StringRef name, TypeRange args,
                         TypeRange results, ArrayRef<std::string> argNames,
                         ArrayRef<std::string> resultNames) {
@@ -234,6 +264,7 @@ struct MakeTrainStepPass
     f->setAttr("qslaw.params", strings(b, names));
     f->setAttr("qslaw.param_kinds", strings(b, kinds));
     f->setAttr("qslaw.param_sources", strings(b, sources));
+    setIndexRanges(b, f, argNames);
     f.addEntryBlock();
     b.setInsertionPointAfter(f);
     return f;
