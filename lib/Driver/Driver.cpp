@@ -1,5 +1,6 @@
 //===- Driver.cpp - ONNX model -> qslaw artifact, as a library ------------===//
 #include "qslaw/Driver/Driver.h"
+#include "qslaw/Support/Hash.h"
 
 #include "qslaw/Dialect/QSLAW/IR/QSLAWDialect.h"
 #include "qslaw/Import/ONNX/Importer.h"
@@ -7,6 +8,8 @@
 #include "qslaw/Target/CPULibrary.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/InitAllDialects.h"
@@ -216,6 +219,31 @@ std::string print(const json::Value &value) {
 }
 } // namespace
 
+/// The identity of a graph-stage program: xxh3 of its text with large
+/// constants elided, then of every constant's raw bytes (printing them
+/// would cost gigabytes of text on a real model).
+static std::string programHash(mlir::ModuleOp module) {
+  qslaw::StreamingHash h;
+  {
+    std::string text;
+    raw_string_ostream os(text);
+    mlir::OpPrintingFlags flags;
+    flags.elideLargeElementsAttrs(16).elideLargeResourceString(16);
+    module->print(os, flags);
+    h.update(text);
+  }
+  module->walk([&](mlir::Operation *op) {
+    for (mlir::NamedAttribute a : op->getAttrs()) {
+      if (auto d = dyn_cast<mlir::DenseElementsAttr>(a.getValue()))
+        h.update(toStringRef(d.getRawData()));
+      else if (auto r = dyn_cast<mlir::DenseResourceElementsAttr>(a.getValue()))
+        if (mlir::AsmResourceBlob *blob = r.getRawHandle().getBlob())
+          h.update(toStringRef(blob->getData()));
+    }
+  });
+  return h.hex();
+}
+
 LogicalResult Compilation::buildSignature() {
   if (!options_.binary())
     return success();
@@ -253,6 +281,9 @@ LogicalResult Compilation::buildSignature() {
     train["model"] = std::string(source);
     if (const json::Array *q = main.getArray("quantization"))
       train["layers"] = json::Array(*q);
+    // The trainer's checkpoints record it: a checkpoint of another model
+    // with the same tensor names and sizes is refused on --resume.
+    main["program"] = programHash(*module_);
   }
   signature_ = print(*sig);
   return success();

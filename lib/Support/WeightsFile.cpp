@@ -1,6 +1,7 @@
 //===- WeightsFile.cpp - model weights kept beside the library ------------===//
 #include "qslaw/Support/WeightsFile.h"
 #include "qslaw/Support/AtomicFile.h"
+#include "qslaw/Support/Hash.h"
 
 #include "llvm/Support/Format.h"
 #include "llvm/Support/JSON.h"
@@ -9,11 +10,6 @@
 #include "llvm/Support/xxhash.h"
 
 #include <cstring>
-
-// Header-only (inlined): the streaming xxh3 of Writer::hash, with no
-// library for the runtime, which links this file, to depend on.
-#define XXH_INLINE_ALL
-#include <xxhash.h>
 
 using namespace llvm;
 
@@ -58,17 +54,10 @@ void Writer::forEachRun(function_ref<void(StringRef)> emit) const {
 const std::string &Writer::hash() const {
   if (cachedHash)
     return *cachedHash;
-  // XXH3_64bits with seed 0 is llvm::xxh3_64bits (hashData, which the
-  // runtime uses), computed over the pieces as they are.
-  XXH3_state_t *state = XXH3_createState();
-  XXH3_64bits_reset(state);
-  forEachRun([&](StringRef bytes) {
-    XXH3_64bits_update(state, bytes.data(), bytes.size());
-  });
-  uint64_t digest = XXH3_64bits_digest(state);
-  XXH3_freeState(state);
-  std::string s;
-  raw_string_ostream(s) << format_hex_no_prefix(digest, 16);
+  // Equal to hashData of the gathered data, which the runtime computes.
+  StreamingHash h;
+  forEachRun([&](StringRef bytes) { h.update(bytes); });
+  std::string s = h.hex();
   cachedHash = s;
   return *cachedHash;
 }

@@ -4,6 +4,7 @@
 #include "llvm/ADT/StringRef.h"
 #include "llvm/ADT/Twine.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/raw_ostream.h"
 
 #include <cstring>
 
@@ -25,9 +26,107 @@ template <typename T> void put(std::string &s, T v) {
 
 } // namespace
 
-std::string checkpointBytes(int64_t step, int64_t nonFiniteRun,
+json::Object checkpointIdentity(const json::Object &signature,
+                                const std::vector<Param> &params,
+                                const json::Array &schedule) {
+  json::Array layers, trainable;
+  if (const json::Array *q = signature.getArray("quantization"))
+    for (const json::Value &v : *q) {
+      const json::Object *o = v.getAsObject();
+      if (!o)
+        continue;
+      json::Object l;
+      for (StringRef k : {"layer", "weight", "bits", "group", "symmetric",
+                          "mode", "shape"})
+        if (const json::Value *x = o->get(k))
+          l[k] = *x;
+      layers.push_back(std::move(l));
+    }
+  for (const Param &p : params) {
+    json::Array shape;
+    for (int64_t d : p.shape)
+      shape.push_back(d);
+    trainable.push_back(json::Array{p.name, p.kind, std::move(shape)});
+  }
+  return json::Object{
+      {"program", signature.getString("program").value_or("").str()},
+      {"layers", std::move(layers)},
+      {"trainable", std::move(trainable)},
+      {"schedule", json::Array(schedule)}};
+}
+
+namespace {
+std::string text(const json::Value &v) {
+  std::string s;
+  raw_string_ostream(s) << v;
+  return s;
+}
+
+std::string layerName(const json::Value &v, size_t i) {
+  if (const json::Object *o = v.getAsObject())
+    for (StringRef k : {"layer", "weight"})
+      if (auto n = o->getString(k))
+        return "'" + n->str() + "'";
+  return "#" + std::to_string(i);
+}
+} // namespace
+
+std::string identityMismatch(const json::Object &have,
+                             const json::Object &want) {
+  auto arr = [](const json::Object &o, StringRef k) {
+    static const json::Array empty;
+    const json::Array *a = o.getArray(k);
+    return a ? a : &empty;
+  };
+  // Quantized layers first: the most specific difference to name.
+  const json::Array &hl = *arr(have, "layers"), &wl = *arr(want, "layers");
+  for (size_t i = 0; i < std::min(hl.size(), wl.size()); ++i) {
+    const json::Object *h = hl[i].getAsObject(), *w = wl[i].getAsObject();
+    if (!h || !w || *h == *w)
+      continue;
+    for (StringRef k : {"layer", "weight", "bits", "group", "symmetric", "mode",
+                        "shape"}) {
+      const json::Value *a = h->get(k), *b = w->get(k);
+      if ((a == nullptr) != (b == nullptr) || (a && *a != *b))
+        return "quantized layer " + layerName(wl[i], i) + ": " + k.str() +
+               " is " + (a ? text(*a) : "absent") +
+               " in the checkpoint, " + (b ? text(*b) : "absent") +
+               " in this model";
+    }
+  }
+  if (hl.size() != wl.size())
+    return "the checkpoint's model has " + std::to_string(hl.size()) +
+           " quantized layers, this model " + std::to_string(wl.size());
+  const json::Array &ht = *arr(have, "trainable"), &wt = *arr(want, "trainable");
+  for (size_t i = 0; i < std::max(ht.size(), wt.size()); ++i) {
+    if (i < ht.size() && i < wt.size() && ht[i] == wt[i])
+      continue;
+    return "trainable tensor " + std::to_string(i) + " is " +
+           (i < ht.size() ? text(ht[i]) : "absent") + " in the checkpoint, " +
+           (i < wt.size() ? text(wt[i]) : "absent") + " in this model";
+  }
+  const json::Array &hs = *arr(have, "schedule"), &ws = *arr(want, "schedule");
+  if (hs != ws)
+    return "the warmup schedule differs: " + text(json::Array(hs)) +
+           " in the checkpoint, " + text(json::Array(ws)) +
+           " now (phases as [steps, p_start, p_end, cosine]; presets depend "
+           "on --steps)";
+  auto hp = have.getString("program"), wp = want.getString("program");
+  if (hp != wp)
+    return "it was written by another compiled program (program " +
+           (hp ? hp->str() : std::string("?")) + ", this model's " +
+           (wp ? wp->str() : std::string("?")) +
+           "): the weights or the graph differ";
+  return "";
+}
+
+std::string checkpointBytes(const json::Object &identity, int64_t step,
+                            int64_t nonFiniteRun,
                             const std::vector<Param> &params) {
-  std::string s = "QSLAWCK1";
+  std::string s = "QSLAWCK2";
+  std::string id = text(json::Object(identity));
+  put<uint32_t>(s, uint32_t(id.size()));
+  s += id;
   put<int64_t>(s, step);
   put<int64_t>(s, nonFiniteRun);
   put<uint64_t>(s, params.size());
@@ -42,8 +141,9 @@ std::string checkpointBytes(int64_t step, int64_t nonFiniteRun,
   return s;
 }
 
-Error loadCheckpoint(const std::string &path, int64_t &step,
-                     int64_t &nonFiniteRun, std::vector<Param> &params) {
+Error loadCheckpoint(const std::string &path, const json::Object &identity,
+                     int64_t &step, int64_t &nonFiniteRun,
+                     std::vector<Param> &params) {
   auto buf = MemoryBuffer::getFile(path);
   if (!buf)
     return createStringError(inconvertibleErrorCode(),
@@ -53,24 +153,44 @@ Error loadCheckpoint(const std::string &path, int64_t &step,
     return createStringError(inconvertibleErrorCode(),
                              path + ": not a valid checkpoint (" + why + ")");
   };
-  if (b.size() < 40 || !b.starts_with("QSLAWCK1"))
+  if (b.starts_with("QSLAWCK1"))
+    return bad("format QSLAWCK1, written by an older qslaw, records no model "
+               "identity; start the run again without --resume");
+  if (b.size() < 20 || !b.starts_with("QSLAWCK2"))
     return bad("bad header");
   uint64_t sum;
   std::memcpy(&sum, b.data() + b.size() - 8, 8);
   if (fnv(b.drop_back(8).str()) != sum)
-    return bad("checksum mismatch");
+    return bad("checksum mismatch: the file is damaged or truncated");
   size_t off = 8;
   auto get = [&](void *dst, size_t n) {
-    if (off + n > b.size() - 8)
+    if (n > b.size() - 8 - off)
       return false;
     std::memcpy(dst, b.data() + off, n);
     off += n;
     return true;
   };
+  uint32_t idLen = 0;
+  if (!get(&idLen, 4) || idLen > b.size() - 8 - off)
+    return bad("truncated");
+  auto have = json::parse(b.substr(off, idLen));
+  off += idLen;
+  if (!have || !have->getAsObject()) {
+    if (!have)
+      consumeError(have.takeError());
+    return bad("its model identity is not a JSON object");
+  }
+  std::string why = identityMismatch(*have->getAsObject(), identity);
+  if (!why.empty())
+    return createStringError(inconvertibleErrorCode(),
+                             path + ": the checkpoint belongs to another "
+                                    "model or run: " + why);
   uint64_t n = 0;
-  get(&step, 8);
-  get(&nonFiniteRun, 8);
-  get(&n, 8);
+  if (!get(&step, 8) || !get(&nonFiniteRun, 8) || !get(&n, 8))
+    return bad("truncated");
+  if (step < 0 || nonFiniteRun < 0)
+    return bad("negative step count " + Twine(step) + " / " +
+               Twine(nonFiniteRun));
   if (n != params.size())
     return bad("it has " + Twine(n) + " tensors, the model " +
                Twine(params.size()));
@@ -89,6 +209,9 @@ Error loadCheckpoint(const std::string &path, int64_t &step,
       if (!get(t->data(), count * 4))
         return bad("truncated");
   }
+  if (off != b.size() - 8)
+    return bad(Twine(b.size() - 8 - off) + " unexpected bytes after the last "
+               "tensor");
   return Error::success();
 }
 

@@ -3,6 +3,7 @@
 #define QSLAW_LIB_TRAIN_CHECKPOINT_H
 
 #include "llvm/Support/Error.h"
+#include "llvm/Support/JSON.h"
 
 #include <cstdint>
 #include <string>
@@ -17,15 +18,32 @@ struct Param {
   std::vector<float> value, m, v;
 };
 
-/// The checkpoint format QSLAWCK1: step, non-finite run length, then each
-/// tensor's name, size, value, first and second moments; an FNV-1a checksum
-/// of everything before it last, so a damaged file is refused.
-std::string checkpointBytes(int64_t step, int64_t nonFiniteRun,
+/// What a checkpoint belongs to: {"program": the compiled program's hash
+/// (signature "program"), "layers": each quantized layer's spec, "trainable":
+/// [[name, kind, shape]...], "schedule": the resolved warmup phases}.
+/// `--resume` refuses a checkpoint whose identity differs, naming the first
+/// difference: names and sizes alone match across bit widths, sym/asym and
+/// retrained models.
+llvm::json::Object checkpointIdentity(const llvm::json::Object &signature,
+                                      const std::vector<Param> &params,
+                                      const llvm::json::Array &schedule);
+
+/// The format QSLAWCK2: the identity JSON (u32 length first), step,
+/// non-finite run length, then each tensor's name, size, value, first and
+/// second moments; an FNV-1a checksum of everything before it last, so a
+/// damaged file is refused.
+std::string checkpointBytes(const llvm::json::Object &identity, int64_t step,
+                            int64_t nonFiniteRun,
                             const std::vector<Param> &params);
 
-/// Fills `params` (names and sizes must match the model's) from `path`.
-llvm::Error loadCheckpoint(const std::string &path, int64_t &step,
+/// Fills `params` from `path`, whose identity must equal `identity`.
+llvm::Error loadCheckpoint(const std::string &path,
+                           const llvm::json::Object &identity, int64_t &step,
                            int64_t &nonFiniteRun, std::vector<Param> &params);
+
+/// Why checkpoint identity `have` does not belong to `want` ("" if it does).
+std::string identityMismatch(const llvm::json::Object &have,
+                             const llvm::json::Object &want);
 
 } // namespace qslaw::train
 

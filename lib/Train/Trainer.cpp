@@ -127,7 +127,9 @@ std::vector<Spec> specs(const json::Array *a) {
   std::vector<Spec> r;
   for (const json::Value &v : *a) {
     const json::Object *o = v.getAsObject();
-    Spec s{o->getString("name")->str(), o->getString("dtype")->str(), {}};
+    Spec s;
+    s.name = o->getString("name")->str();
+    s.dtype = o->getString("dtype")->str();
     for (const json::Value &d : *o->getArray("shape"))
       s.shape.push_back(*d.getAsInteger());
     if (const json::Object *range = o->getObject("index_range")) {
@@ -401,8 +403,13 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
   std::string metricsPath = outDir + "/metrics.jsonl";
   int64_t start = 0, nonFiniteRun = 0;
   std::string metrics;
+  json::Array phases;
+  for (const Phase &ph : sched->phases)
+    phases.push_back(json::Array{ph.steps, ph.pStart, ph.pEnd, ph.cosine});
+  const json::Object identity = checkpointIdentity(*sig, params, phases);
   if (resume) {
-    if (Error e = loadCheckpoint(ckptPath, start, nonFiniteRun, params))
+    if (Error e = loadCheckpoint(ckptPath, identity, start, nonFiniteRun,
+                                 params))
       return fail(toString(std::move(e)));
     if (!toSession(0))
       return fail(qslaw_last_error());
@@ -437,7 +444,7 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
     if (!fromSession())
       why = qslaw_last_error();
     else if (Error e = qslaw::writeFileAtomically(
-                 ckptPath, checkpointBytes(done, nonFiniteRun, params)))
+                 ckptPath, checkpointBytes(identity, done, nonFiniteRun, params)))
       why = toString(std::move(e));
     if (why.empty()) {
       lastCheckpoint = done;

@@ -137,6 +137,72 @@ def test_sigterm_with_unwritable_checkpoint_says_so(trainer, tmp_path):
     assert not (out / "checkpoint.bin").exists()
 
 
+def compile_trainer(out, model=os.path.join(FIX, "tiny_llava.onnx"), spec="w4g32"):
+    subprocess.run([tool("qslaw-compile"), model, f"--quantize={spec}",
+                    r"--quantize-layers=.*language_model.*layers.*",
+                    "--emit=trainer", "-o", out], check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def foreign_trainers(tmp_path_factory):
+    """Trainers whose checkpoints have the tiny trainer's tensor names and
+    sizes: 3-bit codes, and the same graph with one weight changed."""
+    d = tmp_path_factory.mktemp("foreign")
+    import onnx
+    from onnx import numpy_helper
+    m = onnx.load(os.path.join(FIX, "tiny_llava.onnx"))
+    emb = "m.model.language_model.embed_tokens.weight"
+    init = next(i for i in m.graph.initializer if i.name == emb)
+    a = numpy_helper.to_array(init).copy()
+    a.flat[0] += 0.5
+    init.CopyFrom(numpy_helper.from_array(a, emb))
+    onnx.save(m, str(d / "retrained.onnx"))
+    return {"w3": compile_trainer(str(d / "w3"), spec="w3g32"),
+            "retrained": compile_trainer(str(d / "retrained"),
+                                         model=str(d / "retrained.onnx"))}
+
+
+@pytest.mark.parametrize("case,expect", [
+    ("w3", "quantized layer '/m/model/language_model/layers.0/self_attn/q_proj/MatMul': "
+     "bits is 4 in the checkpoint, 3 in this model"),
+    ("retrained", "it was written by another compiled program (program "),
+    ("schedule", "the warmup schedule differs: [[3,1,0.20000000000000001,false],"
+     "[1,0.20000000000000001,0.20000000000000001,false]] in the checkpoint, "
+     "[[1,0.5,0.5,false]] now"),
+    ("flipped", "not a valid checkpoint (checksum mismatch: the file is damaged or truncated)"),
+    ("truncated", "not a valid checkpoint (checksum mismatch"),
+    ("garbage", "not a valid checkpoint (bad header)"),
+    ("old_format", "format QSLAWCK1, written by an older qslaw, records no model identity"),
+])
+def test_resume_refuses_a_foreign_or_damaged_checkpoint(trainer, foreign_trainers,
+                                                        tmp_path, case, expect):
+    """Names and sizes alone match across bit widths and retrained weights:
+    the checkpoint's model identity is what tells them apart. A refused
+    resume leaves the checkpoint and the metrics as they were."""
+    out = tmp_path / "run"
+    args = [f"--data={DATA}", "--steps=10", "--checkpoint-every=2", "--quiet",
+            f"--out={out}"]
+    assert run(trainer, *args).returncode == 0
+    ckpt = out / "checkpoint.bin"
+    raw = ckpt.read_bytes()
+    if case == "flipped":
+        ckpt.write_bytes(raw[:100] + bytes([raw[100] ^ 1]) + raw[101:])
+    elif case == "truncated":
+        ckpt.write_bytes(raw[:len(raw) // 2])
+    elif case == "garbage":
+        ckpt.write_bytes(b"not a checkpoint at all, but long enough to read")
+    elif case == "old_format":
+        ckpt.write_bytes(b"QSLAWCK1" + raw[8:])
+    before = (ckpt.read_bytes(), (out / "metrics.jsonl").read_bytes())
+    who = foreign_trainers.get(case, trainer)
+    extra = ["--preset=mix"] if case == "schedule" else []
+    p = run(who, *args, *extra, "--resume")
+    assert p.returncode == 1, p.stderr
+    assert expect in p.stderr, p.stderr
+    assert (ckpt.read_bytes(), (out / "metrics.jsonl").read_bytes()) == before
+
+
 def test_nonfinite_steps_are_skipped_then_stop(trainer, tmp_path):
     out = str(tmp_path / "nan")
     p = run(trainer, f"--data={DATA}", "--steps=20", f"--out={out}", "--quiet",
