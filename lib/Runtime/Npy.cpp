@@ -64,7 +64,10 @@ Expected<NpyArray> readNpy(StringRef path) {
     return createStringError(buf.getError(),
                              Twine(path) + ": cannot open: " +
                                  buf.getError().message());
-  StringRef bytes = (*buf)->getBuffer();
+  return parseNpy((*buf)->getBuffer(), path);
+}
+
+Expected<NpyArray> parseNpy(StringRef bytes, StringRef path) {
   if (bytes.size() < 10 || !bytes.starts_with("\x93NUMPY"))
     return npyError(path, "missing the \\x93NUMPY magic");
   unsigned major = uint8_t(bytes[6]);

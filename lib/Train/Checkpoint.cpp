@@ -1,6 +1,7 @@
 //===- Checkpoint.cpp - trainer state on disk ------------------------------===//
 #include "Checkpoint.h"
 
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/ADT/Twine.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -141,14 +142,8 @@ std::string checkpointBytes(const json::Object &identity, int64_t step,
   return s;
 }
 
-Error loadCheckpoint(const std::string &path, const json::Object &identity,
-                     int64_t &step, int64_t &nonFiniteRun,
-                     std::vector<Param> &params) {
-  auto buf = MemoryBuffer::getFile(path);
-  if (!buf)
-    return createStringError(inconvertibleErrorCode(),
-                             path + ": cannot read: " + buf.getError().message());
-  StringRef b = (*buf)->getBuffer();
+Expected<CheckpointContents> parseCheckpoint(StringRef b,
+                                             const std::string &path) {
   auto bad = [&](const Twine &why) {
     return createStringError(inconvertibleErrorCode(),
                              path + ": not a valid checkpoint (" + why + ")");
@@ -162,56 +157,91 @@ Error loadCheckpoint(const std::string &path, const json::Object &identity,
   std::memcpy(&sum, b.data() + b.size() - 8, 8);
   if (fnv(b.drop_back(8).str()) != sum)
     return bad("checksum mismatch: the file is damaged or truncated");
-  size_t off = 8;
+  size_t off = 8, end = b.size() - 8;
   auto get = [&](void *dst, size_t n) {
-    if (n > b.size() - 8 - off)
+    if (n > end - off)
       return false;
     std::memcpy(dst, b.data() + off, n);
     off += n;
     return true;
   };
   uint32_t idLen = 0;
-  if (!get(&idLen, 4) || idLen > b.size() - 8 - off)
+  if (!get(&idLen, 4) || idLen > end - off)
     return bad("truncated");
-  auto have = json::parse(b.substr(off, idLen));
+  auto id = json::parse(b.substr(off, idLen));
   off += idLen;
-  if (!have || !have->getAsObject()) {
-    if (!have)
-      consumeError(have.takeError());
+  if (!id || !id->getAsObject()) {
+    if (!id)
+      consumeError(id.takeError());
     return bad("its model identity is not a JSON object");
   }
-  std::string why = identityMismatch(*have->getAsObject(), identity);
+  CheckpointContents c;
+  c.identity = std::move(*id->getAsObject());
+  uint64_t n = 0;
+  if (!get(&c.step, 8) || !get(&c.nonFiniteRun, 8) || !get(&n, 8))
+    return bad("truncated");
+  if (c.step < 0 || c.nonFiniteRun < 0)
+    return bad("negative step count " + Twine(c.step) + " / " +
+               Twine(c.nonFiniteRun));
+  // Each tensor needs at least 12 bytes: a bound before reserving.
+  if (n > (end - off) / 12)
+    return bad("it claims " + Twine(n) + " tensors in " + Twine(end - off) +
+               " bytes");
+  for (uint64_t i = 0; i < n; ++i) {
+    uint32_t len = 0;
+    uint64_t count = 0;
+    if (!get(&len, 4) || len > end - off)
+      return bad("truncated");
+    CheckpointContents::Tensor t;
+    t.name = b.substr(off, len).str();
+    off += len;
+    if (!get(&count, 8) || count > (end - off) / 12)
+      return bad("truncated (tensor '" + t.name + "')");
+    t.count = count;
+    for (StringRef *part : {&t.value, &t.m, &t.v}) {
+      *part = b.substr(off, count * 4);
+      off += count * 4;
+    }
+    c.tensors.push_back(std::move(t));
+  }
+  if (off != end)
+    return bad(Twine(end - off) + " unexpected bytes after the last tensor");
+  return c;
+}
+
+Error loadCheckpoint(const std::string &path, const json::Object &identity,
+                     int64_t &step, int64_t &nonFiniteRun,
+                     std::vector<Param> &params) {
+  auto buf = MemoryBuffer::getFile(path);
+  if (!buf)
+    return createStringError(inconvertibleErrorCode(),
+                             path + ": cannot read: " + buf.getError().message());
+  auto c = parseCheckpoint((*buf)->getBuffer(), path);
+  if (!c)
+    return c.takeError();
+  std::string why = identityMismatch(c->identity, identity);
   if (!why.empty())
     return createStringError(inconvertibleErrorCode(),
                              path + ": the checkpoint belongs to another "
                                     "model or run: " + why);
-  uint64_t n = 0;
-  if (!get(&step, 8) || !get(&nonFiniteRun, 8) || !get(&n, 8))
-    return bad("truncated");
-  if (step < 0 || nonFiniteRun < 0)
-    return bad("negative step count " + Twine(step) + " / " +
-               Twine(nonFiniteRun));
-  if (n != params.size())
-    return bad("it has " + Twine(n) + " tensors, the model " +
-               Twine(params.size()));
-  for (Param &p : params) {
-    uint32_t len = 0;
-    uint64_t count = 0;
-    if (!get(&len, 4))
-      return bad("truncated");
-    std::string name(len, '\0');
-    if (!get(name.data(), len) || !get(&count, 8))
-      return bad("truncated");
-    if (name != p.name || count != p.value.size())
-      return bad("tensor '" + name + "' does not match the model's '" +
-                 p.name + "'");
-    for (std::vector<float> *t : {&p.value, &p.m, &p.v})
-      if (!get(t->data(), count * 4))
-        return bad("truncated");
+  if (c->tensors.size() != params.size())
+    return createStringError(
+        inconvertibleErrorCode(),
+        path + ": not a valid checkpoint (it has " + Twine(c->tensors.size()) +
+            " tensors, the model " + Twine(params.size()) + ")");
+  for (auto [p, t] : llvm::zip(params, c->tensors))
+    if (t.name != p.name || t.count != p.value.size())
+      return createStringError(inconvertibleErrorCode(),
+                               path + ": not a valid checkpoint (tensor '" +
+                                   t.name + "' does not match the model's '" +
+                                   p.name + "')");
+  for (auto [p, t] : llvm::zip(params, c->tensors)) {
+    std::memcpy(p.value.data(), t.value.data(), t.value.size());
+    std::memcpy(p.m.data(), t.m.data(), t.m.size());
+    std::memcpy(p.v.data(), t.v.data(), t.v.size());
   }
-  if (off != b.size() - 8)
-    return bad(Twine(b.size() - 8 - off) + " unexpected bytes after the last "
-               "tensor");
+  step = c->step;
+  nonFiniteRun = c->nonFiniteRun;
   return Error::success();
 }
 

@@ -36,6 +36,23 @@ std::string checkpointBytes(const llvm::json::Object &identity, int64_t step,
                             int64_t nonFiniteRun,
                             const std::vector<Param> &params);
 
+/// What a checkpoint file holds; the tensors' bytes point into the file.
+struct CheckpointContents {
+  llvm::json::Object identity;
+  int64_t step = 0, nonFiniteRun = 0;
+  struct Tensor {
+    std::string name;
+    uint64_t count = 0;
+    llvm::StringRef value, m, v; // count f32 each
+  };
+  std::vector<Tensor> tensors;
+};
+
+/// Parses a checkpoint file's bytes (format, checksum, bounds), naming
+/// `path` in errors.
+llvm::Expected<CheckpointContents> parseCheckpoint(llvm::StringRef bytes,
+                                                   const std::string &path);
+
 /// Fills `params` from `path`, whose identity must equal `identity`.
 llvm::Error loadCheckpoint(const std::string &path,
                            const llvm::json::Object &identity, int64_t &step,

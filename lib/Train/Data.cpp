@@ -42,10 +42,15 @@ llvm::Expected<DataSet> loadRecords(const std::string &path, int64_t maxLen) {
   auto buf = llvm::MemoryBuffer::getFile(path);
   if (!buf)
     return err(path + ": cannot read: " + buf.getError().message());
+  return parseRecords((*buf)->getBuffer(), path, maxLen);
+}
+
+llvm::Expected<DataSet> parseRecords(llvm::StringRef text,
+                                     const std::string &path, int64_t maxLen) {
   llvm::SmallString<256> dir(path);
   llvm::sys::path::remove_filename(dir);
   DataSet ds;
-  llvm::StringRef rest = (*buf)->getBuffer();
+  llvm::StringRef rest = text;
   for (int line = 1; !rest.empty(); ++line) {
     auto [text, tail] = rest.split('\n');
     rest = tail;
@@ -238,20 +243,26 @@ llvm::Expected<Raw> decodeJpeg(const std::string &path, FILE *f) {
 
 llvm::Expected<std::vector<float>> loadImage(const std::string &path,
                                              const ImageSpec &spec) {
-  FILE *f = std::fopen(path.c_str(), "rb");
-  if (!f)
+  auto buf = llvm::MemoryBuffer::getFile(path);
+  if (!buf)
     return err(path + ": missing image file");
-  unsigned char sig[8] = {0};
-  size_t n = std::fread(sig, 1, 8, f);
-  std::rewind(f);
-  llvm::Expected<Raw> raw = err(path + ": undecodable image (not PNG or JPEG)");
-  if (n == 8 && !png_sig_cmp(sig, 0, 8)) {
-    llvm::consumeError(raw.takeError());
-    raw = decodePng(path, f);
-  } else if (n >= 3 && sig[0] == 0xFF && sig[1] == 0xD8 && sig[2] == 0xFF) {
-    llvm::consumeError(raw.takeError());
-    raw = decodeJpeg(path, f);
-  }
+  return decodeImage((*buf)->getBuffer(), path, spec);
+}
+
+llvm::Expected<std::vector<float>> decodeImage(llvm::StringRef bytes,
+                                               const std::string &path,
+                                               const ImageSpec &spec) {
+  const auto *sig = reinterpret_cast<const unsigned char *>(bytes.data());
+  size_t n = bytes.size();
+  bool png = n >= 8 && !png_sig_cmp(sig, 0, 8);
+  bool jpeg = n >= 3 && sig[0] == 0xFF && sig[1] == 0xD8 && sig[2] == 0xFF;
+  if (!png && !jpeg)
+    return err(path + ": undecodable image (not PNG or JPEG)");
+  // Both decoders read a FILE; this one reads the bytes in memory.
+  FILE *f = fmemopen(const_cast<char *>(bytes.data()), n, "rb");
+  if (!f)
+    return err(path + ": cannot open the image's bytes");
+  llvm::Expected<Raw> raw = png ? decodePng(path, f) : decodeJpeg(path, f);
   std::fclose(f);
   if (!raw)
     return raw.takeError();

@@ -116,8 +116,16 @@ llvm::Expected<WarmupSchedule> loadSchedule(const std::string &path,
   auto buf = llvm::MemoryBuffer::getFile(path);
   if (!buf)
     return err(path + ": cannot read: " + buf.getError().message());
+  return parseSchedule((*buf)->getBuffer(), path, totalSteps);
+}
+
+llvm::Expected<WarmupSchedule> parseSchedule(llvm::StringRef text,
+                                             const std::string &path,
+                                             int64_t totalSteps) {
   llvm::SourceMgr sm;
-  llvm::yaml::Stream stream((*buf)->getBuffer(), sm, /*ShowColors=*/false);
+  // The YAML parser's own diagnostics go to stderr; the error below names
+  // the file.
+  llvm::yaml::Stream stream(text, sm, /*ShowColors=*/false);
   auto it = stream.begin();
   std::optional<llvm::json::Value> v;
   if (it != stream.end())

@@ -24,6 +24,8 @@ struct NpyArray {
 
 /// Reads `path`; errors name the file and what is wrong with it.
 llvm::Expected<NpyArray> readNpy(llvm::StringRef path);
+/// The same for the file's bytes; `path` names it in errors.
+llvm::Expected<NpyArray> parseNpy(llvm::StringRef bytes, llvm::StringRef path);
 /// Writes `array` to `path` atomically (temporary file, then rename).
 llvm::Error writeNpy(llvm::StringRef path, const NpyArray &array);
 

@@ -10,6 +10,7 @@
 #ifndef QSLAW_TRAIN_DATA_H
 #define QSLAW_TRAIN_DATA_H
 
+#include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 #include <array>
 #include <cstdint>
@@ -34,6 +35,10 @@ struct DataSet {
 /// longer than `maxLen` tokens are skipped (counted, reported by the
 /// caller); any malformed line is an error naming file:line.
 llvm::Expected<DataSet> loadRecords(const std::string &path, int64_t maxLen);
+/// The same for the file's text; `path` names it in errors and locates
+/// relative image paths.
+llvm::Expected<DataSet> parseRecords(llvm::StringRef text,
+                                     const std::string &path, int64_t maxLen);
 
 struct ImageSpec {
   int64_t size = 224; // output H = W
@@ -45,6 +50,10 @@ struct ImageSpec {
 /// (bilinear), center crop, (x/255 - mean) / std.
 llvm::Expected<std::vector<float>> loadImage(const std::string &path,
                                              const ImageSpec &spec);
+/// The same for the image file's bytes; `path` names it in errors.
+llvm::Expected<std::vector<float>> decodeImage(llvm::StringRef bytes,
+                                               const std::string &path,
+                                               const ImageSpec &spec);
 
 } // namespace qslaw::train
 

@@ -10,6 +10,7 @@
 #ifndef QSLAW_TRAIN_SCHEDULE_H
 #define QSLAW_TRAIN_SCHEDULE_H
 
+#include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 #include <cstdint>
 #include <string>
@@ -32,6 +33,10 @@ struct WarmupSchedule {
 /// `totalSteps` sizes the presets (progressive: warmup over the first 30%).
 llvm::Expected<WarmupSchedule> loadSchedule(const std::string &path,
                                             int64_t totalSteps);
+/// The same for the file's text; `path` names it in errors.
+llvm::Expected<WarmupSchedule> parseSchedule(llvm::StringRef text,
+                                             const std::string &path,
+                                             int64_t totalSteps);
 llvm::Expected<WarmupSchedule> presetSchedule(const std::string &name,
                                               int64_t totalSteps);
 
