@@ -4,6 +4,7 @@
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MathExtras.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -106,15 +107,19 @@ Expected<NpyArray> parseNpy(StringRef bytes, StringRef path) {
     return npyError(path, "unsupported dtype '" + d + "'");
   SmallVector<StringRef> dims;
   shape->trim("()").split(dims, ',', -1, /*KeepEmpty=*/false);
+  // The byte count, overflow-checked (found by fuzz_npy: a shape whose
+  // product overflows int64).
+  int64_t want = int64_t(arr.elementSize());
   for (StringRef dim : dims) {
     int64_t v;
     if (dim.trim().getAsInteger(10, v) || v < 0)
       return npyError(path, "bad shape " + *shape);
+    if (llvm::MulOverflow(want, v, want))
+      return npyError(path, "shape " + *shape + " overflows 64-bit sizes");
     arr.shape.push_back(v);
   }
-  size_t want = size_t(arr.numElements()) * arr.elementSize();
   StringRef payload = bytes.drop_front(headerStart + headerLen);
-  if (payload.size() != want)
+  if (payload.size() != uint64_t(want))
     return npyError(path, "payload has " + Twine(payload.size()) +
                               " bytes, shape and dtype need " + Twine(want));
   arr.data.assign(payload.begin(), payload.end());

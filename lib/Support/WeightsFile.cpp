@@ -114,7 +114,7 @@ Expected<Header> parseHeader(StringRef path, StringRef file,
   if (32 + uint64_t(textBytes) > file.size() || h.dataOffset % kDataAlignment ||
       h.dataOffset < 32 + uint64_t(textBytes))
     return bad("corrupt header");
-  if (h.dataOffset + h.dataBytes != fileSize)
+  if (h.dataBytes > fileSize || h.dataOffset != fileSize - h.dataBytes)
     return bad("the file is " + Twine(fileSize) + " bytes, its header says " +
                Twine(h.dataOffset + h.dataBytes) + " (truncated or appended to)");
   auto parsed = json::parse(file.substr(32, textBytes));
@@ -132,8 +132,10 @@ Expected<Header> parseHeader(StringRef path, StringRef file,
     auto type = t ? t->getString("type") : std::nullopt;
     auto offset = t ? t->getInteger("offset") : std::nullopt;
     auto bytes = t ? t->getInteger("bytes") : std::nullopt;
+    // Unsigned and one at a time: offset + bytes may overflow.
     if (!name || !type || !offset || !bytes || *offset < 0 || *bytes < 0 ||
-        uint64_t(*offset + *bytes) > h.dataBytes)
+        uint64_t(*offset) > h.dataBytes ||
+        uint64_t(*bytes) > h.dataBytes - uint64_t(*offset))
       return bad("tensor entry " + Twine(h.tensors.size()) +
                  " is malformed or outside the data");
     h.tensors.push_back({name->str(), type->str(), uint64_t(*offset),

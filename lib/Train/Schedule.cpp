@@ -28,7 +28,10 @@ std::optional<llvm::json::Value> yamlToJson(llvm::yaml::Node *n) {
       auto v = yamlToJson(kv.getValue());
       if (!v)
         return std::nullopt;
-      o[k->getValue(ks)] = std::move(*v);
+      // An owned key: an escaped or quoted key's text lives in `ks`, and
+      // json::ObjectKey only borrows a StringRef (found by fuzz_schedule:
+      // a stack use after return).
+      o[k->getValue(ks).str()] = std::move(*v);
     }
     return llvm::json::Value(std::move(o));
   }

@@ -14,7 +14,9 @@
 #include "mlir/IR/Matchers.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/Path.h"
+#include "onnx/defs/schema.h"
 
+#include <limits>
 #include <map>
 #include <mutex>
 
@@ -71,6 +73,70 @@ void registerImportDialects(DialectRegistry &registry) {
 }
 
 //===----------------------------------------------------------------------===//
+// Schema checks
+//===----------------------------------------------------------------------===//
+
+/// Checks a node against ONNX's own schema of its op (libonnx): required
+/// inputs present and not "", and, where the library knows the model's
+/// opset, the input and output counts, required attributes and attribute
+/// types. The converters then index required inputs and read attributes
+/// without checking each. Debian's libonnx stops at an older opset than
+/// today's exports use; for a newer opset only what no later version has
+/// relaxed is checked (the required inputs: ONNX has only ever made inputs
+/// optional, and attributes have become inputs). Ops ONNX does not define
+/// (com.microsoft, qslaw) are checked by their converters.
+static LogicalResult checkAgainstSchema(const NodeContext &nc,
+                                        const std::string &dom) {
+  const onnx::NodeProto &node = nc.node;
+  const onnx::OpSchema *schema = onnx::OpSchemaRegistry::Schema(
+      node.op_type(), int(nc.opset), dom);
+  if (!schema)
+    return success();
+  const auto &known = onnx::OpSchemaRegistry::DomainToVersionRange::Instance().Map();
+  auto it = known.find(dom);
+  bool exact = it != known.end() && nc.opset <= it->second.second;
+  auto range = [](int lo, int hi) {
+    return "[" + std::to_string(lo) + ", " +
+           (hi == std::numeric_limits<int>::max() ? std::string("any")
+                                                   : std::to_string(hi)) +
+           "]";
+  };
+  if (node.input_size() < schema->min_input() ||
+      (exact && node.input_size() > schema->max_input()))
+    return nc.emitError() << node.input_size() << " inputs, ONNX's schema "
+                          << "takes " << range(schema->min_input(),
+                                               schema->max_input());
+  if (node.output_size() < schema->min_output() ||
+      (exact && node.output_size() > schema->max_output()))
+    return nc.emitError() << node.output_size() << " outputs, ONNX's schema "
+                          << "gives " << range(schema->min_output(),
+                                               schema->max_output());
+  const auto &formal = schema->inputs();
+  for (int i = 0; i < schema->min_input() && !formal.empty(); ++i) {
+    const auto &param = formal[std::min<size_t>(i, formal.size() - 1)];
+    if (node.input(i).empty() &&
+        param.GetOption() != onnx::OpSchema::FormalParameterOption::Optional)
+      return nc.emitError() << "required input " << i << " ('"
+                            << param.GetName() << "') is empty";
+  }
+  if (!exact)
+    return success();
+  for (const auto &[name, a] : schema->attributes()) {
+    const onnx::AttributeProto *given = nc.attr(name);
+    if (!given && a.required)
+      return nc.emitError() << "required attribute '" << name << "' is missing";
+    if (given && given->type() != onnx::AttributeProto::UNDEFINED &&
+        given->type() != a.type)
+      return nc.emitError()
+             << "attribute '" << name << "' is "
+             << onnx::AttributeProto::AttributeType_Name(given->type())
+             << ", ONNX's schema says "
+             << onnx::AttributeProto::AttributeType_Name(a.type);
+  }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // NodeContext
 //===----------------------------------------------------------------------===//
 
@@ -110,6 +176,35 @@ NodeContext::attrInts(llvm::StringRef name) const {
     return std::nullopt;
   return std::vector<int64_t>(a->ints().begin(), a->ints().end());
 }
+FailureOr<int64_t> NodeContext::axis(int64_t a, int64_t rank,
+                                     llvm::StringRef what,
+                                     bool inclusive) const {
+  int64_t hi = inclusive ? rank + 1 : rank;
+  if (a < -rank || a >= hi) {
+    emitError() << what << " " << a << " is out of range [" << -rank << ", "
+                << hi << ") for a rank-" << rank << " input";
+    return failure();
+  }
+  return a < 0 ? a + rank : a;
+}
+
+FailureOr<std::vector<int64_t>>
+NodeContext::axes(llvm::ArrayRef<int64_t> as, int64_t rank,
+                  llvm::StringRef what) const {
+  std::vector<int64_t> out;
+  for (int64_t a : as) {
+    FailureOr<int64_t> n = axis(a, rank, what);
+    if (failed(n))
+      return failure();
+    if (llvm::is_contained(out, *n)) {
+      emitError() << what << " repeats axis " << *n;
+      return failure();
+    }
+    out.push_back(*n);
+  }
+  return out;
+}
+
 DenseElementsAttr NodeContext::constant(unsigned i) const {
   DenseElementsAttr attr;
   if (i < inputs.size() && inputs[i] &&
@@ -364,8 +459,15 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
   for (const auto &node : graph.node()) {
     std::string dom = canonicalDomain(node.domain());
     int64_t version = dom == "qslaw" ? 1 : opsets[dom];
+    if (node.output_size() == 0 || node.output(0).empty()) {
+      fileError() << path << ": node '" << node.name() << "' ("
+                  << node.op_type() << ") has no output";
+      return {};
+    }
     NodeContext nc{b, nameLoc(node.name().empty() ? node.output(0) : node.name()),
                    node, version, {}};
+    if (failed(checkAgainstSchema(nc, dom)))
+      return {};
     for (const std::string &in : node.input()) {
       if (in.empty()) {
         nc.inputs.push_back(Value());

@@ -395,9 +395,10 @@ LogicalResult convertDequantizeLinear(NodeContext &nc, SmallVectorImpl<Value> &r
                           << xt;
   bool isSigned = false;
   int64_t k = xt.getDimSize(0), n = xt.getDimSize(1);
-  int64_t axis = nc.attrInt("axis", 1), bs = nc.attrInt("block_size", 0);
-  if (axis < 0)
-    axis += 2;
+  auto axisOr = nc.axis(nc.attrInt("axis", 1), 2, "attribute 'axis'");
+  if (failed(axisOr))
+    return failure();
+  int64_t axis = *axisOr, bs = nc.attrInt("block_size", 0);
   auto st = cast<RankedTensorType>(s.getType());
   int64_t group;
   if (axis == 0 && bs > 0 && st.getRank() == 2 && st.getDimSize(1) == n &&

@@ -42,6 +42,15 @@ struct NodeContext {
   mlir::DenseElementsAttr constant(unsigned i) const;
   /// Integer values of a constant input (shapes, axes, ...).
   std::optional<std::vector<int64_t>> constInts(unsigned i) const;
+  /// Axis `a` of a rank-`rank` tensor as a non-negative index (negative
+  /// counts from the end); an error naming `what` outside [-rank, rank)
+  /// (or [-rank, rank] with `inclusive`, for Flatten-like split points).
+  mlir::FailureOr<int64_t> axis(int64_t a, int64_t rank, llvm::StringRef what,
+                                bool inclusive = false) const;
+  /// The same for each of `as`, refusing repeats.
+  mlir::FailureOr<std::vector<int64_t>> axes(llvm::ArrayRef<int64_t> as,
+                                             int64_t rank,
+                                             llvm::StringRef what) const;
 };
 
 using ConvertFn = std::function<mlir::LogicalResult(

@@ -14,9 +14,11 @@ namespace {
 /// normalised over the axes from `axis` to the end. RMS norms skip the mean.
 LogicalResult normalize(NodeContext &nc, SmallVectorImpl<Value> &r, bool rms) {
   auto t = nc.type(0);
-  int64_t rank = t.getRank(), axis = nc.attrInt("axis", -1);
-  if (axis < 0)
-    axis += rank;
+  int64_t rank = t.getRank();
+  auto axisOr = nc.axis(nc.attrInt("axis", -1), rank, "attribute 'axis'");
+  if (failed(axisOr))
+    return failure();
+  int64_t axis = *axisOr;
   float eps = nc.attrFloat("epsilon", 1e-5f);
   SmallVector<int64_t> axes;
   int64_t count = 1;

@@ -117,11 +117,19 @@ LogicalResult convertReshape(NodeContext &nc, SmallVectorImpl<Value> &r) {
 LogicalResult convertTranspose(NodeContext &nc, SmallVectorImpl<Value> &r) {
   auto in = nc.type(0);
   std::vector<int64_t> perm;
-  if (auto p = nc.attrInts("perm"))
-    perm = *p;
-  else
+  if (auto p = nc.attrInts("perm")) {
+    auto checked = nc.axes(*p, in.getRank(), "perm");
+    if (failed(checked))
+      return failure();
+    if (int64_t(checked->size()) != in.getRank())
+      return nc.emitError() << "perm has " << checked->size()
+                            << " entries for a rank-" << in.getRank()
+                            << " input";
+    perm = *checked;
+  } else {
     for (int64_t i = in.getRank() - 1; i >= 0; --i)
       perm.push_back(i);
+  }
   SmallVector<int64_t> shape;
   for (int64_t p : perm)
     shape.push_back(in.getDimSize(p));
@@ -138,11 +146,13 @@ LogicalResult convertUnsqueeze(NodeContext &nc, SmallVectorImpl<Value> &r) {
     return nc.emitError() << "input 'axes' must be a compile-time constant";
   auto in = nc.type(0);
   int64_t rank = in.getRank() + axes->size();
+  auto checked = nc.axes(*axes, rank, "axes");
+  if (failed(checked))
+    return failure();
   SmallVector<int64_t> shape;
   auto src = in.getShape().begin();
   for (int64_t i = 0; i < rank; ++i) {
-    bool inserted = llvm::any_of(
-        *axes, [&](int64_t a) { return normAxis(a, rank) == i; });
+    bool inserted = llvm::is_contained(*checked, i);
     shape.push_back(inserted ? 1 : *src++);
   }
   r.push_back(buildReshape(nc.b, nc.loc, nc.input(0), shape));
@@ -155,6 +165,12 @@ LogicalResult convertSqueeze(NodeContext &nc, SmallVectorImpl<Value> &r) {
       nc.input(1) ? nc.constInts(1) : std::optional<std::vector<int64_t>>{};
   if (nc.input(1) && !axes)
     return nc.emitError() << "input 'axes' must be a compile-time constant";
+  if (axes) {
+    auto checked = nc.axes(*axes, in.getRank(), "axes");
+    if (failed(checked))
+      return failure();
+    axes = *checked;
+  }
   SmallVector<int64_t> shape;
   for (int64_t i = 0; i < in.getRank(); ++i) {
     bool drop = axes ? llvm::any_of(*axes,
@@ -175,8 +191,11 @@ LogicalResult convertSqueeze(NodeContext &nc, SmallVectorImpl<Value> &r) {
 /// Static shapes: Shape folds to a constant.
 LogicalResult convertFlatten(NodeContext &nc, SmallVectorImpl<Value> &r) {
   auto in = nc.type(0);
-  int64_t axis = normAxis(nc.attrInt("axis", 1), in.getRank());
-  int64_t outer = 1, inner = 1;
+  auto axisOr = nc.axis(nc.attrInt("axis", 1), in.getRank(), "attribute 'axis'",
+                        /*inclusive=*/true);
+  if (failed(axisOr))
+    return failure();
+  int64_t axis = *axisOr, outer = 1, inner = 1;
   for (int64_t d = 0; d < in.getRank(); ++d)
     (d < axis ? outer : inner) *= in.getDimSize(d);
   r.push_back(buildReshape(nc.b, nc.loc, nc.input(0), {outer, inner}));
@@ -185,7 +204,10 @@ LogicalResult convertFlatten(NodeContext &nc, SmallVectorImpl<Value> &r) {
 
 LogicalResult convertSplit(NodeContext &nc, SmallVectorImpl<Value> &r) {
   auto in = nc.type(0);
-  int64_t axis = normAxis(nc.attrInt("axis", 0), in.getRank());
+  auto axisOr = nc.axis(nc.attrInt("axis", 0), in.getRank(), "attribute 'axis'");
+  if (failed(axisOr))
+    return failure();
+  int64_t axis = *axisOr;
   int64_t dim = in.getDimSize(axis), parts = nc.node.output_size();
   std::vector<int64_t> sizes;
   if (nc.input(1)) {
@@ -238,7 +260,10 @@ LogicalResult convertShape(NodeContext &nc, SmallVectorImpl<Value> &r) {
 
 LogicalResult convertSoftmax(NodeContext &nc, SmallVectorImpl<Value> &r) {
   auto in = nc.type(0);
-  int64_t axis = normAxis(nc.attrInt("axis", -1), in.getRank());
+  auto axisOr = nc.axis(nc.attrInt("axis", -1), in.getRank(), "attribute 'axis'");
+  if (failed(axisOr))
+    return failure();
+  int64_t axis = *axisOr;
   Type t = in.getElementType();
   OpBuilder &b = nc.b;
   auto lowest = b.getFloatAttr(t, -std::numeric_limits<double>::infinity());
@@ -277,11 +302,13 @@ LogicalResult convertReduceMean(NodeContext &nc, SmallVectorImpl<Value> &r) {
   if (axes.empty())
     for (int64_t i = 0; i < in.getRank(); ++i)
       axes.push_back(i);
+  auto checked = nc.axes(axes, in.getRank(), "axes");
+  if (failed(checked))
+    return failure();
+  axes = *checked;
   int64_t count = 1;
-  for (int64_t &a : axes) {
-    a = normAxis(a, in.getRank());
+  for (int64_t a : axes)
     count *= in.getDimSize(a);
-  }
   Type t = in.getElementType();
   Value sum = buildReduction(nc.b, nc.loc, nc.input(0), axes,
                              nc.attrInt("keepdims", 1), nc.b.getFloatAttr(t, 0.0),

@@ -123,11 +123,19 @@ LogicalResult convertGather(NodeContext &nc, SmallVectorImpl<Value> &r) {
 
 LogicalResult convertConcat(NodeContext &nc, SmallVectorImpl<Value> &r) {
   auto t0 = nc.type(0);
-  int64_t axis = normAxis(nc.attrInt("axis", 0), t0.getRank());
+  auto axisOr = nc.axis(nc.attrInt("axis", 0), t0.getRank(), "attribute 'axis'");
+  if (failed(axisOr))
+    return failure();
+  int64_t axis = *axisOr;
   SmallVector<int64_t> shape(t0.getShape());
   shape[axis] = 0;
   for (Value v : nc.inputs) {
+    if (!v)
+      return nc.emitError() << "an input is empty";
     auto t = cast<RankedTensorType>(v.getType());
+    if (t.getRank() != t0.getRank())
+      return nc.emitError() << "inputs of different ranks: " << t0 << " and "
+                            << t;
     for (int64_t d = 0; d < t.getRank(); ++d)
       if (d != axis && t.getDimSize(d) != t0.getDimSize(d))
         return nc.emitError() << "inputs disagree outside axis " << axis
@@ -193,8 +201,14 @@ LogicalResult convertSlice(NodeContext &nc, SmallVectorImpl<Value> &r) {
   SmallVector<int64_t> offs(t.getRank(), 0), sizes(t.getShape()),
       strides(t.getRank(), 1);
   bool negative = false;
+  auto checkedAxes = nc.axes(axes, t.getRank(), "axes");
+  if (failed(checkedAxes))
+    return failure();
+  if (starts->size() != axes.size() || ends->size() != axes.size() ||
+      steps.size() != axes.size())
+    return nc.emitError() << "starts, ends, axes and steps differ in length";
   for (size_t i = 0; i < axes.size(); ++i) {
-    int64_t ax = normAxis(axes[i], t.getRank()), dim = t.getDimSize(ax);
+    int64_t ax = (*checkedAxes)[i], dim = t.getDimSize(ax);
     int64_t step = steps[i];
     if (step == 0)
       return nc.emitError() << "step 0 on axis " << ax;

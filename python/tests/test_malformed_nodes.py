@@ -1,0 +1,114 @@
+"""Malformed ONNX nodes and tensors are errors naming the file, node and op,
+never a crash (issue 18, hole 6). Each case mutates one small valid model
+(qslaw_tools.small_models) and imports it with qslaw-compile: the exit must
+be 0 (the mutation was still valid ONNX) or 1 with an error, never a signal.
+The cases the importer must refuse are checked for their messages."""
+import os
+import subprocess
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from qslaw_tools.runner import tool
+from qslaw_tools.small_models import small_models
+
+MODELS = small_models()
+
+
+def compile_(tmp_path, m, name="m"):
+    path = tmp_path / f"{name}.onnx"
+    path.write_bytes(m.SerializeToString() if hasattr(m, "SerializeToString") else m)
+    return subprocess.run([tool("qslaw-compile"), str(path), "--emit=onnx-mlir",
+                           "-o", str(tmp_path / f"{name}.mlir")],
+                          capture_output=True, text=True, timeout=120)
+
+
+def mutations(model):
+    """(description, mutated model) for every node and initializer."""
+    for i, node in enumerate(model.graph.node):
+        def variant(fn, what):
+            m = onnx.ModelProto()
+            m.CopyFrom(model)
+            fn(m.graph.node[i])
+            return f"node {i} ({node.op_type}): {what}", m
+        if len(node.input):
+            yield variant(lambda n: n.input.pop(), "last input dropped")
+            yield variant(lambda n: n.input.__setitem__(0, ""), "input 0 empty")
+            yield variant(lambda n: n.input.__setitem__(0, "nowhere"), "input 0 undefined")
+        yield variant(lambda n: n.ClearField("output"), "no outputs")
+        yield variant(lambda n: n.input.append("x"), "an extra input")
+        for a, attr in enumerate(node.attribute):
+            for v in (1000, -1000, 2**62):
+                if attr.type == onnx.AttributeProto.INT:
+                    yield variant(lambda n, a=a, v=v: setattr(n.attribute[a], "i", v),
+                                  f"attribute {attr.name} = {v}")
+                if attr.type == onnx.AttributeProto.INTS:
+                    yield variant(lambda n, a=a, v=v: n.attribute[a].ints.__setitem__(0, v),
+                                  f"attribute {attr.name}[0] = {v}")
+            yield variant(lambda n, a=a: (setattr(n.attribute[a], "type", onnx.AttributeProto.FLOAT),
+                                          setattr(n.attribute[a], "f", 1.5)),
+                          f"attribute {attr.name} of the wrong type")
+    for k, init in enumerate(model.graph.initializer):
+        a = numpy_helper.to_array(init)
+        def ivariant(values, what):
+            m = onnx.ModelProto()
+            m.CopyFrom(model)
+            m.graph.initializer[k].CopyFrom(numpy_helper.from_array(values, init.name))
+            return f"initializer {init.name}: {what}", m
+        if a.dtype == np.int64 and a.size:
+            for v in (-5, -1000, 2**62, -2**63):
+                b = a.copy()
+                b.flat[0] = v
+                yield ivariant(b, f"[0] = {v}")
+            yield ivariant(np.full_like(a, -1), "all -1")
+        m = onnx.ModelProto()
+        m.CopyFrom(model)
+        del m.graph.initializer[k].dims[:]
+        m.graph.initializer[k].dims.extend([2**40, 2**40])
+        yield f"initializer {init.name}: dims 2^40 x 2^40", m
+
+
+CASES = [(name, desc, m) for name, data in sorted(MODELS.items())
+         for desc, m in mutations(onnx.load_from_string(data))]
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_mutations_never_crash(tmp_path, name):
+    bad = []
+    for model_name, desc, m in CASES:
+        if model_name != name:
+            continue
+        p = compile_(tmp_path, m)
+        if p.returncode not in (0, 1) or (p.returncode == 1 and "error:" not in p.stderr):
+            bad.append(f"{desc}: exit {p.returncode}: {p.stderr[-600:]}")
+    assert not bad, "\n".join(bad)
+
+
+def with_node(name, fn):
+    m = onnx.load_from_string(MODELS[name])
+    fn(m.graph.node[0])
+    return m
+
+
+@pytest.mark.parametrize("name,fn,expect", [
+    ("concat", lambda n: n.input.__setitem__(0, ""),
+     "(Concat, opset 17): required input 0 ('inputs') is empty"),
+    ("matmul_add", lambda n: n.input.pop(), "(MatMul, opset 17): 1 inputs, ONNX's schema takes [2, 2]"),
+    ("concat", lambda n: setattr(n.attribute[0], "i", 7),
+     "(Concat, opset 17): attribute 'axis' 7 is out of range [-2, 2) for a rank-2 input"),
+    ("softmax", lambda n: (setattr(n.attribute[0], "type", onnx.AttributeProto.FLOAT),
+                           setattr(n.attribute[0], "f", 1.0)),
+     "(Softmax, opset 17): attribute 'axis' is FLOAT, ONNX's schema says INT"),
+    ("gather", lambda n: n.ClearField("output"), "node '' (Gather) has no output"),
+    ("reshape_transpose", lambda n: None, None),
+])
+def test_named_errors(tmp_path, name, fn, expect):
+    p = compile_(tmp_path, with_node(name, fn))
+    if expect is None:
+        assert p.returncode == 0, p.stderr
+        return
+    assert p.returncode == 1, p.stderr
+    assert expect in p.stderr, p.stderr
+    assert "m.onnx" in p.stderr

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The ASan + UBSan suites (issue 18): builds build-asan/ with
+# QSLAW_SANITIZE=address,undefined and the libFuzzer harnesses, then runs
+# GoogleTest, lit, the bad-input pytest suites, and each fuzz harness (its
+# committed corpus and crashers, then QSLAW_FUZZ_SECONDS of fuzzing).
+# JUnit reports go to $1 (default build/test-results).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-build/test-results}
+mkdir -p "$out"
+B=build-asan
+if [ ! -f $B/build.ninja ]; then
+  cmake -G Ninja -S . -B $B -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
+    -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
+    -DLLVM_EXTERNAL_LIT=/usr/lib/llvm-22/bin/lit \
+    -DQSLAW_PYTHON="$PWD/.venv/bin/python" \
+    -DQSLAW_SANITIZE=address,undefined -DQSLAW_FUZZ=ON || exit 1
+fi
+cmake --build $B || exit 1
+
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export ASAN_OPTIONS=abort_on_error=0:detect_stack_use_after_return=0
+echo "== gtest (ASan + UBSan, leak checks on) =="
+$B/bin/qslaw-unittests --gtest_brief=1 --gtest_output="xml:$out/gtest-asan.xml"
+
+# lit and pytest run tools we do not build (python, ld, onnxruntime), so the
+# ASan runtime is preloaded into every process and leak checking is off
+# there (ld and python leak by design); the fuzzers and GoogleTest check
+# leaks of qslaw's code.
+asan_rt=$(clang++-22 -print-file-name=libclang_rt.asan-x86_64.so)
+echo "== lit (ASan + UBSan) =="
+LD_PRELOAD=$asan_rt ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=0 \
+  /usr/lib/llvm-22/bin/lit -s $B/test --xunit-xml-output "$out/lit-asan.xml"
+echo "== pytest: bad-input suites (ASan + UBSan) =="
+LD_PRELOAD=$asan_rt ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=0 \
+  QSLAW_BUILD_DIR="$PWD/$B" .venv/bin/python -m pytest -q -p no:cacheprovider \
+  python/tests/test_c_api_misuse.py python/tests/test_trainer.py \
+  python/tests/test_onnx_import.py python/tests/test_malformed_nodes.py \
+  --junitxml="$out/pytest-asan.xml"
+echo "== fuzz (${QSLAW_FUZZ_SECONDS:-20} s per harness) =="
+PYTHONPATH=python .venv/bin/python -m qslaw_tools.fuzz_check --build $B \
+  --seconds "${QSLAW_FUZZ_SECONDS:-20}" --junit "$out/fuzz.xml"
+exit 0
