@@ -112,3 +112,30 @@ def test_named_errors(tmp_path, name, fn, expect):
     assert p.returncode == 1, p.stderr
     assert expect in p.stderr, p.stderr
     assert "m.onnx" in p.stderr
+
+
+def with_initializer(name, init, fn):
+    m = onnx.load_from_string(MODELS[name])
+    t = next(i for i in m.graph.initializer if i.name == init)
+    fn(t)
+    return m
+
+
+def test_overflowing_initializer_dims(tmp_path):
+    """2^32 x 2^32 floats wrapped to 0 bytes, which empty raw_data matched."""
+    def huge(t):
+        del t.dims[:]
+        t.dims.extend([2**32, 2**32])
+        t.raw_data = b""
+    p = compile_(tmp_path, with_initializer("matmul_add", "w", huge))
+    assert p.returncode == 1, p.stderr
+    assert "initializer 'w': its dimensions' product overflows 64 bits" in p.stderr
+
+
+def test_negative_expanded_shape(tmp_path):
+    def neg(t):
+        t.CopyFrom(numpy_helper.from_array(np.array([-5, 3], np.int64), t.name))
+    p = compile_(tmp_path, with_initializer("unsqueeze_expand", "es", neg))
+    assert p.returncode == 1, p.stderr
+    assert "(Expand, opset 17): gives a result of shape [-5, 3]: negative or " \
+           "overflowing dimensions" in p.stderr, p.stderr

@@ -13,6 +13,7 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Matchers.h"
 #include "llvm/ADT/StringSet.h"
+#include "llvm/Support/MathExtras.h"
 #include "llvm/Support/Path.h"
 #include "onnx/defs/schema.h"
 
@@ -490,6 +491,21 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
     SmallVector<Value> results;
     if (failed((*fn)(nc, results)))
       return {};
+    // Shapes computed from constants (Expand, ConstantOfShape, Tile, ...)
+    // must be real: no negative dimension, no element count past int64.
+    for (Value v : results) {
+      auto t = v ? dyn_cast<RankedTensorType>(v.getType()) : RankedTensorType();
+      int64_t count = 1;
+      for (int64_t d : t ? t.getShape() : ArrayRef<int64_t>())
+        if (d < 0 || llvm::MulOverflow(count, d, count)) {
+          std::string dims;
+          for (int64_t x : t.getShape())
+            dims += (dims.empty() ? "" : ", ") + std::to_string(x);
+          nc.emitError() << "gives a result of shape [" << dims
+                         << "]: negative or overflowing dimensions";
+          return {};
+        }
+    }
     for (auto [i, out] : llvm::enumerate(node.output()))
       if (i < results.size() && !out.empty())
         values[out] = results[i];

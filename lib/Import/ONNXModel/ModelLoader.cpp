@@ -2,6 +2,7 @@
 #include "qslaw/Import/ONNX/ModelLoader.h"
 
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MathExtras.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 
@@ -87,11 +88,18 @@ Expected<TensorData> readTensor(const onnx::TensorProto &t,
   unsigned bits = dataTypeBits(d.dataType);
   if (!bits)
     return err(name + ": unsupported data type " + dataTypeName(d.dataType));
+  // The element count and byte size, overflow-checked: dims of 2^40 x 2^40
+  // wrapped to 0 bytes, which an empty raw_data then matched.
+  int64_t n = 1, storageBits = 0;
   for (int64_t dim : d.dims)
     if (dim < 0)
       return err(name + ": negative dimension " + Twine(dim));
-  int64_t n = d.numElements();
-  size_t want = (size_t(n) * bits + 7) / 8;
+    else if (llvm::MulOverflow(n, dim, n))
+      return err(name + ": its dimensions' product overflows 64 bits");
+  if (llvm::MulOverflow(n, int64_t(bits), storageBits) ||
+      storageBits > (int64_t(1) << 62))
+    return err(name + ": " + Twine(n) + " elements are too many to store");
+  size_t want = (size_t(storageBits) + 7) / 8;
 
   if (t.data_location() == TP::EXTERNAL) {
     std::string location;
