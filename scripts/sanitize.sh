@@ -10,14 +10,26 @@ out=${1:-build/test-results}
 mkdir -p "$out"
 B=build-asan
 if [ ! -f $B/build.ninja ]; then
-  cmake -G Ninja -S . -B $B -DCMAKE_BUILD_TYPE=Release \
+  cmake -G Ninja -S . -B $B -DCMAKE_BUILD_TYPE=Release -DQSLAW_BUILD_BENCH=OFF \
     -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
     -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
     -DLLVM_EXTERNAL_LIT=/usr/lib/llvm-22/bin/lit \
     -DQSLAW_PYTHON="$PWD/.venv/bin/python" \
     -DQSLAW_SANITIZE=address,undefined -DQSLAW_FUZZ=ON || exit 1
 fi
-cmake --build $B || exit 1
+# The build is a test case of its own, so that a failure to build is
+# counted by the summary rather than silently dropping the suites.
+build_ok=1
+cmake --build $B || build_ok=0
+.venv/bin/python - "$out/sanitize-build.xml" "$build_ok" <<'PY'
+import sys, xml.etree.ElementTree as ET
+s = ET.Element("testsuite", name="sanitize")
+c = ET.SubElement(s, "testcase", classname="sanitize", name="build-asan (ASan + UBSan + libFuzzer)")
+if sys.argv[2] != "1":
+    ET.SubElement(c, "failure", message="the sanitizer build failed; see the log above")
+ET.ElementTree(s).write(sys.argv[1])
+PY
+[ "$build_ok" = 1 ] || exit 1
 
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export ASAN_OPTIONS=abort_on_error=0:detect_stack_use_after_return=0
