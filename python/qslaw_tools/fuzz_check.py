@@ -39,11 +39,11 @@ def run_one(binary, name, seconds, artifacts, merge, jobs_timeout):
     # crashers one by one, as files).
     inputs = sorted(glob.glob(os.path.join(crashers, "*")))
     t0 = time.time()
-    p = subprocess.run([binary, "-runs=0", corpus], capture_output=True,
+    p = subprocess.run([binary, "-runs=0", corpus], capture_output=True, errors="replace",
                        text=True, timeout=jobs_timeout)
     rc, log = p.returncode, p.stderr[-4000:]
     if inputs and rc == 0:  # files: each run once
-        p = subprocess.run([binary] + inputs, capture_output=True, text=True,
+        p = subprocess.run([binary] + inputs, capture_output=True, text=True, errors="replace",
                            timeout=jobs_timeout)
         rc, log = p.returncode, p.stderr[-4000:]
     n = len(os.listdir(corpus))
@@ -56,10 +56,11 @@ def run_one(binary, name, seconds, artifacts, merge, jobs_timeout):
         shutil.copytree(corpus, work)
         prefix = os.path.join(artifacts, name + "-")
         t0 = time.time()
-        p = subprocess.run([binary, work, f"-max_total_time={seconds}", "-timeout=25",
+        # A fixed seed: the same inputs in the same order on every CI run.
+        p = subprocess.run([binary, work, f"-max_total_time={seconds}", "-timeout=25", "-seed=1",
                             "-rss_limit_mb=2560", "-print_final_stats=1",
                             f"-artifact_prefix={prefix}"],
-                           capture_output=True, text=True, timeout=seconds + jobs_timeout)
+                           capture_output=True, text=True, errors="replace", timeout=seconds + jobs_timeout)
         execs = stat(p.stderr, "number_of_executed_units")
         size = len(os.listdir(work))
         crash = re.findall(r"Test unit written to (\S+)", p.stderr)
@@ -72,7 +73,7 @@ def run_one(binary, name, seconds, artifacts, merge, jobs_timeout):
             merged = os.path.join(scratch, "merged")
             os.makedirs(merged)
             subprocess.run([binary, "-merge=1", merged, corpus, work],
-                           capture_output=True, text=True, timeout=jobs_timeout * 10)
+                           capture_output=True, text=True, errors="replace", timeout=jobs_timeout * 10)
             shutil.rmtree(corpus)
             shutil.copytree(merged, corpus)
     return cases

@@ -4,6 +4,7 @@
 #include "NodeContext.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "llvm/Support/MathExtras.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -99,7 +100,11 @@ LogicalResult convertReshape(NodeContext &nc, SmallVectorImpl<Value> &r) {
       out.push_back(1);
       continue;
     }
-    known *= d;
+    // Checked: a fuzzed shape overflowed the product (found by
+    // fuzz_onnx_import).
+    if (d < 0 || llvm::MulOverflow(known, d, known))
+      return nc.emitError() << "shape[" << i << "] = " << d
+                            << ": negative, or the shape's size overflows";
     out.push_back(d);
   }
   if (infer >= 0)
