@@ -139,3 +139,15 @@ def test_negative_expanded_shape(tmp_path):
     assert p.returncode == 1, p.stderr
     assert "(Expand, opset 17): gives a result of shape [-5, 3]: negative or " \
            "overflowing dimensions" in p.stderr, p.stderr
+
+
+def test_operand_shapes_that_do_not_fit(tmp_path):
+    """A LayerNormalization scale of the wrong length made invalid IR that
+    was written out (found by fuzz_onnx_import); now the node is named."""
+    def longer(t):
+        t.CopyFrom(numpy_helper.from_array(np.ones(5, np.float32), t.name))
+    p = compile_(tmp_path, with_initializer("layernorm", "s", longer))
+    assert p.returncode == 1, p.stderr
+    assert "(LayerNormalization, opset 17): its inputs' shapes or types do not " \
+           "fit the op" in p.stderr, p.stderr
+    assert not (tmp_path / "m.mlir").exists()

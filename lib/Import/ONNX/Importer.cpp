@@ -12,6 +12,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Matchers.h"
+#include "mlir/IR/Verifier.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/MathExtras.h"
 #include "llvm/Support/Path.h"
@@ -489,6 +490,7 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
       if (version >= e.since && version <= e.until)
         fn = &e.fn;
     SmallVector<Value> results;
+    Operation *last = entry->empty() ? nullptr : &entry->back();
     if (failed((*fn)(nc, results)))
       return {};
     // Shapes computed from constants (Expand, ConstantOfShape, Tile, ...)
@@ -509,6 +511,17 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
     for (auto [i, out] : llvm::enumerate(node.output()))
       if (i < results.size() && !out.empty())
         values[out] = results[i];
+    // The ops this node became must verify: converters trust operand
+    // shapes that ONNX's shape rules would have refused (a LayerNorm scale
+    // of the wrong length made an invalid linalg.generic; found by
+    // fuzz_onnx_import). The verifier's diagnostic says what is wrong.
+    for (Operation &op : llvm::make_range(
+             last ? std::next(last->getIterator()) : entry->begin(),
+             entry->end()))
+      if (failed(mlir::verify(&op))) {
+        nc.emitError() << "its inputs' shapes or types do not fit the op";
+        return {};
+      }
   }
 
   SmallVector<Value> rets;
