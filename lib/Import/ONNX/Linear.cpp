@@ -299,6 +299,20 @@ LogicalResult convertConv(NodeContext &nc, SmallVectorImpl<Value> &r) {
   auto strides = nc.attrInts("strides").value_or(std::vector<int64_t>{1, 1});
   auto dil = nc.attrInts("dilations").value_or(std::vector<int64_t>{1, 1});
   auto pads = nc.attrInts("pads").value_or(std::vector<int64_t>{0, 0, 0, 0});
+  // Lengths and signs checked here: the code below indexes them as 2-D
+  // (a one-element strides list read past its end; found by
+  // fuzz_onnx_import).
+  auto positive = [](const std::vector<int64_t> &v) {
+    return llvm::all_of(v, [](int64_t x) { return x > 0 && x < (1 << 20); });
+  };
+  if (strides.size() != 2 || !positive(strides))
+    return nc.emitError() << "attribute 'strides' must be 2 positive values";
+  if (dil.size() != 2 || !positive(dil))
+    return nc.emitError() << "attribute 'dilations' must be 2 positive values";
+  if (pads.size() != 4 || llvm::any_of(pads, [](int64_t x) {
+        return x < 0 || x >= (1 << 20);
+      }))
+    return nc.emitError() << "attribute 'pads' must be 4 non-negative values";
   if (autoPad == "VALID")
     pads = {0, 0, 0, 0};
   if (autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER") {
