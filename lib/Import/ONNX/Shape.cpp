@@ -135,6 +135,12 @@ LogicalResult convertTranspose(NodeContext &nc, SmallVectorImpl<Value> &r) {
     for (int64_t i = in.getRank() - 1; i >= 0; --i)
       perm.push_back(i);
   }
+  // The identity (every rank-0 or rank-1 transpose) is no op: MLIR 22's
+  // linalg.transpose verifier crashes on rank 0 (found by fuzz_onnx_import).
+  if (llvm::equal(perm, llvm::seq<int64_t>(0, in.getRank()))) {
+    r.push_back(nc.input(0));
+    return success();
+  }
   SmallVector<int64_t> shape;
   for (int64_t p : perm)
     shape.push_back(in.getDimSize(p));
