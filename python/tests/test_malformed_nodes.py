@@ -151,3 +151,25 @@ def test_operand_shapes_that_do_not_fit(tmp_path):
     assert "(LayerNormalization, opset 17): its inputs' shapes or types do not " \
            "fit the op" in p.stderr, p.stderr
     assert not (tmp_path / "m.mlir").exists()
+
+
+def test_names_are_defined_once(tmp_path):
+    m = onnx.load_from_string(MODELS["softmax"])
+    m.graph.input.append(m.graph.input[0])
+    p = compile_(tmp_path, m)
+    assert p.returncode == 1 and "graph input 'x' is declared twice" in p.stderr, p.stderr
+    m = onnx.load_from_string(MODELS["matmul_add"])
+    m.graph.node[1].output[0] = "t"
+    p = compile_(tmp_path, m)
+    assert p.returncode == 1, p.stderr
+    assert "(Add, opset 17): output 't' is already defined" in p.stderr, p.stderr
+
+
+def test_inputs_that_do_not_broadcast(tmp_path):
+    def rank3(t):
+        t.CopyFrom(numpy_helper.from_array(np.ones((3, 2, 2), np.float32), t.name))
+    p = compile_(tmp_path, with_initializer("layernorm", "bb", rank3))
+    assert p.returncode == 1, p.stderr
+    assert "an input of type 'tensor<3x2x2xf32>' does not broadcast to the result " \
+           "shape [2, 3]" in p.stderr, p.stderr
+    assert "(LayerNormalization, opset 17): its inputs' shapes or types do not fit" in p.stderr

@@ -424,9 +424,15 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
     initNames.insert(t.name());
   SmallVector<Type> argTypes;
   SmallVector<std::string> argNames;
+  llvm::StringSet<> defined; // each name has one definition (SSA)
   for (const auto &vi : graph.input()) {
     if (initNames.contains(vi.name()))
       continue;
+    if (vi.name().empty() || !defined.insert(vi.name()).second) {
+      fileError() << path << ": graph input '" << vi.name()
+                  << "' is declared twice or has no name";
+      return {};
+    }
     auto ty = valueType(vi);
     if (failed(ty))
       return {};
@@ -491,8 +497,23 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
         fn = &e.fn;
     SmallVector<Value> results;
     Operation *last = entry->empty() ? nullptr : &entry->back();
-    if (failed((*fn)(nc, results)))
+    // Errors the building blocks emit while the converter still succeeds
+    // (an input that does not broadcast) fail the node too.
+    int errors = 0;
+    LogicalResult converted = failure();
+    {
+      ScopedDiagnosticHandler count(b.getContext(), [&](Diagnostic &d) {
+        errors += d.getSeverity() == DiagnosticSeverity::Error;
+        return failure(); // and on to the user
+      });
+      converted = (*fn)(nc, results);
+    }
+    if (failed(converted))
       return {};
+    if (errors) {
+      nc.emitError() << "its inputs' shapes or types do not fit the op";
+      return {};
+    }
     // Shapes computed from constants (Expand, ConstantOfShape, Tile, ...)
     // must be real: no negative dimension, no element count past int64.
     for (Value v : results) {
@@ -509,8 +530,14 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
         }
     }
     for (auto [i, out] : llvm::enumerate(node.output()))
-      if (i < results.size() && !out.empty())
+      if (i < results.size() && !out.empty()) {
+        if (values.count(out)) {
+          nc.emitError() << "output '" << out << "' is already defined by "
+                         << "another node, graph input or initializer";
+          return {};
+        }
         values[out] = results[i];
+      }
     // The ops this node became must verify: converters trust operand
     // shapes that ONNX's shape rules would have refused (a LayerNorm scale
     // of the wrong length made an invalid linalg.generic; found by

@@ -34,8 +34,27 @@ Value buildElementwise(OpBuilder &b, Location loc, ValueRange ins,
   MLIRContext *ctx = b.getContext();
   unsigned rank = shape.size();
   SmallVector<AffineMap> maps;
-  for (Value v : ins) {
+  SmallVector<Value> operands(ins);
+  for (Value &v : operands) {
     auto ty = cast<RankedTensorType>(v.getType());
+    // An input that does not broadcast to `shape` is an error (the importer
+    // fails the node); a placeholder of the result's shape keeps the IR
+    // valid meanwhile: MLIR's verifier crashes on some invalid maps.
+    bool fits = ty.getRank() <= int64_t(rank);
+    for (int64_t i = 0; fits && i < ty.getRank(); ++i) {
+      int64_t d = ty.getDimSize(i), o = shape[rank - ty.getRank() + i];
+      fits = d == 1 || d == o;
+    }
+    if (!fits) {
+      std::string dims;
+      for (int64_t x : shape)
+        dims += (dims.empty() ? "" : ", ") + std::to_string(x);
+      emitError(loc) << "an input of type " << ty
+                     << " does not broadcast to the result shape [" << dims
+                     << "]";
+      v = tensor::EmptyOp::create(b, loc, shape, ty.getElementType());
+      ty = cast<RankedTensorType>(v.getType());
+    }
     SmallVector<AffineExpr> exprs;
     unsigned off = rank - ty.getRank();
     for (unsigned i = 0; i < ty.getRank(); ++i)
@@ -48,7 +67,7 @@ Value buildElementwise(OpBuilder &b, Location loc, ValueRange ins,
   Value out = tensor::EmptyOp::create(b, loc, shape, resultElem);
   SmallVector<utils::IteratorType> its(rank, utils::IteratorType::parallel);
   return linalg::GenericOp::create(
-             b, loc, out.getType(), ins, out, maps, its,
+             b, loc, out.getType(), operands, out, maps, its,
              [&](OpBuilder &nb, Location nl, ValueRange args) {
                linalg::YieldOp::create(nb, nl, body(nb, nl, args.drop_back()));
              })
