@@ -45,6 +45,9 @@ Value matmulND2D(OpBuilder &b, Location loc, Value a, Value w) {
 
 LogicalResult convertMatMul(NodeContext &nc, SmallVectorImpl<Value> &r) {
   auto at = nc.type(0), bt = nc.type(1);
+  if (at.getRank() == 0 || bt.getRank() == 0) // found by fuzz_onnx_import
+    return nc.emitError() << "inputs must have rank >= 1, got " << at
+                          << " x " << bt;
   // NumPy 1-D rules: a vector on the left is a row, on the right a column;
   // the added dimension is dropped from the result.
   if (at.getRank() == 1 || bt.getRank() == 1) {
