@@ -171,6 +171,8 @@ LogicalResult convertMatMulNBits(NodeContext &nc, SmallVectorImpl<Value> &r) {
     return nc.emitError() << "input 'scales' has " << sAttr.getNumElements()
                           << " values, N * k_blocks = " << n * kb;
   auto xTy = nc.type(0);
+  if (xTy.getRank() == 0)
+    return nc.emitError() << "input 'A' must have rank >= 1";
   if (xTy.getShape().back() != k)
     return nc.emitError() << "input 'A' inner dimension "
                           << xTy.getShape().back() << " differs from K = " << k;
