@@ -120,13 +120,20 @@ Value buildReshape(OpBuilder &b, Location loc, Value in,
       (c.isSplat() || c.getNumElements() <= (1 << 16)))
     return arith::ConstantOp::create(
         b, loc, c.reshape(RankedTensorType::get(shape, ty.getElementType())));
+  // To and from rank 0 (every dimension is 1): one op with no
+  // reassociation groups (an expand_shape to rank 0 is invalid IR).
+  auto target = RankedTensorType::get(shape, ty.getElementType());
+  if (shape.empty())
+    return tensor::CollapseShapeOp::create(b, loc, target, in,
+                                           ArrayRef<ReassociationIndices>{});
+  if (ty.getRank() == 0)
+    return tensor::ExpandShapeOp::create(b, loc, target, in,
+                                         ArrayRef<ReassociationIndices>{});
   Value flat = in;
   if (ty.getRank() != 1) {
     SmallVector<ReassociationIndices> all(1);
     for (int64_t i = 0; i < ty.getRank(); ++i)
       all[0].push_back(i);
-    if (ty.getRank() == 0)
-      all.clear();
     flat = tensor::CollapseShapeOp::create(b, loc, in, all);
   }
   if (shape.size() == 1)
@@ -134,8 +141,6 @@ Value buildReshape(OpBuilder &b, Location loc, Value in,
   SmallVector<ReassociationIndices> all(1);
   for (size_t i = 0; i < shape.size(); ++i)
     all[0].push_back(i);
-  if (shape.empty())
-    all.clear();
   return tensor::ExpandShapeOp::create(
       b, loc, RankedTensorType::get(shape, ty.getElementType()), flat, all);
 }

@@ -241,7 +241,7 @@ LogicalResult convertSplit(NodeContext &nc, SmallVectorImpl<Value> &r) {
   for (int64_t s : sizes) {
     SmallVector<int64_t> offs(in.getRank(), 0), shape(in.getShape()),
         strides(in.getRank(), 1);
-    offs[axis] = off;
+    offs[axis] = s ? off : 0; // an empty part at the end is still valid IR
     shape[axis] = s;
     r.push_back(tensor::ExtractSliceOp::create(
         nc.b, nc.loc, RankedTensorType::get(shape, in.getElementType()),

@@ -163,6 +163,8 @@ LogicalResult convertConcat(NodeContext &nc, SmallVectorImpl<Value> &r) {
   int64_t off = 0;
   for (Value v : nc.inputs) {
     auto t = cast<RankedTensorType>(v.getType());
+    if (t.getNumElements() == 0) // nothing to insert (and an offset at the
+      continue;                  // end would be invalid IR)
     SmallVector<int64_t> offs(t.getRank(), 0), strides(t.getRank(), 1);
     offs[axis] = off;
     acc = tensor::InsertSliceOp::create(nc.b, nc.loc, v, acc, ValueRange{},
@@ -229,7 +231,9 @@ LogicalResult convertSlice(NodeContext &nc, SmallVectorImpl<Value> &r) {
       size = st > en ? (st - en + (-step) - 1) / (-step) : 0;
       negative = true;
     }
-    offs[ax] = st;
+    // An empty slice starts at 0: an offset at the end (st == dim) is
+    // invalid tensor.extract_slice IR even with size 0.
+    offs[ax] = size ? st : 0;
     sizes[ax] = size;
     strides[ax] = step;
   }
