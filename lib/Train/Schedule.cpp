@@ -143,8 +143,8 @@ llvm::Expected<WarmupSchedule> parseSchedule(llvm::StringRef text,
     if (!s)
       return err(path + ": " + llvm::toString(s.takeError()));
     if (auto w = o.getNumber("warmup_steps")) {
-      if (*w < 1)
-        return err(path + ": 'warmup_steps' must be >= 1");
+      if (*w < 1 || *w > 1e15 || *w != std::floor(*w))
+        return err(path + ": 'warmup_steps' must be an integer in [1, 1e15]");
       s->phases[0].steps = int64_t(*w);
     }
     if (o.get("p_end")) {
@@ -170,8 +170,10 @@ llvm::Expected<WarmupSchedule> parseSchedule(llvm::StringRef text,
       return std::move(e);
     Phase ph;
     auto steps = p->getNumber("steps");
-    if (!steps || *steps < 1 || *steps != std::floor(*steps))
-      return err(where + ": 'steps' must be a positive integer");
+    // Bounded before the conversion: 3e22 overflowed int64 (UBSan; found
+    // by fuzz_schedule).
+    if (!steps || *steps < 1 || *steps != std::floor(*steps) || *steps > 1e15)
+      return err(where + ": 'steps' must be a positive integer (at most 1e15)");
     ph.steps = int64_t(*steps);
     if (p->get("text_fraction")) {
       auto f = fraction(*p, "text_fraction", where);
