@@ -10,6 +10,7 @@
 #include "RuntimeInternal.h"
 
 #include "llvm/Support/Error.h"
+#include "llvm/Support/MathExtras.h"
 
 #include <algorithm>
 #include <cstring>
@@ -409,9 +410,14 @@ qslaw_status qslaw_session_state_set(qslaw_session *s, const qslaw_tensor *t) {
       std::end(known))
     return fail(QSLAW_ERROR_INVALID, what + ": unknown dtype '" + spec.dtype +
                                          "'");
+  // The caller's shape sizes a buffer: negative dimensions and products
+  // that overflow int64 (2^32 x 2^32 wrapped to 0 bytes) are refused.
+  int64_t count = 1;
   for (int64_t d : spec.shape)
-    if (d < 0)
-      return fail(QSLAW_ERROR_INVALID, what + ": negative dimension in " +
+    if (d < 0 || llvm::MulOverflow(count, d, count) ||
+        count > (int64_t(1) << 48))
+      return fail(QSLAW_ERROR_INVALID, what + ": negative or too large "
+                                              "dimensions in " +
                                            shapeStr(t->shape, t->rank));
   if (qslaw_status st = checkTensor(spec, *t, what))
     return st;

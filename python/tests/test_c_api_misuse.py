@@ -146,3 +146,25 @@ def test_sessions_run_concurrently(lib):
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+def test_state_tensor_with_overflowing_shape(lib):
+    """2^32 x 2^32 f32 wrapped to 0 bytes, which a 0-byte buffer matched."""
+    rc, out = child(lib, """
+        m, s = ctypes.c_void_p(), ctypes.c_void_p()
+        assert rt.qslaw_model_load(lib.encode(), ctypes.byref(m)) == 0, err()
+        assert rt.qslaw_session_create(m, b"cpu", ctypes.byref(s)) == 0, err()
+        dims = (ctypes.c_int64 * 2)(2**32, 2**32)
+        t = T(b"w", b"f32", 2, dims, None, 0)
+        assert rt.qslaw_session_state_set(s, ctypes.byref(t)) == 2
+        print(err())
+        dims = (ctypes.c_int64 * 2)(-1, 4)
+        t = T(b"w", b"f32", 2, dims, None, 0)
+        assert rt.qslaw_session_state_set(s, ctypes.byref(t)) == 2
+        print(err())
+        print("survived")
+        """)
+    assert rc == 0, out
+    assert "state tensor 'w': negative or too large dimensions in [4294967296, 4294967296]" in out
+    assert "state tensor 'w': negative or too large dimensions in [-1, 4]" in out
+    assert "survived" in out
