@@ -9,20 +9,10 @@ cd "$(dirname "$0")/.."
 out=${1:-build/test-results}
 mkdir -p "$out"
 B=build-asan
-if [ ! -f $B/build.ninja ]; then
-  # -O1: instrumented code compiles much faster, and runs fast enough.
-  cmake -G Ninja -S . -B $B -DCMAKE_BUILD_TYPE=Release -DQSLAW_BUILD_BENCH=OFF \
-    -DCMAKE_CXX_FLAGS_RELEASE="-O1 -DNDEBUG" -DCMAKE_C_FLAGS_RELEASE="-O1 -DNDEBUG" \
-    -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
-    -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
-    -DLLVM_EXTERNAL_LIT=/usr/lib/llvm-22/bin/lit \
-    -DQSLAW_PYTHON="$PWD/.venv/bin/python" \
-    -DQSLAW_SANITIZE=address,undefined -DQSLAW_FUZZ=ON || exit 1
-fi
 # The build is a test case of its own, so that a failure to build is
 # counted by the summary rather than silently dropping the suites.
 build_ok=1
-cmake --build $B || build_ok=0
+QSLAW_SANITIZE=address,undefined QSLAW_BUILD_DIR=$B bash scripts/build.sh || build_ok=0
 .venv/bin/python - "$out/sanitize-build.xml" "$build_ok" <<'PY'
 import sys, xml.etree.ElementTree as ET
 s = ET.Element("testsuite", name="sanitize")
