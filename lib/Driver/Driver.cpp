@@ -203,7 +203,8 @@ LogicalResult Compilation::runGraphStage() {
     mlir::TimingScope timer = timingRoot_.nest("Training step");
     mlir::PassManager pm(&context_);
     timePasses(pm, timer);
-    mlir::qslaw::buildTrainStepPipeline(pm, options_.trainStep);
+    mlir::qslaw::buildTrainStepPipeline(
+        pm, options_.trainStep, options_.lora ? &*options_.lora : nullptr);
     if (failed(pm.run(*module_)))
       return fail("training-step generation failed");
   }
@@ -279,6 +280,10 @@ LogicalResult Compilation::buildSignature() {
     SmallString<256> source(options_.input);
     sys::fs::make_absolute(source);
     train["model"] = std::string(source);
+    if (options_.lora)
+      train["lora"] = json::Object{{"layers", options_.lora->layers},
+                                   {"rank", options_.lora->rank},
+                                   {"alpha", options_.lora->alpha}};
     if (const json::Array *q = main.getArray("quantization"))
       train["layers"] = json::Array(*q);
     // The trainer's checkpoints record it: a checkpoint of another model

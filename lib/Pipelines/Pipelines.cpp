@@ -79,7 +79,10 @@ void mlir::qslaw::buildQuantizePipeline(OpPassManager &pm,
 }
 
 void mlir::qslaw::buildTrainStepPipeline(OpPassManager &pm,
-                                         const MakeTrainStepOptions &options) {
+                                         const MakeTrainStepOptions &options,
+                                         const InsertLoraOptions *lora) {
+  if (lora)
+    pm.addPass(createInsertLora(*lora));
   pm.addPass(createMakeTrainStep(options));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

@@ -59,6 +59,8 @@ cl::opt<double> lrScales("lr", cl::cat(cat), cl::init(2e-3),
                          cl::desc("Learning rate of scales / gamma"));
 cl::opt<double> lrParams("lr-params", cl::cat(cat), cl::init(2e-3),
                          cl::desc("Learning rate of full-precision params"));
+cl::opt<double> lrLora("lr-lora", cl::cat(cat), cl::init(2e-4),
+                       cl::desc("Learning rate of LoRA adapters (A, B)"));
 cl::opt<double> warmupRatio("warmup-ratio", cl::cat(cat), cl::init(0.03),
                             cl::desc("Linear LR warmup, fraction of steps"));
 cl::opt<std::string> outDir("out", cl::cat(cat), cl::Required,
@@ -494,7 +496,10 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
     if (std::find(injectNaN.begin(), injectNaN.end(), step + 1) != injectNaN.end())
       std::fill(bPix.begin(), bPix.end(), NAN);
     for (size_t i = 0; i < P; ++i)
-      lrs[i] = float(cosineLr(params[i].kind == "float" ? lrParams : lrScales,
+      lrs[i] = float(cosineLr(params[i].kind == "float" ? lrParams
+                              : StringRef(params[i].kind).starts_with("lora_")
+                                  ? lrLora
+                                  : lrScales,
                               step + 1, warm, steps));
     stepF[0] = float(step + 1);
     std::vector<qslaw_tensor> in;

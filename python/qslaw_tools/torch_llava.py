@@ -151,3 +151,44 @@ def reference_trainer(onnx_path, kv_heads, layers, bits, group, mode):
             p.requires_grad_(True)
             trainable[n] = p
     return model, trainable
+
+
+class LoraLinear(torch.nn.Module):
+    """PEFT's LoRA around a (fake-quant) linear, dropout 0:
+    y = base(x) + (alpha / r) * (x A^T) B^T."""
+
+    def __init__(self, base, a, b, alpha):
+        super().__init__()
+        self.base = base
+        self.lora_A = torch.nn.Parameter(torch.as_tensor(a).clone())
+        self.lora_B = torch.nn.Parameter(torch.as_tensor(b).clone())
+        self.scaling = alpha / self.lora_A.shape[0]
+
+    def forward(self, x):
+        return self.base(x) + self.scaling * ((x @ self.lora_A.T) @ self.lora_B.T)
+
+
+def reference_lora_trainer(onnx_path, kv_heads, layers, bits, group, mode,
+                           adapters, alpha, train_scales=False):
+    """The reference of a LoRA stage: the quantized model of
+    reference_trainer, frozen, with LoraLinear around the linears in
+    `adapters` ({module path: (A, B)}); the scales (or gamma) train too when
+    train_scales. Returns (model, {name: trainable tensor})."""
+    model, _ = load_model(onnx_path, kv_heads=kv_heads)
+    qs = quantize_model(model, layers, bits, group, mode)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    trainable = {}
+    for path, q in qs.items():
+        if train_scales:
+            p = q.scales if mode == "scale" else q.gamma
+            p.requires_grad_(True)
+            trainable[path] = p
+    for path, (a, b) in adapters.items():
+        parent, _, child = path.rpartition(".")
+        mod = model.get_submodule(parent)
+        wrapped = LoraLinear(getattr(mod, child), a, b, alpha)
+        setattr(mod, child, wrapped)
+        trainable[path + ".lora_A"] = wrapped.lora_A
+        trainable[path + ".lora_B"] = wrapped.lora_B
+    return model, trainable

@@ -124,6 +124,19 @@ static cl::opt<std::string> trainParams(cl::cat(compileCat),
     cl::desc("Regex over float parameter names (initializer, or node for "
              "generated names) that train; empty: none"),
     cl::init(".*multi_modal_projector.*"));
+static cl::opt<std::string> trainLora(cl::cat(compileCat), "train-lora",
+    cl::desc("Regex over quantized layer names that get a trainable LoRA "
+             "adapter (y += alpha/r * x A^T B^T); empty: none"),
+    cl::init(""));
+static cl::opt<int64_t> loraRank(cl::cat(compileCat), "lora-rank",
+                                 cl::desc("LoRA rank r"), cl::init(8));
+static cl::opt<double> loraAlpha(cl::cat(compileCat), "lora-alpha",
+                                 cl::desc("LoRA alpha (the branch is scaled "
+                                          "by alpha/r)"),
+                                 cl::init(16.0));
+static cl::opt<uint64_t> loraSeed(cl::cat(compileCat), "lora-seed",
+                                  cl::desc("Seed of the adapters' A"),
+                                  cl::init(0));
 static cl::opt<std::string> trainLoss(cl::cat(compileCat), "train-loss",
                                       cl::desc("next-token-ce or sum-squares"),
                                       cl::init("next-token-ce"));
@@ -216,6 +229,21 @@ int main(int argc, char **argv) {
   o.trainStep.beta2 = adamBeta2;
   o.trainStep.eps = adamEps;
   o.trainStep.weightDecay = weightDecay;
+  if (!trainLora.empty()) {
+    if (!o.training())
+      return fail("--train-lora needs --train or --emit=trainer");
+    if (!o.quantize)
+      return fail("--train-lora adapts quantized layers: it needs --quantize");
+    if (loraRank < 1)
+      return fail("--lora-rank=" + Twine(int64_t(loraRank)) +
+                  ": the rank must be >= 1");
+    mlir::qslaw::InsertLoraOptions lo;
+    lo.layers = trainLora;
+    lo.rank = loraRank;
+    lo.alpha = loraAlpha;
+    lo.seed = loraSeed;
+    o.lora = lo;
+  }
   // libqslaw_ukernels.so lives in ../lib beside this tool's bin/.
   std::string self = sys::fs::getMainExecutable(argv[0], (void *)&fail);
   SmallString<256> libDir(sys::path::parent_path(sys::path::parent_path(self)));

@@ -60,6 +60,8 @@ struct CompileOptions {
   /// --train (implied by Emit::Trainer); the AD pass's options.
   bool train = false;
   mlir::qslaw::MakeTrainStepOptions trainStep;
+  /// --train-lora: adapters on the matching quantized layers.
+  std::optional<mlir::qslaw::InsertLoraOptions> lora;
 
   /// Weights: embedded, or (externalWeights) OUT.weights for constants of
   /// at least weightsMinBytes.

@@ -74,9 +74,11 @@ void buildGraphCleanupPipeline(OpPassManager &pm);
 void buildQuantizePipeline(OpPassManager &pm,
                            const QuantizeWeightsOptions &options,
                            bool forTraining);
-/// Reverse-mode AD and AdamW: the training entries.
+/// Reverse-mode AD and AdamW: the training entries; with `lora`, adapters
+/// are inserted first (qslaw-insert-lora) and train.
 void buildTrainStepPipeline(OpPassManager &pm,
-                            const MakeTrainStepOptions &options);
+                            const MakeTrainStepOptions &options,
+                            const InsertLoraOptions *lora = nullptr);
 /// All three, as options say (qslaw-graph-pipeline).
 void buildGraphPipeline(OpPassManager &pm, const GraphPipelineOptions &options);
 

@@ -160,13 +160,27 @@ struct MakeTrainStepPass
     });
     if (r.wasInterrupted())
       return failure();
+    // Adapters (qslaw-insert-lora) always train.
+    forward.walk([&](arith::ConstantOp c) {
+      auto role = c->getAttrOfType<StringAttr>("qslaw.lora");
+      auto nameAttr = c->getAttrOfType<StringAttr>("qslaw.name");
+      auto source = c->getAttrOfType<StringAttr>("qslaw.lora_source");
+      if (!role || !nameAttr)
+        return;
+      Trainable t{nameAttr.str(), ("lora_" + role.getValue()).str(),
+                  source ? source.str() : "",
+                  cast<DenseElementsAttr>(c.getValue()), {}};
+      for (OpOperand &use : c->getUses())
+        t.uses.push_back({use.getOwner(), use.getOperandNumber()});
+      trainables.push_back(std::move(t));
+    });
     if (!paramRe)
       return success();
     forward.walk([&](arith::ConstantOp c) {
       auto nameAttr = c->getAttrOfType<StringAttr>("qslaw.name");
       auto ty = dyn_cast<RankedTensorType>(c.getType());
       if (!nameAttr || !ty || !isa<FloatType>(ty.getElementType()) ||
-          byValue.contains(c))
+          byValue.contains(c) || c->hasAttr("qslaw.lora"))
         return;
       // Generated initializer names ("onnx::MatMul_7") say nothing: such a
       // constant is selected, and named, by the node that reads it.

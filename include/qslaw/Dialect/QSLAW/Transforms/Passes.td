@@ -58,6 +58,38 @@ def FuseDequant : Pass<"qslaw-fuse-dequant", "ModuleOp"> {
                            "::mlir::arith::ArithDialect"];
 }
 
+def InsertLora : Pass<"qslaw-insert-lora", "ModuleOp"> {
+  let summary = "Add a trainable low-rank adapter beside quantized linears";
+  let description = [{
+    For every `qslaw.qmatmul` whose layer (`qslaw.layer`) matches `layers`,
+    adds the LoRA branch of PEFT: `y' = y + (alpha / rank) * (x A^T) B^T`
+    with `A : [rank, K]` drawn from Kaiming-uniform (PEFT's
+    `kaiming_uniform_(a = sqrt(5))`, i.e. `U(-1/sqrt(K), 1/sqrt(K))`, from
+    a splitmix64 stream of `seed` and the layer name) and `B : [N, rank]`
+    zero, so the model's output is unchanged until `B` trains. `A` and `B`
+    are `f32` constants named `<layer>.lora_A` / `<layer>.lora_B` and marked
+    `qslaw.lora`; `qslaw-make-train-step` makes them trainable (kinds
+    `lora_A`, `lora_B`). The codes and scales are untouched and keep their
+    fused kernels. The branch is two contractions and one elementwise add,
+    as `linalg.generic` ops over the activations' leading dimensions.
+
+    Errors: a regex that is invalid or selects no quantized layer, `rank`
+    outside [1, min(N, K)] (naming the layer), `alpha` not finite.
+  }];
+  let options = [
+    Option<"layers", "layers", "std::string", "\".*\"",
+           "Regex over qslaw.layer names that get an adapter">,
+    Option<"rank", "rank", "int64_t", "8", "Adapter rank r">,
+    Option<"alpha", "alpha", "double", "16.0",
+           "Adapter scale numerator: the branch is multiplied by alpha/r">,
+    Option<"seed", "seed", "uint64_t", "0", "Seed of A's initialisation">,
+  ];
+  let dependentDialects = ["::mlir::qslaw::QSLAWDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def MakeTrainStep : Pass<"qslaw-make-train-step", "ModuleOp"> {
   let summary = "Reverse-mode AD of the forward function: QSLAW train step";
   let description = [{
