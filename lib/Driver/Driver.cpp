@@ -1,5 +1,6 @@
 //===- Driver.cpp - ONNX model -> qslaw artifact, as a library ------------===//
 #include "qslaw/Driver/Driver.h"
+#include "qslaw/Driver/LearnedParams.h"
 #include "qslaw/Support/Hash.h"
 
 #include "qslaw/Dialect/QSLAW/IR/QSLAWDialect.h"
@@ -15,6 +16,7 @@
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
 #include "mlir/Support/FileUtilities.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "mlir/Target/LLVMIR/Export.h"
@@ -193,10 +195,26 @@ LogicalResult Compilation::runGraphStage() {
     mlir::TimingScope timer = timingRoot_.nest("Quantize weights");
     mlir::PassManager pm(&context_);
     timePasses(pm, timer);
-    mlir::qslaw::buildQuantizePipeline(pm, *options_.quantize,
-                                       options_.training());
+    // Learned tensors go in before folding (gamma mode's quantize(W, s*g)).
+    mlir::qslaw::buildQuantizePipeline(
+        pm, *options_.quantize,
+        options_.training() || !options_.initParams.empty());
     if (failed(pm.run(*module_)))
       return fail("weight quantisation failed");
+  }
+  if (!options_.initParams.empty()) {
+    mlir::TimingScope timer = timingRoot_.nest("Load learned tensors");
+    auto n = loadLearnedParams(*module_, options_.initParams);
+    if (!n)
+      return fail("--init-params: " + toString(n.takeError()));
+    log_ << "      loaded " << *n << " learned tensor(s) from "
+         << options_.initParams << "\n";
+    if (!options_.training()) {
+      mlir::PassManager pm(&context_);
+      pm.addPass(mlir::createCanonicalizerPass());
+      if (failed(pm.run(*module_)))
+        return fail("folding the learned tensors failed");
+    }
   }
   if (options_.training()) {
     announce("Generating the training step (reverse-mode AD, AdamW)");
@@ -274,6 +292,8 @@ LogicalResult Compilation::buildSignature() {
     train["quantize"] = options_.quantizeSpec;
     train["quantize_layers"] =
         options_.quantize ? options_.quantize->layers : std::string(".*");
+    if (!options_.initParams.empty())
+      train["init_params"] = options_.initParams;
     train["clip_steps"] =
         int64_t(options_.quantize ? options_.quantize->clipSteps : 0);
     // The exporter rewrites the source model: keep where it is.

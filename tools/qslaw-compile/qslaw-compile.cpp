@@ -124,6 +124,11 @@ static cl::opt<std::string> trainParams(cl::cat(compileCat),
     cl::desc("Regex over float parameter names (initializer, or node for "
              "generated names) that train; empty: none"),
     cl::init(".*multi_modal_projector.*"));
+static cl::opt<std::string> initParams(cl::cat(compileCat), "init-params",
+    cl::desc("A trainer's --export-params directory: its learned scales, "
+             "gamma and float parameters replace the model's (frozen unless "
+             "they train again)"),
+    cl::init(""));
 static cl::opt<std::string> trainLora(cl::cat(compileCat), "train-lora",
     cl::desc("Regex over quantized layer names that get a trainable LoRA "
              "adapter (y += alpha/r * x A^T B^T); empty: none"),
@@ -229,6 +234,10 @@ int main(int argc, char **argv) {
   o.trainStep.beta2 = adamBeta2;
   o.trainStep.eps = adamEps;
   o.trainStep.weightDecay = weightDecay;
+  o.initParams = initParams;
+  if (!initParams.empty() && !o.quantize)
+    return fail("--init-params loads learned scales: it needs the --quantize "
+                "of the run that learned them");
   if (!trainLora.empty()) {
     if (!o.training())
       return fail("--train-lora needs --train or --emit=trainer");

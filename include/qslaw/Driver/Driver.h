@@ -60,6 +60,9 @@ struct CompileOptions {
   /// --train (implied by Emit::Trainer); the AD pass's options.
   bool train = false;
   mlir::qslaw::MakeTrainStepOptions trainStep;
+  /// --init-params: a trainer's --export-params directory whose learned
+  /// tensors replace the constants they were trained from.
+  std::string initParams;
   /// --train-lora: adapters on the matching quantized layers.
   std::optional<mlir::qslaw::InsertLoraOptions> lora;
 

@@ -1,0 +1,173 @@
+//===- LearnedParams.cpp - a trained run's tensors into a model -----------===//
+#include "qslaw/Driver/LearnedParams.h"
+#include "qslaw/Dialect/QSLAW/IR/QSLAWOps.h"
+#include "qslaw/Runtime/Npy.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/IR/Matchers.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+
+using namespace llvm;
+using namespace mlir;
+
+namespace {
+
+Error bad(const Twine &msg) {
+  return createStringError(inconvertibleErrorCode(), msg);
+}
+
+/// The constant operand `slot` of `user` becomes `value` (a new constant,
+/// so that another user of the old one keeps it).
+Error replaceOperand(Operation *user, unsigned slot, const ::qslaw::NpyArray &a,
+                     StringRef what) {
+  DenseElementsAttr old;
+  Value v = user->getOperand(slot);
+  if (!matchPattern(v, m_Constant(&old)))
+    return bad(what + " is not a constant in this model");
+  auto ty = dyn_cast<RankedTensorType>(old.getType());
+  if (!ty || !ty.getElementType().isF32())
+    return bad(what + " replaces a tensor that is not f32 in this model");
+  if (ty.getShape() != ArrayRef<int64_t>(a.shape)) {
+    std::string have, want;
+    raw_string_ostream h(have), w(want);
+    llvm::interleave(ty.getShape(), h, "x");
+    llvm::interleave(a.shape, w, "x");
+    return bad(what + " has shape [" + have + "] in the model, [" + want +
+               "] in the learned tensor");
+  }
+  ArrayRef<char> raw(reinterpret_cast<const char *>(a.data.data()),
+                     a.data.size());
+  OpBuilder b(user);
+  auto c = arith::ConstantOp::create(b, user->getLoc(),
+                                     DenseElementsAttr::getFromRawBuffer(ty, raw));
+  if (Operation *def = v.getDefiningOp())
+    if (auto name = def->getAttrOfType<StringAttr>("qslaw.name"))
+      c->setAttr("qslaw.name", name);
+  user->setOperand(slot, c);
+  return Error::success();
+}
+
+} // namespace
+
+namespace qslaw::driver {
+Expected<unsigned> loadLearnedParams(ModuleOp module, StringRef dir) {
+  SmallString<256> manifestPath(dir);
+  sys::path::append(manifestPath, "params.json");
+  auto mb = MemoryBuffer::getFile(manifestPath);
+  if (!mb)
+    return bad(manifestPath + ": " + mb.getError().message() +
+               " (--init-params takes a trainer's --export-params directory)");
+  auto json = json::parse((*mb)->getBuffer());
+  if (!json)
+    return bad(manifestPath + ": " + toString(json.takeError()));
+  const json::Object *root = json->getAsObject();
+  const json::Array *list = root ? root->getArray("params") : nullptr;
+  if (!list)
+    return bad(manifestPath + ": no \"params\" list");
+  // The learned run's quantized layers, to check they were quantized alike.
+  StringMap<const json::Object *> learnedLayers;
+  if (const json::Object *t = root->getObject("training"))
+    if (const json::Array *layers = t->getArray("layers"))
+      for (const json::Value &l : *layers)
+        if (const json::Object *o = l.getAsObject())
+          if (auto name = o->getString("layer"))
+            learnedLayers[*name] = o;
+
+  StringMap<mlir::qslaw::QMatmulOp> byLayer;
+  StringMap<SmallVector<OpOperand *>> byName;
+  module.walk([&](Operation *op) {
+    if (auto q = dyn_cast<mlir::qslaw::QMatmulOp>(op))
+      if (auto l = q->getAttrOfType<StringAttr>("qslaw.layer"))
+        byLayer[l.getValue()] = q;
+    if (auto c = dyn_cast<arith::ConstantOp>(op))
+      if (auto n = c->getAttrOfType<StringAttr>("qslaw.name"))
+        for (OpOperand &use : c->getUses())
+          byName[n.getValue()].push_back(&use);
+  });
+
+  unsigned replaced = 0;
+  for (auto [i, v] : llvm::enumerate(*list)) {
+    const json::Object *o = v.getAsObject();
+    auto name = o ? o->getString("name") : std::nullopt;
+    auto kind = o ? o->getString("kind") : std::nullopt;
+    auto source = o ? o->getString("source") : std::nullopt;
+    auto file = o ? o->getString("file") : std::nullopt;
+    if (!name || !kind || !source || !file)
+      return bad(manifestPath + ": params[" + Twine(i) +
+                 "] needs name, kind, source and file");
+    std::string what = "learned tensor '" + name->str() + "'";
+    SmallString<256> npyPath(dir);
+    sys::path::append(npyPath, *file);
+    auto arr = ::qslaw::readNpy(npyPath);
+    if (!arr)
+      return arr.takeError();
+    if (arr->dtype != "f4")
+      return bad(npyPath + ": " + what + " is " + arr->dtype + ", not f4");
+    if (*kind == "scale" || *kind == "gamma") {
+      StringRef suffix = *kind == "scale" ? ".scales" : ".gamma";
+      StringRef layer = *name;
+      if (!layer.consume_back(suffix))
+        return bad(manifestPath + ": " + what + " of kind " + *kind +
+                   " does not end in " + suffix);
+      auto it = byLayer.find(layer);
+      if (it == byLayer.end())
+        return bad(manifestPath + ": " + what + ": this model has no "
+                   "quantized layer '" + layer +
+                   "' (compile with the --quantize-layers of the run that "
+                   "learned it)");
+      mlir::qslaw::QMatmulOp q = it->second;
+      auto spec = q.getSpec();
+      if (const json::Object *l = learnedLayers.lookup(layer)) {
+        auto bits = l->getInteger("bits"), group = l->getInteger("group");
+        if ((bits && *bits != int64_t(spec.getBits())) ||
+            (group && *group != spec.getGroupSizeFor(q.getCodes().getType().getDimSize(1))))
+          return bad(manifestPath + ": " + what + " was learned at " +
+                     Twine(bits.value_or(0)) + " bits, group " +
+                     Twine(group.value_or(0)) + "; this model quantizes '" +
+                     layer + "' at " + Twine(spec.getBits()) + " bits, group " +
+                     Twine(spec.getGroupSizeFor(q.getCodes().getType().getDimSize(1))));
+      }
+      if ((*kind == "scale") !=
+          (spec.getMode() == mlir::qslaw::ScaleMode::Scale))
+        return bad(manifestPath + ": " + what + " is a " + *kind +
+                   "-mode tensor; this model quantizes '" + layer +
+                   "' in the other mode");
+      Error e = Error::success();
+      if (*kind == "scale") {
+        e = replaceOperand(q, q.getScalesMutable().getOperandNumber(), *arr,
+                           what);
+      } else {
+        auto quant = q.getCodes().getDefiningOp<mlir::qslaw::QuantizeOp>();
+        auto mul = quant ? quant.getScales().getDefiningOp<arith::MulFOp>()
+                         : arith::MulFOp();
+        if (!mul)
+          return bad(what + ": layer '" + layer +
+                     "' does not compute its codes as quantize(W, s * gamma)");
+        e = replaceOperand(mul, 1, *arr, what);
+      }
+      if (e)
+        return std::move(e);
+      ++replaced;
+      continue;
+    }
+    if (*kind == "float") {
+      auto it = byName.find(*source);
+      if (it == byName.end())
+        return bad(manifestPath + ": " + what + ": this model has no "
+                   "parameter '" + *source + "'");
+      for (OpOperand *use : it->second)
+        if (Error e = replaceOperand(use->getOwner(), use->getOperandNumber(),
+                                     *arr, what))
+          return std::move(e);
+      ++replaced;
+      continue;
+    }
+    return bad(manifestPath + ": " + what + " is of kind '" + *kind +
+               "'; --init-params loads scales, gamma and float parameters "
+               "(not LoRA adapters)");
+  }
+  return replaced;
+}
+} // namespace qslaw::driver
