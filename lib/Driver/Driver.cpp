@@ -139,8 +139,8 @@ Compilation::Compilation(const CompileOptions &options,
   if (timing)
     timingRoot_ = timing->getRootScope();
   if (options.training())
-    trainEntries_ = {"init_params", "forward_params", "grad_step",
-                     "train_step"};
+    trainEntries_ = {"init_params",      "forward_params", "grad_step",
+                     "train_step",       "accumulate_grads", "apply_step"};
 }
 
 void Compilation::timePasses(mlir::PassManager &pm, mlir::TimingScope &phase) {

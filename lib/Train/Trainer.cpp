@@ -14,6 +14,7 @@
 #include "qslaw/Export/ONNXExport.h"
 #include "qslaw/Runtime/Npy.h"
 #include "qslaw/Support/AtomicFile.h"
+#include "qslaw/Train/Batch.h"
 #include "qslaw/Train/Data.h"
 #include "qslaw/Train/Schedule.h"
 
@@ -54,6 +55,11 @@ cl::opt<std::string> preset("preset", cl::cat(cat), cl::init("progressive"),
                                      "progressive, mix or none"));
 cl::opt<int64_t> steps("steps", cl::cat(cat), cl::Required,
                        cl::desc("Total optimisation steps"));
+cl::opt<int64_t> accumulation(
+    "accumulation-steps", cl::cat(cat), cl::init(1),
+    cl::desc("Micro-batches per optimizer step: the global batch is the "
+             "compiled batch times this; gradients accumulate in the "
+             "session, weighted by each micro-batch's share of the tokens"));
 cl::opt<uint64_t> seed("seed", cl::cat(cat), cl::init(0), cl::desc("Seed"));
 cl::opt<double> lrScales("lr", cl::cat(cat), cl::init(2e-3),
                          cl::desc("Learning rate of scales / gamma"));
@@ -222,6 +228,9 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
   if (steps < 0 || (steps == 0 && exportOnnx.empty() && exportDir.empty()))
     return fail("--steps must be >= 1 (0 only exports the initial, RTN "
                 "model with --export-onnx/--export-params)");
+  if (accumulation < 1)
+    return fail("--accumulation-steps=" + Twine(int64_t(accumulation)) +
+                ": must be >= 1 (1: no accumulation)");
   if (exportFormat != "matmulnbits" && exportFormat != "qdq")
     return fail("--export-format=" + exportFormat +
                 ": expected matmulnbits or qdq");
@@ -338,6 +347,11 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
       return fail("train_step output " + Twine(2 + k) + " is '" +
                   tsOut[2 + k].name + "', expected '" + want + "'");
   }
+  if (accumulation > 1)
+    for (const char *fn : {"grad_step", "accumulate_grads", "apply_step"})
+      if (!fns->getObject(fn))
+        return fail(Twine("--accumulation-steps needs the model's @") + fn +
+                    " (recompile it with this qslaw-compile)");
   const Spec *ids = findIn("input_ids"), *pix = findIn("pixel_values"),
              *mask = findIn("attention_mask"), *labels = findIn("labels");
   if (!ids || !labels || ids->shape.size() != 2)
@@ -461,40 +475,76 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
   size_t P = params.size();
   int64_t warm = int64_t(std::ceil(warmupRatio * steps));
   std::vector<float> lrs(P);
-  std::vector<int64_t> bIds(B * T), bMask(B * T), bLabels(B * T);
-  std::vector<float> bPix(pix ? pix->count() : 0);
-  std::vector<float> loss(1), gnorm(1), stepF(1);
+  BatchShape shape{B, T, pix ? pix->count() / B : 0, accumulation};
+  std::vector<Batch> micro(accumulation);
+  std::vector<float> loss(1), gnorm(1), stepF(1), weight(1);
+  // Binds a function's inputs: the batch, lrs, step, weight; whatever is
+  // not bound (parameters, moments, accumulators) is read from the session.
+  auto bindInputs = [&](const std::vector<Spec> &specs, Batch &mb) {
+    std::vector<qslaw_tensor> in;
+    for (const Spec &s : specs) {
+      auto bind = [&](void *d, size_t bytes) { in.push_back(tensorOf(s, d, bytes)); };
+      if (s.name == "input_ids")
+        bind(mb.ids.data(), mb.ids.size() * 8);
+      else if (s.name == "labels")
+        bind(mb.labels.data(), mb.labels.size() * 8);
+      else if (mask && s.name == mask->name)
+        bind(mb.mask.data(), mb.mask.size() * 8);
+      else if (pix && s.name == pix->name)
+        bind(mb.pixels.data(), mb.pixels.size() * 4);
+      else if (s.name == "lrs")
+        bind(lrs.data(), P * 4);
+      else if (s.name == "step")
+        bind(stepF.data(), 4);
+      else if (s.name == "weight")
+        bind(weight.data(), 4);
+    }
+    return in;
+  };
+  // Outputs: host scalars by name, everything else kept in the session.
+  auto bindOutputs = [&](const std::vector<Spec> &specs) {
+    std::vector<qslaw_tensor> out;
+    for (const Spec &s : specs)
+      out.push_back(s.name == "loss"           ? tensorOf(s, loss.data(), 4)
+                    : s.name == "grad_sq_norm" ? tensorOf(s, gnorm.data(), 4)
+                                               : tensorOf(s, nullptr, 0));
+    return out;
+  };
+  auto call = [&](const char *fn, const std::vector<Spec> &ins,
+                  const std::vector<Spec> &outs, Batch &mb) {
+    std::vector<qslaw_tensor> in = bindInputs(ins, mb), out = bindOutputs(outs);
+    return qslaw_session_run_function(session, fn, in.data(), int32_t(in.size()),
+                                      out.data(), int32_t(out.size())) == QSLAW_OK;
+  };
+  std::vector<Spec> gsIn, gsOut, accIn, accOut, apIn, apOut;
+  if (accumulation > 1) {
+    auto fn = [&](const char *n) { return fns->getObject(n); };
+    gsIn = specs(fn("grad_step")->getArray("inputs"));
+    gsOut = specs(fn("grad_step")->getArray("outputs"));
+    accIn = specs(fn("accumulate_grads")->getArray("inputs"));
+    accOut = specs(fn("accumulate_grads")->getArray("outputs"));
+    apIn = specs(fn("apply_step")->getArray("inputs"));
+    apOut = specs(fn("apply_step")->getArray("outputs"));
+  }
+  std::vector<std::vector<float>> zeros(P);
+  for (size_t i = 0; i < P; ++i)
+    zeros[i].assign(params[i].value.size(), 0.f);
   auto t0 = std::chrono::steady_clock::now();
   int64_t tokensSeen = 0;
   bool isTty = !quiet && ::isatty(2);
   int rc = 0;
   for (int64_t step = start; step < steps; ++step) {
     double p = sched->textFraction(step);
-    std::fill(bPix.begin(), bPix.end(), 0.f);
-    int64_t nextImage = 0, tokens = 0, textSamples = 0;
-    for (int64_t b = 0; b < B; ++b) {
-      double u = double(sampleHash(seed, step, b) >> 11) * 0x1.0p-53;
-      bool text = (u < p && !data->text.empty()) || data->multimodal.empty();
-      const std::vector<Record> &pool = text ? data->text : data->multimodal;
-      const Record &r = pool[sampleHash(seed, step, B + b) % pool.size()];
-      textSamples += text;
-      for (int64_t t = 0; t < T; ++t) {
-        bool in = t < int64_t(r.inputIds.size());
-        bIds[b * T + t] = in ? r.inputIds[t] : padId;
-        bLabels[b * T + t] = in ? r.labels[t] : -100;
-        bMask[b * T + t] = in;
-        tokens += in;
-      }
-      // Image features are consumed in batch order by the image tokens, so
-      // images fill the first pixel slots; text samples add none.
-      if (!text && pix) {
-        const std::vector<float> &img = images[r.image];
-        std::copy(img.begin(), img.end(), bPix.begin() + nextImage * img.size());
-        ++nextImage;
-      }
+    int64_t tokens = 0, textSamples = 0, lossTokens = 0;
+    for (int64_t k = 0; k < accumulation; ++k) {
+      fillBatch(*data, images, shape, seed, step, p, k, padId, micro[k]);
+      tokens += micro[k].tokens;
+      textSamples += micro[k].textSamples;
+      lossTokens += micro[k].lossTokens;
     }
     if (std::find(injectNaN.begin(), injectNaN.end(), step + 1) != injectNaN.end())
-      std::fill(bPix.begin(), bPix.end(), NAN);
+      for (Batch &mb : micro)
+        std::fill(mb.pixels.begin(), mb.pixels.end(), NAN);
     for (size_t i = 0; i < P; ++i)
       lrs[i] = float(cosineLr(params[i].kind == "float" ? lrParams
                               : StringRef(params[i].kind).starts_with("lora_")
@@ -502,39 +552,52 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
                                   : lrScales,
                               step + 1, warm, steps));
     stepF[0] = float(step + 1);
-    std::vector<qslaw_tensor> in;
-    for (const Spec &s : tsIn) {
-      auto bind = [&](void *d, size_t bytes) { in.push_back(tensorOf(s, d, bytes)); };
-      if (&s == ids)
-        bind(bIds.data(), bIds.size() * 8);
-      else if (&s == labels)
-        bind(bLabels.data(), bLabels.size() * 8);
-      else if (&s == mask)
-        bind(bMask.data(), bMask.size() * 8);
-      else if (&s == pix)
-        bind(bPix.data(), bPix.size() * 4);
-      else if (s.name == "lrs")
-        bind(lrs.data(), P * 4);
-      else if (s.name == "step")
-        bind(stepF.data(), 4);
-      // Parameters and moments: read from the session state.
+    const std::vector<Spec> *updates = &tsOut;
+    if (accumulation == 1) {
+      if (!call("train_step", tsIn, tsOut, micro[0]))
+        return fail(qslaw_last_error());
+    } else {
+      // The global batch's loss is the mean over all its loss tokens: each
+      // micro-batch's mean weighs n_k / N. One without loss tokens adds
+      // nothing (its own mean would be 0/0).
+      std::string name;
+      for (size_t i = 0; i < P; ++i) {
+        name = "acc." + params[i].name;
+        qslaw_tensor z{name.c_str(), "f32", int32_t(params[i].shape.size()),
+                       params[i].shape.data(), zeros[i].data(), zeros[i].size() * 4};
+        if (qslaw_session_state_set(session, &z) != QSLAW_OK)
+          return fail(qslaw_last_error());
+      }
+      double total = 0;
+      for (int64_t k = 0; k < accumulation; ++k) {
+        if (lossTokens > 0 && micro[k].lossTokens == 0)
+          continue;
+        weight[0] = lossTokens > 0 ? float(double(micro[k].lossTokens) / lossTokens)
+                                   : float(1.0 / double(accumulation));
+        if (!call("grad_step", gsIn, gsOut, micro[k]))
+          return fail(qslaw_last_error());
+        total += double(weight[0]) * loss[0];
+        if (!call("accumulate_grads", accIn, accOut, micro[k]))
+          return fail(qslaw_last_error());
+        for (const Spec &s : accOut)
+          if (qslaw_session_state_move(session, s.name.c_str(),
+                                       s.name.c_str() + 4) != QSLAW_OK)
+            return fail(qslaw_last_error());
+      }
+      if (!call("apply_step", apIn, apOut, micro[0]))
+        return fail(qslaw_last_error());
+      loss[0] = float(total);
+      updates = &apOut;
     }
-    std::vector<qslaw_tensor> out{tensorOf(tsOut[0], loss.data(), 4),
-                                  tensorOf(tsOut[1], gnorm.data(), 4)};
-    for (size_t k = 0; k < 3 * P; ++k) // "new.*": kept in the session
-      out.push_back(tensorOf(tsOut[2 + k], nullptr, 0));
-    if (qslaw_session_run_function(session, "train_step", in.data(),
-                                   int32_t(in.size()), out.data(),
-                                   int32_t(out.size())) != QSLAW_OK)
-      return fail(qslaw_last_error());
     bool finite = std::isfinite(loss[0]) && std::isfinite(gnorm[0]);
     // Commit the update (new.X replaces X) or drop it; no data moves.
-    for (size_t k = 2; k < tsOut.size(); ++k) {
-      const std::string &updated = tsOut[k].name;
+    for (const Spec &s : *updates) {
+      if (!StringRef(s.name).starts_with("new."))
+        continue;
       qslaw_status st =
-          finite ? qslaw_session_state_move(session, updated.c_str(),
-                                            updated.c_str() + 4)
-                 : qslaw_session_state_drop(session, updated.c_str());
+          finite ? qslaw_session_state_move(session, s.name.c_str(),
+                                            s.name.c_str() + 4)
+                 : qslaw_session_state_drop(session, s.name.c_str());
       if (st != QSLAW_OK)
         return fail(qslaw_last_error());
     }

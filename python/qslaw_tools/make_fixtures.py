@@ -56,6 +56,20 @@ def example_inputs(cfg):
     return ids, pix, mask
 
 
+def export_with_batch(onnx_path, kv_heads, batch, out_path):
+    """The fixture `onnx_path` (its weights, through torch_llava.load_model)
+    re-exported with a static batch of `batch`: a compiled batch of B*k to
+    compare k accumulated micro-batches of B against."""
+    from qslaw_tools.torch_llava import load_model
+    model, cfg = load_model(onnx_path, kv_heads)
+    ids, pix, mask = example_inputs(cfg)
+    ids, pix, mask = (t.repeat(batch, *([1] * (t.dim() - 1))) for t in (ids, pix, mask))
+    torch.onnx.export(Logits(model), (ids, pix, mask), out_path,
+                      input_names=["input_ids", "pixel_values", "attention_mask"],
+                      output_names=["logits"], opset_version=18, dynamo=False)
+    return out_path
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("out")

@@ -10,6 +10,14 @@
 // CHECK: linalg.generic {{.*}}iterator_types = ["reduction", "parallel"]
 // CHECK-LABEL: func.func @train_step(%{{.*}}: tensor<1x4xf32>, %{{.*}}: tensor<1x4xf32>, %{{.*}}: tensor<1x4xf32>, %{{.*}}: tensor<1xf32>, %{{.*}}: tensor<f32>, %{{.*}}: tensor<3x4xf32>) -> (tensor<f32>, tensor<f32>, tensor<1x4xf32>, tensor<1x4xf32>, tensor<1x4xf32>)
 // CHECK: qslaw.adamw
+// Gradient accumulation: acc + weight * grad, then AdamW from the sum.
+// CHECK: func.func @accumulate_grads(%{{.*}}: tensor<1x4xf32>, %{{.*}}: tensor<1x4xf32>, %[[W:.*]]: tensor<f32>) -> tensor<1x4xf32>
+// CHECK-SAME: qslaw.inputs = ["acc.p", "grad.p", "weight"], qslaw.outputs = ["new.acc.p"]
+// CHECK: %[[S:.*]] = tensor.extract %[[W]][]
+// CHECK: arith.mulf %[[S]]
+// CHECK-LABEL: func.func @apply_step
+// CHECK-SAME: qslaw.inputs = ["p", "exp_avg.p", "exp_avg_sq.p", "acc.p", "lrs", "step"], qslaw.outputs = ["grad_sq_norm", "new.p", "new.exp_avg.p", "new.exp_avg_sq.p"]
+// CHECK: qslaw.adamw
 #map = affine_map<(d0, d1) -> (d0, d1)>
 #bcast = affine_map<(d0, d1) -> (0, d1)>
 func.func @forward(%x: tensor<3x4xf32>) -> tensor<3x4xf32> {

@@ -112,6 +112,8 @@ struct MakeTrainStepPass
       }
     if (failed(buildTrainStep(b)))
       return signalPassFailure();
+    buildAccumulateGrads(b);
+    buildApplyStep(b);
   }
 
   LogicalResult collectTrainables() {
@@ -476,6 +478,118 @@ struct MakeTrainStepPass
                                  IntegerType::get(&getContext(), 64));
   }
 
+  /// `acc + weight * grad` elementwise (weight: tensor<f32>).
+  static Value weightedAdd(OpBuilder &b, Location loc, Value acc, Value grad,
+                           Value weight) {
+    auto ty = cast<RankedTensorType>(acc.getType());
+    Value w = tensor::ExtractOp::create(b, loc, weight, ValueRange{});
+    AffineMap id = b.getMultiDimIdentityMap(ty.getRank());
+    Value init = tensor::EmptyOp::create(b, loc, ty.getShape(),
+                                         ty.getElementType());
+    return linalg::GenericOp::create(
+               b, loc, ty, ValueRange{acc, grad}, ValueRange{init},
+               SmallVector<AffineMap>(3, id),
+               SmallVector<utils::IteratorType>(ty.getRank(),
+                                                utils::IteratorType::parallel),
+               [&](OpBuilder &nb, Location l, ValueRange v) {
+                 Value m = arith::MulFOp::create(nb, l, w, v[1]);
+                 linalg::YieldOp::create(
+                     nb, l, Value(arith::AddFOp::create(nb, l, v[0], m)));
+               })
+        .getResult(0);
+  }
+
+  /// @accumulate_grads(acc..., grad..., weight) -> new.acc...: gradient
+  /// accumulation over micro-batches, `acc + weight * grad` (the trainer
+  /// weights each micro-batch by its share of the global batch's tokens).
+  void buildAccumulateGrads(OpBuilder &b) {
+    SmallVector<Type> pt = paramTypes(), args;
+    SmallVector<std::string> argNames, outNames;
+    for (StringRef prefix : {"acc.", "grad."})
+      for (Trainable &t : trainables) {
+        args.push_back(t.init.getType());
+        argNames.push_back((prefix + t.name).str());
+      }
+    args.push_back(RankedTensorType::get({}, b.getF32Type()));
+    argNames.push_back("weight");
+    for (Trainable &t : trainables)
+      outNames.push_back("new.acc." + t.name);
+    func::FuncOp f =
+        makeFunc(b, "accumulate_grads", args, pt, argNames, outNames);
+    Block *blk = &f.getBody().front();
+    OpBuilder fb = OpBuilder::atBlockEnd(blk);
+    unsigned p = trainables.size();
+    SmallVector<Value> rets;
+    for (unsigned i = 0; i < p; ++i)
+      rets.push_back(weightedAdd(fb, f.getLoc(), blk->getArgument(i),
+                                 blk->getArgument(p + i), blk->getArgument(2 * p)));
+    func::ReturnOp::create(fb, f.getLoc(), rets);
+  }
+
+  /// One AdamW step per trainable from given gradients.
+  void adamwStep(OpBuilder &fb, Location loc, ValueRange a, ValueRange grads,
+                 Value lrs, Value step, SmallVector<Value> &rets) {
+    unsigned p = trainables.size();
+    auto scalarTy = RankedTensorType::get({}, fb.getF32Type());
+    SmallVector<Type> pt = paramTypes();
+    Value norm = autodiff::buildZeros(fb, loc, scalarTy);
+    for (Value g : grads)
+      norm = autodiff::buildAdd(fb, loc, norm,
+                                autodiff::buildSumSquares(fb, loc, g));
+    rets.push_back(norm);
+    SmallVector<Value> newP, newM, newV;
+    for (unsigned i = 0; i < p; ++i) {
+      Value lr = tensor::ExtractSliceOp::create(
+          fb, loc, scalarTy, lrs, ArrayRef<OpFoldResult>{fb.getIndexAttr(i)},
+          ArrayRef<OpFoldResult>{fb.getIndexAttr(1)},
+          ArrayRef<OpFoldResult>{fb.getIndexAttr(1)});
+      Type ty = pt[i];
+      auto opt = AdamWOp::create(
+          fb, loc, TypeRange{ty, ty, ty}, a[i], grads[i], a[p + i],
+          a[2 * p + i], lr, step, fb.getF32FloatAttr(beta1),
+          fb.getF32FloatAttr(beta2), fb.getF32FloatAttr(eps),
+          fb.getF32FloatAttr(weightDecay));
+      newP.push_back(opt.getResult(0));
+      newM.push_back(opt.getResult(1));
+      newV.push_back(opt.getResult(2));
+    }
+    llvm::append_range(rets, newP);
+    llvm::append_range(rets, newM);
+    llvm::append_range(rets, newV);
+  }
+
+  /// @apply_step(params..., exp_avg..., exp_avg_sq..., acc..., lrs, step)
+  /// -> (grad_sq_norm, new params, moments): the AdamW update of an
+  /// accumulated gradient.
+  void buildApplyStep(OpBuilder &b) {
+    unsigned p = trainables.size();
+    SmallVector<Type> pt = paramTypes(), args;
+    auto scalarTy = RankedTensorType::get({}, b.getF32Type());
+    SmallVector<std::string> argNames, outNames{"grad_sq_norm"};
+    for (StringRef prefix : {"", "exp_avg.", "exp_avg_sq.", "acc."})
+      for (Trainable &t : trainables) {
+        args.push_back(t.init.getType());
+        argNames.push_back((prefix + t.name).str());
+      }
+    for (StringRef prefix : {"", "exp_avg.", "exp_avg_sq."})
+      for (Trainable &t : trainables)
+        outNames.push_back(("new." + prefix + t.name).str());
+    args.push_back(RankedTensorType::get({int64_t(p)}, b.getF32Type()));
+    argNames.push_back("lrs");
+    args.push_back(scalarTy);
+    argNames.push_back("step");
+    SmallVector<Type> results{scalarTy};
+    for (int i = 0; i < 3; ++i)
+      llvm::append_range(results, pt);
+    func::FuncOp f = makeFunc(b, "apply_step", args, results, argNames, outNames);
+    Block *blk = &f.getBody().front();
+    ValueRange a = blk->getArguments();
+    OpBuilder fb = OpBuilder::atBlockEnd(blk);
+    SmallVector<Value> rets;
+    adamwStep(fb, f.getLoc(), a, a.slice(3 * p, p), a[4 * p], a[4 * p + 1], rets);
+    func::ReturnOp::create(fb, f.getLoc(), rets);
+  }
+
   LogicalResult buildTrainStep(OpBuilder &b) {
     unsigned p = trainables.size(), n = forward.getNumArguments();
     SmallVector<Type> pt = paramTypes();
@@ -516,32 +630,9 @@ struct MakeTrainStepPass
                                  labelsTy ? a.back() : Value(), lossV, grads)))
       return failure();
     OpBuilder fb = OpBuilder::atBlockEnd(blk);
-    Location loc = f.getLoc();
-    Value norm = autodiff::buildZeros(fb, loc, scalarTy);
-    for (Value g : grads)
-      norm = autodiff::buildAdd(fb, loc, norm,
-                                autodiff::buildSumSquares(fb, loc, g));
-    SmallVector<Value> newP, newM, newV;
-    for (unsigned i = 0; i < p; ++i) {
-      Value lr = tensor::ExtractSliceOp::create(
-          fb, loc, scalarTy, lrs, ArrayRef<OpFoldResult>{fb.getIndexAttr(i)},
-          ArrayRef<OpFoldResult>{fb.getIndexAttr(1)},
-          ArrayRef<OpFoldResult>{fb.getIndexAttr(1)});
-      Type ty = pt[i];
-      auto opt = AdamWOp::create(
-          fb, loc, TypeRange{ty, ty, ty}, a[i], grads[i], a[p + i],
-          a[2 * p + i], lr, step, fb.getF32FloatAttr(beta1),
-          fb.getF32FloatAttr(beta2), fb.getF32FloatAttr(eps),
-          fb.getF32FloatAttr(weightDecay));
-      newP.push_back(opt.getResult(0));
-      newM.push_back(opt.getResult(1));
-      newV.push_back(opt.getResult(2));
-    }
-    SmallVector<Value> rets{lossV, norm};
-    llvm::append_range(rets, newP);
-    llvm::append_range(rets, newM);
-    llvm::append_range(rets, newV);
-    func::ReturnOp::create(fb, loc, rets);
+    SmallVector<Value> rets{lossV};
+    adamwStep(fb, f.getLoc(), a, grads, lrs, step, rets);
+    func::ReturnOp::create(fb, f.getLoc(), rets);
     return success();
   }
 };
