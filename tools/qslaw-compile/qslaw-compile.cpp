@@ -124,6 +124,11 @@ static cl::opt<std::string> trainParams(cl::cat(compileCat),
     cl::desc("Regex over float parameter names (initializer, or node for "
              "generated names) that train; empty: none"),
     cl::init(".*multi_modal_projector.*"));
+static cl::opt<int64_t> scaleStartLayer(cl::cat(compileCat),
+    "scale-start-layer",
+    cl::desc("Scales train only on decoder layers i > N (the reference's "
+             "--start_layer, 5 in its recipe); -1: all selected layers"),
+    cl::init(-1));
 static cl::opt<std::string> initParams(cl::cat(compileCat), "init-params",
     cl::desc("A trainer's --export-params directory: its learned scales, "
              "gamma and float parameters replace the model's (frozen unless "
@@ -229,6 +234,10 @@ int main(int argc, char **argv) {
   o.train = train;
   o.trainStep.scales = trainScales;
   o.trainStep.params = trainParams;
+  if (scaleStartLayer < -1)
+    return fail("--scale-start-layer=" + Twine(int64_t(scaleStartLayer)) +
+                ": expected a layer index >= 0, or -1 for all layers");
+  o.trainStep.scaleStartLayer = scaleStartLayer;
   o.trainStep.loss = trainLoss;
   o.trainStep.beta1 = adamBeta1;
   o.trainStep.beta2 = adamBeta2;

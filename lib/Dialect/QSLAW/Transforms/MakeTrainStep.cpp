@@ -55,6 +55,17 @@ std::optional<llvm::Regex> makeRegex(StringRef text, Operation *where,
   return re;
 }
 
+/// The decoder-layer index in a layer name: N in "layers.N." (weights) or
+/// "/layers.N/" (nodes), as exporters of LLaMA-like models write it.
+std::optional<int64_t> decoderLayerIndex(StringRef name) {
+  static const llvm::Regex re("(^|[./])layers[._/]([0-9]+)([./_]|$)");
+  SmallVector<StringRef> m;
+  int64_t i;
+  if (!re.match(name, &m) || m[2].getAsInteger(10, i))
+    return std::nullopt;
+  return i;
+}
+
 struct MakeTrainStepPass
     : qslaw::impl::MakeTrainStepBase<MakeTrainStepPass> {
   using Base::Base;
@@ -128,6 +139,11 @@ struct MakeTrainStepPass
       auto layer = q->getAttrOfType<StringAttr>("qslaw.layer");
       if (!scaleRe || !layer || !scaleRe->match(layer.getValue()))
         return WalkResult::advance();
+      if (scaleStartLayer >= 0) {
+        std::optional<int64_t> i = decoderLayerIndex(layer.getValue());
+        if (!i || *i <= scaleStartLayer)
+          return WalkResult::advance();
+      }
       if (q.getSpec().getMode() == ScaleMode::Scale) {
         Value s = q.getScales();
         DenseElementsAttr init;

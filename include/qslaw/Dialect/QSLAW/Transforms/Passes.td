@@ -132,6 +132,10 @@ def MakeTrainStep : Pass<"qslaw-make-train-step", "ModuleOp"> {
     Option<"scales", "scales", "std::string", "\".*\"",
            "Regex over qslaw.layer names whose scales (or gamma) train; "
            "empty: none">,
+    Option<"scaleStartLayer", "scale-start-layer", "int64_t", "-1",
+           "Only decoder layers i > N (the index after 'layers.' in the "
+           "layer name) train their scales, as the reference's "
+           "--start_layer N (which uses 5); -1: every selected layer">,
     Option<"params", "params", "std::string",
            "\".*multi_modal_projector.*\"",
            "Regex over qslaw.name of float constants that train; empty: none">,
