@@ -241,6 +241,10 @@ llvm::Expected<Raw> decodeJpeg(const std::string &path, FILE *f) {
 }
 } // namespace
 
+// ImageProcessor.cpp: the processor-config pipeline over RGB8 pixels.
+std::vector<float> processImage(const uint8_t *rgb, int w, int h,
+                                const ImageSpec &spec);
+
 llvm::Expected<std::vector<float>> loadImage(const std::string &path,
                                              const ImageSpec &spec) {
   auto buf = llvm::MemoryBuffer::getFile(path);
@@ -268,6 +272,8 @@ llvm::Expected<std::vector<float>> decodeImage(llvm::StringRef bytes,
     return raw.takeError();
   if (raw->w <= 0 || raw->h <= 0)
     return err(path + ": empty image");
+  if (spec.fromConfig)
+    return processImage(raw->px.data(), raw->w, raw->h, spec);
   // Resize the shortest side to `size` (bilinear, pixel centres), then crop
   // the centre size x size.
   int64_t s = spec.size;

@@ -48,6 +48,11 @@ cl::opt<std::string> weightsPath(
              "if not beside the program or library"));
 cl::opt<std::string> dataPath("data", cl::cat(cat), cl::Required,
                               cl::desc("Tokenised records (JSON lines)"));
+cl::opt<std::string> processorConfig(
+    "processor-config", cl::cat(cat),
+    cl::desc("Hugging Face preprocessor_config.json for the images (default: "
+             "the one beside --data, else beside the source model, else "
+             "CLIP's mean/std with a bilinear resize)"));
 cl::opt<std::string> schedulePath("schedule", cl::cat(cat),
                                   cl::desc("Warmup schedule file (JSON/YAML)"));
 cl::opt<std::string> preset("preset", cl::cat(cat), cl::init("progressive"),
@@ -393,6 +398,32 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
     if (pix->shape.size() != 4 || pix->shape[2] != pix->shape[3])
       return fail("pixel_values must be [B, 3, S, S]");
     ispec.size = pix->shape[2];
+    std::string cfg = processorConfig;
+    if (cfg.empty() && !data->multimodal.empty()) {
+      // Beside the records (prepare_data --processor-config puts it there),
+      // else beside the model the trainer was compiled from.
+      SmallString<256> nearData(sys::path::parent_path(dataPath));
+      sys::path::append(nearData, "preprocessor_config.json");
+      SmallString<256> nearModel(sys::path::parent_path(
+          training->getString("model").value_or("")));
+      sys::path::append(nearModel, "preprocessor_config.json");
+      for (StringRef c : {StringRef(nearData), StringRef(nearModel)})
+        if (sys::fs::exists(c)) {
+          cfg = c.str();
+          break;
+        }
+    }
+    if (!cfg.empty()) {
+      auto s = loadProcessorConfig(cfg, ispec.size);
+      if (!s)
+        return fail(toString(s.takeError()));
+      ispec = *s;
+      errs() << "qslaw-trainer: images preprocessed as " << cfg << " says\n";
+    } else if (!data->multimodal.empty()) {
+      errs() << "qslaw-trainer: no preprocessor_config.json (--processor-config"
+                ", beside the data or the model): images use CLIP's mean/std,"
+                " a bilinear shortest-side resize and a centre crop\n";
+    }
     for (const Record &r : data->multimodal) {
       if (images.count(r.image))
         continue;

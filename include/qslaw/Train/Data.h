@@ -40,14 +40,42 @@ llvm::Expected<DataSet> loadRecords(const std::string &path, int64_t maxLen);
 llvm::Expected<DataSet> parseRecords(llvm::StringRef text,
                                      const std::string &path, int64_t maxLen);
 
+/// How images become the model's pixel_values. Without a processor config
+/// (`fromConfig` false): shortest side resized to `size` (bilinear, no
+/// antialiasing), centre crop, (x/255 - mean) / std with CLIP's mean/std.
+/// From a Hugging Face preprocessor_config.json (parseProcessorConfig):
+/// LLaVA's pad-to-square with the mean colour (do_pad), resize (shortest
+/// edge or height x width; bicubic, bilinear or nearest, antialiased as PIL
+/// and torchvision do, rounded to 8 bits as they do), centre crop,
+/// rescale, normalise.
 struct ImageSpec {
   int64_t size = 224; // output H = W
   std::array<float, 3> mean{0.48145466f, 0.4578275f, 0.40821073f};
   std::array<float, 3> std{0.26862954f, 0.26130258f, 0.27577711f};
+
+  bool fromConfig = false;
+  std::string source; // the config file, for logs and errors
+  enum class Resample { Nearest, Bilinear, Bicubic };
+  Resample resample = Resample::Bicubic;
+  bool doPad = false, doResize = true, doCenterCrop = true, doRescale = true,
+       doNormalize = true;
+  double rescaleFactor = 1.0 / 255.0;
+  int64_t shortestEdge = 0;         // > 0: resize the shortest edge to it
+  int64_t resizeH = 0, resizeW = 0; // > 0: resize to exactly this
+  int64_t cropH = 0, cropW = 0;
 };
 
-/// Decodes a PNG or JPEG into CHW floats: shortest side resized to `size`
-/// (bilinear), center crop, (x/255 - mean) / std.
+/// Reads a Hugging Face preprocessor_config.json for a model whose
+/// pixel_values are `size` x `size`. Unknown keys, values of the wrong type,
+/// impossible values (std <= 0, sizes <= 0, an unknown resample) and a
+/// pipeline whose output is not size x size are errors naming file and key.
+llvm::Expected<ImageSpec> loadProcessorConfig(const std::string &path,
+                                              int64_t size);
+llvm::Expected<ImageSpec> parseProcessorConfig(llvm::StringRef text,
+                                               const std::string &path,
+                                               int64_t size);
+
+/// Decodes a PNG or JPEG into CHW floats as `spec` says.
 llvm::Expected<std::vector<float>> loadImage(const std::string &path,
                                              const ImageSpec &spec);
 /// The same for the image file's bytes; `path` names it in errors.
