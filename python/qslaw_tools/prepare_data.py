@@ -306,7 +306,29 @@ def build_parser():
                    help="tokens per text chunk")
     p.add_argument("--keep-last-chunk", action="store_true",
                    help="keep each text file's final chunk shorter than L")
+    p.add_argument("--processor-config", default=None, metavar="FILE|DIR",
+                   help="the vision tower's Hugging Face preprocessor_config.json "
+                        "(or a model directory holding one): copied beside the "
+                        "output, where the trainer finds it")
     return p
+
+
+def read_processor_config(path):
+    """The preprocessor_config.json at `path` (a file or a directory); the
+    trainer checks its values (lib/Train/ImageProcessor.cpp)."""
+    if os.path.isdir(path):
+        path = os.path.join(path, "preprocessor_config.json")
+    try:
+        with open(path) as f:
+            text = f.read()
+        cfg = json.loads(text)
+    except OSError as e:
+        raise DataError(f"--processor-config: {path}: {e.strerror}")
+    except json.JSONDecodeError as e:
+        raise DataError(f"--processor-config: {path}:{e.lineno}: {e.msg}")
+    if not isinstance(cfg, dict):
+        raise DataError(f"--processor-config: {path}: expected a JSON object")
+    return text
 
 
 def main(argv=None):
@@ -325,10 +347,17 @@ def main(argv=None):
             recs += prep.conversation_file(path, a.image_folder, out_dir)
         for path in a.text:
             recs += prep.text_chunks(path, a.chunk_len, a.keep_last_chunk)
+        processor = read_processor_config(a.processor_config) if a.processor_config else None
     except DataError as e:
         print(f"prepare_data: error: {e}", file=sys.stderr)
         return 1
     write_jsonl(a.output, recs)
+    if processor is not None:
+        dst = os.path.join(out_dir, "preprocessor_config.json")
+        tmp = dst + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(processor)
+        os.replace(tmp, dst)
     mm = sum("image" in r for r in recs)
     msg = (f"prepare_data: wrote {len(recs)} record(s) to {a.output}: {mm} multimodal, "
            f"{len(recs) - mm} text")

@@ -246,3 +246,32 @@ def test_other_errors(tmp_path, wordtok, capsys):
     assert P.main(["--tokenizer", bad, "-o", str(tmp_path / "o.jsonl"),
                    "--text", write(tmp_path, "t.txt", "a")]) == 1
     assert "bad.json: not a tokenizers tokenizer.json" in capsys.readouterr().err
+
+
+def test_processor_config_is_put_beside_the_records(tmp_path, wordtok, image, capsys):
+    """--processor-config (a file or a model directory) lands beside the
+    output as preprocessor_config.json, where the trainer looks first."""
+    model = tmp_path / "model"
+    model.mkdir()
+    cfg = {"size": {"height": 28, "width": 28}, "image_mean": [0.5] * 3,
+           "image_std": [0.5] * 3}
+    (model / "preprocessor_config.json").write_text(json.dumps(cfg))
+    for src in (str(model), str(model / "preprocessor_config.json")):
+        assert run(tmp_path, wordtok, [conv()],
+                   extra=["--image-tokens", "3", "--processor-config", src]) == 0
+        assert json.loads((tmp_path / "out" / "preprocessor_config.json").read_text()) == cfg
+
+
+@pytest.mark.parametrize("content,message", [
+    (None, "No such file or directory"),
+    ("{bad", "preprocessor_config.json:1: Expecting property name"),
+    ("[1, 2]", "expected a JSON object"),
+])
+def test_bad_processor_config(tmp_path, wordtok, image, capsys, content, message):
+    path = tmp_path / "preprocessor_config.json"
+    if content is not None:
+        path.write_text(content)
+    assert run(tmp_path, wordtok, [conv()],
+               extra=["--image-tokens", "3", "--processor-config", str(path)]) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out" / "records.jsonl").exists()
