@@ -16,6 +16,7 @@
 #include "qslaw/Support/AtomicFile.h"
 #include "qslaw/Train/Batch.h"
 #include "qslaw/Train/Data.h"
+#include "qslaw/Train/PeftExport.h"
 #include "qslaw/Train/Schedule.h"
 
 #include "llvm/Support/CommandLine.h"
@@ -93,6 +94,14 @@ cl::opt<std::string> exportDir("export-params", cl::cat(cat),
 cl::opt<std::string> exportOnnx("export-onnx", cl::cat(cat),
                                 cl::desc("Write the learned model as ONNX "
                                          "here (onnxruntime runs it)"));
+cl::opt<std::string> exportPeft(
+    "export-peft", cl::cat(cat),
+    cl::desc("Write the LoRA adapters in Hugging Face PEFT's format here "
+             "(adapter_config.json, adapter_model.safetensors)"));
+cl::opt<std::string> peftStripPrefix(
+    "peft-strip-prefix", cl::cat(cat),
+    cl::desc("Module-path prefix of a wrapper the model was exported "
+             "through, dropped from PEFT's module names (e.g. 'm.')"));
 cl::opt<std::string> exportFormat(
     "export-format", cl::cat(cat), cl::init("matmulnbits"),
     cl::desc("matmulnbits (com.microsoft MatMulNBits; layers it cannot hold "
@@ -190,6 +199,19 @@ int exportLearned(const std::vector<Param> &params, const json::Object &training
     if (Error e = qslaw::writeFileAtomically(exportDir + "/params.json", text))
       return fail(toString(std::move(e)));
   }
+  const json::Object *lora = training.getObject("lora");
+  if (!exportPeft.empty()) {
+    std::vector<qslaw::onnx_export::LearnedTensor> adapters;
+    for (const Param &p : params)
+      adapters.push_back({p.name, p.kind, p.source, p.shape, p.value});
+    PeftOptions po;
+    po.rank = lora ? lora->getInteger("rank").value_or(0) : 0;
+    po.alpha = lora ? lora->getNumber("alpha").value_or(0) : 0;
+    po.stripPrefix = peftStripPrefix;
+    if (Error e = writePeftAdapter(exportPeft, adapters, po))
+      return fail("exporting " + exportPeft + ": " + toString(std::move(e)));
+    errs() << "qslaw-trainer: wrote the PEFT adapter to " << exportPeft << "\n";
+  }
   if (exportOnnx.empty())
     return 0;
   const json::Array *layerJson = training.getArray("layers");
@@ -202,7 +224,46 @@ int exportLearned(const std::vector<Param> &params, const json::Object &training
   std::vector<qslaw::onnx_export::LearnedTensor> learned;
   for (const Param &p : params)
     learned.push_back({p.name, p.kind, p.source, p.shape, p.value});
+  // A later stage (qslaw-compile --init-params) exports what the earlier one
+  // learned too: its tensors are constants of this program, not parameters.
+  std::vector<std::vector<float>> carried;
+  if (auto dir = training.getString("init_params")) {
+    auto manifest = MemoryBuffer::getFile(*dir + "/params.json");
+    auto mj = manifest ? json::parse((*manifest)->getBuffer())
+                       : Expected<json::Value>(createStringError(
+                             manifest.getError(), "cannot read"));
+    const json::Array *list =
+        mj && mj->getAsObject() ? mj->getAsObject()->getArray("params") : nullptr;
+    if (!list) {
+      if (!mj)
+        consumeError(mj.takeError());
+      return fail("exporting " + exportOnnx + ": the tensors this model was "
+                  "compiled from (" + *dir + "/params.json) cannot be read");
+    }
+    carried.reserve(list->size());
+    for (const json::Value &v : *list) {
+      const json::Object *o = v.getAsObject();
+      auto name = o ? o->getString("name") : std::nullopt;
+      auto file = o ? o->getString("file") : std::nullopt;
+      if (!name || !file)
+        return fail(*dir + "/params.json: an entry without name or file");
+      bool trained = llvm::any_of(params, [&](const Param &p) { return p.name == *name; });
+      if (trained)
+        continue;
+      auto a = qslaw::readNpy((*dir + "/" + *file).str());
+      if (!a)
+        return fail(toString(a.takeError()));
+      carried.emplace_back(a->numElements());
+      std::memcpy(carried.back().data(), a->data.data(), a->data.size());
+      learned.push_back({name->str(), o->getString("kind").value_or("").str(),
+                         o->getString("source").value_or("").str(), a->shape,
+                         carried.back()});
+    }
+  }
   qslaw::onnx_export::ExportOptions opts;
+  if (lora && lora->getInteger("rank") && *lora->getInteger("rank") > 0)
+    opts.loraScale = lora->getNumber("alpha").value_or(0) /
+                     double(*lora->getInteger("rank"));
   opts.format = exportFormat == "qdq" ? qslaw::onnx_export::Format::QDQ
                                       : qslaw::onnx_export::Format::MatMulNBits;
   opts.clipSteps = int(training.getInteger("clip_steps").value_or(0));

@@ -33,8 +33,9 @@ struct QuantizedLayer {
 };
 
 /// A trained tensor: "<layer>.scales" (kind scale, [N, J]), "<layer>.gamma"
-/// (kind gamma, [N, J]) or a full-precision initializer (kind float; source
-/// is the initializer's name, shape as stored in ONNX).
+/// (kind gamma, [N, J]), a full-precision initializer (kind float; source
+/// is the initializer's name, shape as stored in ONNX), or a LoRA adapter
+/// (kind lora_A [r, K] / lora_B [N, r]; source is the adapted MatMul node).
 struct LearnedTensor {
   std::string name, kind, source;
   std::vector<int64_t> shape;
@@ -46,6 +47,7 @@ enum class Format { MatMulNBits, QDQ };
 struct ExportOptions {
   Format format = Format::MatMulNBits;
   int clipSteps = 0; // the clipping search the compiler ran
+  double loraScale = 1.0; // alpha / r of the adapters, if any
 };
 
 /// Parses the signature's quantization entries; names the entry and field
@@ -54,6 +56,8 @@ llvm::Expected<std::vector<QuantizedLayer>>
 parseQuantizedLayers(const llvm::json::Array &entries);
 
 /// Reads `sourceModel`, applies the learned tensors and writes `outPath`
+/// (LoRA adapters as a low-rank branch beside their layer: Y = base(X) +
+/// (X A^T) (scale B^T), two MatMuls and an Add onnxruntime runs)
 /// atomically (a temporary file renamed over it). Errors name the node,
 /// initializer or tensor that does not fit.
 llvm::Error exportLearnedModel(llvm::StringRef sourceModel,

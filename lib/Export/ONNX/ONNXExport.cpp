@@ -26,6 +26,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <cstring>
+#include <map>
 
 using llvm::Error;
 using llvm::Expected;
@@ -345,6 +346,64 @@ struct Exporter {
     return Error::success();
   }
 
+  /// Y = base(X) + (X A^T) (scale B^T) beside the node `nodeName` (after
+  /// its quantisation): two MatMuls and an Add, placed right after it so
+  /// the graph stays topologically sorted.
+  Error addLoraBranch(StringRef nodeName, const LearnedTensor &a,
+                      const LearnedTensor &b, double scale) {
+    std::string what = "LoRA adapter of node '" + nodeName.str() + "'";
+    onnx::GraphProto &g = *model.mutable_graph();
+    int at = -1;
+    for (int i = 0; i < g.node_size(); ++i)
+      if (g.node(i).name() == nodeName)
+        at = i;
+    if (at < 0)
+      return err(what + ": the node is not in the source model");
+    if (a.shape.size() != 2 || b.shape.size() != 2 || a.shape[0] != b.shape[1])
+      return err(what + ": A must be [r, K] and B [N, r]");
+    int64_t r = a.shape[0], k = a.shape[1], n = b.shape[0];
+    onnx::NodeProto &node = *g.mutable_node(at);
+    if (node.input_size() < 1 || node.output_size() != 1)
+      return err(what + ": expected one input and one output");
+    std::string x = node.input(0), y = node.output(0);
+    std::string base = fresh(y + "_base");
+    node.set_output(0, base);
+    std::vector<float> at_(k * r), bt(r * n);
+    for (int64_t i = 0; i < r; ++i)
+      for (int64_t j = 0; j < k; ++j)
+        at_[j * r + i] = a.values[i * k + j];
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < r; ++j)
+        bt[j * n + i] = float(scale * b.values[i * r + j]);
+    std::string aName = fresh(nodeName.str() + "/lora_A_T");
+    std::string bName = fresh(nodeName.str() + "/lora_B_T_scaled");
+    *g.add_initializer() =
+        makeTensor(aName, TensorProto::FLOAT, {k, r}, floatBytes(at_));
+    *g.add_initializer() =
+        makeTensor(bName, TensorProto::FLOAT, {r, n}, floatBytes(bt));
+    std::string down = fresh(nodeName.str() + "/lora_down");
+    std::string up = fresh(nodeName.str() + "/lora_up");
+    std::vector<onnx::NodeProto> added(3);
+    auto make = [&](onnx::NodeProto &p, const char *op, std::string name,
+                    std::vector<std::string> ins, std::string out) {
+      p.set_op_type(op);
+      p.set_name(fresh(name));
+      for (std::string &i : ins)
+        p.add_input(i);
+      p.add_output(out);
+    };
+    make(added[0], "MatMul", nodeName.str() + "/lora_A", {x, aName}, down);
+    make(added[1], "MatMul", nodeName.str() + "/lora_B", {down, bName}, up);
+    make(added[2], "Add", nodeName.str() + "/lora_add", {base, up}, y);
+    for (onnx::NodeProto &p : added) {
+      g.add_node()->Swap(&p);
+      for (int i = g.node_size() - 1; i > at + 1; --i)
+        g.mutable_node()->SwapElements(i, i - 1);
+      ++at;
+    }
+    return Error::success();
+  }
+
   /// Drops initializers no node or graph output reads any more.
   void dropUnused(const llvm::StringSet<> &candidates) {
     onnx::GraphProto &g = *model.mutable_graph();
@@ -417,6 +476,23 @@ Error exportLearnedModel(StringRef sourceModel,
       return Error(std::move(e));
     replaced.insert(l.weight);
   }
+  // Adapters, paired by the node they adapt.
+  std::map<std::string, std::pair<const LearnedTensor *, const LearnedTensor *>>
+      adapters;
+  for (const LearnedTensor &t : learned)
+    if (t.kind == "lora_A" || t.kind == "lora_B") {
+      auto &pair = adapters[t.source];
+      (t.kind == "lora_A" ? pair.first : pair.second) = &t;
+      consumed.insert(t.name);
+    }
+  for (auto &[node, pair] : adapters) {
+    if (!pair.first || !pair.second)
+      return err("LoRA adapter of node '" + node + "': only " +
+                 (pair.first ? "A" : "B") + " was learned");
+    if (Error e = ex.addLoraBranch(node, *pair.first, *pair.second,
+                                   options.loraScale))
+      return e;
+  }
   for (const LearnedTensor &t : learned) {
     if (consumed.contains(t.name))
       continue;
@@ -444,7 +520,8 @@ Error exportLearnedModel(StringRef sourceModel,
   meta->set_key("qslaw.export");
   meta->set_value(std::string("learned scales exported as ") +
                   (options.format == Format::MatMulNBits ? "MatMulNBits"
-                                                         : "QDQ"));
+                                                         : "QDQ") +
+                  (adapters.empty() ? "" : ", LoRA adapters as MatMul branches"));
   std::string bytes;
   if (!(*model)->SerializeToString(&bytes))
     return err(outPath + ": cannot serialise the model (over 2 GB?)");
