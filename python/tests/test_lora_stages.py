@@ -144,3 +144,24 @@ def test_bad_init_params(stage2, tmp_path):
         r = compile_(out, *args)
         assert r.returncode == 1 and message in r.stderr, (args, r.stderr)
         assert not out.exists()
+
+
+def test_lora_stage_refuses_a_checkpoint_of_another_model(stage2, tmp_path):
+    """--resume of a LoRA-stage run from the scale stage's checkpoint (same
+    source model, another program and trainable set): named, nothing
+    changed."""
+    export = str(stage2 / "export")
+    r = compile_(tmp_path / "t3", "--quantize=w4g32", "--emit=trainer",
+                 f"--init-params={export}", "--train-scales=", "--train-params=",
+                 f"--train-lora={ADAPTED}", "--lora-rank=4")
+    assert r.returncode == 0, r.stderr
+    run = tmp_path / "run"
+    import shutil
+    shutil.copytree(stage2 / "run", run)
+    before = (run / "checkpoint.bin").read_bytes(), (run / "metrics.jsonl").read_bytes()
+    p = subprocess.run([str(tmp_path / "t3"), f"--data={DATA}", "--steps=8", f"--out={run}",
+                        "--quiet", "--resume"], capture_output=True, text=True)
+    assert p.returncode == 1
+    assert "the checkpoint belongs to another model or run" in p.stderr, p.stderr
+    assert "MatMul.lora_A" in p.stderr  # the first difference, named
+    assert ((run / "checkpoint.bin").read_bytes(), (run / "metrics.jsonl").read_bytes()) == before
