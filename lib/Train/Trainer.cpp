@@ -214,11 +214,10 @@ int exportLearned(const std::vector<Param> &params, const json::Object &training
   }
   if (exportOnnx.empty())
     return 0;
+  // A model with float layers only (full-precision LoRA) records none.
   const json::Array *layerJson = training.getArray("layers");
-  if (!layerJson)
-    return fail("the model records no quantized layers for export "
-                "(recompile it with this qslaw-compile)");
-  auto layers = qslaw::onnx_export::parseQuantizedLayers(*layerJson);
+  json::Array none;
+  auto layers = qslaw::onnx_export::parseQuantizedLayers(layerJson ? *layerJson : none);
   if (!layers)
     return fail(toString(layers.takeError()));
   std::vector<qslaw::onnx_export::LearnedTensor> learned;

@@ -173,9 +173,10 @@ def reference_lora_trainer(onnx_path, kv_heads, layers, bits, group, mode,
     """The reference of a LoRA stage: the quantized model of
     reference_trainer, frozen, with LoraLinear around the linears in
     `adapters` ({module path: (A, B)}); the scales (or gamma) train too when
-    train_scales. Returns (model, {name: trainable tensor})."""
+    train_scales; bits None: the float model (full-precision LoRA). Returns
+    (model, {name: trainable tensor})."""
     model, _ = load_model(onnx_path, kv_heads=kv_heads)
-    qs = quantize_model(model, layers, bits, group, mode)
+    qs = quantize_model(model, layers, bits, group, mode) if bits else {}
     for p in model.parameters():
         p.requires_grad_(False)
     trainable = {}

@@ -28,10 +28,10 @@ ADAPTED = r".*language_model.*layers.*(q_proj|v_proj|down_proj).*"
 RANK, ALPHA = 4, 8.0
 
 
-def compile_lora(tmp_path, train_scales, extra=()):
+def compile_lora(tmp_path, train_scales, extra=(), quantize=True):
     out = str(tmp_path / f"lora_{train_scales}.so")
-    r = subprocess.run([tool("qslaw-compile"), os.path.join(FIX, "tiny_llava.onnx"),
-                        "--quantize=w4g32", f"--quantize-layers={LAYERS}",
+    q = ["--quantize=w4g32", f"--quantize-layers={LAYERS}"] if quantize else []
+    r = subprocess.run([tool("qslaw-compile"), os.path.join(FIX, "tiny_llava.onnx"), *q,
                         f"--train-scales={'.*' if train_scales else ''}",
                         "--train-params=", f"--train-lora={ADAPTED}",
                         f"--lora-rank={RANK}", f"--lora-alpha={ALPHA}",
@@ -48,7 +48,7 @@ def module_path(name):
     return (path[2:] if path.startswith("m.") else path), suffix
 
 
-def reference(lib, values, train_scales):
+def reference(lib, values, train_scales, bits=4):
     params = lib.signature["training"]["params"]
     adapters = {}
     for p, v in zip(params, values):
@@ -56,12 +56,13 @@ def reference(lib, values, train_scales):
         if p["kind"].startswith("lora_"):
             adapters.setdefault(path, [None, None])[suffix == "lora_B"] = v
     return tl.reference_lora_trainer(os.path.join(FIX, "tiny_llava.onnx"), 4, LAYERS,
-                                     4, 32, "scale", adapters, ALPHA, train_scales)
+                                     bits, 32, "scale", adapters, ALPHA, train_scales)
 
 
-@pytest.mark.parametrize("train_scales", [False, True])
-def test_lora_gradients_match_torch(tmp_path, train_scales):
-    r, out = compile_lora(tmp_path, train_scales)
+@pytest.mark.parametrize("train_scales,quantize", [(False, True), (True, True), (False, False)],
+                         ids=["quantized", "quantized_and_scales", "full_precision"])
+def test_lora_gradients_match_torch(tmp_path, train_scales, quantize):
+    r, out = compile_lora(tmp_path, train_scales, quantize=quantize)
     assert r.returncode == 0, r.stderr
     lib = Model(out)
     sig = lib.signature["training"]
@@ -87,7 +88,7 @@ def test_lora_gradients_match_torch(tmp_path, train_scales):
     feeds.update(input_ids=ids, pixel_values=pix, attention_mask=mask, labels=labels)
     loss, *grads = lib.run_function("grad_step", feeds)
 
-    model, trainable = reference(lib, values, train_scales)
+    model, trainable = reference(lib, values, train_scales, 4 if quantize else None)
     t = [torch.from_numpy(a) for a in (ids, pix, mask, labels)]
     ref_loss = tl.next_token_loss(tl.forward_logits(model, *t[:3]), t[3])
     ref_loss.backward()
@@ -131,7 +132,7 @@ def test_lora_twenty_adamw_steps_match_torch(tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["--lora-rank=0"], "--lora-rank=0: the rank must be >= 1"),
     (["--lora-rank=1000"], "rank 1000 is outside [1, 64] for layer"),
-    (["--train-lora=.*nothing.*"], "selects no quantized layer"),
+    (["--train-lora=.*nothing.*"], "selects no linear layer"),
     (["--train-lora=("], "invalid layers regex '('"),
 ])
 def test_lora_bad_options(tmp_path, args, message):

@@ -5,7 +5,7 @@
 
 // A rank above min(N, K) = 8 is refused, naming the layer.
 // ZERO: rank 0 is outside [1, 8] for layer 'q'
-// NONE: qslaw-insert-lora: layers regex 'nothing' selects no quantized layer
+// NONE: qslaw-insert-lora: layers regex 'nothing' selects no linear layer
 // REGEX: qslaw-insert-lora: invalid layers regex '('
 func.func @forward(%x: tensor<3x16xf32>) -> tensor<3x8xf32> {
   %q = arith.constant dense<3> : tensor<8x16xi4>

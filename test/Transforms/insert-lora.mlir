@@ -36,3 +36,4 @@ func.func @forward(%x: tensor<2x3x16xf32>) -> tensor<2x3x8xf32> {
   %v = qslaw.qmatmul %y, %q2 scales(%s2) zeros(%z2) <bits = 4, group = 8> {qslaw.layer = "v"} : (tensor<2x3x8xf32>, tensor<8x8xi4>, tensor<8x1xf32>, tensor<8x1xi4>) -> tensor<2x3x8xf32>
   return %v : tensor<2x3x8xf32>
 }
+

@@ -135,8 +135,9 @@ static cl::opt<std::string> initParams(cl::cat(compileCat), "init-params",
              "they train again)"),
     cl::init(""));
 static cl::opt<std::string> trainLora(cl::cat(compileCat), "train-lora",
-    cl::desc("Regex over quantized layer names that get a trainable LoRA "
-             "adapter (y += alpha/r * x A^T B^T); empty: none"),
+    cl::desc("Regex over linear layer names (quantized layers, or float "
+             "weights/nodes for full-precision LoRA) that get a trainable "
+             "LoRA adapter (y += alpha/r * x A^T B^T); empty: none"),
     cl::init(""));
 static cl::opt<int64_t> loraRank(cl::cat(compileCat), "lora-rank",
                                  cl::desc("LoRA rank r"), cl::init(8));
@@ -250,8 +251,6 @@ int main(int argc, char **argv) {
   if (!trainLora.empty()) {
     if (!o.training())
       return fail("--train-lora needs --train or --emit=trainer");
-    if (!o.quantize)
-      return fail("--train-lora adapts quantized layers: it needs --quantize");
     if (loraRank < 1)
       return fail("--lora-rank=" + Twine(int64_t(loraRank)) +
                   ": the rank must be >= 1");

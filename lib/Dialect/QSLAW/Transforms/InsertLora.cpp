@@ -5,12 +5,14 @@
 // qslaw-make-train-step turns into trainable tensors; see Passes.td.
 //
 //===----------------------------------------------------------------------===//
+#include "MatmulMatch.h"
 #include "qslaw/Dialect/QSLAW/IR/QSLAWOps.h"
 #include "qslaw/Dialect/QSLAW/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Matchers.h"
 #include "llvm/Support/xxhash.h"
 #include "llvm/Support/Regex.h"
 
@@ -114,59 +116,98 @@ struct InsertLoraPass : qslaw::impl::InsertLoraBase<InsertLoraPass> {
       module.emitError("qslaw-insert-lora: alpha must be finite");
       return signalPassFailure();
     }
-    SmallVector<QMatmulOp> selected;
-    module.walk([&](QMatmulOp q) {
-      auto layer = q->getAttrOfType<StringAttr>("qslaw.layer");
-      if (layer && re.match(layer.getValue()))
-        selected.push_back(q);
+    // Quantized linears by their qslaw.layer; float linears (a matmul by a
+    // constant weight, for full-precision LoRA) by the weight's name or the
+    // node's, as qslaw-quantize-weights names them.
+    SmallVector<std::pair<Operation *, std::string>> selected;
+    module.walk([&](Operation *op) {
+      if (auto q = dyn_cast<QMatmulOp>(op)) {
+        auto layer = q->getAttrOfType<StringAttr>("qslaw.layer");
+        if (layer && re.match(layer.getValue()))
+          selected.push_back({op, layer.str()});
+        return;
+      }
+      auto mm = dyn_cast<linalg::MatmulOp>(op);
+      std::optional<MatmulView> view = mm ? matchMatmul(mm) : std::nullopt;
+      DenseElementsAttr w;
+      if (!view || !matchPattern(view->weight, m_Constant(&w)) ||
+          !isa<FloatType>(w.getElementType()))
+        return;
+      Operation *def = view->weight.getDefiningOp();
+      auto wName = def->getAttrOfType<StringAttr>("qslaw.name");
+      std::string names[2] = {wName ? wName.str() : locationName(def->getLoc()),
+                              locationName(op->getLoc())};
+      for (const std::string &n : names)
+        if (!n.empty() && re.match(n)) {
+          selected.push_back({op, n});
+          return;
+        }
     });
     if (selected.empty()) {
       module.emitError("qslaw-insert-lora: layers regex '")
           << static_cast<std::string>(layers)
-          << "' selects no quantized layer";
+          << "' selects no linear layer";
       return signalPassFailure();
     }
-    for (QMatmulOp q : selected)
-      if (failed(insert(q)))
+    for (auto &[op, name] : selected)
+      if (failed(insert(op, name)))
         return signalPassFailure();
   }
 
-  LogicalResult insert(QMatmulOp q) {
-    StringRef layer = q->getAttrOfType<StringAttr>("qslaw.layer").getValue();
-    auto xTy = cast<RankedTensorType>(q.getInput().getType());
-    auto yTy = cast<RankedTensorType>(q.getResult().getType());
-    auto cTy = cast<RankedTensorType>(q.getCodes().getType());
-    int64_t n = cTy.getDimSize(0), k = cTy.getDimSize(1);
+  LogicalResult insert(Operation *op, StringRef layer) {
+    Value x, y;
+    int64_t n, k;
+    std::string node;
+    if (auto q = dyn_cast<QMatmulOp>(op)) {
+      auto cTy = cast<RankedTensorType>(q.getCodes().getType());
+      n = cTy.getDimSize(0);
+      k = cTy.getDimSize(1);
+      x = q.getInput();
+      y = q.getResult();
+      auto nodeAttr = q->getAttrOfType<StringAttr>("qslaw.node");
+      node = nodeAttr ? nodeAttr.str() : layer.str();
+    } else {
+      MatmulView v = *matchMatmul(cast<linalg::MatmulOp>(op));
+      auto wTy = cast<RankedTensorType>(v.weight.getType());
+      n = wTy.getDimSize(v.weightIsNK ? 0 : 1);
+      k = wTy.getDimSize(v.weightIsNK ? 1 : 0);
+      x = v.input;
+      y = op->getResult(0);
+      node = locationName(op->getLoc());
+      if (node.empty())
+        node = layer.str();
+    }
+    auto xTy = cast<RankedTensorType>(x.getType());
+    auto yTy = cast<RankedTensorType>(y.getType());
     if (!xTy.getElementType().isF32() || !yTy.getElementType().isF32())
-      return q.emitError("qslaw-insert-lora: layer '")
+      return op->emitError("qslaw-insert-lora: layer '")
              << layer << "' has " << xTy.getElementType()
              << " activations; adapters need f32";
     if (rank < 1 || rank > std::min(n, k))
-      return q.emitError("qslaw-insert-lora: rank ")
+      return op->emitError("qslaw-insert-lora: rank ")
              << static_cast<int64_t>(rank) << " is outside [1, "
              << std::min(n, k) << "] for layer '" << layer << "' ([N, K] = ["
              << n << ", " << k << "])";
-    OpBuilder b(q);
-    b.setInsertionPointAfter(q);
-    Location loc = q.getLoc();
+    OpBuilder b(op);
+    b.setInsertionPointAfter(op);
+    Location loc = op->getLoc();
     auto f32 = b.getF32Type();
     auto aTy = RankedTensorType::get({rank, k}, f32);
     auto bTy = RankedTensorType::get({n, rank}, f32);
-    auto node = q->getAttrOfType<StringAttr>("qslaw.node");
-    StringRef source = node ? node.getValue() : layer;
+    StringRef source = node;
     Value a = markedConstant(b, loc, kaimingUniform(aTy, seed, layer),
                              (layer + ".lora_A").str(), "A", source);
     Value bm = markedConstant(
         b, loc, DenseElementsAttr::get(bTy, b.getF32FloatAttr(0.0f)),
         (layer + ".lora_B").str(), "B", source);
-    Value down = contractLast(b, loc, q.getInput(), a);
+    Value down = contractLast(b, loc, x, a);
     Value up = contractLast(b, loc, down, bm);
     float scale = float(double(alpha) / double(rank));
     unsigned r = yTy.getRank();
     AffineMap id = b.getMultiDimIdentityMap(r);
     Value empty = tensor::EmptyOp::create(b, loc, yTy.getShape(), f32);
     auto sum = linalg::GenericOp::create(
-        b, loc, yTy, ValueRange{q.getResult(), up}, ValueRange{empty},
+        b, loc, yTy, ValueRange{y, up}, ValueRange{empty},
         SmallVector<AffineMap>(3, id),
         SmallVector<utils::IteratorType>(r, utils::IteratorType::parallel),
         [&](OpBuilder &nb, Location l, ValueRange v) {
@@ -176,7 +217,7 @@ struct InsertLoraPass : qslaw::impl::InsertLoraBase<InsertLoraPass> {
                                   Value(arith::AddFOp::create(nb, l, v[0], m)));
         });
     sum->setAttr("qslaw.lora_sum", b.getStringAttr(layer));
-    q.getResult().replaceAllUsesExcept(sum.getResult(0), sum);
+    y.replaceAllUsesExcept(sum.getResult(0), sum);
     return success();
   }
 };

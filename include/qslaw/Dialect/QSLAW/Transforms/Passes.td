@@ -59,10 +59,13 @@ def FuseDequant : Pass<"qslaw-fuse-dequant", "ModuleOp"> {
 }
 
 def InsertLora : Pass<"qslaw-insert-lora", "ModuleOp"> {
-  let summary = "Add a trainable low-rank adapter beside quantized linears";
+  let summary = "Add a trainable low-rank adapter beside linear layers";
   let description = [{
     For every `qslaw.qmatmul` whose layer (`qslaw.layer`) matches `layers`,
-    adds the LoRA branch of PEFT: `y' = y + (alpha / rank) * (x A^T) B^T`
+    and every float `linalg.matmul` by a constant weight whose weight name
+    (`qslaw.name`, else its NameLoc) or node name matches (full-precision
+    LoRA, named as `qslaw-quantize-weights` names layers), adds the LoRA
+    branch of PEFT: `y' = y + (alpha / rank) * (x A^T) B^T`
     with `A : [rank, K]` drawn from Kaiming-uniform (PEFT's
     `kaiming_uniform_(a = sqrt(5))`, i.e. `U(-1/sqrt(K), 1/sqrt(K))`, from
     a splitmix64 stream of `seed` and the layer name) and `B : [N, rank]`
@@ -73,7 +76,7 @@ def InsertLora : Pass<"qslaw-insert-lora", "ModuleOp"> {
     fused kernels. The branch is two contractions and one elementwise add,
     as `linalg.generic` ops over the activations' leading dimensions.
 
-    Errors: a regex that is invalid or selects no quantized layer, `rank`
+    Errors: a regex that is invalid or selects no linear layer, `rank`
     outside [1, min(N, K)] (naming the layer), `alpha` not finite.
   }];
   let options = [
