@@ -76,15 +76,14 @@ Expected<unsigned> loadLearnedParams(ModuleOp module, StringRef dir) {
             learnedLayers[*name] = o;
 
   StringMap<mlir::qslaw::QMatmulOp> byLayer;
-  StringMap<SmallVector<OpOperand *>> byName;
+  StringMap<SmallVector<arith::ConstantOp>> byName;
   module.walk([&](Operation *op) {
     if (auto q = dyn_cast<mlir::qslaw::QMatmulOp>(op))
       if (auto l = q->getAttrOfType<StringAttr>("qslaw.layer"))
         byLayer[l.getValue()] = q;
     if (auto c = dyn_cast<arith::ConstantOp>(op))
       if (auto n = c->getAttrOfType<StringAttr>("qslaw.name"))
-        for (OpOperand &use : c->getUses())
-          byName[n.getValue()].push_back(&use);
+        byName[n.getValue()].push_back(c);
   });
 
   unsigned replaced = 0;
@@ -157,10 +156,20 @@ Expected<unsigned> loadLearnedParams(ModuleOp module, StringRef dir) {
       if (it == byName.end())
         return bad(manifestPath + ": " + what + ": this model has no "
                    "parameter '" + *source + "'");
-      for (OpOperand *use : it->second)
-        if (Error e = replaceOperand(use->getOwner(), use->getOperandNumber(),
+      // One new constant per old one, for all its uses: a parameter that
+      // trains again must stay one tensor.
+      for (arith::ConstantOp c : it->second) {
+        if (c->use_empty())
+          continue;
+        OpOperand &first = *c->getUses().begin();
+        if (Error e = replaceOperand(first.getOwner(), first.getOperandNumber(),
                                      *arr, what))
           return std::move(e);
+        Value fresh = first.get();
+        fresh.getDefiningOp()->moveBefore(c);
+        c.getResult().replaceAllUsesWith(fresh);
+        c->erase();
+      }
       ++replaced;
       continue;
     }

@@ -165,3 +165,19 @@ def test_lora_stage_refuses_a_checkpoint_of_another_model(stage2, tmp_path):
     assert "the checkpoint belongs to another model or run" in p.stderr, p.stderr
     assert "MatMul.lora_A" in p.stderr  # the first difference, named
     assert ((run / "checkpoint.bin").read_bytes(), (run / "metrics.jsonl").read_bytes()) == before
+
+
+def test_a_stage_continues_training_what_the_last_one_learned(stage2, tmp_path):
+    """--init-params with the same tensors trainable (stage 1 -> stage 2):
+    the learned values become the initial ones, each one tensor (the
+    projector weight has several uses)."""
+    export = str(stage2 / "export")
+    values, _ = learned(export)
+    r = compile_(tmp_path / "cont.so", "--quantize=w4g32", "--train",
+                 f"--init-params={export}")
+    assert r.returncode == 0, r.stderr
+    lib = Model(str(tmp_path / "cont.so"))
+    params = lib.signature["training"]["params"]
+    assert sorted(p["name"] for p in params) == sorted(values)
+    for p, v in zip(params, lib.run_function("init_params", {})):
+        np.testing.assert_array_equal(v, values[p["name"]])

@@ -40,3 +40,16 @@ module {
 func.func @forward(%x: tensor<4xf32>) -> tensor<4xf32> {
   return %x : tensor<4xf32>
 }
+
+// -----
+
+// Two constants with one name would be one tensor in the state and in
+// checkpoints: refused.
+// expected-error @+1 {{two trainable tensors are named 'p'}}
+func.func @forward(%x: tensor<4xf32>) -> tensor<4xf32> {
+  %p = arith.constant {qslaw.name = "p"} dense<[1.0, 2.0, 3.0, 4.0]> : tensor<4xf32>
+  %q = arith.constant {qslaw.name = "p"} dense<[5.0, 2.0, 3.0, 4.0]> : tensor<4xf32>
+  %a = arith.mulf %x, %p : tensor<4xf32>
+  %b = arith.mulf %a, %q : tensor<4xf32>
+  return %b : tensor<4xf32>
+}

@@ -19,6 +19,7 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/PatternMatch.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/Support/Regex.h"
 
 namespace mlir::qslaw {
@@ -99,6 +100,15 @@ struct MakeTrainStepPass
       }
     if (failed(collectTrainables()))
       return signalPassFailure();
+    // Names key the session state, checkpoints and exports.
+    llvm::StringSet<> seen;
+    for (Trainable &t : trainables)
+      if (!seen.insert(t.name).second) {
+        forward.emitError("qslaw-make-train-step: two trainable tensors are "
+                          "named '")
+            << t.name << "'";
+        return signalPassFailure();
+      }
     if (trainables.empty()) {
       forward.emitError("qslaw-make-train-step: no trainable tensor: scales "
                         "regex '")
