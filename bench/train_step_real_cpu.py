@@ -9,7 +9,11 @@ step traced (QSLAW_GEMM_TRACE), its contractions timed alone as f32 GEMMs
 through the runtime's library (build/bin/gemm_lower_bound).
 
     .venv/bin/python bench/train_step_real_cpu.py [--size small] [--threads 1]
-        [--rounds 3] [--mode scale|gamma] [--batch 1] [--models DIR]
+        [--rounds 3] [--mode scale|gamma|lora] [--batch 1] [--models DIR]
+
+--mode lora: the recipe's third stage, LoRA (rank --rank, alpha 2*rank) on
+every decoder linear over the frozen w4g128 base, projector trainable;
+against PEFT-style LoRA (torch_llava.LoraLinear) on the fake-quant linear.
 """
 import argparse
 import json
@@ -45,7 +49,7 @@ def batch(stem):
 class TorchStep(FixtureTorchStep):
     """The fixture benchmark's step (same __call__) on a generated model."""
 
-    def __init__(self, onnx_path, size, mode):
+    def __init__(self, onnx_path, size, mode, rank=64):
         import torch
         from qslaw_tools import torch_llava as tl
         from qslaw_tools.make_llava import llava
@@ -56,10 +60,20 @@ class TorchStep(FixtureTorchStep):
         model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(sd[k]))
                                for k in own if k in sd}, strict=False)
         model = model.float().eval()
-        qs = tl.quantize_model(model, LAYERS, 4, 128, mode)
+        qs = tl.quantize_model(model, LAYERS, 4, 128, "scale" if mode == "lora" else mode)
         for p in model.parameters():
             p.requires_grad_(False)
-        trainable = [q.gamma if mode == "gamma" else q.scales for q in qs.values()]
+        if mode == "lora":
+            trainable = []
+            for path, q in qs.items():
+                k, n = q.codes.shape[1], q.codes.shape[0]
+                a = (torch.rand(rank, k) * 2 - 1) / np.sqrt(k)
+                wrapped = tl.LoraLinear(q, a, torch.zeros(n, rank), 2.0 * rank)
+                parent, _, name = path.rpartition(".")
+                setattr(model.get_submodule(parent), name, wrapped)
+                trainable += [wrapped.lora_A, wrapped.lora_B]
+        else:
+            trainable = [q.gamma if mode == "gamma" else q.scales for q in qs.values()]
         for n, p in model.named_parameters():
             if "multi_modal_projector" in n and n.endswith("weight"):
                 trainable.append(p)
@@ -73,7 +87,7 @@ def child(a):
     if a.side == "torch":
         import torch
         torch.set_num_threads(a.threads)
-        step = TorchStep(a.onnx, a.size, a.mode)
+        step = TorchStep(a.onnx, a.size, a.mode, a.rank)
     else:  # no torch in this process: its bundled OpenMP runtime would be a
         step = QslawStep(a.lib)  # second pool on the same cores
     b = batch(a.onnx[:-len(".onnx")])
@@ -91,7 +105,7 @@ def run_child(side, a, lib, rounds=None, **extra_env):
                OPENBLAS_NUM_THREADS="1", **extra_env)
     out = subprocess.run([sys.executable, __file__, "--child", side, "--onnx", a.onnx,
                           "--size", a.size, "--lib", lib, "--threads", str(a.threads),
-                          "--mode", a.mode,
+                          "--mode", a.mode, "--rank", str(a.rank),
                           "--rounds", str(rounds or a.rounds)],
                          env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -112,7 +126,8 @@ def main():
     p.add_argument("--size", default="small")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--mode", choices=("scale", "gamma"), default="scale")
+    p.add_argument("--mode", choices=("scale", "gamma", "lora"), default="scale")
+    p.add_argument("--rank", type=int, default=64, help="LoRA rank (--mode lora)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--models", default=os.path.join(tempfile.gettempdir(), "qslaw-models"))
     p.add_argument("--child", dest="side")
@@ -130,7 +145,10 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         lib = os.path.join(d, "train.so")
         t0 = time.perf_counter()
-        subprocess.run([tool("qslaw-compile"), a.onnx, f"--quantize=w4g128,mode={a.mode}",
+        mode = [f"--quantize=w4g128,mode={a.mode}"] if a.mode != "lora" else [
+            "--quantize=w4g128", "--train-scales=", f"--train-lora={LAYERS}",
+            f"--lora-rank={a.rank}", f"--lora-alpha={2.0 * a.rank}"]
+        subprocess.run([tool("qslaw-compile"), a.onnx, *mode,
                         f"--quantize-layers={LAYERS}", "--train", "--weights=external",
                         "-o", lib], check=True, capture_output=True)
         compile_s = time.perf_counter() - t0
@@ -145,7 +163,8 @@ def main():
         bound = gemm_lower_bound(a, lib, d)
     q = min(rows["qslaw"], key=lambda r: r["ms"])
     t = min(rows["torch"], key=lambda r: r["ms"])
-    print(f"{a.size}, batch {a.batch}, {a.mode} mode, {a.threads} thread(s): "
+    print(f"{a.size}, batch {a.batch}, {a.mode} mode"
+          f"{f' (rank {a.rank})' if a.mode == 'lora' else ''}, {a.threads} thread(s): "
           f"trainer compile {compile_s:.1f} s")
     print(f"qslaw  {q['ms']:8.1f} ms/step  peak {q['peak_mb']:7.0f} MB  loss {q['loss']:.4f}")
     print(f"torch  {t['ms']:8.1f} ms/step  peak {t['peak_mb']:7.0f} MB  loss {t['loss']:.4f}")

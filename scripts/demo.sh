@@ -12,5 +12,14 @@ bash scripts/build.sh
 # progressive warmup and the mix schedule, exports ONNX, and onnxruntime
 # scores held-out VQA accuracy and text perplexity. Prints the table;
 # results.json/results.png in build/repro.
+# Then the recipe's third stage (LoRA with the learned scales frozen)
+# against LoRA on the RTN base and full-precision LoRA at 3 and 2 bits, one
+# seed (--full: three seeds, mean +- std); build/repro_lora.
+full=()
+args=()
+for a in "$@"; do
+  if [ "$a" = "--full" ]; then full=(--full); else args+=("$a"); fi
+done
 cd python
-../.venv/bin/python -m qslaw_tools.repro.reproduce --out ../build/repro "$@"
+../.venv/bin/python -m qslaw_tools.repro.reproduce --out ../build/repro ${args[@]+"${args[@]}"}
+../.venv/bin/python -m qslaw_tools.repro.lora_stage --out ../build/repro_lora ${full[@]+"${full[@]}"}

@@ -11,12 +11,12 @@
 #include "qslaw/Train/qslaw_trainer.h"
 #include "qslaw/Runtime/qslaw_runtime.h"
 #include "Checkpoint.h"
+#include "Exports.h"
 #include "qslaw/Export/ONNXExport.h"
 #include "qslaw/Runtime/Npy.h"
 #include "qslaw/Support/AtomicFile.h"
 #include "qslaw/Train/Batch.h"
 #include "qslaw/Train/Data.h"
-#include "qslaw/Train/PeftExport.h"
 #include "qslaw/Train/Schedule.h"
 
 #include "llvm/Support/CommandLine.h"
@@ -115,6 +115,11 @@ cl::opt<std::string> device("device", cl::cat(cat),
                             cl::desc("cpu or cuda (default: the target the "
                                      "model was compiled for)"));
 
+ExportRequest exportRequest() {
+  return {exportDir, exportOnnx, exportFormat, sourceModel, exportPeft,
+          peftStripPrefix};
+}
+
 volatile std::sig_atomic_t stopSignal = 0;
 void onSignal(int sig) { stopSignal = sig; }
 
@@ -173,116 +178,6 @@ qslaw_tensor tensorOf(const Spec &s, void *data, size_t bytes) {
                       s.shape.data(), data, bytes};
 }
 
-/// --export-params (the tensors as .npy + params.json) and --export-onnx.
-int exportLearned(const std::vector<Param> &params, const json::Object &training) {
-  size_t P = params.size();
-  if (!exportDir.empty()) {
-    if (std::error_code ec = sys::fs::create_directories(exportDir))
-      return fail(exportDir + ": " + ec.message());
-    json::Array list;
-    for (size_t i = 0; i < P; ++i) {
-      std::string file = "param" + std::to_string(i) + ".npy";
-      qslaw::NpyArray a{"f4", params[i].shape, {}};
-      const auto *bytes = reinterpret_cast<const uint8_t *>(params[i].value.data());
-      a.data.assign(bytes, bytes + params[i].value.size() * 4);
-      if (Error e = qslaw::writeNpy(exportDir + "/" + file, a))
-        return fail(toString(std::move(e)));
-      list.push_back(json::Object{{"name", params[i].name},
-                                  {"kind", params[i].kind},
-                                  {"source", params[i].source},
-                                  {"file", file}});
-    }
-    json::Object manifest{{"params", std::move(list)},
-                          {"training", json::Value(json::Object(training))}};
-    std::string text;
-    raw_string_ostream(text) << json::Value(std::move(manifest));
-    if (Error e = qslaw::writeFileAtomically(exportDir + "/params.json", text))
-      return fail(toString(std::move(e)));
-  }
-  const json::Object *lora = training.getObject("lora");
-  if (!exportPeft.empty()) {
-    std::vector<qslaw::onnx_export::LearnedTensor> adapters;
-    for (const Param &p : params)
-      adapters.push_back({p.name, p.kind, p.source, p.shape, p.value});
-    PeftOptions po;
-    po.rank = lora ? lora->getInteger("rank").value_or(0) : 0;
-    po.alpha = lora ? lora->getNumber("alpha").value_or(0) : 0;
-    po.stripPrefix = peftStripPrefix;
-    if (Error e = writePeftAdapter(exportPeft, adapters, po))
-      return fail("exporting " + exportPeft + ": " + toString(std::move(e)));
-    errs() << "qslaw-trainer: wrote the PEFT adapter to " << exportPeft << "\n";
-  }
-  if (exportOnnx.empty())
-    return 0;
-  // A model with float layers only (full-precision LoRA) records none.
-  const json::Array *layerJson = training.getArray("layers");
-  json::Array none;
-  auto layers = qslaw::onnx_export::parseQuantizedLayers(layerJson ? *layerJson : none);
-  if (!layers)
-    return fail(toString(layers.takeError()));
-  std::vector<qslaw::onnx_export::LearnedTensor> learned;
-  for (const Param &p : params)
-    learned.push_back({p.name, p.kind, p.source, p.shape, p.value});
-  // A later stage (qslaw-compile --init-params) exports what the earlier one
-  // learned too: its tensors are constants of this program, not parameters.
-  std::vector<std::vector<float>> carried;
-  if (auto dir = training.getString("init_params")) {
-    auto manifest = MemoryBuffer::getFile(*dir + "/params.json");
-    auto mj = manifest ? json::parse((*manifest)->getBuffer())
-                       : Expected<json::Value>(createStringError(
-                             manifest.getError(), "cannot read"));
-    const json::Array *list =
-        mj && mj->getAsObject() ? mj->getAsObject()->getArray("params") : nullptr;
-    if (!list) {
-      if (!mj)
-        consumeError(mj.takeError());
-      return fail("exporting " + exportOnnx + ": the tensors this model was "
-                  "compiled from (" + *dir + "/params.json) cannot be read");
-    }
-    carried.reserve(list->size());
-    for (const json::Value &v : *list) {
-      const json::Object *o = v.getAsObject();
-      auto name = o ? o->getString("name") : std::nullopt;
-      auto file = o ? o->getString("file") : std::nullopt;
-      if (!name || !file)
-        return fail(*dir + "/params.json: an entry without name or file");
-      bool trained = llvm::any_of(params, [&](const Param &p) { return p.name == *name; });
-      if (trained)
-        continue;
-      auto a = qslaw::readNpy((*dir + "/" + *file).str());
-      if (!a)
-        return fail(toString(a.takeError()));
-      carried.emplace_back(a->numElements());
-      std::memcpy(carried.back().data(), a->data.data(), a->data.size());
-      learned.push_back({name->str(), o->getString("kind").value_or("").str(),
-                         o->getString("source").value_or("").str(), a->shape,
-                         carried.back()});
-    }
-  }
-  qslaw::onnx_export::ExportOptions opts;
-  if (lora && lora->getInteger("rank") && *lora->getInteger("rank") > 0)
-    opts.loraScale = lora->getNumber("alpha").value_or(0) /
-                     double(*lora->getInteger("rank"));
-  opts.format = exportFormat == "qdq" ? qslaw::onnx_export::Format::QDQ
-                                      : qslaw::onnx_export::Format::MatMulNBits;
-  opts.clipSteps = int(training.getInteger("clip_steps").value_or(0));
-  std::string source = sourceModel;
-  if (source.empty())
-    source = training.getString("model").value_or("").str();
-  if (source.empty() || !sys::fs::exists(source))
-    return fail("source model '" + source + "' not found; name it with "
-                "--source-model");
-  StringRef parent = sys::path::parent_path(exportOnnx);
-  if (!parent.empty())
-    if (std::error_code ec = sys::fs::create_directories(parent))
-      return fail("exporting " + exportOnnx + ": cannot create " + parent +
-                  ": " + ec.message());
-  if (Error e = qslaw::onnx_export::exportLearnedModel(source, *layers, learned,
-                                                       opts, exportOnnx))
-    return fail("exporting " + exportOnnx + ": " + toString(std::move(e)));
-  errs() << "qslaw-trainer: wrote " << exportOnnx << "\n";
-  return 0;
-}
 } // namespace
 
 extern "C" int qslaw_trainer_main(int argc, char **argv) {
@@ -386,7 +281,7 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
     return fail(qslaw_last_error());
 
   if (steps == 0) {
-    int rc = exportLearned(params, *training);
+    int rc = exportLearned(params, *training, exportRequest());
     qslaw_session_free(session);
     qslaw_model_free(model);
     return rc;
@@ -757,7 +652,7 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
   if (rc == 0 && !fromSession())
     rc = fail(qslaw_last_error());
   if (rc == 0)
-    rc = exportLearned(params, *training);
+    rc = exportLearned(params, *training, exportRequest());
   if (failedCheckpoints > 0) {
     errs() << "qslaw-trainer: error: " << failedCheckpoints
            << " checkpoint write(s) failed; "

@@ -504,21 +504,22 @@ struct MakeTrainStepPass
                                  IntegerType::get(&getContext(), 64));
   }
 
-  /// `acc + weight * grad` elementwise (weight: tensor<f32>).
+  /// `acc + weight * grad` elementwise (weight: tensor<f32>, read through
+  /// a broadcast map so that it stays in device memory on GPU targets).
   static Value weightedAdd(OpBuilder &b, Location loc, Value acc, Value grad,
                            Value weight) {
     auto ty = cast<RankedTensorType>(acc.getType());
-    Value w = tensor::ExtractOp::create(b, loc, weight, ValueRange{});
     AffineMap id = b.getMultiDimIdentityMap(ty.getRank());
+    AffineMap scalar = AffineMap::get(ty.getRank(), 0, b.getContext());
     Value init = tensor::EmptyOp::create(b, loc, ty.getShape(),
                                          ty.getElementType());
     return linalg::GenericOp::create(
-               b, loc, ty, ValueRange{acc, grad}, ValueRange{init},
-               SmallVector<AffineMap>(3, id),
+               b, loc, ty, ValueRange{acc, grad, weight}, ValueRange{init},
+               SmallVector<AffineMap>{id, id, scalar, id},
                SmallVector<utils::IteratorType>(ty.getRank(),
                                                 utils::IteratorType::parallel),
                [&](OpBuilder &nb, Location l, ValueRange v) {
-                 Value m = arith::MulFOp::create(nb, l, w, v[1]);
+                 Value m = arith::MulFOp::create(nb, l, v[2], v[1]);
                  linalg::YieldOp::create(
                      nb, l, Value(arith::AddFOp::create(nb, l, v[0], m)));
                })

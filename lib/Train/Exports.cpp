@@ -1,0 +1,141 @@
+//===- Exports.cpp - what a trainer writes after training ------------------===//
+//
+// --export-params (the tensors as .npy + params.json), --export-peft (the
+// LoRA adapters in PEFT's format) and --export-onnx (the source model
+// rewritten with what was learned, and with what an earlier stage learned:
+// the tensors of the compile's --init-params).
+//
+//===----------------------------------------------------------------------===//
+#include "Exports.h"
+#include "qslaw/Export/ONNXExport.h"
+#include "qslaw/Runtime/Npy.h"
+#include "qslaw/Support/AtomicFile.h"
+#include "qslaw/Train/PeftExport.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstring>
+
+using namespace llvm;
+
+namespace qslaw::train {
+
+static int fail(const Twine &msg) {
+  errs() << "qslaw-trainer: error: " << msg << "\n";
+  return 1;
+}
+
+int exportLearned(const std::vector<Param> &params,
+                  const json::Object &training, const ExportRequest &r) {
+  size_t P = params.size();
+  if (!r.paramsDir.empty()) {
+    if (std::error_code ec = sys::fs::create_directories(r.paramsDir))
+      return fail(r.paramsDir + ": " + ec.message());
+    json::Array list;
+    for (size_t i = 0; i < P; ++i) {
+      std::string file = "param" + std::to_string(i) + ".npy";
+      qslaw::NpyArray a{"f4", params[i].shape, {}};
+      const auto *bytes = reinterpret_cast<const uint8_t *>(params[i].value.data());
+      a.data.assign(bytes, bytes + params[i].value.size() * 4);
+      if (Error e = qslaw::writeNpy(r.paramsDir + "/" + file, a))
+        return fail(toString(std::move(e)));
+      list.push_back(json::Object{{"name", params[i].name},
+                                  {"kind", params[i].kind},
+                                  {"source", params[i].source},
+                                  {"file", file}});
+    }
+    json::Object manifest{{"params", std::move(list)},
+                          {"training", json::Value(json::Object(training))}};
+    std::string text;
+    raw_string_ostream(text) << json::Value(std::move(manifest));
+    if (Error e = qslaw::writeFileAtomically(r.paramsDir + "/params.json", text))
+      return fail(toString(std::move(e)));
+  }
+  const json::Object *lora = training.getObject("lora");
+  if (!r.peftDir.empty()) {
+    std::vector<qslaw::onnx_export::LearnedTensor> adapters;
+    for (const Param &p : params)
+      adapters.push_back({p.name, p.kind, p.source, p.shape, p.value});
+    PeftOptions po;
+    po.rank = lora ? lora->getInteger("rank").value_or(0) : 0;
+    po.alpha = lora ? lora->getNumber("alpha").value_or(0) : 0;
+    po.stripPrefix = r.peftStripPrefix;
+    if (Error e = writePeftAdapter(r.peftDir, adapters, po))
+      return fail("exporting " + r.peftDir + ": " + toString(std::move(e)));
+    errs() << "qslaw-trainer: wrote the PEFT adapter to " << r.peftDir << "\n";
+  }
+  if (r.onnx.empty())
+    return 0;
+  // A model with float layers only (full-precision LoRA) records none.
+  const json::Array *layerJson = training.getArray("layers");
+  json::Array none;
+  auto layers = qslaw::onnx_export::parseQuantizedLayers(layerJson ? *layerJson : none);
+  if (!layers)
+    return fail(toString(layers.takeError()));
+  std::vector<qslaw::onnx_export::LearnedTensor> learned;
+  for (const Param &p : params)
+    learned.push_back({p.name, p.kind, p.source, p.shape, p.value});
+  // A later stage (qslaw-compile --init-params) exports what the earlier one
+  // learned too: its tensors are constants of this program, not parameters.
+  std::vector<std::vector<float>> carried;
+  if (auto dir = training.getString("init_params")) {
+    auto manifest = MemoryBuffer::getFile(*dir + "/params.json");
+    auto mj = manifest ? json::parse((*manifest)->getBuffer())
+                       : Expected<json::Value>(createStringError(
+                             manifest.getError(), "cannot read"));
+    const json::Array *list =
+        mj && mj->getAsObject() ? mj->getAsObject()->getArray("params") : nullptr;
+    if (!list) {
+      if (!mj)
+        consumeError(mj.takeError());
+      return fail("exporting " + r.onnx + ": the tensors this model was "
+                  "compiled from (" + *dir + "/params.json) cannot be read");
+    }
+    carried.reserve(list->size());
+    for (const json::Value &v : *list) {
+      const json::Object *o = v.getAsObject();
+      auto name = o ? o->getString("name") : std::nullopt;
+      auto file = o ? o->getString("file") : std::nullopt;
+      if (!name || !file)
+        return fail(*dir + "/params.json: an entry without name or file");
+      bool trained = llvm::any_of(params, [&](const Param &p) { return p.name == *name; });
+      if (trained)
+        continue;
+      auto a = qslaw::readNpy((*dir + "/" + *file).str());
+      if (!a)
+        return fail(toString(a.takeError()));
+      carried.emplace_back(a->numElements());
+      std::memcpy(carried.back().data(), a->data.data(), a->data.size());
+      learned.push_back({name->str(), o->getString("kind").value_or("").str(),
+                         o->getString("source").value_or("").str(), a->shape,
+                         carried.back()});
+    }
+  }
+  qslaw::onnx_export::ExportOptions opts;
+  if (lora && lora->getInteger("rank") && *lora->getInteger("rank") > 0)
+    opts.loraScale = lora->getNumber("alpha").value_or(0) /
+                     double(*lora->getInteger("rank"));
+  opts.format = r.format == "qdq" ? qslaw::onnx_export::Format::QDQ
+                                      : qslaw::onnx_export::Format::MatMulNBits;
+  opts.clipSteps = int(training.getInteger("clip_steps").value_or(0));
+  std::string source = r.sourceModel;
+  if (source.empty())
+    source = training.getString("model").value_or("").str();
+  if (source.empty() || !sys::fs::exists(source))
+    return fail("source model '" + source + "' not found; name it with "
+                "--source-model");
+  StringRef parent = sys::path::parent_path(r.onnx);
+  if (!parent.empty())
+    if (std::error_code ec = sys::fs::create_directories(parent))
+      return fail("exporting " + r.onnx + ": cannot create " + parent +
+                  ": " + ec.message());
+  if (Error e = qslaw::onnx_export::exportLearnedModel(source, *layers, learned,
+                                                       opts, r.onnx))
+    return fail("exporting " + r.onnx + ": " + toString(std::move(e)));
+  errs() << "qslaw-trainer: wrote " << r.onnx << "\n";
+  return 0;
+}
+} // namespace qslaw::train
