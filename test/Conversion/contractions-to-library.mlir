@@ -203,3 +203,35 @@ func.func @dynamic(%a: tensor<?x32xf32>, %b: tensor<32x48xf32>, %c: tensor<?x48x
   %y = linalg.matmul ins(%a, %b : tensor<?x32xf32>, tensor<32x48xf32>) outs(%c : tensor<?x48xf32>) -> tensor<?x48xf32>
   return %y : tensor<?x48xf32>
 }
+
+// One GEMM feeding another directly (LoRA's (x A^T) B^T): both become
+// calls, the second reading the first's result (its producer was replaced
+// after the match; a stale operand crashed the pass).
+// CHECK-LABEL: func @chained
+// CHECK-COUNT-2: call @qslaw_ukernel_sgemm_f32
+// CHECK-NOT: linalg.generic
+#lxa = affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>
+#la = affine_map<(d0, d1, d2, d3) -> (d2, d3)>
+#lo = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
+func.func @chained(%x: tensor<2x32x64xf32>, %a: tensor<16x64xf32>, %b: tensor<64x16xf32>) -> tensor<2x32x64xf32> {
+  %z = arith.constant 0.0 : f32
+  %e1 = tensor.empty() : tensor<2x32x16xf32>
+  %f1 = linalg.fill ins(%z : f32) outs(%e1 : tensor<2x32x16xf32>) -> tensor<2x32x16xf32>
+  %d = linalg.generic {indexing_maps = [#lxa, #la, #lo], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+      ins(%x, %a : tensor<2x32x64xf32>, tensor<16x64xf32>) outs(%f1 : tensor<2x32x16xf32>) {
+  ^bb0(%p: f32, %q: f32, %acc: f32):
+    %m = arith.mulf %p, %q : f32
+    %s = arith.addf %acc, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<2x32x16xf32>
+  %e2 = tensor.empty() : tensor<2x32x64xf32>
+  %f2 = linalg.fill ins(%z : f32) outs(%e2 : tensor<2x32x64xf32>) -> tensor<2x32x64xf32>
+  %u = linalg.generic {indexing_maps = [#lxa, #la, #lo], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+      ins(%d, %b : tensor<2x32x16xf32>, tensor<64x16xf32>) outs(%f2 : tensor<2x32x64xf32>) {
+  ^bb0(%p: f32, %q: f32, %acc: f32):
+    %m = arith.mulf %p, %q : f32
+    %s = arith.addf %acc, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<2x32x64xf32>
+  return %u : tensor<2x32x64xf32>
+}

@@ -315,15 +315,21 @@ struct ContractionsToLibraryPass
           << static_cast<int>(numThreads);
       return signalPassFailure();
     }
-    SmallVector<std::pair<linalg::LinalgOp, Gemm>> work;
+    SmallVector<linalg::LinalgOp> work;
     module.walk([&](linalg::LinalgOp op) {
       if (std::optional<Gemm> g = matchGemm(op))
         if (2.0 * g->batch * g->rows * g->cols * g->depth >= double(minFlops))
-          work.push_back({op, *g});
+          work.push_back(op);
     });
     IRRewriter b(module.getContext());
     Type f32 = b.getF32Type();
-    for (auto &[op, g] : work) {
+    for (linalg::LinalgOp op : work) {
+      // Matched again now: a GEMM feeding another directly (LoRA's x A^T
+      // then B^T) has had its producer replaced since the walk.
+      std::optional<Gemm> matched = matchGemm(op);
+      if (!matched)
+        continue;
+      Gemm &g = *matched;
       Location loc = op.getLoc();
       b.setInsertionPoint(op);
       auto resTy = cast<RankedTensorType>(op->getResult(0).getType());
