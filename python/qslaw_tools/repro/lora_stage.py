@@ -25,6 +25,7 @@ import time
 
 from qslaw_tools.repro import common as C
 from qslaw_tools.repro.evaluate import evaluate_onnx
+from qslaw_tools.repro.plotting import bar_panels
 from qslaw_tools.repro.reproduce import LAYERS, run
 from qslaw_tools.runner import ROOT, tool
 
@@ -148,36 +149,17 @@ def table(rows):
 
 
 def plot(rows, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("(matplotlib not installed: no plot)")
-        return
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-    labels = [f"{r['setting']} ({r['bits']})" for r in rows]
     palette = {"full-precision LoRA": "#555555", "LoRA on RTN (QLoRA-style)": "#ff7f0e",
                "QSLAW stages 1-2 (no LoRA)": "#9ecae1", "QSLAW stages 1-3 (+ LoRA)": "#1f77b4"}
-    colors = [palette.get(r["setting"], "#9467bd") for r in rows]
-    for ax, key, title in [(axes[0], "vqa", "held-out VQA accuracy (higher is better)"),
-                           (axes[1], "ppl", "held-out text perplexity (lower is better)")]:
-        ax.barh(range(len(rows)), [r[key + "_mean"] for r in rows],
-                xerr=[r[key + "_std"] for r in rows], color=colors)
-        ax.set_yticks(range(len(rows)))
-        ax.set_yticklabels(labels if ax is axes[0] else [""] * len(rows), fontsize=7)
-        ax.invert_yaxis()
-        lo = min(r[key + "_mean"] for r in rows)
-        ax.set_xlim(lo * (0.95 if key == "vqa" else 0.9), None)
-        ax.set_title(title, fontsize=9)
-        for i, r in enumerate(rows):
-            ax.text(r[key + "_mean"], i, f" {r[key + '_mean']:.3f}", va="center", fontsize=7)
     n = rows[0]["seeds"] if rows else 0
-    fig.suptitle(f"LoRA stage on digits VQA + text (tiny LLaVA), mean ± std over {n} "
-                 "seed(s); bits in parentheses", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    print(f"plot: {path}")
+    bar_panels(path, [f"{r['setting']} ({r['bits']})" for r in rows],
+               [palette.get(r["setting"], "#9467bd") for r in rows],
+               [("held-out VQA accuracy (higher is better)", [r["vqa_mean"] for r in rows],
+                 [r["vqa_std"] for r in rows], False),
+                ("held-out text perplexity (lower is better)", [r["ppl_mean"] for r in rows],
+                 [r["ppl_std"] for r in rows], False)],
+               f"LoRA stage on digits VQA + text (tiny LLaVA), mean ± std over {n} "
+               "seed(s); bits in parentheses")
 
 
 if __name__ == "__main__":

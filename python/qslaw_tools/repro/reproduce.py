@@ -25,6 +25,7 @@ import time
 
 from qslaw_tools.repro import common as C
 from qslaw_tools.repro.evaluate import evaluate_onnx
+from qslaw_tools.repro.plotting import bar_panels
 from qslaw_tools.runner import ROOT, tool
 
 LAYERS = r".*language_model.*layers.*"
@@ -117,33 +118,15 @@ def table(rows):
 
 
 def plot(rows, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("(matplotlib not installed: no plot)")
-        return
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    labels = [f"{r['setting']}\n({r['bits']})" for r in rows]
     palette = {"fp32": "#555555", 8: "#2ca02c", 4: "#1f77b4", 3: "#ff7f0e", 2: "#d62728"}
-    colors = [palette.get(r["bits"], "#9467bd") for r in rows]
-    for ax, key, title in [(axes[0], "vqa_accuracy", "held-out VQA accuracy (higher is better)"),
-                           (axes[1], "text_ppl", "held-out text perplexity (lower is better)")]:
-        ax.barh(range(len(rows)), [r[key] for r in rows], color=colors)
-        ax.set_yticks(range(len(rows)))
-        ax.set_yticklabels(labels if ax is axes[0] else [""] * len(rows), fontsize=7)
-        ax.invert_yaxis()
-        if key == "text_ppl":
-            ax.set_xscale("log")
-        ax.set_title(title, fontsize=9)
-        for i, r in enumerate(rows):
-            ax.text(r[key], i, f" {r[key]:.3f}", va="center", fontsize=7)
-    fig.suptitle("QSLAW on digits VQA + text (tiny LLaVA): fp32 (grey), 4-bit (blue), "
-                 "3-bit (orange), 2-bit (red)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    print(f"plot: {path}")
+    bar_panels(path, [f"{r['setting']}\n({r['bits']})" for r in rows],
+               [palette.get(r["bits"], "#9467bd") for r in rows],
+               [("held-out VQA accuracy (higher is better)",
+                 [r["vqa_accuracy"] for r in rows], None, False),
+                ("held-out text perplexity (lower is better)",
+                 [r["text_ppl"] for r in rows], None, True)],
+               "QSLAW on digits VQA + text (tiny LLaVA): fp32 (grey), 4-bit (blue), "
+               "3-bit (orange), 2-bit (red)")
 
 
 if __name__ == "__main__":

@@ -593,18 +593,8 @@ struct MakeTrainStepPass
     SmallVector<Type> pt = paramTypes(), args;
     auto scalarTy = RankedTensorType::get({}, b.getF32Type());
     SmallVector<std::string> argNames, outNames{"grad_sq_norm"};
-    for (StringRef prefix : {"", "exp_avg.", "exp_avg_sq.", "acc."})
-      for (Trainable &t : trainables) {
-        args.push_back(t.init.getType());
-        argNames.push_back((prefix + t.name).str());
-      }
-    for (StringRef prefix : {"", "exp_avg.", "exp_avg_sq."})
-      for (Trainable &t : trainables)
-        outNames.push_back(("new." + prefix + t.name).str());
-    args.push_back(RankedTensorType::get({int64_t(p)}, b.getF32Type()));
-    argNames.push_back("lrs");
-    args.push_back(scalarTy);
-    argNames.push_back("step");
+    optimizerSignature(b, {"", "exp_avg.", "exp_avg_sq.", "acc."}, args,
+                       argNames, outNames);
     SmallVector<Type> results{scalarTy};
     for (int i = 0; i < 3; ++i)
       llvm::append_range(results, pt);
@@ -617,14 +607,13 @@ struct MakeTrainStepPass
     func::ReturnOp::create(fb, f.getLoc(), rets);
   }
 
-  LogicalResult buildTrainStep(OpBuilder &b) {
-    unsigned p = trainables.size(), n = forward.getNumArguments();
-    SmallVector<Type> pt = paramTypes();
-    auto f32 = b.getF32Type();
-    auto scalarTy = RankedTensorType::get({}, f32);
-    SmallVector<Type> args;
-    SmallVector<std::string> argNames, outNames{"loss", "grad_sq_norm"};
-    for (StringRef prefix : {"", "exp_avg.", "exp_avg_sq."})
+  /// An optimizer entry's state arguments (one per trainable and prefix),
+  /// then `lrs` and `step`; its outputs new.X, new.exp_avg.X, ...
+  void optimizerSignature(OpBuilder &b, ArrayRef<StringRef> prefixes,
+                          SmallVector<Type> &args,
+                          SmallVector<std::string> &argNames,
+                          SmallVector<std::string> &outNames) {
+    for (StringRef prefix : prefixes)
       for (Trainable &t : trainables) {
         args.push_back(t.init.getType());
         argNames.push_back((prefix + t.name).str());
@@ -632,10 +621,22 @@ struct MakeTrainStepPass
     for (StringRef prefix : {"", "exp_avg.", "exp_avg_sq."})
       for (Trainable &t : trainables)
         outNames.push_back(("new." + prefix + t.name).str());
-    args.push_back(RankedTensorType::get({int64_t(p)}, f32));
+    args.push_back(
+        RankedTensorType::get({int64_t(trainables.size())}, b.getF32Type()));
     argNames.push_back("lrs");
-    args.push_back(scalarTy);
+    args.push_back(RankedTensorType::get({}, b.getF32Type()));
     argNames.push_back("step");
+  }
+
+  LogicalResult buildTrainStep(OpBuilder &b) {
+    unsigned p = trainables.size(), n = forward.getNumArguments();
+    SmallVector<Type> pt = paramTypes();
+    auto f32 = b.getF32Type();
+    auto scalarTy = RankedTensorType::get({}, f32);
+    SmallVector<Type> args;
+    SmallVector<std::string> argNames, outNames{"loss", "grad_sq_norm"};
+    optimizerSignature(b, {"", "exp_avg.", "exp_avg_sq."}, args, argNames,
+                       outNames);
     llvm::append_range(args, forward.getArgumentTypes());
     llvm::append_range(argNames, inputNames());
     Type labelsTy = labelsType();
