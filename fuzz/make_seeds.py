@@ -131,6 +131,29 @@ def built_seeds(build, corpus):
         open(os.path.join(d, "header.bin"), "wb").write(raw[:off])
 
 
+def processor_config_seeds(d):
+    """CLIP (LLaVA-1.5, with do_pad), SigLIP and a nearest-resample config
+    for the harness's 16 x 16 model input, plus two known-bad ones."""
+    clip_mean, clip_std = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
+    seeds = {
+        "clip_pad": {"do_pad": True, "do_resize": True, "size": {"shortest_edge": 16},
+                     "resample": 3, "do_center_crop": True,
+                     "crop_size": {"height": 16, "width": 16}, "do_rescale": True,
+                     "rescale_factor": 1 / 255, "do_normalize": True,
+                     "image_mean": clip_mean, "image_std": clip_std,
+                     "image_processor_type": "CLIPImageProcessor"},
+        "siglip": {"do_resize": True, "size": {"height": 16, "width": 16}, "resample": 3,
+                   "image_mean": [0.5] * 3, "image_std": [0.5] * 3},
+        "nearest_int_size": {"size": 16, "default_to_square": True, "resample": 0,
+                             "do_center_crop": False},
+        "bad_std": {"size": {"height": 16, "width": 16}, "image_std": [0, 1, 1]},
+        "huge_edge": {"size": {"shortest_edge": 100000}, "crop_size": 16},
+    }
+    for name, cfg in seeds.items():
+        with open(os.path.join(d, name + ".json"), "w") as f:
+            json.dump(cfg, f)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -141,6 +164,7 @@ def main():
     records_seeds(out_dir(a.corpus, "fuzz_records"))
     schedule_seeds(out_dir(a.corpus, "fuzz_schedule"))
     image_seeds(out_dir(a.corpus, "fuzz_image"))
+    processor_config_seeds(out_dir(a.corpus, "fuzz_processor_config"))
     built_seeds(a.build, a.corpus)
 
 

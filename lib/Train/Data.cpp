@@ -241,10 +241,6 @@ llvm::Expected<Raw> decodeJpeg(const std::string &path, FILE *f) {
 }
 } // namespace
 
-// ImageProcessor.cpp: the processor-config pipeline over RGB8 pixels.
-std::vector<float> processImage(const uint8_t *rgb, int w, int h,
-                                const ImageSpec &spec);
-
 llvm::Expected<std::vector<float>> loadImage(const std::string &path,
                                              const ImageSpec &spec) {
   auto buf = llvm::MemoryBuffer::getFile(path);

@@ -130,15 +130,51 @@ const llvm::StringSet<> kIgnoredKeys = {
 
 } // namespace
 
-std::vector<float> processImage(const uint8_t *rgb, int w, int h,
-                                const ImageSpec &spec) {
+llvm::Expected<std::vector<float>> processImage(const uint8_t *rgb, int w,
+                                                int h, const ImageSpec &spec) {
+  // What the steps would allocate is checked first: a 1 x 16384 image with
+  // a shortest edge of 224 resizes to 224 x 3.7 M.
+  auto tooLarge = [&](const char *what, int64_t ww, int64_t hh) {
+    return err(spec.source + ": " + what + " gives " + llvm::Twine(ww) + " x " +
+               llvm::Twine(hh) + " pixels for a " + llvm::Twine(w) + " x " +
+               llvm::Twine(h) + " image, over the limit (16384 per side, " +
+               "67108864 pixels)");
+  };
+  constexpr int64_t kMaxSide = 16384, kMaxPixels = int64_t(1) << 26;
+  auto fits = [&](int64_t ww, int64_t hh) {
+    return ww > 0 && hh > 0 && ww <= kMaxSide && hh <= kMaxSide &&
+           ww * hh <= kMaxPixels;
+  };
+  int64_t pw = w, ph = h;
+  if (spec.doPad)
+    pw = ph = std::max(w, h);
+  if (!fits(pw, ph))
+    return tooLarge("do_pad", pw, ph);
+  if (spec.doResize) {
+    int64_t rw = spec.resizeW, rh = spec.resizeH;
+    if (spec.shortestEdge > 0) {
+      double longSide = double(spec.shortestEdge) * std::max(pw, ph) /
+                        std::min(pw, ph);
+      if (longSide > double(kMaxSide))
+        return tooLarge("the shortest-edge resize", pw >= ph ? int64_t(longSide) : spec.shortestEdge,
+                        pw >= ph ? spec.shortestEdge : int64_t(longSide));
+      rw = pw >= ph ? int64_t(longSide) : spec.shortestEdge;
+      rh = pw >= ph ? spec.shortestEdge : int64_t(longSide);
+    }
+    if (!fits(rw, rh))
+      return tooLarge("the resize", rw, rh);
+  }
   Rgb img{w, h, std::vector<uint8_t>(rgb, rgb + size_t(w) * h * 3)};
   if (spec.doPad && w != h) {
     // LLaVA-1.5's expand2square: centred on a square of the mean colour.
     int side = std::max(w, h), left = (side - w) / 2, top = (side - h) / 2;
     Rgb sq{side, side, std::vector<uint8_t>(size_t(side) * side * 3)};
+    // int(mean * 255) as transformers computes it, kept to a byte.
+    uint8_t fill[3];
+    for (int c = 0; c < 3; ++c)
+      fill[c] = uint8_t(std::clamp(std::trunc(double(spec.mean[c]) * 255.0), 0.0, 255.0));
     for (size_t i = 0; i < sq.px.size(); ++i)
-      sq.px[i] = uint8_t(int(spec.mean[i % 3] * 255.0f));
+      sq.px[i] = fill[i % 3];
     for (int y = 0; y < h; ++y)
       std::copy_n(&img.px[size_t(y) * w * 3], size_t(w) * 3,
                   &sq.px[(size_t(y + top) * side + left) * 3]);

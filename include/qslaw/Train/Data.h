@@ -75,6 +75,12 @@ llvm::Expected<ImageSpec> parseProcessorConfig(llvm::StringRef text,
                                                const std::string &path,
                                                int64_t size);
 
+/// The processor-config pipeline (spec.fromConfig) over `w` x `h` RGB8
+/// pixels: CHW floats of spec.size x spec.size. A resize or pad larger
+/// than the image limits (16384 a side, 2^26 pixels) is an error.
+llvm::Expected<std::vector<float>> processImage(const uint8_t *rgb, int w,
+                                                int h, const ImageSpec &spec);
+
 /// Decodes a PNG or JPEG into CHW floats as `spec` says.
 llvm::Expected<std::vector<float>> loadImage(const std::string &path,
                                              const ImageSpec &spec);
