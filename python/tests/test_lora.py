@@ -139,3 +139,23 @@ def test_lora_bad_options(tmp_path, args, message):
     r, out = compile_lora(tmp_path, False, args)
     assert r.returncode != 0 and message in r.stderr, r.stderr
     assert not os.path.exists(out)
+
+
+def test_scale_start_layer(tmp_path):
+    """--scale-start-layer=0 (the reference's --start_layer): only decoder
+    layer 1 of the two trains its scales; the projector still trains."""
+    out = str(tmp_path / "s.so")
+    r = subprocess.run([tool("qslaw-compile"), os.path.join(FIX, "tiny_llava.onnx"),
+                        "--quantize=w4g32", f"--quantize-layers={LAYERS}",
+                        "--scale-start-layer=0", "--train", "-o", out],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    params = Model(out).signature["training"]["params"]
+    scales = [p["name"] for p in params if p["kind"] == "scale"]
+    assert len(scales) == 7 and all("/layers.1/" in n for n in scales), scales
+    assert any(p["kind"] == "float" for p in params)
+    r = subprocess.run([tool("qslaw-compile"), os.path.join(FIX, "tiny_llava.onnx"),
+                        "--quantize=w4g32", "--scale-start-layer=-2", "--train",
+                        "-o", str(tmp_path / "bad.so")], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert "--scale-start-layer=-2: expected a layer index >= 0, or -1" in r.stderr
