@@ -134,6 +134,7 @@ def test_lora_twenty_adamw_steps_match_torch(tmp_path):
     (["--lora-rank=1000"], "rank 1000 is outside [1, 64] for layer"),
     (["--train-lora=.*nothing.*"], "selects no linear layer"),
     (["--train-lora=("], "invalid layers regex '('"),
+    (["--train-lora=", "--lora-rank=4"], "--lora-rank, --lora-alpha and --lora-seed apply to"),
 ])
 def test_lora_bad_options(tmp_path, args, message):
     r, out = compile_lora(tmp_path, False, args)

@@ -248,6 +248,11 @@ int main(int argc, char **argv) {
   if (!initParams.empty() && !o.quantize)
     return fail("--init-params loads learned scales: it needs the --quantize "
                 "of the run that learned them");
+  if (trainLora.empty() && (loraRank.getNumOccurrences() ||
+                            loraAlpha.getNumOccurrences() ||
+                            loraSeed.getNumOccurrences()))
+    return fail("--lora-rank, --lora-alpha and --lora-seed apply to the "
+                "adapters of --train-lora, which is not given");
   if (!trainLora.empty()) {
     if (!o.training())
       return fail("--train-lora needs --train or --emit=trainer");
