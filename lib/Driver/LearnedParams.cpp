@@ -18,12 +18,11 @@ Error bad(const Twine &msg) {
   return createStringError(inconvertibleErrorCode(), msg);
 }
 
-/// The constant operand `slot` of `user` becomes `value` (a new constant,
-/// so that another user of the old one keeps it).
-Error replaceOperand(Operation *user, unsigned slot, const ::qslaw::NpyArray &a,
-                     StringRef what) {
+/// A new constant holding `a`, at `b`'s insertion point, in place of the
+/// constant `v` (checked: f32, the same shape; its qslaw.name kept).
+Expected<Value> learnedConstant(OpBuilder &b, Location loc, Value v,
+                                const ::qslaw::NpyArray &a, StringRef what) {
   DenseElementsAttr old;
-  Value v = user->getOperand(slot);
   if (!matchPattern(v, m_Constant(&old)))
     return bad(what + " is not a constant in this model");
   auto ty = dyn_cast<RankedTensorType>(old.getType());
@@ -39,13 +38,24 @@ Error replaceOperand(Operation *user, unsigned slot, const ::qslaw::NpyArray &a,
   }
   ArrayRef<char> raw(reinterpret_cast<const char *>(a.data.data()),
                      a.data.size());
-  OpBuilder b(user);
-  auto c = arith::ConstantOp::create(b, user->getLoc(),
+  auto c = arith::ConstantOp::create(b, loc,
                                      DenseElementsAttr::getFromRawBuffer(ty, raw));
   if (Operation *def = v.getDefiningOp())
     if (auto name = def->getAttrOfType<StringAttr>("qslaw.name"))
       c->setAttr("qslaw.name", name);
-  user->setOperand(slot, c);
+  return c.getResult();
+}
+
+/// The constant operand `slot` of `user` becomes `a` (a new constant, so
+/// that another user of the old one keeps it).
+Error replaceOperand(Operation *user, unsigned slot, const ::qslaw::NpyArray &a,
+                     StringRef what) {
+  OpBuilder b(user);
+  Expected<Value> c =
+      learnedConstant(b, user->getLoc(), user->getOperand(slot), a, what);
+  if (!c)
+    return c.takeError();
+  user->setOperand(slot, *c);
   return Error::success();
 }
 
@@ -161,13 +171,11 @@ Expected<unsigned> loadLearnedParams(ModuleOp module, StringRef dir) {
       for (arith::ConstantOp c : it->second) {
         if (c->use_empty())
           continue;
-        OpOperand &first = *c->getUses().begin();
-        if (Error e = replaceOperand(first.getOwner(), first.getOperandNumber(),
-                                     *arr, what))
-          return std::move(e);
-        Value fresh = first.get();
-        fresh.getDefiningOp()->moveBefore(c);
-        c.getResult().replaceAllUsesWith(fresh);
+        OpBuilder b(c);
+        Expected<Value> fresh = learnedConstant(b, c.getLoc(), c, *arr, what);
+        if (!fresh)
+          return fresh.takeError();
+        c.getResult().replaceAllUsesWith(*fresh);
         c->erase();
       }
       ++replaced;

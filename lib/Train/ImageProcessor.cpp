@@ -150,16 +150,16 @@ llvm::Expected<std::vector<float>> processImage(const uint8_t *rgb, int w,
     pw = ph = std::max(w, h);
   if (!fits(pw, ph))
     return tooLarge("do_pad", pw, ph);
+  // The resize target (pw x ph is what the resize sees).
+  int64_t rw = spec.resizeW, rh = spec.resizeH;
   if (spec.doResize) {
-    int64_t rw = spec.resizeW, rh = spec.resizeH;
     if (spec.shortestEdge > 0) {
+      // transformers: the long side is int(edge * long / short), truncated.
       double longSide = double(spec.shortestEdge) * std::max(pw, ph) /
                         std::min(pw, ph);
-      if (longSide > double(kMaxSide))
-        return tooLarge("the shortest-edge resize", pw >= ph ? int64_t(longSide) : spec.shortestEdge,
-                        pw >= ph ? spec.shortestEdge : int64_t(longSide));
-      rw = pw >= ph ? int64_t(longSide) : spec.shortestEdge;
-      rh = pw >= ph ? spec.shortestEdge : int64_t(longSide);
+      int64_t l = longSide > double(kMaxSide) ? kMaxSide + 1 : int64_t(longSide);
+      rw = pw >= ph ? l : spec.shortestEdge;
+      rh = pw >= ph ? spec.shortestEdge : l;
     }
     if (!fits(rw, rh))
       return tooLarge("the resize", rw, rh);
@@ -180,19 +180,8 @@ llvm::Expected<std::vector<float>> processImage(const uint8_t *rgb, int w,
                   &sq.px[(size_t(y + top) * side + left) * 3]);
     img = std::move(sq);
   }
-  if (spec.doResize) {
-    int ow = int(spec.resizeW), oh = int(spec.resizeH);
-    if (spec.shortestEdge > 0) {
-      // transformers: the long side is int(edge * long / short), truncated.
-      int64_t e = spec.shortestEdge;
-      bool wide = img.w >= img.h;
-      int64_t longSide = int64_t(double(e) * std::max(img.w, img.h) /
-                                 std::min(img.w, img.h));
-      ow = int(wide ? longSide : e);
-      oh = int(wide ? e : longSide);
-    }
-    img = resize(img, ow, oh, spec.resample);
-  }
+  if (spec.doResize)
+    img = resize(img, int(rw), int(rh), spec.resample);
   int ch = img.h, cw = img.w, top = 0, left = 0;
   if (spec.doCenterCrop) {
     // torchvision's center_crop: offsets int(round(d / 2)) (half to even).
