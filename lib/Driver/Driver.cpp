@@ -381,6 +381,7 @@ LogicalResult Compilation::lower() {
     mlir::qslaw::CPUPipelineOptions popts;
     popts.ukernelThreads = options_.numThreads;
     popts.parallel = options_.parallel;
+    popts.mergeFunctions = options_.mergeFunctions;
     popts.libraryGemm = options_.gemmMinFlops >= 0;
     popts.gemmMinFlops = std::max<int64_t>(options_.gemmMinFlops, 0);
     popts.weightsFile = weightsFile;

@@ -152,6 +152,9 @@ void mlir::qslaw::buildCPUBufferizationPipeline(
     addPipeline(pm, llvm::formatv("qslaw-outline-loop-nests{{min-ops={0}}",
                                   int64_t(options.outlineMinOps))
                         .str());
+  // Identical layers outline to identical functions: one copy each.
+  if (options.outlineMinOps > 0 && options.mergeFunctions)
+    addPipeline(pm, "qslaw-merge-identical-functions");
   addExternalWeights(pm, options.weightsFile, options.weightsMinBytes);
 }
 

@@ -168,6 +168,29 @@ static LogicalResult addPackedEntry(ModuleOp module, StringRef entry,
   return success();
 }
 
+/// An entry whose only caller is its C-interface wrapper is inlined into
+/// it and not exported. Otherwise the wrapper calls it with every memref
+/// descriptor expanded into scalars: 7 per 2-d buffer, over a thousand for
+/// the optimizer entries of a model with a few hundred trainable tensors,
+/// on which instruction selection is quadratic (the stack stores of the
+/// arguments; 6.6 s of the small LLaVA trainer's 12 s of code generation
+/// was @_mlir_ciface_apply_step's one call).
+static void inlineIntoCInterface(ModuleOp module, StringRef entry) {
+  auto fn = module.lookupSymbol<LLVM::LLVMFuncOp>(entry);
+  auto wrapper =
+      module.lookupSymbol<LLVM::LLVMFuncOp>(("_mlir_ciface_" + entry).str());
+  if (!fn || !wrapper || fn.isExternal())
+    return;
+  auto uses = SymbolTable::getSymbolUses(fn, module);
+  if (!uses)
+    return;
+  for (const SymbolTable::SymbolUse &use : *uses)
+    if (use.getUser()->getParentOfType<LLVM::LLVMFuncOp>() != wrapper)
+      return; // another function calls it (train_step calls grad_step)
+  fn.setLinkage(LLVM::Linkage::Internal);
+  fn.setAlwaysInline(true);
+}
+
 static LogicalResult addEntryPoints(ModuleOp module,
                                     const CPULibraryOptions &options) {
   if (failed(addPackedEntry(module, options.entry, "qslaw_entry_packed")))
@@ -175,6 +198,9 @@ static LogicalResult addEntryPoints(ModuleOp module,
   for (const std::string &e : options.extraEntries)
     if (failed(addPackedEntry(module, e, "qslaw_entry_packed_" + e)))
       return failure();
+  inlineIntoCInterface(module, options.entry);
+  for (const std::string &e : options.extraEntries)
+    inlineIntoCInterface(module, e);
   MLIRContext *ctx = module.getContext();
   OpBuilder b(ctx);
   Location loc = module.getLoc();

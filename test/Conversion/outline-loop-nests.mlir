@@ -98,3 +98,24 @@ func.func @g(%a: memref<4xf32>) {
   }
   return
 }
+
+// -----
+
+// A parallel region is outlined whatever its size: LLVM's OpenMP
+// translation makes it a function anyway, and as one here the identical
+// regions of identical layers can be merged.
+// CHECK-LABEL: func.func @tiny_parallel(
+// CHECK: call @tiny_parallel__nest0(%{{.*}}) : (memref<4xf32>) -> ()
+// CHECK: func.func private @tiny_parallel__nest0(
+// CHECK: omp.parallel
+// NONE-LABEL: func.func @tiny_parallel(
+// NONE: call @tiny_parallel__nest0(
+func.func @tiny_parallel(%a: memref<4xf32>) {
+  omp.parallel {
+    %c0 = arith.constant 0 : index
+    %one = arith.constant 1.0 : f32
+    memref.store %one, %a[%c0] : memref<4xf32>
+    omp.terminator
+  }
+  return
+}

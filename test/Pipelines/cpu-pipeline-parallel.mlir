@@ -5,13 +5,17 @@
 // loop (LLVM's libomp at run time); buffers come from the caching heap
 // through MLIR's generic allocation functions; the row reduction is a
 // reassociable vector reduction and exp a polynomial (no libm call).
+// Each parallel region is a function of its own (qslaw-outline-loop-nests).
 // CHECK-LABEL: llvm.func @softmax_like
 // CHECK: llvm.call @_mlir_memref_to_llvm_alloc
+// CHECK: llvm.call @softmax_like__nest0(
+// CHECK: llvm.call @softmax_like__nest1(
+// CHECK: llvm.call @_mlir_memref_to_llvm_free
+// CHECK: llvm.func internal @softmax_like__nest0(
 // CHECK: omp.parallel
 // CHECK: omp.wsloop
 // CHECK: llvm.intr.vector.reduce.fmax
 // CHECK-NOT: llvm.call @expf
-// CHECK: llvm.call @_mlir_memref_to_llvm_free
 // SEQ-LABEL: llvm.func @softmax_like
 // SEQ-NOT: omp.
 // SEQ: llvm.intr.vector.reduce.fmax

@@ -91,6 +91,12 @@ static cl::opt<bool> parallelLoops(
              "GEMM library; QSLAW_NUM_THREADS threads, default all cores); "
              "--parallel=false: one thread"),
     cl::init(true));
+static cl::opt<bool> mergeFunctions(
+    cl::cat(compileCat), "merge-functions",
+    cl::desc("--target=cpu: compile identical outlined loop nests (those of "
+             "identical layers) once (default); --merge-functions=false "
+             "keeps every copy"),
+    cl::init(true));
 static cl::opt<int64_t> gemmMinFlops(
     cl::cat(compileCat), "gemm-min-flops",
     cl::desc("--target=cpu: f32 contractions of at least this many flops "
@@ -208,6 +214,7 @@ int main(int argc, char **argv) {
   o.weightsMinBytes = weightsMinBytes;
   o.numThreads = numThreads;
   o.parallel = parallelLoops;
+  o.mergeFunctions = mergeFunctions;
   o.gemmMinFlops = gemmMinFlops;
   for (const std::string &s : shapes) {
     auto [name, dims] = StringRef(s).split('=');

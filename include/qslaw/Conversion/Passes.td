@@ -224,7 +224,8 @@ def OutlineLoopNests : Pass<"qslaw-outline-loop-nests", "ModuleOp"> {
 
     Every operation directly in a `func.func` body that has regions (a
     loop nest: `scf.for`, `scf.parallel`, `omp.parallel`, ...) and holds
-    at least `min-ops` operations becomes a call of a new private function
+    at least `min-ops` operations, and every `omp.parallel` (LLVM outlines
+    those anyway), becomes a call of a new private function
     `@<caller>__nest<N>` with internal linkage, marked `noinline` (so
     LLVM's inliner does not rebuild the giant function). Values the nest reads from outside are
     arguments, except constants, which are cloned into the callee so that
@@ -237,6 +238,34 @@ def OutlineLoopNests : Pass<"qslaw-outline-loop-nests", "ModuleOp"> {
   ];
   let dependentDialects = ["::mlir::func::FuncDialect",
                            "::mlir::LLVM::LLVMDialect"];
+}
+
+def MergeIdenticalFunctions
+    : Pass<"qslaw-merge-identical-functions", "ModuleOp"> {
+  let summary = "Keep one copy of private functions that are identical";
+  let description = [{
+    After `qslaw-outline-loop-nests`, a model of L identical decoder (or
+    ViT) layers has L identical copies of each of its layer's loop-nest
+    functions: the weights and activations they touch are arguments, so the
+    copies differ only in their names. LLVM compiles every copy (O3, code
+    generation) and the library holds each; this pass keeps the first of
+    each class and redirects every use of the others to it, so that code
+    size and LLVM's time stop growing with depth. Same idea as IREE's
+    executable deduplication and LLVM's MergeFunctions, done before the
+    LLVM conversion so that none of the later passes sees the copies.
+
+    Candidates are private functions with a body. Two merge when their
+    attributes other than the name are equal (type, linkage, passthrough,
+    argument attributes) and their bodies are structurally equal up to
+    locations (`OperationEquivalence::isRegionEquivalentTo`). A structural
+    hash buckets them first, so the comparison is linear in the module in
+    the usual case. Public functions are never merged: they are the
+    library's entry points.
+  }];
+  let statistics = [
+    Statistic<"numMerged", "num-merged", "Functions replaced by an identical one">,
+  ];
+  let dependentDialects = ["::mlir::func::FuncDialect"];
 }
 
 def MemRefCopyToLinalg : Pass<"qslaw-memref-copy-to-linalg", "ModuleOp"> {

@@ -75,6 +75,9 @@ struct CompileOptions {
   /// loops, GEMM-library threshold (< 0: never).
   int numThreads = 0;
   bool parallel = true;
+  /// One copy of identical outlined loop nests (qslaw-merge-identical-
+  /// functions).
+  bool mergeFunctions = true;
   int64_t gemmMinFlops = 1 << 20;
 
   /// CUDA.

@@ -139,6 +139,12 @@ struct CPUPipelineOptions : public WeightsPipelineOptions<CPUPipelineOptions> {
                      "become no_inline functions of their own "
                      "(qslaw-outline-loop-nests; 0: none)"),
       llvm::cl::init(16)};
+  Option<bool> mergeFunctions{
+      *this, "merge-functions",
+      llvm::cl::desc("Keep one copy of identical outlined functions (the "
+                     "loop nests of identical layers; "
+                     "qslaw-merge-identical-functions)"),
+      llvm::cl::init(true)};
   Option<bool> outParams{*this, "out-params",
                          llvm::cl::desc("Return results through out-params "
                                         "(the runtime ABI)"),

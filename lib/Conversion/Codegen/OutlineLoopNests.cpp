@@ -12,6 +12,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/OpenMP/OpenMPDialect.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Transforms/RegionUtils.h"
@@ -54,7 +55,12 @@ struct OutlineLoopNestsPass
       SmallVector<Operation *> nests;
       for (Block &block : f.getBody())
         for (Operation &op : block)
-          if (op.getNumRegions() > 0 && countOps(&op, minOps) >= minOps)
+          // A parallel region becomes a function in LLVM's OpenMP
+          // translation whatever its size (one CodeExtractor scan of the
+          // enclosing function each); as a function here already, the
+          // identical ones of identical layers can be merged.
+          if (op.getNumRegions() > 0 &&
+              (isa<omp::ParallelOp>(op) || countOps(&op, minOps) >= minOps))
             nests.push_back(&op);
       int64_t index = 0;
       Operation *after = f; // callees follow their caller, in order

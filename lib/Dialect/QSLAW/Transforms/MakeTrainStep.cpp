@@ -73,6 +73,7 @@ struct MakeTrainStepPass
 
   SmallVector<Trainable> trainables;
   func::FuncOp forward;
+  func::FuncOp gradStep; // built before @train_step, which calls it
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -476,6 +477,7 @@ struct MakeTrainStepPass
     SmallVector<Type> results{RankedTensorType::get({}, b.getF32Type())};
     llvm::append_range(results, paramTypes());
     func::FuncOp f = makeFunc(b, "grad_step", args, results, argNames, outNames);
+    gradStep = f;
     Block *blk = &f.getBody().front();
     unsigned p = trainables.size(), n = forward.getNumArguments();
     Value lossV;
@@ -652,13 +654,16 @@ struct MakeTrainStepPass
     Block *blk = &f.getBody().front();
     ValueRange a = blk->getArguments();
     Value lrs = a[3 * p], step = a[3 * p + 1];
-    Value lossV;
-    SmallVector<Value> grads;
-    if (failed(buildLossAndGrads(b, blk, a.take_front(p), a.slice(3 * p + 2, n),
-                                 labelsTy ? a.back() : Value(), lossV, grads)))
-      return failure();
+    // The forward and backward are @grad_step's: a call, not a second copy
+    // (which doubled the trainer's code and LLVM's time on it).
     OpBuilder fb = OpBuilder::atBlockEnd(blk);
-    SmallVector<Value> rets{lossV};
+    SmallVector<Value> gradArgs(a.take_front(p));
+    llvm::append_range(gradArgs, a.slice(3 * p + 2, n));
+    if (labelsTy)
+      gradArgs.push_back(a.back());
+    auto call = func::CallOp::create(fb, f.getLoc(), gradStep, gradArgs);
+    ValueRange grads = call.getResults().drop_front();
+    SmallVector<Value> rets{call.getResult(0)};
     adamwStep(fb, f.getLoc(), a, grads, lrs, step, rets);
     func::ReturnOp::create(fb, f.getLoc(), rets);
     return success();

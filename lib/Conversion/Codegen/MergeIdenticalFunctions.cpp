@@ -1,0 +1,96 @@
+//===- MergeIdenticalFunctions.cpp - one copy of identical functions ------===//
+//
+// The outlined loop nests of L identical layers are L identical functions
+// (everything layer-specific is an argument). Keeping one of each class
+// makes LLVM's work and the library's code size independent of depth.
+//
+//===----------------------------------------------------------------------===//
+#include "qslaw/Conversion/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/OperationSupport.h"
+#include "mlir/IR/SymbolTable.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/Hashing.h"
+
+namespace mlir::qslaw {
+#define GEN_PASS_DEF_MERGEIDENTICALFUNCTIONS
+#include "qslaw/Conversion/Passes.h.inc"
+} // namespace mlir::qslaw
+
+using namespace mlir;
+
+namespace {
+
+constexpr auto kFlags = OperationEquivalence::IgnoreLocations;
+
+/// The function's attributes other than its name: merged functions must
+/// agree on all of them (type, linkage, passthrough, argument attributes).
+DictionaryAttr attributesButName(func::FuncOp f) {
+  NamedAttrList attrs(f->getAttrDictionary());
+  attrs.erase(SymbolTable::getSymbolAttrName());
+  return attrs.getDictionary(f.getContext());
+}
+
+/// A structural hash of the body: every op's name, attributes, properties
+/// and types in walk order, not its value identities (operands and results
+/// hash alike) or locations. Equal bodies hash equal.
+llvm::hash_code bodyHash(func::FuncOp f) {
+  llvm::hash_code h = hash_value(f.getFunctionType());
+  f.getBody().walk([&](Operation *op) {
+    h = llvm::hash_combine(
+        h,
+        OperationEquivalence::computeHash(
+            op, OperationEquivalence::ignoreHashValue,
+            OperationEquivalence::ignoreHashValue, kFlags),
+        op->getNumRegions(), op->getNumOperands());
+  });
+  return h;
+}
+
+struct MergeIdenticalFunctionsPass
+    : qslaw::impl::MergeIdenticalFunctionsBase<MergeIdenticalFunctionsPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    // Buckets of candidates by hash, in module order: the first of each
+    // class is the one kept.
+    llvm::DenseMap<llvm::hash_code, SmallVector<func::FuncOp, 1>> buckets;
+    SmallVector<std::pair<func::FuncOp, func::FuncOp>> merges; // dup -> kept
+    for (func::FuncOp f : module.getOps<func::FuncOp>()) {
+      if (!f.isPrivate() || f.isExternal())
+        continue;
+      DictionaryAttr attrs = attributesButName(f);
+      SmallVector<func::FuncOp, 1> &kept =
+          buckets[llvm::hash_combine(bodyHash(f), attrs)];
+      func::FuncOp same;
+      for (func::FuncOp k : kept)
+        if (attributesButName(k) == attrs &&
+            OperationEquivalence::isRegionEquivalentTo(
+                &k.getBody(), &f.getBody(), kFlags)) {
+          same = k;
+          break;
+        }
+      if (same)
+        merges.emplace_back(f, same);
+      else
+        kept.push_back(f);
+    }
+    if (merges.empty())
+      return markAllAnalysesPreserved();
+
+    // One walk finds every symbol use; each duplicate's uses then name the
+    // kept function.
+    SymbolTableCollection tables;
+    SymbolUserMap users(tables, module);
+    // (Erased only after every replacement: a duplicate's body may itself
+    // hold uses that the map records.)
+    for (auto [dup, kept] : merges)
+      users.replaceAllUsesWith(dup, kept.getSymNameAttr());
+    for (auto [dup, kept] : merges)
+      dup.erase();
+    numMerged += merges.size();
+  }
+};
+} // namespace
