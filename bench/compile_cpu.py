@@ -9,6 +9,9 @@ translation/O3/codegen, link).
 
     .venv/bin/python bench/compile_cpu.py [--models tiny,small,medium]
         [--what lib,trainer] [--timing] [--json FILE]
+
+A model SIZE-d2 (e.g. medium-d2) is SIZE's widths at 2 vision and 2 text
+layers; with both in --models the depth ratio is printed.
 """
 import argparse
 import json
@@ -29,12 +32,19 @@ PHASES = ("Import ONNX", "Graph cleanup", "Quantize weights", "Training step", "
 
 
 def model_path(name, models):
+    """tiny, small, medium, or SIZE-d2: SIZE's widths at 2 vision and 2
+    text layers (the depth-scaling reference)."""
     if name == "tiny":
         return os.path.join(ROOT, "test", "fixtures", "tiny_llava.onnx")
-    path = os.path.join(models, f"llava_{name}.onnx")
+    size, _, depth = name.partition("-d")
+    path = os.path.join(models, f"llava_{size}{'_d' + depth if depth else ''}.onnx")
     if not os.path.exists(path):
         from qslaw_tools.make_llava import export
-        export(models, name)
+        if depth:
+            export(models, size, vision_layers=int(depth), text_layers=int(depth),
+                   name=f"llava_{size}_d{depth}")
+        else:
+            export(models, size)
     return path
 
 
@@ -87,6 +97,12 @@ def main():
                       f"(bound {bound_mb:6.0f} MB{'' if r['peak_rss_mb'] <= bound_mb else ', OVER'})"
                       + ("  " + ", ".join(f"{k} {v:.1f}" for k, v in r["phases_s"].items())
                          if r["phases_s"] else ""), flush=True)
+    # Depth scaling (issue 17's goal: L layers within 1.5x of 2 layers).
+    by = {(r["model"], r["what"]): r["wall_s"] for r in rows}
+    for (name, what), t in by.items():
+        if "-d" not in name and (name + "-d2", what) in by:
+            print(f"depth: {name} {what} {t:.1f} s = {t / by[(name + '-d2', what)]:.2f}x "
+                  f"its 2-layer copy ({by[(name + '-d2', what)]:.1f} s)")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rows, f, indent=1)

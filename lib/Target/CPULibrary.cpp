@@ -2,6 +2,7 @@
 #include "qslaw/Target/CPULibrary.h"
 #include "qslaw/Dialect/QSLAW/IR/QSLAWOps.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/Target/LLVMIR/Export.h"
@@ -10,6 +11,7 @@
 #include "llvm/IR/Module.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/ADT/SetVector.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/TargetSelect.h"
@@ -111,7 +113,18 @@ static llvm::json::Object signatureObject(func::FuncOp entry) {
   };
   FunctionType ft = entry.getFunctionType();
   llvm::json::Array quant;
-  entry.walk([&](mlir::qslaw::QMatmulOp op) {
+  // The entry's own ops, then those of the functions it calls (a
+  // trainer's @forward calls @forward_params), in call order.
+  llvm::SetVector<func::FuncOp> funcs;
+  funcs.insert(entry);
+  auto module = entry->getParentOfType<ModuleOp>();
+  for (size_t i = 0; i < funcs.size(); ++i)
+    func::FuncOp(funcs[i]).walk([&](func::CallOp call) {
+      if (auto callee = module.lookupSymbol<func::FuncOp>(call.getCallee()))
+        funcs.insert(callee);
+    });
+  for (func::FuncOp f : funcs)
+  f.walk([&](mlir::qslaw::QMatmulOp op) {
     std::string loc;
     llvm::raw_string_ostream os(loc);
     op.getLoc().print(os);

@@ -11,7 +11,7 @@
 // CHECK: call @f__nest0(%[[N]], %[[A]], %[[B]]) : (index, memref<8x16xf32>, memref<8x16xf32>) -> ()
 // CHECK-NEXT: return
 // CHECK: func.func private @f__nest0(%[[N2:.*]]: index, %[[A2:.*]]: memref<8x16xf32>, %[[B2:.*]]: memref<8x16xf32>)
-// CHECK-SAME: attributes {llvm.linkage = #llvm.linkage<internal>, passthrough = ["noinline"]}
+// CHECK-SAME: attributes {llvm.bareptr, llvm.linkage = #llvm.linkage<internal>, passthrough = ["noinline"]}
 // CHECK-DAG: %[[C0:.*]] = arith.constant 0 : index
 // CHECK-DAG: %[[C1:.*]] = arith.constant 1 : index
 // CHECK-DAG: %[[C16:.*]] = arith.constant 16 : index
@@ -26,7 +26,7 @@
 // NONE-NOT: call
 
 // LLVMIR: define void @f(
-// LLVMIR: call void @f__nest0(
+// LLVMIR: call void @f__nest0(i64 %{{.*}}, ptr %{{.*}}, ptr %{{.*}})
 // LLVMIR: define internal void @f__nest0({{.*}}) #[[ATTR:[0-9]+]]
 // LLVMIR: attributes #[[ATTR]] = { noinline }
 func.func @f(%a: memref<8x16xf32>, %b: memref<8x16xf32>, %n: index) {
@@ -116,6 +116,38 @@ func.func @tiny_parallel(%a: memref<4xf32>) {
     %one = arith.constant 1.0 : f32
     memref.store %one, %a[%c0] : memref<4xf32>
     omp.terminator
+  }
+  return
+}
+
+// -----
+
+// Buffers of dynamic shape, or freed inside, keep their descriptors.
+// CHECK-LABEL: func.func private @dyn__nest0(
+// CHECK-NOT: llvm.bareptr
+// CHECK-SAME: {llvm.linkage
+// CHECK-LABEL: func.func private @freed__nest0(
+// CHECK-NOT: llvm.bareptr
+// CHECK-SAME: {llvm.linkage
+func.func @dyn(%a: memref<?xf32>, %n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %one = arith.constant 1.0 : f32
+  scf.for %i = %c0 to %n step %c1 {
+    memref.store %one, %a[%i] : memref<?xf32>
+    memref.store %one, %a[%i] : memref<?xf32>
+    memref.store %one, %a[%i] : memref<?xf32>
+  }
+  return
+}
+func.func @freed(%a: memref<4xf32>, %n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %one = arith.constant 1.0 : f32
+  scf.for %i = %c0 to %n step %c1 {
+    memref.store %one, %a[%c0] : memref<4xf32>
+    memref.store %one, %a[%c1] : memref<4xf32>
+    memref.dealloc %a : memref<4xf32>
   }
   return
 }

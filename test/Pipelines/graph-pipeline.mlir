@@ -6,6 +6,7 @@
 // RUN: qslaw-opt %s -qslaw-graph-pipeline="quantize=true bits=4 group-size=2" | FileCheck %s --check-prefix=QUANT
 // RUN: qslaw-opt %s -qslaw-graph-pipeline="quantize=true bits=3 group-size=2 layers=.*k_proj.*" | FileCheck %s --check-prefix=NOMATCH
 // RUN: qslaw-opt %s -qslaw-graph-pipeline="quantize=true bits=4 group-size=2 mode=gamma train=true train-params= loss=sum-squares" | FileCheck %s --check-prefix=TRAIN
+// RUN: qslaw-opt %s -qslaw-graph-pipeline="quantize=true bits=4 group-size=2 mode=gamma train=true train-params=.* loss=sum-squares" | FileCheck %s --check-prefix=GAMMAPARAMS
 // RUN: not qslaw-opt %s -qslaw-graph-pipeline="quantize=true bits=5" 2>&1 | FileCheck %s --check-prefix=BITS
 // RUN: not qslaw-opt %s -qslaw-graph-pipeline="train=true loss=hinge" 2>&1 | FileCheck %s --check-prefix=LOSS
 // RUN: not qslaw-opt %s -qslaw-graph-pipeline="group-size=x" 2>&1 | FileCheck %s --check-prefix=OPTION
@@ -26,6 +27,13 @@
 // TRAIN-DAG: func.func @grad_step
 // TRAIN-DAG: func.func @train_step
 // TRAIN-DAG: qslaw.qmatmul_grad_gamma
+
+// A params regex that matches a gamma-mode layer's constants (W, its
+// scales, gamma) trains gamma once, as gamma: W and s stay frozen (gamma
+// was a second, same-named trainable, and W and s errors).
+// GAMMAPARAMS-LABEL: func.func @init_params
+// GAMMAPARAMS-SAME: qslaw.param_kinds = ["gamma"]
+// GAMMAPARAMS-SAME: qslaw.params = ["model.layers.0.q_proj.weight.gamma"]
 
 // BITS: error: qslaw-quantize-weights: bits must be 2, 3, 4 or 8, got 5
 // LOSS: error: qslaw-make-train-step: unknown loss 'hinge' (expected next-token-ce or sum-squares)

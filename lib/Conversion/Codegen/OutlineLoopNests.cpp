@@ -12,6 +12,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/OpenMP/OpenMPDialect.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/SymbolTable.h"
@@ -34,6 +35,22 @@ int64_t countOps(Operation *op, int64_t limit) {
     return n >= limit ? WalkResult::interrupt() : WalkResult::advance();
   });
   return n;
+}
+
+/// Whether the callee can take its buffers as bare pointers (FuncToLLVM's
+/// `llvm.bareptr`): all of static shape and identity layout, so the callee
+/// rebuilds each descriptor from its type, and none freed inside (a bare
+/// pointer is the aligned one, not the allocation). Each buffer is then
+/// one argument instead of 3 + 2 * rank: the top-level functions, mostly
+/// calls, shrink, and so does LLVM's instruction selection on them.
+bool bareBuffersOnly(ArrayRef<Value> args, Operation *nest) {
+  for (Value v : args)
+    if (auto m = dyn_cast<BaseMemRefType>(v.getType()))
+      if (!isa<MemRefType>(m) || !m.hasStaticShape() ||
+          !cast<MemRefType>(m).getLayout().isIdentity())
+        return false;
+  return !nest->walk([](memref::DeallocOp) { return WalkResult::interrupt(); })
+              .wasInterrupted();
 }
 
 struct OutlineLoopNestsPass
@@ -104,6 +121,8 @@ struct OutlineLoopNestsPass
     callee->setAttr("passthrough",
                     ArrayAttr::get(ctx, {StringAttr::get(ctx, "noinline")}));
     symbols.insert(callee); // renames on a clash
+    if (bareBuffersOnly(args, nest))
+      callee->setAttr("llvm.bareptr", UnitAttr::get(ctx));
 
     Block *body = callee.addEntryBlock();
     OpBuilder cb = OpBuilder::atBlockEnd(body);

@@ -123,6 +123,9 @@ struct MakeTrainStepPass
     buildForwardParams(b);
     if (failed(buildGradStep(b)))
       return signalPassFailure();
+    // Every clone of the forward is made: the forward itself becomes a
+    // call of @forward_params with the initial values.
+    callForwardParams();
     if (optimizer == "none")
       return;
     for (Trainable &t : trainables)
@@ -145,6 +148,9 @@ struct MakeTrainStepPass
     if (!ok)
       return failure();
     llvm::DenseMap<Value, unsigned> byValue;
+    // The quantisation constants of selected layers: never float
+    // parameters as well, whatever the params regex says.
+    llvm::DenseSet<Value> quantConstants;
     llvm::DenseMap<Operation *, unsigned> byMul;
     WalkResult r = forward.walk([&](QMatmulOp q) {
       auto layer = q->getAttrOfType<StringAttr>("qslaw.layer");
@@ -185,6 +191,9 @@ struct MakeTrainStepPass
       if (fresh)
         trainables.push_back({(layer.getValue() + ".gamma").str(), "gamma",
                               nodeName(q), init, {{mul, 1}}});
+      quantConstants.insert(quant.getWeight());
+      quantConstants.insert(mul.getLhs());
+      quantConstants.insert(mul.getRhs());
       return WalkResult::advance();
     });
     if (r.wasInterrupted())
@@ -209,7 +218,8 @@ struct MakeTrainStepPass
       auto nameAttr = c->getAttrOfType<StringAttr>("qslaw.name");
       auto ty = dyn_cast<RankedTensorType>(c.getType());
       if (!nameAttr || !ty || !isa<FloatType>(ty.getElementType()) ||
-          byValue.contains(c) || c->hasAttr("qslaw.lora"))
+          byValue.contains(c) || quantConstants.contains(c) ||
+          c->hasAttr("qslaw.lora"))
         return;
       // Generated initializer names ("onnx::MatMul_7") say nothing: such a
       // constant is selected, and named, by the node that reads it.
@@ -366,6 +376,33 @@ struct MakeTrainStepPass
                                           blk->getArguments().drop_front(p));
     OpBuilder fb = OpBuilder::atBlockEnd(blk);
     func::ReturnOp::create(fb, f.getLoc(), res);
+  }
+
+  /// The forward's body as `@forward_params(initial values, inputs)`: one
+  /// copy of the model's forward in the library instead of two (LLVM's
+  /// time and the code size follow the number of copies).
+  void callForwardParams() {
+    auto fwdParams = getOperation().lookupSymbol<func::FuncOp>("forward_params");
+    Block &body = forward.getBody().front();
+    Operation *ret = body.getTerminator();
+    OpBuilder fb(ret);
+    SmallVector<Value> args;
+    for (Trainable &t : trainables)
+      args.push_back(arith::ConstantOp::create(fb, forward.getLoc(), t.init));
+    llvm::append_range(args, body.getArguments());
+    auto call = func::CallOp::create(fb, forward.getLoc(), fwdParams, args);
+    ret->setOperands(call.getResults());
+    // The old body, now dead, from the last op back.
+    SmallVector<Operation *> dead;
+    for (Operation &op : body)
+      if (&op == args.front().getDefiningOp())
+        break;
+      else
+        dead.push_back(&op);
+    for (Operation *op : llvm::reverse(dead)) {
+      op->dropAllUses();
+      op->erase();
+    }
   }
 
   /// Forward, loss and backward at the end of `blk`; returns the loss and one

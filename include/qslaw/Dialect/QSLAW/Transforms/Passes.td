@@ -109,6 +109,11 @@ def MakeTrainStep : Pass<"qslaw-make-train-step", "ModuleOp"> {
       tensor; `lrs : tensor<P x f32>` holds one learning rate per trainable
       tensor (schedules stay on the host), `step` is the 1-based step.
 
+    The model is cloned twice, into `@forward_params` and `@grad_step`:
+    `@train_step` calls `@grad_step`, and `entry` itself becomes a call of
+    `@forward_params` with the initial values, so that the library holds
+    one forward and one backward however many entries use them.
+
     Trainable: the scales of every `qslaw.qmatmul` whose layer (its
     `qslaw.layer` attribute) matches `scales` — `s` itself in `scale` mode,
     `gamma` in `gamma` mode (through `qslaw.quantize(W, s * gamma)`, whose
