@@ -77,38 +77,14 @@ std::string qslaw::runtime::shapeStr(const int64_t *shape, int32_t rank) {
 namespace {
 
 bool parseSpecs(const llvm::json::Array *arr, std::vector<TensorSpec> &out) {
-  if (!arr)
+  auto specs = parseTensorSpecs(arr, "specs");
+  if (!specs) {
+    llvm::consumeError(specs.takeError());
     return false;
-  for (const llvm::json::Value &v : *arr) {
-    const llvm::json::Object *o = v.getAsObject();
-    if (!o)
-      return false;
-    TensorSpec s;
-    auto name = o->getString("name");
-    auto dtype = o->getString("dtype");
-    const llvm::json::Array *shape = o->getArray("shape");
-    if (!name || !dtype || !shape)
-      return false;
-    s.name = name->str();
-    s.dtype = dtype->str();
-    for (const llvm::json::Value &d : *shape) {
-      auto i = d.getAsInteger();
-      if (!i)
-        return false;
-      s.shape.push_back(*i);
-    }
-    if (const llvm::json::Object *r = o->getObject("index_range")) {
-      auto begin = r->getInteger("begin"), end = r->getInteger("end");
-      if (!begin || !end)
-        return false;
-      s.range = IndexRange{*begin, *end, r->getInteger("ignore"),
-                           r->getString("indexes").value_or("").str()};
-    }
-    out.push_back(std::move(s));
   }
+  out = std::move(*specs);
   return true;
 }
-
 
 } // namespace
 

@@ -77,7 +77,7 @@ int64_t firstOutOfRange(const void *data, int64_t n, const IndexRange &r) {
   const T *p = static_cast<const T *>(data);
   for (int64_t i = 0; i < n; ++i) {
     int64_t v = int64_t(p[i]);
-    if ((v < r.begin || v >= r.end) && (!r.ignore || v != *r.ignore))
+    if (!r.contains(v))
       return i;
   }
   return -1;

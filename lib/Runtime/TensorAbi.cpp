@@ -62,21 +62,6 @@ double floatAt(const NpyArray &a, size_t es, int64_t i) {
 bool isFloatDtype(const std::string &d) { return d[0] == 'f' || d == "bf16"; }
 } // namespace
 
-int64_t TensorSpec::numElements() const {
-  int64_t n = 1;
-  for (int64_t d : shape)
-    n *= d;
-  return n;
-}
-
-unsigned TensorSpec::bits() const {
-  if (dtype == "bf16")
-    return 16;
-  if (dtype.size() < 2 || (dtype[0] != 'f' && dtype[0] != 'i'))
-    return 0;
-  return unsigned(std::atoi(dtype.c_str() + 1));
-}
-
 AbiBuffer::AbiBuffer(TensorSpec spec) : tensorSpec(std::move(spec)) {
   unsigned w = tensorSpec.bits();
   int64_t n = tensorSpec.numElements();

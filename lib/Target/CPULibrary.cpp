@@ -1,6 +1,7 @@
 //===- CPULibrary.cpp - model shared libraries for the CPU ----------------===//
 #include "qslaw/Target/CPULibrary.h"
 #include "qslaw/Dialect/QSLAW/IR/QSLAWOps.h"
+#include "qslaw/Support/Signature.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -91,23 +92,20 @@ static llvm::json::Object signatureObject(func::FuncOp entry) {
     llvm::json::Array a;
     for (auto [t, n] : llvm::zip(types, ns)) {
       auto rt = cast<RankedTensorType>(t);
-      llvm::json::Array shape;
-      for (int64_t d : rt.getShape())
-        shape.push_back(d);
-      llvm::json::Object o{{"name", n},
-                           {"dtype", dtypeOf(rt.getElementType())},
-                           {"shape", std::move(shape)}};
+      TensorSpec spec{n, dtypeOf(rt.getElementType()), rt.getShape().vec(),
+                      std::nullopt};
       // Valid values of an index input: [begin, end) or `ignore`.
       if (auto r = ranges ? ranges.getAs<DictionaryAttr>(n) : DictionaryAttr()) {
-        llvm::json::Object range;
-        for (StringRef k : {"begin", "end", "ignore"})
-          if (auto i = r.getAs<IntegerAttr>(k))
-            range[k] = i.getInt();
-        if (auto s = r.getAs<StringAttr>("indexes"))
-          range["indexes"] = s.str();
-        o["index_range"] = std::move(range);
+        auto begin = r.getAs<IntegerAttr>("begin"), end = r.getAs<IntegerAttr>("end");
+        auto ignore = r.getAs<IntegerAttr>("ignore");
+        auto indexes = r.getAs<StringAttr>("indexes");
+        if (begin && end)
+          spec.range = IndexRange{
+              begin.getInt(), end.getInt(),
+              ignore ? std::optional<int64_t>(ignore.getInt()) : std::nullopt,
+              indexes ? indexes.str() : ""};
       }
-      a.push_back(std::move(o));
+      a.push_back(toJson(spec));
     }
     return a;
   };

@@ -15,6 +15,7 @@
 #include "qslaw/Export/ONNXExport.h"
 #include "qslaw/Runtime/Npy.h"
 #include "qslaw/Support/AtomicFile.h"
+#include "qslaw/Support/Signature.h"
 #include "qslaw/Train/Batch.h"
 #include "qslaw/Train/Data.h"
 #include "qslaw/Train/Schedule.h"
@@ -37,6 +38,8 @@
 
 using namespace llvm;
 using namespace qslaw::train;
+using qslaw::parseTensorSpecs;
+using qslaw::TensorSpec;
 
 namespace {
 cl::OptionCategory cat("qslaw trainer");
@@ -128,52 +131,18 @@ int fail(const Twine &msg) {
   return 1;
 }
 
-struct Spec {
-  std::string name, dtype;
-  std::vector<int64_t> shape;
-  // The signature's index_range: valid values [begin, end) or ignore.
-  std::optional<int64_t> begin, end, ignore;
-  std::string indexes;
-  bool valid(int64_t v) const {
-    return !begin || (v >= *begin && v < *end) || (ignore && v == *ignore);
+/// The specs of a signature array the runtime has already validated (it
+/// refuses a model whose specs do not parse).
+std::vector<TensorSpec> specs(const json::Array *a) {
+  auto r = parseTensorSpecs(a, "function");
+  if (!r) {
+    errs() << "qslaw-trainer: error: " << toString(r.takeError()) << "\n";
+    return {};
   }
-  std::string rangeText() const {
-    return "[" + std::to_string(*begin) + ", " + std::to_string(*end) + ")" +
-           (ignore ? " or " + std::to_string(*ignore) : "") +
-           (indexes.empty() ? "" : " (" + indexes + ")");
-  }
-  int64_t count() const {
-    int64_t n = 1;
-    for (int64_t d : shape)
-      n *= d;
-    return n;
-  }
-};
-
-std::vector<Spec> specs(const json::Array *a) {
-  std::vector<Spec> r;
-  for (const json::Value &v : *a) {
-    const json::Object *o = v.getAsObject();
-    Spec s;
-    s.name = o->getString("name")->str();
-    s.dtype = o->getString("dtype")->str();
-    for (const json::Value &d : *o->getArray("shape"))
-      s.shape.push_back(*d.getAsInteger());
-    if (const json::Object *range = o->getObject("index_range")) {
-      s.begin = range->getInteger("begin");
-      s.end = range->getInteger("end");
-      s.ignore = range->getInteger("ignore");
-      s.indexes = range->getString("indexes").value_or("").str();
-      if (!s.begin || !s.end)
-        s.begin = s.end = std::nullopt;
-    }
-    r.push_back(s);
-  }
-  return r;
+  return std::move(*r);
 }
 
-
-qslaw_tensor tensorOf(const Spec &s, void *data, size_t bytes) {
+qslaw_tensor tensorOf(const TensorSpec &s, void *data, size_t bytes) {
   return qslaw_tensor{s.name.c_str(), s.dtype.c_str(), int32_t(s.shape.size()),
                       s.shape.data(), data, bytes};
 }
@@ -226,7 +195,7 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
   }
   // Parameters and AdamW moments live in the session (on the device for
   // CUDA); host copies are made for checkpoints and exports only.
-  std::vector<Spec> initOut = specs(fns->getObject("init_params")->getArray("outputs"));
+  std::vector<TensorSpec> initOut = specs(fns->getObject("init_params")->getArray("outputs"));
   if (initOut.size() != params.size())
     return fail("init_params has " + Twine(initOut.size()) + " outputs for " +
                 Twine(params.size()) + " trainable tensors");
@@ -236,7 +205,7 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
       return fail("init_params output " + Twine(i) + " is '" +
                   initOut[i].name + "' (" + initOut[i].dtype +
                   "), expected the f32 tensor '" + params[i].name + "'");
-    int64_t n = initOut[i].count();
+    int64_t n = initOut[i].numElements();
     params[i].value.assign(n, 0.f);
     params[i].m.assign(n, 0.f);
     params[i].v.assign(n, 0.f);
@@ -288,10 +257,10 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
   }
 
   const json::Object *ts = fns->getObject("train_step");
-  std::vector<Spec> tsIn = specs(ts->getArray("inputs"));
-  std::vector<Spec> tsOut = specs(ts->getArray("outputs"));
-  auto findIn = [&](StringRef name) -> const Spec * {
-    for (const Spec &s : tsIn)
+  std::vector<TensorSpec> tsIn = specs(ts->getArray("inputs"));
+  std::vector<TensorSpec> tsOut = specs(ts->getArray("outputs"));
+  auto findIn = [&](StringRef name) -> const TensorSpec * {
+    for (const TensorSpec &s : tsIn)
       if (s.name == name)
         return &s;
     return nullptr;
@@ -312,7 +281,7 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
       if (!fns->getObject(fn))
         return fail(Twine("--accumulation-steps needs the model's @") + fn +
                     " (recompile it with this qslaw-compile)");
-  const Spec *ids = findIn("input_ids"), *pix = findIn("pixel_values"),
+  const TensorSpec *ids = findIn("input_ids"), *pix = findIn("pixel_values"),
              *mask = findIn("attention_mask"), *labels = findIn("labels");
   if (!ids || !labels || ids->shape.size() != 2)
     return fail("train_step needs input_ids and labels [B, T]");
@@ -330,22 +299,22 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
     return fail(dataPath + ": no usable record (empty data set)");
   // Token ids and labels the model cannot index are errors here, naming
   // the record, rather than at the first step that samples it.
-  if (!ids->valid(padId))
+  if (!ids->accepts(padId))
     return fail("--pad-id=" + Twine(int64_t(padId)) + " is outside the " +
-                "model's input_ids range " + ids->rangeText());
+                "model's input_ids range " + ids->range->text());
   for (const std::vector<Record> *pool : {&data->multimodal, &data->text})
     for (const Record &r : *pool)
       for (size_t t = 0; t < r.inputIds.size(); ++t) {
-        const char *field = !ids->valid(r.inputIds[t])   ? "input_ids"
-                            : !labels->valid(r.labels[t]) ? "labels"
+        const char *field = !ids->accepts(r.inputIds[t])   ? "input_ids"
+                            : !labels->accepts(r.labels[t]) ? "labels"
                                                           : nullptr;
         if (!field)
           continue;
-        const Spec &s = field[0] == 'i' ? *ids : *labels;
+        const TensorSpec &s = field[0] == 'i' ? *ids : *labels;
         int64_t v = field[0] == 'i' ? r.inputIds[t] : r.labels[t];
         return fail(dataPath + ":" + Twine(r.line) + ": record '" + r.id +
                     "': " + field + "[" + Twine(t) + "] = " + Twine(v) +
-                    " is outside the model's range " + s.rangeText());
+                    " is outside the model's range " + s.range->text());
       }
   ImageSpec ispec;
   std::map<std::string, std::vector<float>> images;
@@ -461,14 +430,14 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
   size_t P = params.size();
   int64_t warm = int64_t(std::ceil(warmupRatio * steps));
   std::vector<float> lrs(P);
-  BatchShape shape{B, T, pix ? pix->count() / B : 0, accumulation};
+  BatchShape shape{B, T, pix ? pix->numElements() / B : 0, accumulation};
   std::vector<Batch> micro(accumulation);
   std::vector<float> loss(1), gnorm(1), stepF(1), weight(1);
   // Binds a function's inputs: the batch, lrs, step, weight; whatever is
   // not bound (parameters, moments, accumulators) is read from the session.
-  auto bindInputs = [&](const std::vector<Spec> &specs, Batch &mb) {
+  auto bindInputs = [&](const std::vector<TensorSpec> &specs, Batch &mb) {
     std::vector<qslaw_tensor> in;
-    for (const Spec &s : specs) {
+    for (const TensorSpec &s : specs) {
       auto bind = [&](void *d, size_t bytes) { in.push_back(tensorOf(s, d, bytes)); };
       if (s.name == "input_ids")
         bind(mb.ids.data(), mb.ids.size() * 8);
@@ -488,21 +457,21 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
     return in;
   };
   // Outputs: host scalars by name, everything else kept in the session.
-  auto bindOutputs = [&](const std::vector<Spec> &specs) {
+  auto bindOutputs = [&](const std::vector<TensorSpec> &specs) {
     std::vector<qslaw_tensor> out;
-    for (const Spec &s : specs)
+    for (const TensorSpec &s : specs)
       out.push_back(s.name == "loss"           ? tensorOf(s, loss.data(), 4)
                     : s.name == "grad_sq_norm" ? tensorOf(s, gnorm.data(), 4)
                                                : tensorOf(s, nullptr, 0));
     return out;
   };
-  auto call = [&](const char *fn, const std::vector<Spec> &ins,
-                  const std::vector<Spec> &outs, Batch &mb) {
+  auto call = [&](const char *fn, const std::vector<TensorSpec> &ins,
+                  const std::vector<TensorSpec> &outs, Batch &mb) {
     std::vector<qslaw_tensor> in = bindInputs(ins, mb), out = bindOutputs(outs);
     return qslaw_session_run_function(session, fn, in.data(), int32_t(in.size()),
                                       out.data(), int32_t(out.size())) == QSLAW_OK;
   };
-  std::vector<Spec> gsIn, gsOut, accIn, accOut, apIn, apOut;
+  std::vector<TensorSpec> gsIn, gsOut, accIn, accOut, apIn, apOut;
   if (accumulation > 1) {
     auto fn = [&](const char *n) { return fns->getObject(n); };
     gsIn = specs(fn("grad_step")->getArray("inputs"));
@@ -538,7 +507,7 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
                                   : lrScales,
                               step + 1, warm, steps));
     stepF[0] = float(step + 1);
-    const std::vector<Spec> *updates = &tsOut;
+    const std::vector<TensorSpec> *updates = &tsOut;
     if (accumulation == 1) {
       if (!call("train_step", tsIn, tsOut, micro[0]))
         return fail(qslaw_last_error());
@@ -565,7 +534,7 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
         total += double(weight[0]) * loss[0];
         if (!call("accumulate_grads", accIn, accOut, micro[k]))
           return fail(qslaw_last_error());
-        for (const Spec &s : accOut)
+        for (const TensorSpec &s : accOut)
           if (qslaw_session_state_move(session, s.name.c_str(),
                                        s.name.c_str() + 4) != QSLAW_OK)
             return fail(qslaw_last_error());
@@ -577,7 +546,7 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
     }
     bool finite = std::isfinite(loss[0]) && std::isfinite(gnorm[0]);
     // Commit the update (new.X replaces X) or drop it; no data moves.
-    for (const Spec &s : *updates) {
+    for (const TensorSpec &s : *updates) {
       if (!StringRef(s.name).starts_with("new."))
         continue;
       qslaw_status st =

@@ -12,6 +12,7 @@
 #define QSLAW_RUNTIME_TENSORABI_H
 
 #include "qslaw/Runtime/Npy.h"
+#include "qslaw/Support/Signature.h"
 
 #include <cstdint>
 #include <optional>
@@ -20,25 +21,8 @@
 
 namespace qslaw {
 
-/// A tensor of an entry point's signature. `dtype` is one of
-/// f32 f16 bf16 f64 i64 i32 i16 i8 i4 i3 i2 i1.
-/// The valid values of an integer input that indexes something (a Gather's
-/// data, the vocabulary of a loss): [begin, end), or `ignore` if set.
-struct IndexRange {
-  int64_t begin = 0, end = 0;
-  std::optional<int64_t> ignore;
-  std::string indexes; // what it indexes, for errors
-};
-
-struct TensorSpec {
-  std::string name;
-  std::string dtype;
-  std::vector<int64_t> shape;
-  std::optional<IndexRange> range;
-  int64_t numElements() const;
-  /// Bits per element (0 for an unknown dtype).
-  unsigned bits() const;
-};
+// TensorSpec and IndexRange: qslaw/Support/Signature.h (the signature
+// format's one owner).
 
 /// Storage and descriptor of one argument.
 class AbiBuffer {
