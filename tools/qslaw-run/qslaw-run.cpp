@@ -29,8 +29,9 @@ static cl::opt<std::string> outputDir("output-dir",
                                       cl::init("."));
 static cl::opt<std::string> device("device", cl::desc("cpu or cuda"),
                                    cl::init("cpu"));
-static cl::opt<bool> printSignature("print-signature",
-                                    cl::desc("Print the signature JSON"));
+static cl::opt<bool> printSignature(
+    "print-signature",
+    cl::desc("Print the signature JSON (without --input: only that, no run)"));
 
 static int fail(const Twine &msg) {
   WithColor::error(errs(), "qslaw-run") << msg << "\n";
@@ -48,6 +49,10 @@ int main(int argc, char **argv) {
     return fail(qslaw_last_error());
   if (printSignature)
     outs() << qslaw_model_signature(model) << "\n";
+  if (printSignature && inputs.empty()) { // only the signature: no run
+    qslaw_model_free(model);
+    return 0;
+  }
   qslaw_session *session = nullptr;
   if (qslaw_session_create(model, device.c_str(), &session) != QSLAW_OK)
     return fail(qslaw_last_error());
