@@ -2,9 +2,11 @@
 #include "qslaw/Driver/LearnedParams.h"
 #include "qslaw/Dialect/QSLAW/IR/QSLAWOps.h"
 #include "qslaw/Runtime/Npy.h"
+#include "qslaw/Support/ParamsManifest.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/IR/Matchers.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
@@ -63,27 +65,21 @@ Error replaceOperand(Operation *user, unsigned slot, const ::qslaw::NpyArray &a,
 
 namespace qslaw::driver {
 Expected<unsigned> loadLearnedParams(ModuleOp module, StringRef dir) {
-  SmallString<256> manifestPath(dir);
-  sys::path::append(manifestPath, "params.json");
-  auto mb = MemoryBuffer::getFile(manifestPath);
-  if (!mb)
-    return bad(manifestPath + ": " + mb.getError().message() +
-               " (--init-params takes a trainer's --export-params directory)");
-  auto json = json::parse((*mb)->getBuffer());
-  if (!json)
-    return bad(manifestPath + ": " + toString(json.takeError()));
-  const json::Object *root = json->getAsObject();
-  const json::Array *list = root ? root->getArray("params") : nullptr;
-  if (!list)
-    return bad(manifestPath + ": no \"params\" list");
+  auto manifest = ::qslaw::params::readManifest(dir);
+  if (!manifest) {
+    std::string msg = toString(manifest.takeError());
+    if (!sys::fs::exists(::qslaw::params::manifestPath(dir)))
+      msg += " (--init-params takes a trainer's --export-params directory)";
+    return bad(msg);
+  }
+  std::string manifestPath = ::qslaw::params::manifestPath(dir);
   // The learned run's quantized layers, to check they were quantized alike.
   StringMap<const json::Object *> learnedLayers;
-  if (const json::Object *t = root->getObject("training"))
-    if (const json::Array *layers = t->getArray("layers"))
-      for (const json::Value &l : *layers)
-        if (const json::Object *o = l.getAsObject())
-          if (auto name = o->getString("layer"))
-            learnedLayers[*name] = o;
+  if (const json::Array *layers = manifest->training.getArray("layers"))
+    for (const json::Value &l : *layers)
+      if (const json::Object *o = l.getAsObject())
+        if (auto name = o->getString("layer"))
+          learnedLayers[*name] = o;
 
   StringMap<mlir::qslaw::QMatmulOp> byLayer;
   StringMap<SmallVector<arith::ConstantOp>> byName;
@@ -97,28 +93,20 @@ Expected<unsigned> loadLearnedParams(ModuleOp module, StringRef dir) {
   });
 
   unsigned replaced = 0;
-  for (auto [i, v] : llvm::enumerate(*list)) {
-    const json::Object *o = v.getAsObject();
-    auto name = o ? o->getString("name") : std::nullopt;
-    auto kind = o ? o->getString("kind") : std::nullopt;
-    auto source = o ? o->getString("source") : std::nullopt;
-    auto file = o ? o->getString("file") : std::nullopt;
-    if (!name || !kind || !source || !file)
-      return bad(manifestPath + ": params[" + Twine(i) +
-                 "] needs name, kind, source and file");
-    std::string what = "learned tensor '" + name->str() + "'";
-    SmallString<256> npyPath(dir);
-    sys::path::append(npyPath, *file);
+  for (const ::qslaw::params::Entry &entry : manifest->params) {
+    StringRef name = entry.name, kind = entry.kind, source = entry.source;
+    std::string what = "learned tensor '" + entry.name + "'";
+    std::string npyPath = ::qslaw::params::tensorPath(dir, entry);
     auto arr = ::qslaw::readNpy(npyPath);
     if (!arr)
       return arr.takeError();
     if (arr->dtype != "f4")
       return bad(npyPath + ": " + what + " is " + arr->dtype + ", not f4");
-    if (*kind == "scale" || *kind == "gamma") {
-      StringRef suffix = *kind == "scale" ? ".scales" : ".gamma";
-      StringRef layer = *name;
+    if (kind == "scale" || kind == "gamma") {
+      StringRef suffix = kind == "scale" ? ".scales" : ".gamma";
+      StringRef layer = name;
       if (!layer.consume_back(suffix))
-        return bad(manifestPath + ": " + what + " of kind " + *kind +
+        return bad(manifestPath + ": " + what + " of kind " + kind +
                    " does not end in " + suffix);
       auto it = byLayer.find(layer);
       if (it == byLayer.end())
@@ -138,13 +126,13 @@ Expected<unsigned> loadLearnedParams(ModuleOp module, StringRef dir) {
                      layer + "' at " + Twine(spec.getBits()) + " bits, group " +
                      Twine(spec.getGroupSizeFor(q.getCodes().getType().getDimSize(1))));
       }
-      if ((*kind == "scale") !=
+      if ((kind == "scale") !=
           (spec.getMode() == mlir::qslaw::ScaleMode::Scale))
-        return bad(manifestPath + ": " + what + " is a " + *kind +
+        return bad(manifestPath + ": " + what + " is a " + kind +
                    "-mode tensor; this model quantizes '" + layer +
                    "' in the other mode");
       Error e = Error::success();
-      if (*kind == "scale") {
+      if (kind == "scale") {
         e = replaceOperand(q, q.getScalesMutable().getOperandNumber(), *arr,
                            what);
       } else {
@@ -161,11 +149,11 @@ Expected<unsigned> loadLearnedParams(ModuleOp module, StringRef dir) {
       ++replaced;
       continue;
     }
-    if (*kind == "float") {
-      auto it = byName.find(*source);
+    if (kind == "float") {
+      auto it = byName.find(source);
       if (it == byName.end())
         return bad(manifestPath + ": " + what + ": this model has no "
-                   "parameter '" + *source + "'");
+                   "parameter '" + source + "'");
       // One new constant per old one, for all its uses: a parameter that
       // trains again must stay one tensor.
       for (arith::ConstantOp c : it->second) {
@@ -181,7 +169,7 @@ Expected<unsigned> loadLearnedParams(ModuleOp module, StringRef dir) {
       ++replaced;
       continue;
     }
-    return bad(manifestPath + ": " + what + " is of kind '" + *kind +
+    return bad(manifestPath + ": " + what + " is of kind '" + kind +
                "'; --init-params loads scales, gamma and float parameters "
                "(not LoRA adapters)");
   }

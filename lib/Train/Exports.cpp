@@ -10,6 +10,7 @@
 #include "qslaw/Export/ONNXExport.h"
 #include "qslaw/Runtime/Npy.h"
 #include "qslaw/Support/AtomicFile.h"
+#include "qslaw/Support/ParamsManifest.h"
 #include "qslaw/Train/PeftExport.h"
 
 #include "llvm/Support/FileSystem.h"
@@ -34,7 +35,8 @@ int exportLearned(const std::vector<Param> &params,
   if (!r.paramsDir.empty()) {
     if (std::error_code ec = sys::fs::create_directories(r.paramsDir))
       return fail(r.paramsDir + ": " + ec.message());
-    json::Array list;
+    qslaw::params::Manifest manifest;
+    manifest.training = training;
     for (size_t i = 0; i < P; ++i) {
       std::string file = "param" + std::to_string(i) + ".npy";
       qslaw::NpyArray a{"f4", params[i].shape, {}};
@@ -42,16 +44,10 @@ int exportLearned(const std::vector<Param> &params,
       a.data.assign(bytes, bytes + params[i].value.size() * 4);
       if (Error e = qslaw::writeNpy(r.paramsDir + "/" + file, a))
         return fail(toString(std::move(e)));
-      list.push_back(json::Object{{"name", params[i].name},
-                                  {"kind", params[i].kind},
-                                  {"source", params[i].source},
-                                  {"file", file}});
+      manifest.params.push_back(
+          {params[i].name, params[i].kind, params[i].source, file});
     }
-    json::Object manifest{{"params", std::move(list)},
-                          {"training", json::Value(json::Object(training))}};
-    std::string text;
-    raw_string_ostream(text) << json::Value(std::move(manifest));
-    if (Error e = qslaw::writeFileAtomically(r.paramsDir + "/params.json", text))
+    if (Error e = qslaw::params::writeManifest(r.paramsDir, manifest))
       return fail(toString(std::move(e)));
   }
   const json::Object *lora = training.getObject("lora");
@@ -82,36 +78,25 @@ int exportLearned(const std::vector<Param> &params,
   // learned too: its tensors are constants of this program, not parameters.
   std::vector<std::vector<float>> carried;
   if (auto dir = training.getString("init_params")) {
-    auto manifest = MemoryBuffer::getFile(*dir + "/params.json");
-    auto mj = manifest ? json::parse((*manifest)->getBuffer())
-                       : Expected<json::Value>(createStringError(
-                             manifest.getError(), "cannot read"));
-    const json::Array *list =
-        mj && mj->getAsObject() ? mj->getAsObject()->getArray("params") : nullptr;
-    if (!list) {
-      if (!mj)
-        consumeError(mj.takeError());
+    auto manifest = qslaw::params::readManifest(*dir);
+    if (!manifest)
       return fail("exporting " + r.onnx + ": the tensors this model was "
-                  "compiled from (" + *dir + "/params.json) cannot be read");
-    }
-    carried.reserve(list->size());
-    for (const json::Value &v : *list) {
-      const json::Object *o = v.getAsObject();
-      auto name = o ? o->getString("name") : std::nullopt;
-      auto file = o ? o->getString("file") : std::nullopt;
-      if (!name || !file)
-        return fail(*dir + "/params.json: an entry without name or file");
-      bool trained = llvm::any_of(params, [&](const Param &p) { return p.name == *name; });
+                  "compiled from cannot be read: " +
+                  toString(manifest.takeError()));
+    carried.reserve(manifest->params.size());
+    for (const qslaw::params::Entry &e : manifest->params) {
+      bool trained = llvm::any_of(params, [&](const Param &p) { return p.name == e.name; });
       if (trained)
         continue;
-      auto a = qslaw::readNpy((*dir + "/" + *file).str());
+      auto a = qslaw::readNpy(qslaw::params::tensorPath(*dir, e));
       if (!a)
         return fail(toString(a.takeError()));
+      if (a->dtype != "f4")
+        return fail(qslaw::params::tensorPath(*dir, e) + ": learned tensor '" +
+                    e.name + "' is " + a->dtype + ", not f4");
       carried.emplace_back(a->numElements());
       std::memcpy(carried.back().data(), a->data.data(), a->data.size());
-      learned.push_back({name->str(), o->getString("kind").value_or("").str(),
-                         o->getString("source").value_or("").str(), a->shape,
-                         carried.back()});
+      learned.push_back({e.name, e.kind, e.source, a->shape, carried.back()});
     }
   }
   qslaw::onnx_export::ExportOptions opts;
