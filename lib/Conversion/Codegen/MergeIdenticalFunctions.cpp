@@ -36,7 +36,7 @@ DictionaryAttr attributesButName(func::FuncOp f) {
 /// and types in walk order, not its value identities (operands and results
 /// hash alike) or locations. Equal bodies hash equal.
 llvm::hash_code bodyHash(func::FuncOp f) {
-  llvm::hash_code h = hash_value(f.getFunctionType());
+  llvm::hash_code h{};
   f.getBody().walk([&](Operation *op) {
     h = llvm::hash_combine(
         h,
@@ -56,26 +56,24 @@ struct MergeIdenticalFunctionsPass
     ModuleOp module = getOperation();
     // Buckets of candidates by hash, in module order: the first of each
     // class is the one kept.
-    llvm::DenseMap<llvm::hash_code, SmallVector<func::FuncOp, 1>> buckets;
+    // (The attributes, function type included, are part of the key.)
+    using Kept = std::pair<func::FuncOp, DictionaryAttr>;
+    llvm::DenseMap<llvm::hash_code, SmallVector<Kept, 1>> buckets;
     SmallVector<std::pair<func::FuncOp, func::FuncOp>> merges; // dup -> kept
     for (func::FuncOp f : module.getOps<func::FuncOp>()) {
       if (!f.isPrivate() || f.isExternal())
         continue;
       DictionaryAttr attrs = attributesButName(f);
-      SmallVector<func::FuncOp, 1> &kept =
+      SmallVector<Kept, 1> &kept =
           buckets[llvm::hash_combine(bodyHash(f), attrs)];
-      func::FuncOp same;
-      for (func::FuncOp k : kept)
-        if (attributesButName(k) == attrs &&
-            OperationEquivalence::isRegionEquivalentTo(
-                &k.getBody(), &f.getBody(), kFlags)) {
-          same = k;
-          break;
-        }
-      if (same)
-        merges.emplace_back(f, same);
+      auto same = llvm::find_if(kept, [&](Kept &k) {
+        return k.second == attrs && OperationEquivalence::isRegionEquivalentTo(
+                                        &k.first.getBody(), &f.getBody(), kFlags);
+      });
+      if (same != kept.end())
+        merges.emplace_back(f, same->first);
       else
-        kept.push_back(f);
+        kept.emplace_back(f, attrs);
     }
     if (merges.empty())
       return markAllAnalysesPreserved();

@@ -73,7 +73,8 @@ struct MakeTrainStepPass
 
   SmallVector<Trainable> trainables;
   func::FuncOp forward;
-  func::FuncOp gradStep; // built before @train_step, which calls it
+  func::FuncOp forwardParams; // @forward calls it
+  func::FuncOp gradStep;      // built before @train_step, which calls it
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -370,6 +371,7 @@ struct MakeTrainStepPass
                                                  : "output" + std::to_string(i));
     func::FuncOp f = makeFunc(b, "forward_params", args,
                               forward.getResultTypes(), argNames, outNames);
+    forwardParams = f;
     Block *blk = &f.getBody().front();
     unsigned p = trainables.size();
     SmallVector<Value> res = cloneForward(b, blk, blk->getArguments().take_front(p),
@@ -382,24 +384,20 @@ struct MakeTrainStepPass
   /// copy of the model's forward in the library instead of two (LLVM's
   /// time and the code size follow the number of copies).
   void callForwardParams() {
-    auto fwdParams = getOperation().lookupSymbol<func::FuncOp>("forward_params");
     Block &body = forward.getBody().front();
     Operation *ret = body.getTerminator();
+    SmallVector<Operation *> old;
+    for (Operation &op : body.without_terminator())
+      old.push_back(&op);
     OpBuilder fb(ret);
     SmallVector<Value> args;
     for (Trainable &t : trainables)
       args.push_back(arith::ConstantOp::create(fb, forward.getLoc(), t.init));
     llvm::append_range(args, body.getArguments());
-    auto call = func::CallOp::create(fb, forward.getLoc(), fwdParams, args);
+    auto call = func::CallOp::create(fb, forward.getLoc(), forwardParams, args);
     ret->setOperands(call.getResults());
-    // The old body, now dead, from the last op back.
-    SmallVector<Operation *> dead;
-    for (Operation &op : body)
-      if (&op == args.front().getDefiningOp())
-        break;
-      else
-        dead.push_back(&op);
-    for (Operation *op : llvm::reverse(dead)) {
+    // The old body, now dead: users before their operands.
+    for (Operation *op : llvm::reverse(old)) {
       op->dropAllUses();
       op->erase();
     }
