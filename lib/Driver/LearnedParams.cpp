@@ -8,6 +8,7 @@
 #include "mlir/IR/Matchers.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
+#include "qslaw/Dialect/QSLAW/Utils/ConstantData.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 
@@ -24,8 +25,8 @@ Error bad(const Twine &msg) {
 /// constant `v` (checked: f32, the same shape; its qslaw.name kept).
 Expected<Value> learnedConstant(OpBuilder &b, Location loc, Value v,
                                 const ::qslaw::NpyArray &a, StringRef what) {
-  DenseElementsAttr old;
-  if (!matchPattern(v, m_Constant(&old)))
+  ElementsAttr old;
+  if (!mlir::qslaw::matchConstantTensor(v, old))
     return bad(what + " is not a constant in this model");
   auto ty = dyn_cast<RankedTensorType>(old.getType());
   if (!ty || !ty.getElementType().isF32())

@@ -14,12 +14,19 @@ Sizes (sequence 256 = 196 image tokens + 60 text tokens, batch 1 unless
   small  = CLIP 6 x 384 (image 224, patch 16) + LLaMA 4 x 512 (MLP 1408,
            vocab 32000), about 55 M parameters;
   medium = ViT-B/16 (12 x 768) + LLaMA 8 x 1024 (MLP 2816, vocab 32000),
-           about 250 M parameters.
+           about 250 M parameters;
+  1b     = ViT-B/16 + LLaMA 16 x 2048 (MLP 5632, 32 heads, vocab 32000),
+           about 1.05 B parameters. Its weights (4.2 GB in f32) are always
+           written as external data (OUT_DIR/llava_1b.onnx.data), as
+           protobuf cannot hold them.
 """
 import argparse
 import os
+import shutil
+import tempfile
 
 import numpy as np
+import onnx
 import torch
 from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
@@ -34,7 +41,10 @@ SIZES = {
     #        text hidden, text MLP, text heads, text layers)
     "small": (384, 1536, 6, 6, 512, 1408, 8, 4),
     "medium": (768, 3072, 12, 12, 1024, 2816, 16, 8),
+    "1b": (768, 3072, 12, 12, 2048, 5632, 32, 16),
 }
+# Sizes whose weights go to one external data file beside the model.
+EXTERNAL = {"1b"}
 
 
 def llava(size, vision_layers=None, text_layers=None, seed=0):
@@ -79,10 +89,29 @@ def export(out_dir, size, vision_layers=None, text_layers=None, seq=256,
     model, _ = llava(size, vision_layers, text_layers)
     ids, pix, mask = example_inputs(seq, batch=batch)
     path = os.path.join(out_dir, f"{name}.onnx")
+    external = size in EXTERNAL
+    # Over 2 GB, torch.onnx writes one file per tensor into the export's
+    # directory: export into a scratch directory, then gather them into one
+    # data file beside the model.
+    target = path
+    if external:
+        scratch = tempfile.mkdtemp(dir=out_dir, prefix=f".{name}.")
+        target = os.path.join(scratch, f"{name}.onnx")
     with torch.no_grad():
-        torch.onnx.export(Logits(model), (ids, pix, mask), path,
+        torch.onnx.export(Logits(model), (ids, pix, mask), target,
                           input_names=["input_ids", "pixel_values", "attention_mask"],
                           output_names=["logits"], opset_version=18, dynamo=False)
+    del model
+    if external:
+        proto = onnx.load(target, load_external_data=True)
+        if os.path.exists(path + ".data"):  # onnx appends to an existing one
+            os.remove(path + ".data")
+        onnx.save_model(proto, path, save_as_external_data=True,
+                        all_tensors_to_one_file=True,
+                        location=os.path.basename(path) + ".data",
+                        size_threshold=1024)
+        del proto
+        shutil.rmtree(scratch)
     for n, v in (("input_ids", ids), ("pixel_values", pix), ("attention_mask", mask)):
         np.save(os.path.join(out_dir, f"{name}.{n}.npy"), v.numpy())
     return path

@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "qslaw/Conversion/Passes.h"
+#include "qslaw/Dialect/QSLAW/Utils/ConstantData.h"
 #include "qslaw/Support/WeightsFile.h"
 
 #include "mlir/Conversion/LLVMCommon/MemRefBuilder.h"
@@ -28,38 +29,45 @@ using namespace mlir;
 namespace {
 constexpr StringLiteral kBase = "qslaw_weights_base";
 
-/// The dense initializer whose bytes equal LLVM's layout of it (one element
-/// per byte for widths below 8, little-endian otherwise), or null if the
-/// layout is not one this pass reproduces (i1 bit-packing, resources).
-DenseIntOrFPElementsAttr layoutAttr(Attribute init) {
-  auto dense = dyn_cast_or_null<DenseIntOrFPElementsAttr>(init);
-  if (!dense)
+/// An initializer whose bytes equal LLVM's layout of it: a dense attribute
+/// (one element per byte for widths below 8, little-endian otherwise; a
+/// splat is expanded) or a resource blob (the imported weights). Empty
+/// (`raw` null) when this pass does not reproduce the layout (i1
+/// bit-packing) or the data is missing.
+struct Layout {
+  ArrayRef<char> raw;
+  int64_t repeat = 1; // a splat's element, repeated
+  explicit operator bool() const { return raw.data() != nullptr; }
+  int64_t size() const { return int64_t(raw.size()) * repeat; }
+};
+
+Layout layoutOf(Attribute init) {
+  auto elements = dyn_cast_or_null<ElementsAttr>(init);
+  if (!elements)
     return {};
-  Type e = dense.getElementType();
+  Type e = elements.getElementType();
   if (!(isa<IntegerType, FloatType, IndexType>(e)) ||
       (isa<IntegerType>(e) && e.getIntOrFloatBitWidth() == 1))
     return {};
-  return dense;
+  if (auto dense = dyn_cast<DenseIntOrFPElementsAttr>(init))
+    return {dense.getRawData(), dense.isSplat() ? dense.getNumElements() : 1};
+  if (std::optional<ArrayRef<char>> raw = mlir::qslaw::constantBytes(elements))
+    return {*raw, 1};
+  return {};
 }
 
-int64_t layoutSize(DenseIntOrFPElementsAttr dense) {
-  int64_t raw = int64_t(dense.getRawData().size());
-  return dense.isSplat() ? raw * dense.getNumElements() : raw;
-}
-
-/// Appends `dense`'s bytes to `writer` (expanding a splat; otherwise a view
-/// of the attribute's storage, which the context keeps past the write).
+/// Appends the bytes to `writer` (expanding a splat; otherwise a view of
+/// the attribute's storage or blob, which outlives the write).
 uint64_t addTo(::qslaw::weights::Writer &writer, StringRef name,
-               StringRef type, DenseIntOrFPElementsAttr dense,
-               uint64_t alignment) {
-  ArrayRef<char> raw = dense.getRawData();
-  if (!dense.isSplat())
-    return writer.addView(name, type, StringRef(raw.data(), raw.size()),
+               StringRef type, Layout layout, uint64_t alignment) {
+  if (layout.repeat == 1)
+    return writer.addView(name, type,
+                          StringRef(layout.raw.data(), layout.raw.size()),
                           alignment);
   std::string out;
-  out.reserve(size_t(layoutSize(dense)));
-  for (int64_t i = 0, n = dense.getNumElements(); i < n; ++i)
-    out.append(raw.begin(), raw.end());
+  out.reserve(size_t(layout.size()));
+  for (int64_t i = 0; i < layout.repeat; ++i)
+    out.append(layout.raw.begin(), layout.raw.end());
   return writer.add(name, type, out, alignment);
 }
 
@@ -103,7 +111,7 @@ struct ExternalWeightsPass
       std::string type;
       llvm::raw_string_ostream(type) << global.getType();
       offsets[global] = addTo(writer, global.getSymName(), type,
-                              layoutAttr(*global.getInitialValue()),
+                              layoutOf(*global.getInitialValue()),
                               global.getAlignment().value_or(0));
     }
     auto i64 = IntegerType::get(ctx, 64);
@@ -176,6 +184,9 @@ struct ExternalWeightsPass
     for (auto &entry : reads)
       if (users.useEmpty(entry.first))
         entry.first.erase();
+    // The weights are in the file now: the blobs of the globals erased above
+    // are freed, not carried through LLVM translation.
+    mlir::qslaw::releaseUnusedResourceBlobs(module);
   }
 
   bool qualifies(memref::GlobalOp global) {
@@ -184,8 +195,8 @@ struct ExternalWeightsPass
         global.isUninitialized() || !type.hasStaticShape() ||
         !type.getLayout().isIdentity())
       return false;
-    DenseIntOrFPElementsAttr dense = layoutAttr(*global.getInitialValue());
-    return dense && layoutSize(dense) >= minBytes;
+    Layout layout = layoutOf(*global.getInitialValue());
+    return layout && layout.size() >= minBytes;
   }
 };
 } // namespace

@@ -13,7 +13,7 @@ bool allInputsConstant(const NodeContext &nc) {
   for (unsigned i = 0; i < nc.inputs.size(); ++i) {
     if (!nc.inputs[i])
       continue;
-    if (!nc.constant(i))
+    if (!nc.isConstant(i))
       return false;
     any = true;
   }

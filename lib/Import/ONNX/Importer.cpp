@@ -4,6 +4,7 @@
 #include "qslaw/Import/ONNX/ModelLoader.h"
 #include "NodeContext.h"
 #include "qslaw/Dialect/QSLAW/IR/QSLAWDialect.h"
+#include "qslaw/Dialect/QSLAW/Utils/ConstantData.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -208,11 +209,15 @@ NodeContext::axes(llvm::ArrayRef<int64_t> as, int64_t rank,
 }
 
 DenseElementsAttr NodeContext::constant(unsigned i) const {
-  DenseElementsAttr attr;
-  if (i < inputs.size() && inputs[i] &&
-      matchPattern(inputs[i], m_Constant(&attr)))
-    return attr;
+  // A weight held as a resource is copied here: the converter folds it.
+  ElementsAttr attr;
+  if (i < inputs.size() && mlir::qslaw::matchConstantTensor(inputs[i], attr))
+    return mlir::qslaw::toDenseElements(attr);
   return {};
+}
+bool NodeContext::isConstant(unsigned i) const {
+  ElementsAttr attr;
+  return i < inputs.size() && mlir::qslaw::matchConstantTensor(inputs[i], attr);
 }
 std::optional<std::vector<int64_t>> NodeContext::constInts(unsigned i) const {
   DenseElementsAttr c = constant(i);
@@ -263,7 +268,7 @@ private:
     return NameLoc::get(StringAttr::get(ctx, name),
                         FileLineColLoc::get(ctx, path, 0, 0));
   }
-  FailureOr<Value> constantFrom(const onnx::TensorProto &t, Location loc);
+  FailureOr<Value> constantFrom(onnx::TensorProto &t, Location loc);
   FailureOr<RankedTensorType> valueType(const onnx::ValueInfoProto &vi);
 
   MLIRContext *ctx;
@@ -275,9 +280,29 @@ private:
   llvm::StringSet<> signedValues;
 };
 
-FailureOr<Value> GraphImporter::constantFrom(const onnx::TensorProto &t,
+/// Float initializers of at least this many bytes (weights, not the
+/// constants of shape arithmetic) become resources (ConstantData.h).
+static constexpr size_t kResourceMinBytes = 4096;
+
+/// A blob over `data` that keeps its storage (the mapped external-data slice
+/// or the moved raw_data) alive, so the weight is not copied. A slice that
+/// is not aligned for its element type is copied once.
+static AsmResourceBlob blobOver(TensorData &&data, size_t align) {
+  ArrayRef<char> bytes = data.bytes;
+  if (reinterpret_cast<uintptr_t>(bytes.data()) % align)
+    return HeapAsmResourceBlob::allocateAndCopyWithAlign(bytes, align,
+                                                         /*dataIsMutable=*/false);
+  return AsmResourceBlob(
+      bytes, align,
+      [storage = std::move(data.storage)](void *, size_t, size_t) mutable {
+        storage.reset();
+      },
+      /*dataIsMutable=*/false);
+}
+
+FailureOr<Value> GraphImporter::constantFrom(onnx::TensorProto &t,
                                              Location loc) {
-  auto data = readTensor(t, llvm::sys::path::parent_path(path));
+  auto data = takeTensor(t, llvm::sys::path::parent_path(path));
   if (!data) {
     mlir::emitError(loc) << path << ": " << llvm::toString(data.takeError());
     return failure();
@@ -303,6 +328,14 @@ FailureOr<Value> GraphImporter::constantFrom(const onnx::TensorProto &t,
       vals.push_back(APInt(w, v));
     }
     attr = DenseElementsAttr::get(type, vals);
+  } else if (isa<FloatType>(elem) && data->bytes.size() >= kResourceMinBytes) {
+    size_t align = elem.getIntOrFloatBitWidth() / 8;
+    auto op = arith::ConstantOp::create(
+        b, loc,
+        DenseResourceElementsAttr::get(type, t.name(),
+                                       blobOver(std::move(*data), align)));
+    op->setAttr("qslaw.name", b.getStringAttr(t.name()));
+    return op.getResult();
   } else {
     attr = DenseElementsAttr::getFromRawBuffer(
         type, ArrayRef<char>(data->bytes.data(), data->bytes.size()));
@@ -452,7 +485,8 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
     inNames.push_back(b.getStringAttr(name));
   }
   func->setAttr("qslaw.inputs", b.getArrayAttr(inNames));
-  for (const auto &t : graph.initializer()) {
+  for (onnx::TensorProto &t :
+       *(*model)->mutable_graph()->mutable_initializer()) {
     using TP = onnx::TensorProto;
     int32_t dt = t.data_type();
     if (dt == TP::INT8 || dt == TP::INT16 || dt == TP::INT32 ||

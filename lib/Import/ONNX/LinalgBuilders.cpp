@@ -1,5 +1,6 @@
 //===- LinalgBuilders.cpp - tensor-level building blocks ------------------===//
 #include "LinalgBuilders.h"
+#include "qslaw/Dialect/QSLAW/Utils/ConstantData.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -115,11 +116,12 @@ Value buildReshape(OpBuilder &b, Location loc, Value in,
   if (ty.getShape() == shape)
     return in;
   // Reshaping a constant is a constant (shape chains fold at import).
-  DenseElementsAttr c;
-  if (matchPattern(in, m_Constant(&c)) &&
-      (c.isSplat() || c.getNumElements() <= (1 << 16)))
-    return arith::ConstantOp::create(
-        b, loc, c.reshape(RankedTensorType::get(shape, ty.getElementType())));
+  ElementsAttr e;
+  if (mlir::qslaw::matchConstantTensor(in, e) &&
+      (e.isSplat() || e.getNumElements() <= (1 << 16)))
+    if (DenseElementsAttr c = mlir::qslaw::toDenseElements(e))
+      return arith::ConstantOp::create(
+          b, loc, c.reshape(RankedTensorType::get(shape, ty.getElementType())));
   // To and from rank 0 (every dimension is 1): one op with no
   // reassociation groups (an expand_shape to rank 0 is invalid IR).
   auto target = RankedTensorType::get(shape, ty.getElementType());

@@ -40,6 +40,8 @@ struct NodeContext {
   }
   /// The compile-time value of input i, if it is a constant.
   mlir::DenseElementsAttr constant(unsigned i) const;
+  /// Whether input i is a constant (dense or resource), without a copy.
+  bool isConstant(unsigned i) const;
   /// Integer values of a constant input (shapes, axes, ...).
   std::optional<std::vector<int64_t>> constInts(unsigned i) const;
   /// Axis `a` of a rank-`rank` tensor as a non-negative index (negative

@@ -272,8 +272,9 @@ LogicalResult convertSlice(NodeContext &nc, SmallVectorImpl<Value> &r) {
     r.push_back(tensor::EmptyOp::create(nc.b, nc.loc, sizes, t.getElementType()));
     return success();
   }
-  if (DenseElementsAttr c = nc.constant(0);
-      c && t.getNumElements() <= kMaxFoldElements) {
+  if (DenseElementsAttr c = t.getNumElements() <= kMaxFoldElements
+                              ? nc.constant(0)
+                              : DenseElementsAttr()) {
     SmallVector<Scalar> vals;
     int64_t n = outTy.getNumElements();
     SmallVector<int64_t> idx(t.getRank(), 0), srcStrides(t.getRank(), 1);

@@ -7,7 +7,7 @@
 #include "llvm/Support/Path.h"
 
 #include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/io/zero_copy_stream_impl.h>
 
 #include <cstring>
 
@@ -22,19 +22,31 @@ static Error err(const Twine &msg) {
 }
 
 Expected<std::unique_ptr<onnx::ModelProto>> loadModel(llvm::StringRef path) {
-  auto buf = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
-                                         /*RequiresNullTerminator=*/false);
-  if (!buf)
-    return err(path + ": cannot open: " + buf.getError().message());
-  llvm::StringRef bytes = (*buf)->getBuffer();
-  google::protobuf::io::ArrayInputStream raw(bytes.data(), int(std::min<size_t>(bytes.size(), INT32_MAX)));
-  if (bytes.size() > size_t(INT32_MAX))
+  // Streamed from the file, not mapped: a mapped copy of the file beside the
+  // parsed message doubled the peak memory of a model with inline weights.
+  uint64_t size = 0;
+  if (std::error_code ec = llvm::sys::fs::file_size(path, size))
+    return err(path + ": cannot open: " + ec.message());
+  if (llvm::sys::fs::is_directory(path))
+    return err(path + ": cannot open: " +
+               std::make_error_code(std::errc::is_a_directory).message());
+  if (size > uint64_t(INT32_MAX))
     return err(path + ": the protobuf itself is over 2 GB; store the weights "
                       "as external data (onnx.save(..., save_as_external_data=True))");
-  google::protobuf::io::CodedInputStream in(&raw);
-  in.SetTotalBytesLimit(INT32_MAX);
+  auto fd = llvm::sys::fs::openNativeFileForRead(path);
+  if (!fd)
+    return err(path + ": cannot open: " + llvm::toString(fd.takeError()));
   auto model = std::make_unique<onnx::ModelProto>();
-  if (!model->ParseFromCodedStream(&in) || !in.ConsumedEntireMessage())
+  bool parsed, consumed;
+  {
+    google::protobuf::io::FileInputStream raw(*fd, /*block_size=*/1 << 20);
+    google::protobuf::io::CodedInputStream in(&raw);
+    in.SetTotalBytesLimit(INT32_MAX);
+    parsed = model->ParseFromCodedStream(&in);
+    consumed = in.ConsumedEntireMessage();
+  }
+  llvm::sys::fs::closeFile(*fd);
+  if (!parsed || !consumed)
     return err(path + ": not a valid ONNX model (protobuf parse failed; the "
                       "file is truncated or not ONNX)");
   if (!model->has_graph())
@@ -78,8 +90,9 @@ static void appendAs(std::vector<char> &out, const Src &vals) {
   }
 }
 
-Expected<TensorData> readTensor(const onnx::TensorProto &t,
-                                llvm::StringRef modelDir) {
+static Expected<TensorData> readTensorImpl(const onnx::TensorProto &t,
+                                           onnx::TensorProto *owner,
+                                           llvm::StringRef modelDir) {
   using TP = onnx::TensorProto;
   TensorData d;
   d.dataType = t.data_type();
@@ -141,7 +154,8 @@ Expected<TensorData> readTensor(const onnx::TensorProto &t,
     if (b.size() != want)
       return err(name + ": external data holds " + Twine(b.size()) +
                  " bytes, shape and type need " + Twine(uint64_t(want)));
-    d.bytes.assign(b.begin(), b.end());
+    d.bytes = llvm::ArrayRef<char>(b.data(), b.size());
+    d.storage = std::shared_ptr<const llvm::MemoryBuffer>(std::move(*buf));
     return d;
   }
   if (t.has_raw_data()) {
@@ -149,9 +163,17 @@ Expected<TensorData> readTensor(const onnx::TensorProto &t,
       return err(name + ": raw_data holds " + Twine(t.raw_data().size()) +
                  " bytes, shape " + "and type " + dataTypeName(d.dataType) +
                  " need " + Twine(uint64_t(want)));
-    d.bytes.assign(t.raw_data().begin(), t.raw_data().end());
+    auto s = owner ? std::make_shared<const std::string>(
+                         std::move(*owner->mutable_raw_data()))
+                   : std::make_shared<const std::string>(t.raw_data());
+    if (owner)
+      owner->clear_raw_data();
+    d.bytes = llvm::ArrayRef<char>(s->data(), s->size());
+    d.storage = std::move(s);
     return d;
   }
+  auto vec = std::make_shared<std::vector<char>>();
+  std::vector<char> &out = *vec;
   // Typed fields.
   auto check = [&](int64_t count) -> Error {
     if (count != n)
@@ -162,40 +184,52 @@ Expected<TensorData> readTensor(const onnx::TensorProto &t,
   switch (d.dataType) {
   case TP::FLOAT:
     if (Error e = check(t.float_data_size())) return std::move(e);
-    appendAs<float>(d.bytes, t.float_data());
+    appendAs<float>(out, t.float_data());
     break;
   case TP::DOUBLE:
     if (Error e = check(t.double_data_size())) return std::move(e);
-    appendAs<double>(d.bytes, t.double_data());
+    appendAs<double>(out, t.double_data());
     break;
   case TP::INT64:
     if (Error e = check(t.int64_data_size())) return std::move(e);
-    appendAs<int64_t>(d.bytes, t.int64_data());
+    appendAs<int64_t>(out, t.int64_data());
     break;
   case TP::INT32:
     if (Error e = check(t.int32_data_size())) return std::move(e);
-    appendAs<int32_t>(d.bytes, t.int32_data());
+    appendAs<int32_t>(out, t.int32_data());
     break;
   case TP::INT8: case TP::UINT8: case TP::BOOL:
     if (Error e = check(t.int32_data_size())) return std::move(e);
-    appendAs<uint8_t>(d.bytes, t.int32_data());
+    appendAs<uint8_t>(out, t.int32_data());
     break;
   case TP::FLOAT16: case TP::BFLOAT16: case TP::INT16: case TP::UINT16:
     if (Error e = check(t.int32_data_size())) return std::move(e);
-    appendAs<uint16_t>(d.bytes, t.int32_data());
+    appendAs<uint16_t>(out, t.int32_data());
     break;
   case 21: case 22: {
     // int32_data holds two 4-bit values per entry.
     if (t.int32_data_size() != (n + 1) / 2)
       return err(name + ": has " + Twine(t.int32_data_size()) +
                  " packed values, shape needs " + Twine((n + 1) / 2));
-    appendAs<uint8_t>(d.bytes, t.int32_data());
+    appendAs<uint8_t>(out, t.int32_data());
     break;
   }
   default:
     return err(name + ": no data for type " + dataTypeName(d.dataType));
   }
+  d.bytes = llvm::ArrayRef<char>(out.data(), out.size());
+  d.storage = std::move(vec);
   return d;
+}
+
+Expected<TensorData> readTensor(const onnx::TensorProto &t,
+                                llvm::StringRef modelDir) {
+  return readTensorImpl(t, nullptr, modelDir);
+}
+
+Expected<TensorData> takeTensor(onnx::TensorProto &t,
+                                llvm::StringRef modelDir) {
+  return readTensorImpl(t, &t, modelDir);
 }
 
 } // namespace qslaw::onnx_import

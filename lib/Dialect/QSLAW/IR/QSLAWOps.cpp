@@ -1,5 +1,6 @@
 //===- QSLAWOps.cpp - qslaw op verifiers, folds and canonicalisations -----===//
 #include "qslaw/Dialect/QSLAW/IR/QSLAWOps.h"
+#include "qslaw/Dialect/QSLAW/Utils/ConstantData.h"
 #include "qslaw/Quant/QuantMath.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
@@ -162,7 +163,7 @@ OpFoldResult QuantizeOp::fold(FoldAdaptor adaptor) {
       if (deq.getScales() == getScales() && deq.getZeros() == getZeros() &&
           deq.getSpec() == getSpec())
         return {};
-  auto w = dyn_cast_or_null<DenseElementsAttr>(adaptor.getWeight());
+  auto w = dyn_cast_or_null<ElementsAttr>(adaptor.getWeight());
   auto s = dyn_cast_or_null<DenseElementsAttr>(adaptor.getScales());
   auto z = dyn_cast_or_null<DenseElementsAttr>(adaptor.getZeros());
   if (!w || !s || (getZeros() && !z))
@@ -174,7 +175,9 @@ OpFoldResult QuantizeOp::fold(FoldAdaptor adaptor) {
   QuantSpecAttr spec = getSpec();
   int64_t n = qTy.getDimSize(0), k = qTy.getDimSize(1);
   int64_t g = spec.getGroupSizeFor(k), j = spec.getNumGroups(k);
-  SmallVector<float> wv(w.getValues<float>()), sv(s.getValues<float>());
+  SmallVector<float> wv, sv(s.getValues<float>());
+  if (!readFloats(w, wv))
+    return {};
   SmallVector<int64_t> zv;
   if (z)
     for (const APInt &v : z.getValues<APInt>())
@@ -222,8 +225,9 @@ OpFoldResult DequantizeOp::fold(FoldAdaptor adaptor) {
       quant.getZeros() != getZeros() || quant.getSpec() != getSpec() ||
       quant.getWeight().getType() != getType())
     return {};
-  DenseElementsAttr w, s, z;
-  if (!matchPattern(quant.getWeight(), m_Constant(&w)) ||
+  ElementsAttr w;
+  DenseElementsAttr s, z;
+  if (!matchConstantTensor(quant.getWeight(), w) ||
       !matchPattern(getScales(), m_Constant(&s)) ||
       (getZeros() && !matchPattern(getZeros(), m_Constant(&z))))
     return {};
@@ -232,7 +236,9 @@ OpFoldResult DequantizeOp::fold(FoldAdaptor adaptor) {
   QuantSpecAttr spec = getSpec();
   int64_t n = getType().getDimSize(0), k = getType().getDimSize(1);
   int64_t g = spec.getGroupSizeFor(k), j = spec.getNumGroups(k);
-  SmallVector<float> wv(w.getValues<float>()), sv(s.getValues<float>());
+  SmallVector<float> wv, sv(s.getValues<float>());
+  if (!readFloats(w, wv))
+    return {};
   SmallVector<int64_t> zv;
   if (z)
     for (const APInt &v : z.getValues<APInt>())

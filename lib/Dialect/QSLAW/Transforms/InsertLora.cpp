@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 #include "MatmulMatch.h"
 #include "qslaw/Dialect/QSLAW/IR/QSLAWOps.h"
+#include "qslaw/Dialect/QSLAW/Utils/ConstantData.h"
 #include "qslaw/Dialect/QSLAW/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -129,8 +130,8 @@ struct InsertLoraPass : qslaw::impl::InsertLoraBase<InsertLoraPass> {
       }
       auto mm = dyn_cast<linalg::MatmulOp>(op);
       std::optional<MatmulView> view = mm ? matchMatmul(mm) : std::nullopt;
-      DenseElementsAttr w;
-      if (!view || !matchPattern(view->weight, m_Constant(&w)) ||
+      ElementsAttr w;
+      if (!view || !matchConstantTensor(view->weight, w) ||
           !isa<FloatType>(w.getElementType()))
         return;
       Operation *def = view->weight.getDefiningOp();

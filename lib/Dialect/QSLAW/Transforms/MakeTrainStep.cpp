@@ -38,7 +38,7 @@ struct Trainable {
   std::string name;
   std::string kind;   // "scale", "gamma" or "float"
   std::string source; // ONNX node (scales, gamma) or initializer (float)
-  DenseElementsAttr init;
+  ElementsAttr init;
   SmallVector<std::pair<Operation *, unsigned>> uses;
 };
 
@@ -208,7 +208,7 @@ struct MakeTrainStepPass
         return;
       Trainable t{nameAttr.str(), ("lora_" + role.getValue()).str(),
                   source ? source.str() : "",
-                  cast<DenseElementsAttr>(c.getValue()), {}};
+                  cast<ElementsAttr>(c.getValue()), {}};
       for (OpOperand &use : c->getUses())
         t.uses.push_back({use.getOwner(), use.getOperandNumber()});
       trainables.push_back(std::move(t));
@@ -234,7 +234,7 @@ struct MakeTrainStepPass
       if (!paramRe->match(name))
         return;
       Trainable t{name, "float", nameAttr.str(),
-                  cast<DenseElementsAttr>(c.getValue()), {}};
+                  cast<ElementsAttr>(c.getValue()), {}};
       for (OpOperand &use : c->getUses())
         t.uses.push_back({use.getOwner(), use.getOperandNumber()});
       trainables.push_back(std::move(t));

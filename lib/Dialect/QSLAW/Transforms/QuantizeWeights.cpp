@@ -1,6 +1,7 @@
 //===- QuantizeWeights.cpp - constant float weights -> qslaw.qmatmul ------===//
 #include "MatmulMatch.h"
 #include "qslaw/Dialect/QSLAW/IR/QSLAWOps.h"
+#include "qslaw/Dialect/QSLAW/Utils/ConstantData.h"
 #include "qslaw/Quant/QuantMath.h"
 #include "qslaw/Dialect/QSLAW/Transforms/Passes.h"
 
@@ -29,7 +30,7 @@ std::string weightName(Value w) {
 }
 
 
-Value namedConstant(OpBuilder &b, Location loc, DenseElementsAttr value,
+Value namedConstant(OpBuilder &b, Location loc, ElementsAttr value,
                     StringRef name) {
   auto c = arith::ConstantOp::create(b, loc, value);
   if (!name.empty())
@@ -75,6 +76,8 @@ struct QuantizeWeightsPass
     for (linalg::MatmulOp op : matmuls)
       if (failed(quantizeOne(rewriter, op, regex, *scaleMode)))
         return signalPassFailure();
+    // The float weights that became codes are not needed any more.
+    releaseUnusedResourceBlobs(module);
   }
 
   LogicalResult quantizeOne(IRRewriter &b, linalg::MatmulOp op,
@@ -82,8 +85,8 @@ struct QuantizeWeightsPass
     std::optional<MatmulView> mm = matchMatmul(op);
     if (!mm)
       return success();
-    DenseElementsAttr wAttr;
-    if (!matchPattern(mm->weight, m_Constant(&wAttr)) ||
+    ElementsAttr wAttr;
+    if (!matchConstantTensor(mm->weight, wAttr) ||
         !wAttr.getElementType().isF32())
       return success();
     auto xTy = cast<RankedTensorType>(mm->input.getType());
@@ -115,7 +118,10 @@ struct QuantizeWeightsPass
     int64_t j = spec.getNumGroups(k);
 
     // Row-major [N, K] float weight.
-    SmallVector<float> w(wAttr.getValues<float>());
+    SmallVector<float> w;
+    if (!readFloats(wAttr, w))
+      return op.emitError("qslaw-quantize-weights: the data of weight '")
+             << (onnxWeight.empty() ? name : onnxWeight) << "' is missing";
     // NaN/Inf would become a NaN or infinite scale for its group, and codes
     // from nonsense: refuse, naming the weight and the element.
     for (auto [i, v] : llvm::enumerate(w))
@@ -140,12 +146,12 @@ struct QuantizeWeightsPass
     Location loc = op.getLoc();
     b.setInsertionPoint(op);
     Type codeTy = b.getIntegerType(bits);
-    auto apints = [&](ArrayRef<uint8_t> v) {
-      SmallVector<APInt> r;
-      r.reserve(v.size());
-      for (uint8_t x : v)
-        r.push_back(APInt(bits, x));
-      return r;
+    // Codes below 8 bits are stored one per byte, so the bytes are the
+    // attribute's raw buffer.
+    auto codesAttr = [&](RankedTensorType ty, ArrayRef<uint8_t> v) {
+      return DenseElementsAttr::getFromRawBuffer(
+          ty, ArrayRef<char>(reinterpret_cast<const char *>(v.data()),
+                             v.size()));
     };
     auto nj = RankedTensorType::get({n, j}, b.getF32Type());
     Value scales = namedConstant(
@@ -155,22 +161,26 @@ struct QuantizeWeightsPass
     if (!symmetric)
       zeros = namedConstant(
           b, loc,
-          DenseElementsAttr::get(RankedTensorType::get({n, j}, codeTy),
-                                 apints(qm.zeros)),
+          codesAttr(RankedTensorType::get({n, j}, codeTy), qm.zeros),
           name.empty() ? "" : name + ".zeros");
     Value codes;
     auto nkCodes = RankedTensorType::get({n, k}, codeTy);
     if (scaleMode == ScaleMode::Scale) {
       codes = namedConstant(b, loc,
-                            DenseElementsAttr::get(nkCodes, apints(qm.codes)),
+                            codesAttr(nkCodes, qm.codes),
                             name.empty() ? "" : name + ".codes");
     } else {
-      // gamma mode keeps W and recomputes the codes from s * gamma.
-      Value weight = namedConstant(
-          b, loc,
-          DenseElementsAttr::get(RankedTensorType::get({n, k}, b.getF32Type()),
-                                 ArrayRef<float>(w)),
-          name);
+      // gamma mode keeps W and recomputes the codes from s * gamma. A
+      // weight that came as a resource stays one (not uniqued, freeable).
+      auto wTyNK = RankedTensorType::get({n, k}, b.getF32Type());
+      ElementsAttr wNK;
+      if (isa<DenseResourceElementsAttr>(wAttr))
+        wNK = DenseResourceElementsAttr::get(
+            wTyNK, name,
+            HeapAsmResourceBlob::allocateAndCopyInferAlign(ArrayRef<float>(w)));
+      else
+        wNK = DenseElementsAttr::get(wTyNK, ArrayRef<float>(w));
+      Value weight = namedConstant(b, loc, wNK, name);
       Value gamma = namedConstant(b, loc,
                                   DenseElementsAttr::get(nj, b.getF32FloatAttr(1.0f)),
                                   name.empty() ? "" : name + ".gamma");
