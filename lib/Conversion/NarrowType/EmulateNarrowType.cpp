@@ -65,11 +65,21 @@ struct ConvertMemRefGlobal : OpConversionPattern<memref::GlobalOp> {
             dyn_cast_or_null<DenseElementsAttr>(op.getInitialValueAttr())) {
       unsigned perByte = 8 / width;
       SmallVector<uint8_t> bytes(newTy.getNumElements(), 0);
-      int64_t i = 0;
-      for (const APInt &v : dense.getValues<APInt>()) {
+      auto put = [&](int64_t i, uint64_t v) {
         bytes[i / perByte] |= static_cast<uint8_t>(
-            (v.getZExtValue() & ((1u << width) - 1)) << ((i % perByte) * width));
-        ++i;
+            (v & ((1u << width) - 1)) << ((i % perByte) * width));
+      };
+      if (width > 1 && !dense.isSplat() &&
+          int64_t(dense.getRawData().size()) == dense.getNumElements()) {
+        // Widths 2..7 are stored one element per byte: read the bytes, not
+        // an APInt per element (8 s of a 1 B-parameter model's compile).
+        ArrayRef<char> raw = dense.getRawData();
+        for (int64_t i = 0, n = int64_t(raw.size()); i < n; ++i)
+          put(i, uint8_t(raw[i]));
+      } else {
+        int64_t i = 0;
+        for (const APInt &v : dense.getValues<APInt>())
+          put(i++, v.getZExtValue());
       }
       auto tensorTy =
           RankedTensorType::get(newTy.getShape(), newTy.getElementType());

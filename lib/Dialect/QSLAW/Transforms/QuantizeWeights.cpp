@@ -6,6 +6,7 @@
 #include "qslaw/Dialect/QSLAW/Transforms/Passes.h"
 
 #include "mlir/IR/Matchers.h"
+#include "mlir/IR/Threading.h"
 #include "llvm/Support/Regex.h"
 
 namespace mlir::qslaw {
@@ -73,34 +74,64 @@ struct QuantizeWeightsPass
     SmallVector<linalg::MatmulOp> matmuls;
     module.walk([&](linalg::MatmulOp op) { matmuls.push_back(op); });
     IRRewriter rewriter(&getContext());
+    // Prepared in order, quantised a batch at a time on the context's
+    // threads (the arithmetic touches no IR), then built in order: the IR
+    // and the diagnostics are those of a serial run. A batch bounds how many
+    // float copies and codes are held at once.
+    std::vector<Job> jobs;
     for (linalg::MatmulOp op : matmuls)
-      if (failed(quantizeOne(rewriter, op, regex, *scaleMode)))
-        return signalPassFailure();
+      if (std::optional<Job> job = prepare(op, regex, *scaleMode))
+        jobs.push_back(std::move(*job));
+    size_t batch = 2 * std::max<size_t>(1, getContext().getNumThreads());
+    for (size_t at = 0; at < jobs.size(); at += batch) {
+      size_t end = std::min(jobs.size(), at + batch);
+      parallelFor(&getContext(), at, end,
+                  [&](size_t i) { compute(jobs[i], *scaleMode); });
+      for (size_t i = at; i < end; ++i)
+        if (failed(build(rewriter, jobs[i], *scaleMode)))
+          return signalPassFailure();
+    }
     // The float weights that became codes are not needed any more.
     releaseUnusedResourceBlobs(module);
   }
 
-  LogicalResult quantizeOne(IRRewriter &b, linalg::MatmulOp op,
-                            llvm::Regex &regex, ScaleMode scaleMode) {
+  /// One matmul to quantise: what prepare() found, what compute() made.
+  struct Job {
+    linalg::MatmulOp op;
+    MatmulView mm;
+    ElementsAttr wAttr;
+    std::string name, opName, onnxWeight;
+    int64_t n = 0, k = 0, j = 0, group = 0;
+    QuantSpecAttr spec;
+    // compute():
+    SmallVector<float> w; // row-major [N, K]; kept for gamma mode only
+    quant::QuantizedMatrix qm;
+    bool missing = false;
+    int64_t badIndex = -1; // first non-finite element, in wAttr's layout
+    float badValue = 0;
+  };
+
+  std::optional<Job> prepare(linalg::MatmulOp op, llvm::Regex &regex,
+                             ScaleMode scaleMode) {
     std::optional<MatmulView> mm = matchMatmul(op);
     if (!mm)
-      return success();
+      return std::nullopt;
     ElementsAttr wAttr;
     if (!matchConstantTensor(mm->weight, wAttr) ||
         !wAttr.getElementType().isF32())
-      return success();
+      return std::nullopt;
     auto xTy = cast<RankedTensorType>(mm->input.getType());
     auto yTy = cast<RankedTensorType>(mm->init.getType());
     if (xTy.getElementType() != yTy.getElementType() ||
         !yTy.hasStaticShape())
-      return success();
+      return std::nullopt;
     // Exporters often give weights generated names (torch: "onnx::MatMul_12"),
     // so the layer is selected by the weight's name or by the matmul's own
     // location name (the ONNX node, e.g. ".../layers.0/mlp/up_proj/MatMul").
     std::string name = weightName(mm->weight);
     std::string opName = locationName(op.getLoc());
     if (!regex.match(name) && !(!opName.empty() && regex.match(opName)))
-      return success();
+      return std::nullopt;
     // Generated weight names say nothing; the node name then names the layer
     // (and its scales, zero points, gamma) for training and export.
     std::string onnxWeight = name;
@@ -109,39 +140,80 @@ struct QuantizeWeightsPass
       name = opName;
 
     auto wTy = cast<RankedTensorType>(wAttr.getType());
-    int64_t n = mm->weightIsNK ? wTy.getDimSize(0) : wTy.getDimSize(1);
-    int64_t k = mm->weightIsNK ? wTy.getDimSize(1) : wTy.getDimSize(0);
+    Job job;
+    job.op = op;
+    job.mm = *mm;
+    job.wAttr = wAttr;
+    job.name = name;
+    job.opName = opName;
+    job.onnxWeight = onnxWeight;
+    job.n = mm->weightIsNK ? wTy.getDimSize(0) : wTy.getDimSize(1);
+    job.k = mm->weightIsNK ? wTy.getDimSize(1) : wTy.getDimSize(0);
     // A group covering all of K is one group per row.
-    int64_t group = (groupSize == 0 || groupSize >= k) ? 0 : groupSize;
-    auto spec = QuantSpecAttr::get(&getContext(), bits, group, symmetric,
-                                   scaleMode);
-    int64_t j = spec.getNumGroups(k);
+    job.group = (groupSize == 0 || groupSize >= job.k) ? 0 : groupSize;
+    job.spec = QuantSpecAttr::get(&getContext(), bits, job.group, symmetric,
+                                  scaleMode);
+    job.j = job.spec.getNumGroups(job.k);
+    return job;
+  }
 
-    // Row-major [N, K] float weight.
+  /// The quantisation arithmetic; reads the weight, touches no IR.
+  void compute(Job &job, ScaleMode scaleMode) {
     SmallVector<float> w;
-    if (!readFloats(wAttr, w))
+    if (!readFloats(job.wAttr, w)) {
+      job.missing = true;
+      return;
+    }
+    for (auto [i, v] : llvm::enumerate(w))
+      if (!std::isfinite(v)) {
+        job.badIndex = int64_t(i);
+        job.badValue = v;
+        return;
+      }
+    int64_t n = job.n, k = job.k;
+    if (!job.mm.weightIsNK) {
+      // [K, N] -> [N, K] in tiles, so neither side strides through memory.
+      SmallVector<float> t(n * k);
+      constexpr int64_t T = 64;
+      for (int64_t r0 = 0; r0 < k; r0 += T)
+        for (int64_t c0 = 0; c0 < n; c0 += T)
+          for (int64_t r = r0; r < std::min(k, r0 + T); ++r)
+            for (int64_t c = c0; c < std::min(n, c0 + T); ++c)
+              t[c * k + r] = w[r * n + c];
+      w = std::move(t);
+    }
+    job.qm = quant::quantizeMatrix(w.data(), n, k, job.group, bits, symmetric,
+                                   clipSteps);
+    if (scaleMode == ScaleMode::Gamma)
+      job.w = std::move(w);
+  }
+
+  LogicalResult build(IRRewriter &b, Job &job, ScaleMode scaleMode) {
+    linalg::MatmulOp op = job.op;
+    MatmulView *mm = &job.mm;
+    ElementsAttr wAttr = job.wAttr;
+    const std::string &name = job.name, &opName = job.opName,
+                      &onnxWeight = job.onnxWeight;
+    int64_t n = job.n, k = job.k, j = job.j;
+    QuantSpecAttr spec = job.spec;
+    auto yTy = cast<RankedTensorType>(mm->init.getType());
+    if (job.missing)
       return op.emitError("qslaw-quantize-weights: the data of weight '")
              << (onnxWeight.empty() ? name : onnxWeight) << "' is missing";
     // NaN/Inf would become a NaN or infinite scale for its group, and codes
     // from nonsense: refuse, naming the weight and the element.
-    for (auto [i, v] : llvm::enumerate(w))
-      if (!std::isfinite(v)) {
-        int64_t cols = wTy.getDimSize(1);
-        return op.emitError("qslaw-quantize-weights: weight '")
-               << (onnxWeight.empty() ? name : onnxWeight)
-               << "' holds a non-finite value (" << (std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf")
-               << ") at [" << int64_t(i) / cols << ", " << int64_t(i) % cols
-               << "]: it cannot be quantized";
-      }
-    if (!mm->weightIsNK) {
-      SmallVector<float> t(n * k);
-      for (int64_t r = 0; r < k; ++r)
-        for (int64_t c = 0; c < n; ++c)
-          t[c * k + r] = w[r * n + c];
-      w = std::move(t);
+    if (job.badIndex >= 0) {
+      float v = job.badValue;
+      int64_t i = job.badIndex;
+      int64_t cols = cast<RankedTensorType>(wAttr.getType()).getDimSize(1);
+      return op.emitError("qslaw-quantize-weights: weight '")
+             << (onnxWeight.empty() ? name : onnxWeight)
+             << "' holds a non-finite value (" << (std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf")
+             << ") at [" << i / cols << ", " << i % cols
+             << "]: it cannot be quantized";
     }
-    quant::QuantizedMatrix qm = quant::quantizeMatrix(
-        w.data(), n, k, group, bits, symmetric, clipSteps);
+    quant::QuantizedMatrix &qm = job.qm;
+    SmallVector<float> &w = job.w;
 
     Location loc = op.getLoc();
     b.setInsertionPoint(op);
@@ -202,6 +274,8 @@ struct QuantizeWeightsPass
     // The float weight must not survive into the artifact.
     if (oldWeight && oldWeight->use_empty())
       b.eraseOp(oldWeight);
+    job.qm = {};
+    job.w = {};
     return success();
   }
 };
