@@ -1,13 +1,14 @@
 """Compile time and peak RSS of qslaw-compile (issue 17): the forward
 library and the trainer (w4g128 on the decoder layers, scale mode, external
 weights) of the tiny fixture and of the generated real-width LLaVAs (small:
-CLIP 6x384 + LLaMA 4x512; medium: ViT-B/16 + LLaMA 8x1024), against the
+CLIP 6x384 + LLaMA 4x512; medium: ViT-B/16 + LLaMA 8x1024; 1b: ViT-B/16 +
+LLaMA 16x2048, 4.2 GB of f32 weights as external data), against the
 bound peak RSS <= 1.5 x weight bytes + 1 GiB. Each compile in its own
 child process (wall clock, ru_maxrss); --timing adds qslaw-compile's
 --mlir-timing phase totals (import, graph stage, lowering, LLVM
 translation/O3/codegen, link).
 
-    .venv/bin/python bench/compile_cpu.py [--models tiny,small,medium]
+    .venv/bin/python bench/compile_cpu.py [--models tiny,small,medium,1b]
         [--what lib,trainer] [--timing] [--json FILE]
 
 A model SIZE-d2 (e.g. medium-d2) is SIZE's widths at 2 vision and 2 text
@@ -27,7 +28,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "python"))
 from qslaw_tools.runner import ROOT, tool  # noqa: E402
 
 LAYERS = r".*language_model.*layers.*"
-PHASES = ("Import ONNX", "Graph cleanup", "Quantize weights", "Training step", "Lower",
+PHASES = ("Import ONNX", "Graph cleanup", "Quantize weights", "Training step", "Signature",
+          "Lower",
           "Translate to LLVM IR", "LLVM optimisation (O3)", "LLVM code generation", "Link")
 
 
