@@ -9,7 +9,7 @@ child process (wall clock, ru_maxrss); --timing adds qslaw-compile's
 translation/O3/codegen, link).
 
     .venv/bin/python bench/compile_cpu.py [--models tiny,small,medium,1b]
-        [--what lib,trainer] [--timing] [--json FILE]
+        [--what lib,trainer] [--timing] [--outline-layers] [--json FILE]
 
 A model SIZE-d2 (e.g. medium-d2) is SIZE's widths at 2 vision and 2 text
 layers; with both in --models the depth ratio is printed.
@@ -55,8 +55,8 @@ def weight_bytes(path):
     return n + (os.path.getsize(path + ".data") if os.path.exists(path + ".data") else 0)
 
 
-def compile_once(path, what, out, timing):
-    cmd = [tool("qslaw-compile"), path, "-o", out, "--weights=external"]
+def compile_once(path, what, out, timing, extra=()):
+    cmd = [tool("qslaw-compile"), path, "-o", out, "--weights=external", *extra]
     if what == "trainer":
         cmd += ["--quantize=w4g128", f"--quantize-layers={LAYERS}", "--emit=trainer"]
     if timing:
@@ -83,14 +83,18 @@ def main():
     p.add_argument("--timing", action="store_true")
     p.add_argument("--models-dir", default=os.path.join(tempfile.gettempdir(), "qslaw-models"))
     p.add_argument("--json")
+    p.add_argument("--outline-layers", action="store_true",
+                   help="compile with qslaw-compile --outline-layers")
     a = p.parse_args()
+    extra = ["--outline-layers"] if a.outline_layers else []
     rows = []
     with tempfile.TemporaryDirectory() as d:
         for name in a.models.split(","):
             path = model_path(name, a.models_dir)
             wb = weight_bytes(path)
             for what in a.what.split(","):
-                r = compile_once(path, what, os.path.join(d, f"{name}_{what}"), a.timing)
+                r = compile_once(path, what, os.path.join(d, f"{name}_{what}"), a.timing,
+                                 extra)
                 bound_mb = (1.5 * wb + (1 << 30)) / (1 << 20)
                 r.update(model=name, what=what, weights_mb=wb / (1 << 20), bound_mb=bound_mb)
                 rows.append(r)

@@ -388,6 +388,7 @@ LogicalResult Compilation::lower() {
     popts.ukernelThreads = options_.numThreads;
     popts.parallel = options_.parallel;
     popts.mergeFunctions = options_.mergeFunctions;
+    popts.outlineLayers = options_.outlineLayers;
     popts.libraryGemm = options_.gemmMinFlops >= 0;
     popts.gemmMinFlops = std::max<int64_t>(options_.gemmMinFlops, 0);
     popts.weightsFile = weightsFile;

@@ -100,6 +100,12 @@ void mlir::qslaw::buildGraphPipeline(OpPassManager &pm,
 void mlir::qslaw::buildCPUBufferizationPipeline(
     OpPassManager &pm, const CPUPipelineOptions &options) {
   registerPipelines();
+  // First, on the graph's pure tensor ops: each distinct layer is then
+  // lowered once.
+  if (options.outlineLayers)
+    addPipeline(pm, options.mergeFunctions
+                        ? "qslaw-outline-layers,qslaw-merge-identical-functions"
+                        : "qslaw-outline-layers");
   if (options.ukernels)
     addPipeline(pm, llvm::formatv("qslaw-lower-to-ukernels{{num-threads={0}}",
                                   int(options.ukernelThreads))

@@ -97,6 +97,15 @@ static cl::opt<bool> mergeFunctions(
              "identical layers) once (default); --merge-functions=false "
              "keeps every copy"),
     cl::init(true));
+static cl::opt<bool> outlineLayers(
+    cl::cat(compileCat), "outline-layers",
+    cl::desc("--target=cpu: lower each model layer (ops named "
+             "'.../layers.N/...') as a function of its own, so that "
+             "identical layers are lowered and compiled once (the medium "
+             "LLaVA's trainer compiles 1.8x faster). Forward outputs are "
+             "unchanged; gradients differ in their last bits, as fusion "
+             "stops at layer boundaries"),
+    cl::init(false));
 static cl::opt<int64_t> gemmMinFlops(
     cl::cat(compileCat), "gemm-min-flops",
     cl::desc("--target=cpu: f32 contractions of at least this many flops "
@@ -215,6 +224,7 @@ int main(int argc, char **argv) {
   o.numThreads = numThreads;
   o.parallel = parallelLoops;
   o.mergeFunctions = mergeFunctions;
+  o.outlineLayers = outlineLayers;
   o.gemmMinFlops = gemmMinFlops;
   for (const std::string &s : shapes) {
     auto [name, dims] = StringRef(s).split('=');

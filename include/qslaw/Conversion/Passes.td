@@ -240,6 +240,44 @@ def OutlineLoopNests : Pass<"qslaw-outline-loop-nests", "ModuleOp"> {
                            "::mlir::LLVM::LLVMDialect"];
 }
 
+def OutlineLayers : Pass<"qslaw-outline-layers", "ModuleOp"> {
+  let summary = "Move each model layer's ops into its own function, at the tensor level";
+  let description = [{
+    Exporters flatten a model: an L-layer decoder is L copies of the same
+    ops in one graph, and every pass of the lowering, and LLVM, then works
+    on each copy, so compile time grows with depth. The ops keep their ONNX
+    node names (`.../layers.N/...`), in the backward that
+    `qslaw-make-train-step` derives from them too. In every function with
+    a single block, each run of ops of one layer (the prefix of the name
+    through `layers.N`) becomes a call of a new private function
+    `@<caller>__layer<N>` (internal linkage, `noinline`). Constants, and
+    empty tensors, fills and reshapes/slices of values no run defines,
+    belong to no run and stay in the caller; an op whose name gives no
+    layer joins a run only when the same layer's ops follow within
+    `max-gap` such ops (so the head and loss between the last layer's
+    forward and its backward split them). Values the run reads from outside
+    are arguments, except what is the same in every layer (unnamed
+    constants, empty tensors, fills, and their reshapes; values that CSE
+    shared between layers), which is recomputed in the callee; named
+    constants (weights, scales, codes) are each layer's own and stay
+    arguments. Runs are outlined last first, so a value an earlier layer
+    shares is still there to clone. Values read after the run are
+    results. The `qslaw.layer`/`node`/`weight`/`name`
+    attributes are dropped from the outlined ops (the graph stage and the
+    signature, which need them, have run), so identical layers give
+    identical functions for `qslaw-merge-identical-functions`. Runs of
+    fewer than `min-ops` ops stay inline.
+  }];
+  let options = [
+    Option<"minOps", "min-ops", "int64_t", "32",
+           "Smallest run of a layer's ops (top-level) outlined">,
+    Option<"maxGap", "max-gap", "int64_t", "8",
+           "Most ops naming no layer that a run spans">,
+  ];
+  let dependentDialects = ["::mlir::func::FuncDialect",
+                           "::mlir::LLVM::LLVMDialect"];
+}
+
 def MergeIdenticalFunctions
     : Pass<"qslaw-merge-identical-functions", "ModuleOp"> {
   let summary = "Keep one copy of private functions that are identical";

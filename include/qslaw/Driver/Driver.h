@@ -78,6 +78,10 @@ struct CompileOptions {
   /// One copy of identical outlined loop nests (qslaw-merge-identical-
   /// functions).
   bool mergeFunctions = true;
+  /// Each model layer lowered as a function of its own (qslaw-outline-
+  /// layers), so identical layers are lowered once. Off by default: it
+  /// changes the last bits of gradients (docs/Pipeline.md).
+  bool outlineLayers = false;
   int64_t gemmMinFlops = 1 << 20;
 
   /// CUDA.

@@ -145,6 +145,15 @@ struct CPUPipelineOptions : public WeightsPipelineOptions<CPUPipelineOptions> {
                      "loop nests of identical layers; "
                      "qslaw-merge-identical-functions)"),
       llvm::cl::init(true)};
+  Option<bool> outlineLayers{
+      *this, "outline-layers",
+      llvm::cl::desc("Move each model layer's ops into a function of its "
+                     "own at the tensor level, so that identical layers are "
+                     "lowered once (qslaw-outline-layers, then "
+                     "qslaw-merge-identical-functions). Off by default: "
+                     "gradients then differ in their last bits (fusion "
+                     "stops at layer boundaries)"),
+      llvm::cl::init(false)};
   Option<bool> outParams{*this, "out-params",
                          llvm::cl::desc("Return results through out-params "
                                         "(the runtime ABI)"),

@@ -1,0 +1,303 @@
+//===- OutlineLayers.cpp - each model layer into its own function ---------===//
+//
+// Exporters flatten a model: an L-layer decoder is L copies of the same ops
+// in one graph, and every pass of the lowering and LLVM then works on each
+// copy. The ops keep their ONNX node names (".../layers.N/..."), also in
+// the backward that qslaw-make-train-step derives from them. This pass
+// moves each layer's run of ops, at the tensor level, into a function of
+// its own whose weights are arguments; identical layers give identical
+// functions, which qslaw-merge-identical-functions reduces to one before
+// the rest of the lowering runs.
+//
+//===----------------------------------------------------------------------===//
+#include "qslaw/Conversion/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Transforms/RegionUtils.h"
+#include "llvm/ADT/SetVector.h"
+#include "llvm/Support/Regex.h"
+
+namespace mlir::qslaw {
+#define GEN_PASS_DEF_OUTLINELAYERS
+#include "qslaw/Conversion/Passes.h.inc"
+} // namespace mlir::qslaw
+
+using namespace mlir;
+
+namespace {
+
+/// The first NameLoc's name under `loc` (fused locations included).
+std::string nameOf(Location loc) {
+  std::string out;
+  loc->walk([&](Location l) {
+    if (auto n = dyn_cast<NameLoc>(l)) {
+      out = n.getName().str();
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  return out;
+}
+
+/// Attributes that name an op's source layer, node or weight: needed by the
+/// graph stage and the signature (built before the lowering), different in
+/// every layer, so dropped from outlined ops to let identical layers merge.
+constexpr llvm::StringLiteral kNameAttrs[] = {"qslaw.layer", "qslaw.node",
+                                              "qslaw.weight", "qslaw.name"};
+
+struct OutlineLayersPass : qslaw::impl::OutlineLayersBase<OutlineLayersPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    if (minOps < 1) {
+      module.emitError("qslaw-outline-layers: min-ops must be >= 1, got ")
+          << int64_t(minOps);
+      return signalPassFailure();
+    }
+    if (maxGap < 0) {
+      module.emitError("qslaw-outline-layers: max-gap must be >= 0, got ")
+          << int64_t(maxGap);
+      return signalPassFailure();
+    }
+    // ".../layers.N/...": the layer is the prefix through "layers.N".
+    llvm::Regex layerRe("^(.*/layers\\.[0-9]+)(/|$)");
+    SymbolTable symbols(module);
+    SmallVector<func::FuncOp> funcs(module.getOps<func::FuncOp>());
+    for (func::FuncOp f : funcs) {
+      if (f.isExternal() || !f.getBody().hasOneBlock())
+        continue;
+      Block &block = f.getBody().front();
+      // Runs of ops of one layer. Constants, and empty tensors, fills and
+      // reshapes/slices of values no run defines, belong to no run (they
+      // stay where they are). An op whose name gives no layer joins a run
+      // only when the same layer's ops follow within `max-gap` such ops, so
+      // what lies between layers (embedding, final norm, head, loss) stays
+      // in the caller, and so does a layer's forward from its backward.
+      llvm::DenseSet<Operation *> inAnyRun;
+      SmallVector<SmallVector<Operation *>> runs;
+      std::string current;
+      SmallVector<Operation *> pending;
+      for (Operation &op : block) {
+        if (op.hasTrait<OpTrait::IsTerminator>())
+          break;
+        if (transparent(&op, inAnyRun))
+          continue;
+        SmallVector<StringRef> m;
+        std::string name = nameOf(op.getLoc());
+        std::string key = layerRe.match(name, &m) ? m[1].str() : "";
+        if (key.empty()) {
+          if (!current.empty())
+            pending.push_back(&op);
+          if (int64_t(pending.size()) > maxGap)
+            current.clear();
+          continue;
+        }
+        if (key != current) {
+          current = key;
+          runs.emplace_back();
+        } else {
+          runs.back().append(pending);
+          for (Operation *p : pending)
+            inAnyRun.insert(p);
+        }
+        pending.clear();
+        runs.back().push_back(&op);
+        inAnyRun.insert(&op);
+      }
+      // Last run first: a cheap value CSE let a later layer share with an
+      // earlier one (an empty tensor, a zero fill, a view of the rotary
+      // table) is then still there to be cloned into the later layer.
+      // Only runs of ops without memory effects move: reordering the
+      // caller's remaining ops around a call is then safe (the pass runs on
+      // the graph's tensors, before anything lowers to buffers or calls).
+      SmallVector<SmallVector<Operation *>> kept;
+      for (SmallVector<Operation *> &run : runs)
+        if (SmallVector<Operation *> rest = hoistShared(run, inAnyRun);
+            int64_t(rest.size()) >= minOps &&
+            llvm::all_of(rest, [](Operation *op) {
+              return isMemoryEffectFree(op);
+            }))
+          kept.push_back(std::move(rest));
+      for (int64_t i = int64_t(kept.size()) - 1; i >= 0; --i)
+        outline(kept[i], f, symbols, i);
+    }
+  }
+
+  /// Ops that belong to no run: constants, and empty tensors, fills and
+  /// reshapes/slices whose operands no run defines.
+  static bool transparent(Operation *op,
+                          const llvm::DenseSet<Operation *> &inAnyRun) {
+    if (op->hasTrait<OpTrait::ConstantLike>())
+      return true;
+    if (!isa<tensor::EmptyOp, linalg::FillOp, tensor::ExpandShapeOp,
+             tensor::CollapseShapeOp, tensor::ExtractSliceOp>(op))
+      return false;
+    return llvm::none_of(op->getOperands(), [&](Value v) {
+      return inAnyRun.contains(v.getDefiningOp());
+    });
+  }
+
+  /// Whether a layer recomputes `v` rather than receiving it: a value of
+  /// unnamed constants, empty tensors and fills and their reshapes/slices,
+  /// the same in every layer. A layer's own weights, scales and codes are
+  /// named constants, and arguments.
+  static bool layerIndependent(Value v, int depth = 0) {
+    Operation *def = v.getDefiningOp();
+    if (!def || depth > 8)
+      return false;
+    if (def->hasTrait<OpTrait::ConstantLike>())
+      return def->getNumResults() == 1 && !def->hasAttr("qslaw.name");
+    if (!isa<tensor::EmptyOp, linalg::FillOp, tensor::ExpandShapeOp,
+             tensor::CollapseShapeOp, tensor::ExtractSliceOp>(def))
+      return false;
+    return llvm::all_of(def->getOperands(), [&](Value o) {
+      return layerIndependent(o, depth + 1);
+    });
+  }
+
+  /// Ops of the run that depend on nothing the run computes and that
+  /// another run also reads (CSE shares, say, the attention mask the first
+  /// layer converts with every later one): they stay in the caller, with
+  /// the run-invariant ops they read, and each layer receives the value.
+  static SmallVector<Operation *>
+  hoistShared(ArrayRef<Operation *> run,
+              const llvm::DenseSet<Operation *> &inAnyRun) {
+    llvm::DenseSet<Operation *> inRun(run.begin(), run.end()), invariant;
+    Block *block = run.front()->getBlock();
+    // Invariant: reads only what no run computes (the caller's values, not
+    // another layer's), unnamed constants, and invariant ops of this run;
+    // never a named constant (this layer's weights).
+    for (Operation *op : run) {
+      llvm::SetVector<Value> reads(op->getOperands().begin(),
+                                   op->getOperands().end());
+      getUsedValuesDefinedAbove(op->getRegions(), reads);
+      if (llvm::all_of(reads, [&](Value v) {
+            Operation *d = v.getDefiningOp();
+            if (!d)
+              return true;
+            if (d->hasTrait<OpTrait::ConstantLike>())
+              return !d->hasAttr("qslaw.name");
+            if (inRun.contains(d))
+              return invariant.contains(d);
+            return !inAnyRun.contains(d);
+          }))
+        invariant.insert(op);
+    }
+    llvm::DenseSet<Operation *> hoisted;
+    SmallVector<Operation *> work;
+    for (Operation *op : run)
+      if (invariant.contains(op) &&
+          llvm::any_of(op->getUsers(), [&](Operation *u) {
+            return !inRun.contains(block->findAncestorOpInBlock(*u));
+          }))
+        work.push_back(op);
+    while (!work.empty()) {
+      Operation *op = work.pop_back_val();
+      if (!hoisted.insert(op).second)
+        continue;
+      for (Value v : op->getOperands())
+        if (Operation *d = v.getDefiningOp(); d && invariant.contains(d))
+          work.push_back(d);
+    }
+    SmallVector<Operation *> rest;
+    for (Operation *op : run)
+      if (!hoisted.contains(op))
+        rest.push_back(op);
+    return rest;
+  }
+
+  void outline(ArrayRef<Operation *> run, func::FuncOp caller,
+               SymbolTable &symbols, int64_t index) {
+    llvm::SmallPtrSet<Operation *, 32> inRun(run.begin(), run.end());
+    Block *block = run.front()->getBlock();
+    MLIRContext *ctx = caller.getContext();
+    OpBuilder b(caller);
+    b.setInsertionPointAfter(caller);
+    auto callee = func::FuncOp::create(
+        b, run.front()->getLoc(),
+        (caller.getSymName() + "__layer" + Twine(index)).str(),
+        FunctionType::get(ctx, {}, {}));
+    callee.setPrivate();
+    // Internal and never inlined (by LLVM either): one copy per distinct
+    // layer is the point.
+    callee->setAttr("llvm.linkage",
+                    LLVM::LinkageAttr::get(ctx, LLVM::Linkage::Internal));
+    callee->setAttr("passthrough",
+                    ArrayAttr::get(ctx, {StringAttr::get(ctx, "noinline")}));
+    symbols.insert(callee);
+
+    Block *body = callee.addEntryBlock();
+    OpBuilder cb = OpBuilder::atBlockEnd(body);
+    IRMapping map;
+    SmallVector<Value> args; // caller values, in the callee's argument order
+    auto strip = [](Operation *o) {
+      o->walk([](Operation *n) {
+        for (StringRef a : kNameAttrs)
+          n->removeAttr(a);
+      });
+    };
+    // The callee's value for an outside value: cloned when cheap, else a
+    // new argument. Operands are visited in use order, so identical layers
+    // get identical argument lists.
+    std::function<Value(Value)> get = [&](Value v) -> Value {
+      if (Value m = map.lookupOrNull(v))
+        return m;
+      Operation *def = v.getDefiningOp();
+      // A transpose another layer (or the caller) computed is recomputed
+      // here: the contraction that reads it then still sees it, and folds
+      // it into the GEMM's transpose flag as it would inline.
+      if (def && !inRun.contains(def) &&
+          (layerIndependent(v) || isa<linalg::TransposeOp>(def))) {
+        for (Value o : def->getOperands())
+          get(o);
+        strip(cb.clone(*def, map));
+        return map.lookup(v);
+      }
+      args.push_back(v);
+      Value arg = body->addArgument(v.getType(), v.getLoc());
+      map.map(v, arg);
+      return arg;
+    };
+    for (Operation *op : run) {
+      for (Value v : op->getOperands())
+        get(v);
+      llvm::SetVector<Value> above;
+      getUsedValuesDefinedAbove(op->getRegions(), above);
+      for (Value v : above)
+        get(v);
+      strip(cb.clone(*op, map));
+    }
+    // Results: values the run defines and something after it reads (a use
+    // inside a region counts as its top-level op's).
+    SmallVector<Value> results, returned;
+    for (Operation *op : run)
+      for (Value r : op->getResults())
+        if (llvm::any_of(r.getUsers(), [&](Operation *u) {
+              return !inRun.contains(block->findAncestorOpInBlock(*u));
+            })) {
+          results.push_back(r);
+          returned.push_back(map.lookup(r));
+        }
+    func::ReturnOp::create(cb, run.back()->getLoc(), returned);
+    callee.setFunctionType(FunctionType::get(
+        ctx, body->getArgumentTypes(), ValueRange(returned).getTypes()));
+
+    // The call takes the place of the run's last op: every input is
+    // defined before it, every outside use comes after it.
+    OpBuilder at(run.back());
+    at.setInsertionPointAfter(run.back());
+    auto call = func::CallOp::create(at, run.back()->getLoc(), callee, args);
+    for (auto [r, c] : llvm::zip(results, call.getResults()))
+      r.replaceAllUsesWith(c);
+    for (Operation *op : llvm::reverse(run))
+      op->erase();
+  }
+};
+} // namespace
