@@ -1,5 +1,8 @@
 //===- Driver.cpp - ONNX model -> qslaw artifact, as a library ------------===//
 #include "qslaw/Driver/Driver.h"
+#include "qslaw/Driver/MemoryGuard.h"
+
+#include <cctype>
 #include "qslaw/Driver/LearnedParams.h"
 #include "qslaw/Support/Hash.h"
 
@@ -120,6 +123,9 @@ bool CompileOptions::validate(std::string &error) const {
                Twine(emit == Emit::Mlir ? "mlir" : "onnx-mlir"));
   if (weightsMinBytes < 0)
     return bad("--weights-min-bytes must be >= 0");
+  if (maxRssMiB < -1)
+    return bad("--max-rss must be >= 0 MiB (0: no limit), not " +
+               Twine(maxRssMiB));
   return true;
 }
 
@@ -162,8 +168,13 @@ int Compilation::totalPhases() const {
 }
 
 void Compilation::announce(const Twine &what) {
-  log_ << "[" << ++phase_ << "/" << totalPhases() << "] " << what << "\n";
+  std::string text = what.str();
+  log_ << "[" << ++phase_ << "/" << totalPhases() << "] " << text << "\n";
   log_.flush();
+  if (guard_ && !text.empty()) {
+    text[0] = char(std::tolower(static_cast<unsigned char>(text[0])));
+    guard_->setPhase(text);
+  }
 }
 
 LogicalResult Compilation::import() {
@@ -467,6 +478,10 @@ int qslaw::driver::compile(const CompileOptions &options, raw_ostream &log,
   mlir::MLIRContext context(registry);
   SourceMgr sourceMgr;
   mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context);
+  uint64_t limit = options.maxRssMiB < 0 ? MemoryGuard::availableBytes()
+                                          : uint64_t(options.maxRssMiB) << 20;
+  MemoryGuard guard(limit, tool.str());
   Compilation compilation(options, context, log, tool, timing);
+  compilation.setMemoryGuard(&guard);
   return succeeded(compilation.run()) ? 0 : 1;
 }

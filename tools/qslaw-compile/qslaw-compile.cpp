@@ -106,6 +106,13 @@ static cl::opt<bool> outlineLayers(
              "unchanged; gradients differ in their last bits, as fusion "
              "stops at layer boundaries"),
     cl::init(false));
+static cl::opt<int64_t> maxRss(
+    cl::cat(compileCat), "max-rss",
+    cl::desc("Stop with an error naming the phase when the compiler's "
+             "resident memory passes this many MiB (default: the memory "
+             "available when it starts; 0: no limit), rather than being "
+             "killed by the kernel"),
+    cl::init(-1));
 static cl::opt<int64_t> gemmMinFlops(
     cl::cat(compileCat), "gemm-min-flops",
     cl::desc("--target=cpu: f32 contractions of at least this many flops "
@@ -225,6 +232,7 @@ int main(int argc, char **argv) {
   o.parallel = parallelLoops;
   o.mergeFunctions = mergeFunctions;
   o.outlineLayers = outlineLayers;
+  o.maxRssMiB = maxRss;
   o.gemmMinFlops = gemmMinFlops;
   for (const std::string &s : shapes) {
     auto [name, dims] = StringRef(s).split('=');

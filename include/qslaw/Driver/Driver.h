@@ -82,6 +82,10 @@ struct CompileOptions {
   /// layers), so identical layers are lowered once. Off by default: it
   /// changes the last bits of gradients (docs/Pipeline.md).
   bool outlineLayers = false;
+  /// Resident memory past which the compile stops with an error naming
+  /// its phase (MemoryGuard), in MiB; -1: the memory available at start,
+  /// 0: no limit.
+  int64_t maxRssMiB = -1;
   int64_t gemmMinFlops = 1 << 20;
 
   /// CUDA.
@@ -111,6 +115,8 @@ void registerDriverDialects(mlir::DialectRegistry &registry);
 /// that --mlir-timing enabled), every phase is a timer and every pass of
 /// the graph stage and lowering one below it: one report for the whole
 /// compile, LLVM code generation and linking included.
+class MemoryGuard;
+
 class Compilation {
 public:
   Compilation(const CompileOptions &options, mlir::MLIRContext &context,
@@ -147,6 +153,13 @@ private:
   std::vector<std::string> trainEntries_;
   int phase_ = 0;
   mlir::TimingScope timingRoot_;
+
+public:
+  /// Told each phase, so that running out of memory names it.
+  void setMemoryGuard(MemoryGuard *guard) { guard_ = guard; }
+
+private:
+  MemoryGuard *guard_ = nullptr;
 };
 
 /// Validates `options`, then runs a Compilation in a fresh context.
