@@ -80,23 +80,32 @@ struct OutlineLayersPass : qslaw::impl::OutlineLayersBase<OutlineLayersPass> {
       // only when the same layer's ops follow within `max-gap` such ops, so
       // what lies between layers (embedding, final norm, head, loss) stays
       // in the caller, and so does a layer's forward from its backward.
-      llvm::DenseSet<Operation *> inAnyRun;
+      llvm::DenseSet<Operation *> inAnyRun, pendingSet;
       SmallVector<SmallVector<Operation *>> runs;
       std::string current;
       SmallVector<Operation *> pending;
       for (Operation &op : block) {
         if (op.hasTrait<OpTrait::IsTerminator>())
           break;
-        if (transparent(&op, inAnyRun))
+        // (A reshape of a pending op is not transparent: the pending op may
+        // still join a run, and the reshape must then follow it.)
+        if (transparent(&op, [&](Operation *d) {
+              return inAnyRun.contains(d) || pendingSet.contains(d);
+            }))
           continue;
         SmallVector<StringRef> m;
         std::string name = nameOf(op.getLoc());
         std::string key = layerRe.match(name, &m) ? m[1].str() : "";
         if (key.empty()) {
-          if (!current.empty())
+          if (!current.empty()) {
             pending.push_back(&op);
-          if (int64_t(pending.size()) > maxGap)
-            current.clear();
+            pendingSet.insert(&op);
+          }
+          if (int64_t(pending.size()) > maxGap) {
+            current.clear(); // the run ended before these
+            pending.clear();
+            pendingSet.clear();
+          }
           continue;
         }
         if (key != current) {
@@ -108,6 +117,7 @@ struct OutlineLayersPass : qslaw::impl::OutlineLayersBase<OutlineLayersPass> {
             inAnyRun.insert(p);
         }
         pending.clear();
+        pendingSet.clear();
         runs.back().push_back(&op);
         inAnyRun.insert(&op);
       }
@@ -133,14 +143,14 @@ struct OutlineLayersPass : qslaw::impl::OutlineLayersBase<OutlineLayersPass> {
   /// Ops that belong to no run: constants, and empty tensors, fills and
   /// reshapes/slices whose operands no run defines.
   static bool transparent(Operation *op,
-                          const llvm::DenseSet<Operation *> &inAnyRun) {
+                          llvm::function_ref<bool(Operation *)> inRun) {
     if (op->hasTrait<OpTrait::ConstantLike>())
       return true;
     if (!isa<tensor::EmptyOp, linalg::FillOp, tensor::ExpandShapeOp,
              tensor::CollapseShapeOp, tensor::ExtractSliceOp>(op))
       return false;
     return llvm::none_of(op->getOperands(), [&](Value v) {
-      return inAnyRun.contains(v.getDefiningOp());
+      return inRun(v.getDefiningOp());
     });
   }
 
