@@ -12,7 +12,9 @@ translation/O3/codegen, link).
         [--what lib,trainer] [--timing] [--outline-layers] [--json FILE]
 
 A model SIZE-d2 (e.g. medium-d2) is SIZE's widths at 2 vision and 2 text
-layers; with both in --models the depth ratio is printed.
+layers; with both in --models the depth ratio is printed. SIZE-bf16 (e.g.
+1b-bf16) stores the weights as bf16, read through Cast (make_llava
+--weights bf16); the memory bound is then on the bf16 bytes.
 """
 import argparse
 import json
@@ -38,15 +40,15 @@ def model_path(name, models):
     text layers (the depth-scaling reference)."""
     if name == "tiny":
         return os.path.join(ROOT, "test", "fixtures", "tiny_llava.onnx")
+    name, bf16, _ = name.partition("-bf16")
     size, _, depth = name.partition("-d")
-    path = os.path.join(models, f"llava_{size}{'_d' + depth if depth else ''}.onnx")
+    stem = f"llava_{size}{'_d' + depth if depth else ''}{'_bf16' if bf16 else ''}"
+    path = os.path.join(models, stem + ".onnx")
     if not os.path.exists(path):
         from qslaw_tools.make_llava import export
-        if depth:
-            export(models, size, vision_layers=int(depth), text_layers=int(depth),
-                   name=f"llava_{size}_d{depth}")
-        else:
-            export(models, size)
+        export(models, size, vision_layers=int(depth) if depth else None,
+               text_layers=int(depth) if depth else None, name=stem,
+               weights="bf16" if bf16 else "f32")
     return path
 
 

@@ -19,6 +19,9 @@ Sizes (sequence 256 = 196 image tokens + 60 text tokens, batch 1 unless
            about 1.05 B parameters. Its weights (4.2 GB in f32) are always
            written as external data (OUT_DIR/llava_1b.onnx.data), as
            protobuf cannot hold them.
+
+--weights bf16 (or f16) stores the float weights narrow, read through
+Cast(to=FLOAT): a half-precision checkpoint computing in f32.
 """
 import argparse
 import os
@@ -81,7 +84,7 @@ def example_inputs(seq=256, seed=0, batch=1):
 
 
 def export(out_dir, size, vision_layers=None, text_layers=None, seq=256,
-           name=None, batch=1):
+           name=None, batch=1, weights="f32"):
     """Writes the model (static batch and sequence) and its inputs; returns
     the .onnx path."""
     os.makedirs(out_dir, exist_ok=True)
@@ -102,8 +105,15 @@ def export(out_dir, size, vision_layers=None, text_layers=None, seq=256,
                           input_names=["input_ids", "pixel_values", "attention_mask"],
                           output_names=["logits"], opset_version=18, dynamo=False)
     del model
+    if weights != "f32":
+        # A half-precision checkpoint computing in f32 (narrow_weights).
+        from qslaw_tools.narrow_weights import narrow_model
+        proto = narrow_model(onnx.load(target, load_external_data=True), weights)
+        if not external:
+            onnx.save(proto, path)
     if external:
-        proto = onnx.load(target, load_external_data=True)
+        if weights == "f32":
+            proto = onnx.load(target, load_external_data=True)
         if os.path.exists(path + ".data"):  # onnx appends to an existing one
             os.remove(path + ".data")
         onnx.save_model(proto, path, save_as_external_data=True,
@@ -126,9 +136,12 @@ def main():
     p.add_argument("--seq", type=int, default=256)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--name")
+    p.add_argument("--weights", choices=("f32", "bf16", "f16"), default="f32",
+                   help="store the float weights as bf16/f16, read through "
+                        "Cast(to=FLOAT) (qslaw_tools.narrow_weights)")
     a = p.parse_args()
     path = export(a.out, a.size, a.vision_layers, a.text_layers, a.seq, a.name,
-                  a.batch)
+                  a.batch, a.weights)
     print(path, os.path.getsize(path))
 
 

@@ -39,8 +39,14 @@ LogicalResult nary(NodeContext &nc, SmallVectorImpl<Value> &results,
     return nc.emitError() << "input shapes do not broadcast";
   Type elem = cast<RankedTensorType>(ins[0].getType()).getElementType();
   Type out = resultElem ? resultElem : elem;
-  // Constant inputs (shape arithmetic): evaluate at import time.
-  if (eval && allInputsConstant(nc)) {
+  // Constant inputs (shape arithmetic): evaluate at import time. Not a
+  // weight: foldElementwise refuses large shapes, so their constants are
+  // not copied out of their resources only to be dropped (a bf16 weight's
+  // Cast to f32 stays an op, the weight stays bf16).
+  int64_t outElements = 1;
+  for (int64_t d : *shape)
+    outElements *= d;
+  if (eval && outElements <= kMaxFoldElements && allInputsConstant(nc)) {
     SmallVector<DenseElementsAttr> consts;
     for (unsigned i = 0; i < nc.inputs.size(); ++i)
       if (nc.inputs[i])

@@ -9,6 +9,7 @@
 #include "Autodiff.h"
 #include "MatmulMatch.h"
 #include "qslaw/Dialect/QSLAW/IR/QSLAWOps.h"
+#include "qslaw/Dialect/QSLAW/Utils/ConstantData.h"
 #include "qslaw/Dialect/QSLAW/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -215,6 +216,7 @@ struct MakeTrainStepPass
     });
     if (!paramRe)
       return success();
+    widenTrainableNarrowConstants(forward, *paramRe);
     forward.walk([&](arith::ConstantOp c) {
       auto nameAttr = c->getAttrOfType<StringAttr>("qslaw.name");
       auto ty = dyn_cast<RankedTensorType>(c.getType());
@@ -240,6 +242,58 @@ struct MakeTrainStepPass
       trainables.push_back(std::move(t));
     });
     return success();
+  }
+
+  /// Float weights stored as f16/bf16 and read through a widening Cast
+  /// that the parameter regex selects become f32 constants: AdamW keeps f32
+  /// parameters. They are named as the f32 weight would be, by the node
+  /// that reads the widened value. Weights that stay frozen stay narrow.
+  static void widenTrainableNarrowConstants(func::FuncOp forward,
+                                            llvm::Regex &paramRe) {
+    SmallVector<arith::ConstantOp> narrow;
+    forward.walk([&](arith::ConstantOp c) {
+      auto ty = dyn_cast<RankedTensorType>(c.getType());
+      if (!ty || !(ty.getElementType().isBF16() || ty.getElementType().isF16()) ||
+          !c->hasAttr("qslaw.name") || c->use_empty())
+        return;
+      if (llvm::all_of(c->getUsers(), [&](Operation *u) {
+            return u->getNumResults() == 1 &&
+                   widenedConstant(u->getResult(0)) == c.getOperation();
+          }))
+        narrow.push_back(c);
+    });
+    for (arith::ConstantOp c : narrow) {
+      auto nameAttr = c->getAttrOfType<StringAttr>("qslaw.name");
+      std::string name = nameAttr.str();
+      if (StringRef(name).starts_with("onnx::"))
+        for (Operation *widen : c->getUsers())
+          for (Operation *user : widen->getUsers())
+            if (std::string n = locationName(user->getLoc());
+                !n.empty() && StringRef(name).starts_with("onnx::"))
+              name = n + ".weight";
+      SmallVector<float> values;
+      if (!paramRe.match(name) ||
+          !readFloats(cast<ElementsAttr>(c.getValue()), values))
+        continue;
+      auto ty = RankedTensorType::get(cast<RankedTensorType>(c.getType()).getShape(),
+                                      Float32Type::get(c.getContext()));
+      ElementsAttr init;
+      if (isa<DenseResourceElementsAttr>(c.getValue()))
+        init = DenseResourceElementsAttr::get(
+            ty, nameAttr.getValue(),
+            HeapAsmResourceBlob::allocateAndCopyInferAlign(
+                ArrayRef<float>(values)));
+      else
+        init = DenseElementsAttr::get(ty, ArrayRef<float>(values));
+      OpBuilder b(c);
+      auto wide = arith::ConstantOp::create(b, c.getLoc(), init);
+      wide->setAttr("qslaw.name", nameAttr);
+      for (Operation *widen : llvm::make_early_inc_range(c->getUsers())) {
+        widen->getResult(0).replaceAllUsesWith(wide.getResult());
+        widen->erase();
+      }
+      c.erase();
+    }
   }
 
   static std::string nodeName(Operation *q) {

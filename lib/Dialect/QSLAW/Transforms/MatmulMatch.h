@@ -20,6 +20,13 @@ std::optional<MatmulView> matchMatmul(linalg::MatmulOp op);
 /// zero fill / zero constant.
 void replaceMatmul(RewriterBase &rewriter, const MatmulView &mm, Value product);
 
+/// A float constant read widened to f32 (ONNX `Cast(to=FLOAT)` of an f16 or
+/// bf16 initializer imports as an elementwise `arith.extf` of the
+/// constant): the constant's op, or null. Weights stored narrow are
+/// quantised, or made f32 parameters, from their own data this way,
+/// without an f32 copy of the constant first.
+Operation *widenedConstant(Value v);
+
 /// The name of a NameLoc (possibly inside a FusedLoc): after import, the
 /// ONNX node an op came from. Empty when there is none.
 std::string locationName(Location loc);

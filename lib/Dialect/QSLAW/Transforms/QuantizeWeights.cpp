@@ -116,9 +116,15 @@ struct QuantizeWeightsPass
     std::optional<MatmulView> mm = matchMatmul(op);
     if (!mm)
       return std::nullopt;
+    // The weight: an f32 constant, or an f16/bf16 one widened (quantised
+    // from its own data, never copied to f32 first).
     ElementsAttr wAttr;
-    if (!matchConstantTensor(mm->weight, wAttr) ||
-        !wAttr.getElementType().isF32())
+    Operation *narrow = widenedConstant(mm->weight);
+    Value source = narrow ? narrow->getResult(0) : mm->weight;
+    if (!matchConstantTensor(source, wAttr) ||
+        !(wAttr.getElementType().isF32() ||
+          (narrow && (wAttr.getElementType().isBF16() ||
+                      wAttr.getElementType().isF16()))))
       return std::nullopt;
     auto xTy = cast<RankedTensorType>(mm->input.getType());
     auto yTy = cast<RankedTensorType>(mm->init.getType());
@@ -128,7 +134,7 @@ struct QuantizeWeightsPass
     // Exporters often give weights generated names (torch: "onnx::MatMul_12"),
     // so the layer is selected by the weight's name or by the matmul's own
     // location name (the ONNX node, e.g. ".../layers.0/mlp/up_proj/MatMul").
-    std::string name = weightName(mm->weight);
+    std::string name = weightName(source);
     std::string opName = locationName(op.getLoc());
     if (!regex.match(name) && !(!opName.empty() && regex.match(opName)))
       return std::nullopt;
@@ -270,10 +276,14 @@ struct QuantizeWeightsPass
       qmm->setAttr("qslaw.weight", b.getStringAttr(onnxWeight));
     Value product = qmm;
     Operation *oldWeight = mm->weight.getDefiningOp();
+    Operation *narrow = widenedConstant(mm->weight);
     replaceMatmul(b, *mm, product);
-    // The float weight must not survive into the artifact.
+    // The float weight (and a narrow one it widened) must not survive into
+    // the artifact.
     if (oldWeight && oldWeight->use_empty())
       b.eraseOp(oldWeight);
+    if (narrow && narrow->use_empty())
+      b.eraseOp(narrow);
     job.qm = {};
     job.w = {};
     return success();

@@ -1,0 +1,103 @@
+"""Weights stored as bf16/f16 and read through Cast(to=FLOAT) (a half-
+precision checkpoint computing in f32, qslaw_tools.narrow_weights) are used
+without an f32 copy: a quantised layer's codes come from the narrow data,
+a frozen weight stays narrow in the library (widened where it is read), and
+a trainable one becomes the f32 parameter AdamW needs. Every result equals,
+bit for bit, that of the same model with the weights stored as the f32
+values the narrow ones widen to (widening is exact), and onnxruntime's."""
+import os
+import subprocess
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from qslaw_tools.narrow_weights import bf16_to_f32, narrow_model, to_bf16_bits
+from qslaw_tools.runner import tool
+from qslaw_tools.runtime import Model
+
+
+def model(w1, w2):
+    # Weights of 131072 elements: above the import's constant-folding limit,
+    # so the Cast stays an op and the weights stay narrow constants.
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w1"], ["h"], name="/m/layers.0/up/MatMul"),
+         helper.make_node("Relu", ["h"], ["r"], name="/m/layers.0/act"),
+         helper.make_node("MatMul", ["r", "w2"], ["logits"], name="/m/head/MatMul")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 256])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 8, 256])],
+        initializer=[numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("narrow")
+    rng = np.random.default_rng(0)
+    w1 = (0.05 * rng.standard_normal((256, 512))).astype(np.float32)
+    w2 = (0.05 * rng.standard_normal((512, 256))).astype(np.float32)
+    paths = {}
+    for dtype in ("bf16", "f16"):
+        paths[dtype] = str(d / f"{dtype}.onnx")
+        onnx.save(narrow_model(model(w1, w2), dtype), paths[dtype])
+    # What the narrow weights widen to, stored as f32.
+    paths["f32"] = str(d / "f32.onnx")
+    onnx.save(model(bf16_to_f32(to_bf16_bits(w1)), bf16_to_f32(to_bf16_bits(w2))),
+              paths["f32"])
+    x = rng.standard_normal((1, 8, 256)).astype(np.float32)
+    return d, paths, x
+
+
+def compile_(src, out, *args):
+    subprocess.run([tool("qslaw-compile"), src, "-o", out, *args], check=True,
+                   capture_output=True, text=True)
+    return out
+
+
+def test_float_library_reads_the_narrow_weights(models):
+    d, paths, x = models
+    for dtype in ("bf16", "f16"):
+        (y,) = Model(compile_(paths[dtype], str(d / f"{dtype}_f.so"))).run(x=x)
+        (r,) = ort.InferenceSession(paths[dtype], providers=["CPUExecutionProvider"]).run(
+            None, {"x": x})
+        # Same widened weights, f32 sums of 256 and 512 terms on both sides.
+        np.testing.assert_allclose(y, r, rtol=1e-5, atol=1e-5 * np.abs(r).max())
+    (a,) = Model(str(d / "bf16_f.so")).run(x=x)
+    (b,) = Model(compile_(paths["f32"], str(d / "f32_f.so"))).run(x=x)
+    assert np.array_equal(a, b)
+
+
+def test_quantised_from_the_narrow_data_without_an_f32_copy(models):
+    d, paths, x = models
+    q = ["--quantize=w4g32", "--quantize-layers=.*layers.*"]
+    ir = open(compile_(paths["bf16"], str(d / "q.mlir"), "--emit=mlir", *q)).read()
+    assert ir.count("qslaw.qmatmul") == 1
+    # w1 became codes: neither its bf16 data nor an f32 copy is left; the
+    # frozen head weight stays bf16, widened where it is read.
+    assert "dense_resource<w1>" not in ir and "tensor<256x512xf32>" not in ir
+    assert "dense_resource<w2> : tensor<512x256xbf16>" in ir and "arith.extf" in ir
+    assert "tensor<512x256xf32> = arith.constant" not in ir
+    (a,) = Model(compile_(paths["bf16"], str(d / "bf16_q.so"), *q)).run(x=x)
+    (b,) = Model(compile_(paths["f32"], str(d / "f32_q.so"), *q)).run(x=x)
+    assert np.array_equal(a, b)
+
+
+def test_trainable_narrow_weight_becomes_an_f32_parameter(models):
+    d, paths, x = models
+    args = ["--train", "--quantize=w4g32", "--quantize-layers=.*layers.*",
+            "--train-params=w2"]
+    grads = []
+    for src in ("bf16", "f32"):
+        m = Model(compile_(paths[src], str(d / f"{src}_t.so"), *args))
+        params = m.signature["training"]["params"]
+        assert [(p["name"], p["kind"]) for p in params] == [("w1.scales", "scale"),
+                                                            ("w2", "float")]
+        init = m.run_function("init_params", {})
+        assert init[1].dtype == np.float32 and init[1].shape == (512, 256)
+        feeds = {p["name"]: v for p, v in zip(params, init)}
+        feeds.update(x=x, labels=np.arange(8, dtype=np.int64).reshape(1, 8))
+        grads.append(m.run_function("grad_step", feeds))
+    for a, b in zip(*grads):
+        assert np.array_equal(a, b)
