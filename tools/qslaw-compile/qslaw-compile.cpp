@@ -102,7 +102,7 @@ static cl::opt<bool> outlineLayers(
     cl::desc("--target=cpu: lower each model layer (ops named "
              "'.../layers.N/...') as a function of its own, so that "
              "identical layers are lowered and compiled once (the medium "
-             "LLaVA's trainer compiles 1.8x faster). Forward outputs are "
+             "LLaVA's trainer compiles 1.5x faster). Forward outputs are "
              "unchanged; gradients differ in their last bits, as fusion "
              "stops at layer boundaries"),
     cl::init(false));
