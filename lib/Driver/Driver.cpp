@@ -1,9 +1,7 @@
 //===- Driver.cpp - ONNX model -> qslaw artifact, as a library ------------===//
 #include "qslaw/Driver/Driver.h"
-#include "qslaw/Driver/MemoryGuard.h"
-
-#include <cctype>
 #include "qslaw/Driver/LearnedParams.h"
+#include "qslaw/Driver/MemoryGuard.h"
 #include "qslaw/Support/Hash.h"
 
 #include "qslaw/Dialect/QSLAW/IR/QSLAWDialect.h"
@@ -33,6 +31,8 @@
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/WithColor.h"
+
+#include <cctype>
 
 using namespace llvm;
 using namespace qslaw::driver;

@@ -29,6 +29,8 @@ class MLIRContext;
 
 namespace qslaw::driver {
 
+class MemoryGuard;
+
 enum class Emit { Lib, Trainer, Obj, OnnxMlir, Mlir, LLVM, LLVMIR };
 enum class Target { CPU, CUDA, CUDAEmulate };
 
@@ -115,8 +117,6 @@ void registerDriverDialects(mlir::DialectRegistry &registry);
 /// that --mlir-timing enabled), every phase is a timer and every pass of
 /// the graph stage and lowering one below it: one report for the whole
 /// compile, LLVM code generation and linking included.
-class MemoryGuard;
-
 class Compilation {
 public:
   Compilation(const CompileOptions &options, mlir::MLIRContext &context,
@@ -134,6 +134,8 @@ public:
   mlir::LogicalResult run();
 
   mlir::ModuleOp module() { return *module_; }
+  /// Told each phase, so that running out of memory names it.
+  void setMemoryGuard(MemoryGuard *guard) { guard_ = guard; }
   const std::string &signature() const { return signature_; }
 
 private:
@@ -153,12 +155,6 @@ private:
   std::vector<std::string> trainEntries_;
   int phase_ = 0;
   mlir::TimingScope timingRoot_;
-
-public:
-  /// Told each phase, so that running out of memory names it.
-  void setMemoryGuard(MemoryGuard *guard) { guard_ = guard; }
-
-private:
   MemoryGuard *guard_ = nullptr;
 };
 

@@ -140,14 +140,20 @@ struct OutlineLayersPass : qslaw::impl::OutlineLayersBase<OutlineLayersPass> {
     }
   }
 
-  /// Ops that belong to no run: constants, and empty tensors, fills and
-  /// reshapes/slices whose operands no run defines.
+  /// Empty tensors, fills, reshapes and slices: cheap, and the same
+  /// wherever their operands are.
+  static bool isCheapView(Operation *op) {
+    return isa<tensor::EmptyOp, linalg::FillOp, tensor::ExpandShapeOp,
+               tensor::CollapseShapeOp, tensor::ExtractSliceOp>(op);
+  }
+
+  /// Ops that belong to no run: constants, and cheap views whose operands
+  /// no run defines.
   static bool transparent(Operation *op,
                           llvm::function_ref<bool(Operation *)> inRun) {
     if (op->hasTrait<OpTrait::ConstantLike>())
       return true;
-    if (!isa<tensor::EmptyOp, linalg::FillOp, tensor::ExpandShapeOp,
-             tensor::CollapseShapeOp, tensor::ExtractSliceOp>(op))
+    if (!isCheapView(op))
       return false;
     return llvm::none_of(op->getOperands(), [&](Value v) {
       return inRun(v.getDefiningOp());
@@ -164,8 +170,7 @@ struct OutlineLayersPass : qslaw::impl::OutlineLayersBase<OutlineLayersPass> {
       return false;
     if (def->hasTrait<OpTrait::ConstantLike>())
       return def->getNumResults() == 1 && !def->hasAttr("qslaw.name");
-    if (!isa<tensor::EmptyOp, linalg::FillOp, tensor::ExpandShapeOp,
-             tensor::CollapseShapeOp, tensor::ExtractSliceOp>(def))
+    if (!isCheapView(def))
       return false;
     return llvm::all_of(def->getOperands(), [&](Value o) {
       return layerIndependent(o, depth + 1);

@@ -224,15 +224,8 @@ struct MakeTrainStepPass
           byValue.contains(c) || quantConstants.contains(c) ||
           c->hasAttr("qslaw.lora"))
         return;
-      // Generated initializer names ("onnx::MatMul_7") say nothing: such a
-      // constant is selected, and named, by the node that reads it.
-      std::string name = nameAttr.str();
-      if (StringRef(name).starts_with("onnx::"))
-        for (Operation *user : c->getUsers())
-          if (std::string n = locationName(user->getLoc()); !n.empty()) {
-            name = n + ".weight";
-            break;
-          }
+      std::string name = floatParamName(
+          nameAttr, SmallVector<Operation *>(c->getUsers()));
       if (!paramRe->match(name))
         return;
       Trainable t{name, "float", nameAttr.str(),
@@ -242,6 +235,19 @@ struct MakeTrainStepPass
       trainables.push_back(std::move(t));
     });
     return success();
+  }
+
+  /// A float parameter's name: its initializer's, or, for a generated one
+  /// ("onnx::MatMul_7", which says nothing), that of the first node that
+  /// reads it with ".weight" appended.
+  static std::string floatParamName(StringAttr initializer,
+                                    ArrayRef<Operation *> readers) {
+    if (!initializer.getValue().starts_with("onnx::"))
+      return initializer.str();
+    for (Operation *user : readers)
+      if (std::string n = locationName(user->getLoc()); !n.empty())
+        return n + ".weight";
+    return initializer.str();
   }
 
   /// Float weights stored as f16/bf16 and read through a widening Cast
@@ -264,29 +270,20 @@ struct MakeTrainStepPass
     });
     for (arith::ConstantOp c : narrow) {
       auto nameAttr = c->getAttrOfType<StringAttr>("qslaw.name");
-      std::string name = nameAttr.str();
-      if (StringRef(name).starts_with("onnx::"))
-        for (Operation *widen : c->getUsers())
-          for (Operation *user : widen->getUsers())
-            if (std::string n = locationName(user->getLoc());
-                !n.empty() && StringRef(name).starts_with("onnx::"))
-              name = n + ".weight";
+      SmallVector<Operation *> readers;
+      for (Operation *widen : c->getUsers())
+        llvm::append_range(readers, widen->getUsers());
       SmallVector<float> values;
-      if (!paramRe.match(name) ||
-          !readFloats(cast<ElementsAttr>(c.getValue()), values))
+      auto narrowAttr = cast<ElementsAttr>(c.getValue());
+      if (!paramRe.match(floatParamName(nameAttr, readers)) ||
+          !readFloats(narrowAttr, values))
         continue;
-      auto ty = RankedTensorType::get(cast<RankedTensorType>(c.getType()).getShape(),
-                                      Float32Type::get(c.getContext()));
-      ElementsAttr init;
-      if (isa<DenseResourceElementsAttr>(c.getValue()))
-        init = DenseResourceElementsAttr::get(
-            ty, nameAttr.getValue(),
-            HeapAsmResourceBlob::allocateAndCopyInferAlign(
-                ArrayRef<float>(values)));
-      else
-        init = DenseElementsAttr::get(ty, ArrayRef<float>(values));
       OpBuilder b(c);
-      auto wide = arith::ConstantOp::create(b, c.getLoc(), init);
+      auto wide = arith::ConstantOp::create(
+          b, c.getLoc(),
+          f32ConstantLike(narrowAttr,
+                          cast<RankedTensorType>(c.getType()).getShape(),
+                          values, nameAttr.getValue()));
       wide->setAttr("qslaw.name", nameAttr);
       for (Operation *widen : llvm::make_early_inc_range(c->getUsers())) {
         widen->getResult(0).replaceAllUsesWith(wide.getResult());

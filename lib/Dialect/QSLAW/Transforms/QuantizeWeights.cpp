@@ -100,6 +100,7 @@ struct QuantizeWeightsPass
     linalg::MatmulOp op;
     MatmulView mm;
     ElementsAttr wAttr;
+    Operation *narrow; // the f16/bf16 constant the weight widens, or null
     std::string name, opName, onnxWeight;
     int64_t n = 0, k = 0, j = 0, group = 0;
     QuantSpecAttr spec;
@@ -150,6 +151,7 @@ struct QuantizeWeightsPass
     job.op = op;
     job.mm = *mm;
     job.wAttr = wAttr;
+    job.narrow = narrow;
     job.name = name;
     job.opName = opName;
     job.onnxWeight = onnxWeight;
@@ -250,15 +252,8 @@ struct QuantizeWeightsPass
     } else {
       // gamma mode keeps W and recomputes the codes from s * gamma. A
       // weight that came as a resource stays one (not uniqued, freeable).
-      auto wTyNK = RankedTensorType::get({n, k}, b.getF32Type());
-      ElementsAttr wNK;
-      if (isa<DenseResourceElementsAttr>(wAttr))
-        wNK = DenseResourceElementsAttr::get(
-            wTyNK, name,
-            HeapAsmResourceBlob::allocateAndCopyInferAlign(ArrayRef<float>(w)));
-      else
-        wNK = DenseElementsAttr::get(wTyNK, ArrayRef<float>(w));
-      Value weight = namedConstant(b, loc, wNK, name);
+      Value weight = namedConstant(
+          b, loc, f32ConstantLike(wAttr, {n, k}, w, name), name);
       Value gamma = namedConstant(b, loc,
                                   DenseElementsAttr::get(nj, b.getF32FloatAttr(1.0f)),
                                   name.empty() ? "" : name + ".gamma");
@@ -276,7 +271,7 @@ struct QuantizeWeightsPass
       qmm->setAttr("qslaw.weight", b.getStringAttr(onnxWeight));
     Value product = qmm;
     Operation *oldWeight = mm->weight.getDefiningOp();
-    Operation *narrow = widenedConstant(mm->weight);
+    Operation *narrow = job.narrow;
     replaceMatmul(b, *mm, product);
     // The float weight (and a narrow one it widened) must not survive into
     // the artifact.

@@ -95,6 +95,15 @@ DenseElementsAttr toDenseElements(ElementsAttr a) {
                                              *raw);
 }
 
+ElementsAttr f32ConstantLike(ElementsAttr like, ArrayRef<int64_t> shape,
+                             ArrayRef<float> values, StringRef name) {
+  auto ty = RankedTensorType::get(shape, Float32Type::get(like.getContext()));
+  if (isa<DenseResourceElementsAttr>(like))
+    return DenseResourceElementsAttr::get(
+        ty, name, HeapAsmResourceBlob::allocateAndCopyInferAlign(values));
+  return DenseElementsAttr::get(ty, values);
+}
+
 void releaseUnusedResourceBlobs(Operation *root) {
   llvm::StringSet<> used;
   root->walk([&](Operation *op) {

@@ -37,6 +37,12 @@ bool readFloats(ElementsAttr a, SmallVectorImpl<float> &out);
 /// null when the data is missing. For folds that need the dense form.
 DenseElementsAttr toDenseElements(ElementsAttr a);
 
+/// An f32 constant holding `values`: a resource named `name` when `like` is
+/// one (a weight derived from a weight stays freeable and unhashed), else a
+/// dense attribute.
+ElementsAttr f32ConstantLike(ElementsAttr like, ArrayRef<int64_t> shape,
+                             ArrayRef<float> values, StringRef name);
+
 /// Frees the blob of every builtin resource that no op under `root` refers
 /// to any more. Passes call it when they have consumed weights (quantised
 /// them, written them out); the data is then no longer held in memory.
