@@ -27,8 +27,19 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 if ! .venv/bin/python -c "import numpy, onnx, onnxruntime, pytest, torch, transformers, sklearn, matplotlib, onnx_ir" 2>/dev/null; then
+  # torch's PyPI wheel pulls its CUDA libraries: about 6 GiB installed, and
+  # pip unpacks each wheel beside it. Say so before pip runs out of space
+  # halfway through.
+  free_kib=$(df -Pk .venv | awk 'NR == 2 { print $4 }')
+  need_kib=$((8 * 1024 * 1024))
+  if [ "${free_kib:-0}" -lt "$need_kib" ]; then
+    echo "[bootstrap] error: $((free_kib / 1024)) MiB free on the file system of $PWD/.venv;" \
+         "the Python packages need about 8192 MiB (torch with its CUDA wheels)." \
+         "Free some space and run again." >&2
+    exit 1
+  fi
   echo "[bootstrap] installing Python packages"
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -r python/requirements.txt
+  .venv/bin/pip install -q --no-cache-dir --upgrade pip
+  .venv/bin/pip install -q --no-cache-dir -r python/requirements.txt
 fi
 echo "[bootstrap] ok"

@@ -5,8 +5,11 @@
 # over all suites.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh || exit 1
-bash scripts/build.sh || exit 1
+# A set-up or build failure still ends with the summary line CI reads.
+setup_failed() { echo "[test] $1 failed; no suite ran" >&2
+                 echo "0 passed, 1 failed, 0 skipped"; exit 1; }
+bash scripts/bootstrap.sh || setup_failed "scripts/bootstrap.sh"
+bash scripts/build.sh || setup_failed "scripts/build.sh"
 
 out=build/test-results
 rm -rf "$out"; mkdir -p "$out"
