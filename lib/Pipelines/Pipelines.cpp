@@ -3,11 +3,20 @@
 #include "qslaw/Conversion/Passes.h"
 #include "qslaw/Dialect/QSLAW/Transforms/Passes.h"
 
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Conversion/VectorToSCF/VectorToSCF.h"
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/SCF/Transforms/Passes.h"
+#include "mlir/Dialect/Vector/Transforms/Passes.h"
 #include "mlir/InitAllPasses.h"
-#include "mlir/Transforms/Passes.h"
+#include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
-#include "llvm/Support/ErrorHandling.h"
-#include "llvm/Support/FormatVariadic.h"
+#include "mlir/Transforms/Passes.h"
 
 #include <cstdlib>
 
@@ -15,24 +24,45 @@ using namespace mlir;
 using namespace mlir::qslaw;
 
 namespace {
-/// Upstream passes are composed by name: the textual form is the one users
-/// see in `qslaw-opt --dump-pass-pipeline`, and it keeps each stage
-/// reproducible from the command line.
-void addPipeline(OpPassManager &pm, StringRef text) {
-  if (failed(parsePassPipeline(text, pm, llvm::errs())))
-    llvm::report_fatal_error(llvm::Twine("qslaw: bad built-in pipeline: ") +
-                             text);
-}
 /// qslaw-external-weights, when a weights file is asked for: after
 /// narrow-type emulation, so that the file holds the bytes the code reads.
 void addExternalWeights(OpPassManager &pm, StringRef file, int64_t minBytes) {
   if (file.empty())
     return;
-  // The path is quoted: it may hold spaces or braces.
-  addPipeline(pm, llvm::formatv("qslaw-external-weights{{file=\"{0}\" "
-                                "min-bytes={1}}",
-                                file, minBytes)
-                      .str());
+  ExternalWeightsOptions o;
+  o.file = file.str();
+  o.minBytes = minBytes;
+  pm.addPass(createExternalWeights(o));
+}
+
+/// The graph's qslaw ops and elementwise tensor ops to fused linalg
+/// (shared by the CPU and CUDA pipelines).
+void addGraphToLinalg(OpPassManager &pm) {
+  pm.nest<func::FuncOp>().addPass(createConvertElementwiseToLinalgPass());
+  pm.addPass(createQSLAWToLinalg());
+  pm.addPass(createCanonicalizerPass());
+  pm.nest<func::FuncOp>().addPass(createLinalgElementwiseOpFusionPass());
+  pm.addPass(createCSEPass());
+}
+
+/// Whole-program bufferisation: functions take and return identity-layout
+/// memrefs.
+void addBufferize(OpPassManager &pm) {
+  bufferization::OneShotBufferizePassOptions o;
+  o.bufferizeFunctionBoundaries = true;
+  o.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(o));
+  pm.addPass(createCanonicalizerPass());
+}
+
+/// Results become caller-allocated out parameters (the C ABI the runtime
+/// calls); static result buffers are hoisted.
+void addResultsToOutParams(OpPassManager &pm) {
+  bufferization::BufferResultsToOutParamsPassOptions o;
+  o.hoistStaticAllocs = true;
+  o.modifyPublicFunctions = true;
+  pm.addPass(bufferization::createBufferResultsToOutParamsPass(o));
 }
 } // namespace
 
@@ -99,86 +129,111 @@ void mlir::qslaw::buildGraphPipeline(OpPassManager &pm,
 
 void mlir::qslaw::buildCPUBufferizationPipeline(
     OpPassManager &pm, const CPUPipelineOptions &options) {
-  registerPipelines();
   // First, on the graph's pure tensor ops: each distinct layer is then
   // lowered once.
-  if (options.outlineLayers)
-    addPipeline(pm, options.mergeFunctions
-                        ? "qslaw-outline-layers,qslaw-merge-identical-functions"
-                        : "qslaw-outline-layers");
-  if (options.ukernels)
-    addPipeline(pm, llvm::formatv("qslaw-lower-to-ukernels{{num-threads={0}}",
-                                  int(options.ukernelThreads))
-                        .str());
+  if (options.outlineLayers) {
+    pm.addPass(createOutlineLayers());
+    if (options.mergeFunctions)
+      pm.addPass(createMergeIdenticalFunctions());
+  }
+  if (options.ukernels) {
+    QSLAWToUkernelsOptions o;
+    o.numThreads = options.ukernelThreads;
+    pm.addPass(createQSLAWToUkernels(o));
+  }
   // Before elementwise fusion, which would fuse producers into the
   // contraction bodies (and recompute them per K step).
-  if (options.libraryGemm)
-    addPipeline(pm, llvm::formatv("qslaw-lower-contractions-to-library{{"
-                                  "min-flops={0} num-threads={1}}",
-                                  int64_t(options.gemmMinFlops),
-                                  int(options.ukernelThreads))
-                        .str());
-  addPipeline(pm, "func.func(convert-elementwise-to-linalg),"
-                  "qslaw-lower-to-linalg,canonicalize,"
-                  "func.func(linalg-fuse-elementwise-ops),cse");
-  if (options.tileSize > 0 || options.vectorize)
-    addPipeline(pm, llvm::formatv("qslaw-tile-and-vectorize{{tile-size={0} "
-                                  "vectorize={1} parallel={2}}",
-                                  int64_t(options.tileSize),
-                                  options.vectorize ? "true" : "false",
-                                  options.parallel ? "true" : "false")
-                        .str());
-  addPipeline(pm, "one-shot-bufferize{bufferize-function-boundaries "
-                  "function-boundary-type-conversion=identity-layout-map},"
-                  "canonicalize");
+  if (options.libraryGemm) {
+    ContractionsToLibraryOptions o;
+    o.minFlops = options.gemmMinFlops;
+    o.numThreads = options.ukernelThreads;
+    pm.addPass(createContractionsToLibrary(o));
+  }
+  addGraphToLinalg(pm);
+  if (options.tileSize > 0 || options.vectorize) {
+    TileAndVectorizeOptions o;
+    o.tileSize = options.tileSize;
+    o.vectorize = options.vectorize;
+    o.parallel = options.parallel;
+    pm.addPass(createTileAndVectorize(o));
+  }
+  addBufferize(pm);
   if (options.parallel)
-    addPipeline(pm, "func.func(scf-forall-to-parallel)");
+    pm.nest<func::FuncOp>().addPass(createForallToParallelLoopPass());
   if (options.outParams)
-    addPipeline(pm, "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}");
+    addResultsToOutParams(pm);
+  // Deallocations at each buffer's last use, not at the function's end.
+  bufferization::buildBufferDeallocationPipeline(pm);
+  {
+    OpPassManager &fpm = pm.nest<func::FuncOp>();
+    fpm.addPass(createEarlyDealloc());
+  }
   // Row reductions lower to one vector.reduction per row (inner-reduction),
   // which qslaw-vector-math lets LLVM reduce as a tree.
-  // Deallocations at each buffer's last use, not at the function's end.
-  addPipeline(pm, "buffer-deallocation-pipeline,func.func(qslaw-early-dealloc),"
-                  "func.func(convert-linalg-to-loops,"
-                  "lower-vector-multi-reduction{lowering-strategy="
-                  "inner-reduction}),"
-                  "qslaw-vector-math,"
-                  "func.func(convert-vector-to-scf{full-unroll},lower-affine),"
-                  "fold-memref-alias-ops,qslaw-emulate-narrow-type,canonicalize,cse");
+  {
+    OpPassManager &fpm = pm.nest<func::FuncOp>();
+    fpm.addPass(createConvertLinalgToLoopsPass());
+    fpm.addPass(vector::createLowerVectorMultiReductionPass(
+        vector::VectorMultiReductionLowering::InnerReduction));
+  }
+  pm.addPass(createVectorMath());
+  {
+    OpPassManager &fpm = pm.nest<func::FuncOp>();
+    fpm.addPass(createConvertVectorToSCFPass(
+        VectorTransferToSCFOptions().enableFullUnroll()));
+    fpm.addPass(createLowerAffinePass());
+  }
+  pm.addPass(memref::createFoldMemRefAliasOpsPass());
+  pm.addPass(createEmulateNarrowType());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
   // The scf.forall loops of qslaw-tile-and-vectorize{parallel}, now
   // scf.parallel, become OpenMP work-sharing loops (libomp at run time).
-  if (options.parallel)
+  if (options.parallel) {
+    pm.addPass(createConvertSCFToOpenMPPass());
     // canonicalize inlines the alloca scopes it wraps bodies in (they must
     // stay single-block through convert-scf-to-cf) unless they hold allocas.
-    addPipeline(pm, "convert-scf-to-openmp,canonicalize");
+    pm.addPass(createCanonicalizerPass());
+  }
   // Small functions for LLVM: its compile time grows faster than the size
   // of one function (and the OpenMP translation's outlining rescans the
   // enclosing function per parallel region).
-  if (options.outlineMinOps > 0)
-    addPipeline(pm, llvm::formatv("qslaw-outline-loop-nests{{min-ops={0}}",
-                                  int64_t(options.outlineMinOps))
-                        .str());
-  // Identical layers outline to identical functions: one copy each.
-  if (options.outlineMinOps > 0 && options.mergeFunctions)
-    addPipeline(pm, "qslaw-merge-identical-functions");
+  if (options.outlineMinOps > 0) {
+    OutlineLoopNestsOptions o;
+    o.minOps = options.outlineMinOps;
+    pm.addPass(createOutlineLoopNests(o));
+    // Identical layers outline to identical functions: one copy each.
+    if (options.mergeFunctions)
+      pm.addPass(createMergeIdenticalFunctions());
+  }
   addExternalWeights(pm, options.weightsFile, options.weightsMinBytes);
 }
 
 void mlir::qslaw::buildCPUToLLVMPipeline(OpPassManager &pm) {
-  registerPipelines();
   // Buffers come from libqslaw_ukernels' caching heap (generic functions,
   // see lib/Runtime/Ukernels/Allocator.cpp).
-  addPipeline(pm, "func.func(lower-vector-multi-reduction,convert-vector-to-scf,"
-                  "lower-affine),"
-                  "convert-scf-to-cf,convert-vector-to-llvm,"
-                  "expand-strided-metadata,lower-affine,"
-                  "finalize-memref-to-llvm{use-generic-functions},"
-                  "convert-math-to-funcs,convert-math-to-llvm,"
-                  "convert-math-to-libm,"
-                  "convert-arith-to-llvm,convert-func-to-llvm,"
-                  "convert-cf-to-llvm,convert-ub-to-llvm,"
-                  "convert-openmp-to-llvm,"
-                  "reconcile-unrealized-casts");
+  {
+    OpPassManager &fpm = pm.nest<func::FuncOp>();
+    fpm.addPass(vector::createLowerVectorMultiReductionPass());
+    fpm.addPass(createConvertVectorToSCFPass());
+    fpm.addPass(createLowerAffinePass());
+  }
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(createConvertVectorToLLVMPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  FinalizeMemRefToLLVMConversionPassOptions memrefOptions;
+  memrefOptions.useGenericFunctions = true;
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefOptions));
+  pm.addPass(createConvertMathToFuncs());
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createConvertMathToLibmPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createUBToLLVMConversionPass());
+  pm.addPass(createConvertOpenMPToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
 }
 
 void mlir::qslaw::buildCPUPipeline(OpPassManager &pm,
@@ -189,52 +244,61 @@ void mlir::qslaw::buildCPUPipeline(OpPassManager &pm,
 
 void mlir::qslaw::buildCUDAToGPUPipeline(OpPassManager &pm,
                                           const CUDAPipelineOptions &options) {
-  registerPipelines();
   // Opt-in (bf16/f16 rounding): calls to the hand-written kernels; an
   // invalid type is the pass's error.
-  if (options.handKernels != "none")
-    addPipeline(pm, llvm::formatv("qslaw-lower-to-ukernels{{target=cuda "
-                                  "dtype={0}}",
-                                  std::string(options.handKernels))
-                        .str());
+  if (options.handKernels != "none") {
+    QSLAWToUkernelsOptions o;
+    o.target = "cuda";
+    o.dtype = options.handKernels;
+    pm.addPass(createQSLAWToUkernels(o));
+  }
   // Same graph lowering as the CPU (dequantisation inside the reduction
   // body), no CPU tiling.
-  addPipeline(pm, "func.func(convert-elementwise-to-linalg),"
-                  "qslaw-lower-to-linalg,canonicalize,"
-                  "func.func(linalg-fuse-elementwise-ops),cse");
-  addPipeline(pm, "one-shot-bufferize{bufferize-function-boundaries "
-                  "function-boundary-type-conversion=identity-layout-map},"
-                  "canonicalize,"
-                  "buffer-results-to-out-params{hoist-static-allocs "
-                  "modify-public-functions},"
-                  "buffer-deallocation-pipeline,"
-                  "qslaw-memref-copy-to-linalg,"
-                  "func.func(convert-linalg-to-parallel-loops),"
-                  "fold-memref-alias-ops,qslaw-emulate-narrow-type,"
-                  "canonicalize,cse");
-  addPipeline(pm, llvm::formatv("qslaw-gpu-map-parallel-loops{{block-size={0}},"
-                                "func.func(convert-parallel-loops-to-gpu),"
-                                "canonicalize,qslaw-gpu-device-memory",
-                                int64_t(options.blockSize))
-                      .str());
+  addGraphToLinalg(pm);
+  addBufferize(pm);
+  addResultsToOutParams(pm);
+  bufferization::buildBufferDeallocationPipeline(pm);
+  pm.addPass(createMemRefCopyToLinalg());
+  pm.nest<func::FuncOp>().addPass(createConvertLinalgToParallelLoopsPass());
+  pm.addPass(memref::createFoldMemRefAliasOpsPass());
+  pm.addPass(createEmulateNarrowType());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  GPUMapParallelLoopsOptions mapOptions;
+  mapOptions.blockSize = options.blockSize;
+  pm.addPass(createGPUMapParallelLoops(mapOptions));
+  pm.nest<func::FuncOp>().addPass(createConvertParallelLoopToGpuPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createGPUDeviceMemory());
   if (options.emulateOnCPU) {
     // Verification: the mapped launches as CPU loops, then the CPU's
     // lowering (docs/CUDA.md).
-    addPipeline(pm, "qslaw-gpu-emulate-on-cpu,canonicalize,cse");
+    pm.addPass(createGPUEmulateOnCPU());
+    pm.addPass(createCanonicalizerPass());
+    pm.addPass(createCSEPass());
     addExternalWeights(pm, options.weightsFile, options.weightsMinBytes);
     buildCPUToLLVMPipeline(pm);
     return;
   }
   // Integer powers (math.ipowi/fpowi) have no NVVM lowering: expand them
   // into functions that outlining copies into each kernel module.
-  addPipeline(pm, "convert-math-to-funcs,gpu-kernel-outlining,lower-affine,"
-                  "convert-scf-to-cf,canonicalize,cse");
-  for (const std::string &chip : options.chips)
-    addPipeline(pm, llvm::formatv("nvvm-attach-target{{chip={0} O={1}}", chip,
-                                  int(options.optLevel))
-                        .str());
-  addPipeline(pm, "gpu.module(convert-gpu-to-nvvm,canonicalize,cse,"
-                  "reconcile-unrealized-casts)");
+  pm.addPass(createConvertMathToFuncs());
+  pm.addPass(createGpuKernelOutliningPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  for (const std::string &chip : options.chips) {
+    GpuNVVMAttachTargetOptions o;
+    o.chip = chip;
+    o.optLevel = options.optLevel;
+    pm.addPass(createGpuNVVMAttachTarget(o));
+  }
+  OpPassManager &gpm = pm.nest<gpu::GPUModuleOp>();
+  gpm.addPass(createConvertGpuOpsToNVVMOps());
+  gpm.addPass(createCanonicalizerPass());
+  gpm.addPass(createCSEPass());
+  gpm.addPass(createReconcileUnrealizedCastsPass());
 }
 
 void mlir::qslaw::buildCUDAPipeline(OpPassManager &pm,
@@ -245,15 +309,22 @@ void mlir::qslaw::buildCUDAPipeline(OpPassManager &pm,
   // gpu-to-llvm lowers only the asynchronous forms of gpu.alloc/memcpy.
   // Weights: uploaded at first use and kept (not copied on every call);
   // with a weights file, the upload reads the mapped file.
-  addPipeline(pm, "qslaw-gpu-resident-constants");
+  pm.addPass(createGPUResidentConstants());
   addExternalWeights(pm, options.weightsFile, options.weightsMinBytes);
-  addPipeline(pm, "func.func(gpu-async-region),"
-                  "expand-strided-metadata,lower-affine,"
-                  "convert-math-to-llvm,convert-arith-to-llvm,"
-                  "convert-index-to-llvm,convert-func-to-llvm,"
-                  "convert-cf-to-llvm,gpu-to-llvm,finalize-memref-to-llvm,"
-                  "convert-ub-to-llvm,reconcile-unrealized-casts,canonicalize,"
-                  "cse");
+  pm.nest<func::FuncOp>().addPass(createGpuAsyncRegionPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertIndexToLLVMPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createGpuToLLVMConversionPass());
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  pm.addPass(createUBToLLVMConversionPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
   // The toolkit holds ptxas/fatbinary and libdevice (math functions such
   // as __nv_expf are linked from it); do not leave it to MLIR's build-time
   // default.
@@ -263,10 +334,11 @@ void mlir::qslaw::buildCUDAPipeline(OpPassManager &pm,
       toolkit = v;
   if (toolkit.empty())
     toolkit = "/usr/local/cuda";
-  addPipeline(pm, llvm::formatv("gpu-module-to-binary{{format={0} "
-                                "toolkit={1}},qslaw-gpu-pack-objects",
-                                std::string(options.format), toolkit)
-                      .str());
+  GpuModuleToBinaryPassOptions binaryOptions;
+  binaryOptions.compilationTarget = options.format;
+  binaryOptions.toolkitPath = toolkit;
+  pm.addPass(createGpuModuleToBinaryPass(binaryOptions));
+  pm.addPass(createGPUPackObjects());
 }
 
 void mlir::qslaw::registerPipelines() {
