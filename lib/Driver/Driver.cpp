@@ -287,11 +287,8 @@ LogicalResult Compilation::buildSignature() {
   auto entry = module_->lookupSymbol<mlir::func::FuncOp>(entryName);
   if (!entry)
     return fail("internal error: no entry function @" + entryName);
-  auto sig = json::parse(qslaw::buildSignatureJson(entry));
-  if (!sig)
-    return fail("internal error: bad signature JSON");
-  json::Object &main = *sig->getAsObject();
-  main["target"] = options_.target == Target::CUDA ? "cuda" : "cpu";
+  qslaw::ModelSignature sig = qslaw::buildSignature(entry);
+  sig.target = options_.target == Target::CUDA ? "cuda" : "cpu";
   // The library's packed entries call the C interfaces.
   auto cInterface = mlir::UnitAttr::get(&context_);
   entry->setAttr("llvm.emit_c_interface", cInterface);
@@ -299,35 +296,30 @@ LogicalResult Compilation::buildSignature() {
     for (const std::string &name : trainEntries_)
       if (auto f = module_->lookupSymbol<mlir::func::FuncOp>(name))
         f->setAttr("llvm.emit_c_interface", cInterface);
-    // One JSON object: the entry's signature plus "functions"/"training".
-    auto extra = json::parse(qslaw::buildFunctionsJson(*module_, trainEntries_));
-    if (!extra)
-      return fail("internal error: bad signature JSON");
-    for (auto &kv : *extra->getAsObject())
-      main[kv.first] = kv.second;
-    json::Object &train = *main.getObject("training");
-    train["quantize"] = options_.quantizeSpec;
-    train["quantize_layers"] =
+    // The entry's signature plus the other functions and the training record.
+    qslaw::addFunctionSignatures(sig, *module_, trainEntries_);
+    qslaw::TrainingRecord &train =
+        sig.training ? *sig.training : sig.training.emplace();
+    train.quantize = options_.quantizeSpec;
+    train.quantizeLayers =
         options_.quantize ? options_.quantize->layers : std::string(".*");
     if (!options_.initParams.empty())
-      train["init_params"] = options_.initParams;
-    train["clip_steps"] =
-        int64_t(options_.quantize ? options_.quantize->clipSteps : 0);
+      train.initParams = options_.initParams;
+    train.clipSteps = options_.quantize ? options_.quantize->clipSteps : 0;
     // The exporter rewrites the source model: keep where it is.
     SmallString<256> source(options_.input);
     sys::fs::make_absolute(source);
-    train["model"] = std::string(source);
+    train.model = std::string(source);
     if (options_.lora)
-      train["lora"] = json::Object{{"layers", options_.lora->layers},
-                                   {"rank", options_.lora->rank},
-                                   {"alpha", options_.lora->alpha}};
-    if (const json::Array *q = main.getArray("quantization"))
-      train["layers"] = json::Array(*q);
+      train.lora = qslaw::LoraRecord{options_.lora->layers,
+                                     options_.lora->rank,
+                                     options_.lora->alpha};
+    train.layers = sig.quantization;
     // The trainer's checkpoints record it: a checkpoint of another model
     // with the same tensor names and sizes is refused on --resume.
-    main["program"] = programHash(*module_);
+    sig.program = programHash(*module_);
   }
-  signature_ = print(*sig);
+  signature_ = std::move(sig);
   return success();
 }
 
@@ -353,15 +345,9 @@ LogicalResult Compilation::recordExternalWeights() {
                   double(bytes.getInt()) / (1 << 20), file.getValue());
   if (!options_.binary())
     return success();
-  auto sig = json::parse(signature_);
-  if (!sig)
-    return fail("internal error: bad signature JSON");
-  (*sig->getAsObject())["weights"] = json::Object{
-      {"file", sys::path::filename(file.getValue()).str()},
-      {"data_bytes", bytes.getInt()},
-      {"xxh3", hash.getValue().str()},
-      {"tensors", count.getInt()}};
-  signature_ = print(*sig);
+  signature_.weights = qslaw::WeightsRecord{
+      sys::path::filename(file.getValue()).str(), bytes.getInt(),
+      count.getInt(), hash.getValue().str()};
   return success();
 }
 
@@ -421,7 +407,7 @@ LogicalResult Compilation::emit() {
                                         : "Compiling " + out);
     qslaw::CPULibraryOptions lopts;
     lopts.entry = options_.trainStep.entry;
-    lopts.signatureJson = signature_;
+    lopts.signatureJson = qslaw::printSignature(signature_);
     lopts.objectOnly = options_.emit == Emit::Obj;
     lopts.openmp = options_.parallel && options_.target == Target::CPU;
     lopts.device = options_.target == Target::CUDA ? "cuda" : "cpu";

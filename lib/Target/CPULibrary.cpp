@@ -30,53 +30,9 @@ static std::string dtypeOf(Type e) {
          std::to_string(e.getIntOrFloatBitWidth());
 }
 
-static llvm::json::Object signatureObject(func::FuncOp entry);
-
-std::string buildSignatureJson(func::FuncOp entry) {
-  std::string s;
-  llvm::raw_string_ostream os(s);
-  os << llvm::json::Value(signatureObject(entry));
-  return s;
-}
-
-std::string buildFunctionsJson(ModuleOp module,
-                               ArrayRef<std::string> functions) {
-  llvm::json::Object fns;
-  llvm::json::Array params;
-  for (const std::string &name : functions) {
-    auto f = module.lookupSymbol<func::FuncOp>(name);
-    if (!f)
-      continue;
-    llvm::json::Object sig = signatureObject(f);
-    sig.erase("quantization");
-    fns[name] = std::move(sig);
-    auto names = f->getAttrOfType<ArrayAttr>("qslaw.params");
-    auto kinds = f->getAttrOfType<ArrayAttr>("qslaw.param_kinds");
-    auto sources = f->getAttrOfType<ArrayAttr>("qslaw.param_sources");
-    if (name == "init_params" && names && kinds && sources) {
-      for (unsigned i = 0; i < names.size(); ++i) {
-        auto t = cast<RankedTensorType>(f.getResultTypes()[i]);
-        llvm::json::Array shape;
-        for (int64_t d : t.getShape())
-          shape.push_back(d);
-        params.push_back(llvm::json::Object{
-            {"name", cast<StringAttr>(names[i]).str()},
-            {"kind", cast<StringAttr>(kinds[i]).str()},
-            {"source", cast<StringAttr>(sources[i]).str()},
-            {"shape", std::move(shape)}});
-      }
-    }
-  }
-  llvm::json::Object o{{"functions", std::move(fns)}};
-  if (!params.empty())
-    o["training"] = llvm::json::Object{{"params", std::move(params)}};
-  std::string s;
-  llvm::raw_string_ostream os(s);
-  os << llvm::json::Value(std::move(o));
-  return s;
-}
-
-static llvm::json::Object signatureObject(func::FuncOp entry) {
+/// The entry's name, inputs and outputs (names from qslaw.inputs/outputs,
+/// index ranges from qslaw.index_ranges).
+static FunctionSignature functionSignature(func::FuncOp entry) {
   auto names = [&](StringRef attr, size_t n, StringRef prefix) {
     std::vector<std::string> out;
     auto arr = entry->getAttrOfType<ArrayAttr>(attr);
@@ -89,7 +45,7 @@ static llvm::json::Object signatureObject(func::FuncOp entry) {
   auto ranges = entry->getAttrOfType<DictionaryAttr>("qslaw.index_ranges");
   auto specs = [&](TypeRange types, const std::vector<std::string> &ns,
                    DictionaryAttr ranges) {
-    llvm::json::Array a;
+    std::vector<TensorSpec> a;
     for (auto [t, n] : llvm::zip(types, ns)) {
       auto rt = cast<RankedTensorType>(t);
       TensorSpec spec{n, dtypeOf(rt.getElementType()), rt.getShape().vec(),
@@ -105,12 +61,22 @@ static llvm::json::Object signatureObject(func::FuncOp entry) {
               ignore ? std::optional<int64_t>(ignore.getInt()) : std::nullopt,
               indexes ? indexes.str() : ""};
       }
-      a.push_back(toJson(spec));
+      a.push_back(std::move(spec));
     }
     return a;
   };
   FunctionType ft = entry.getFunctionType();
-  llvm::json::Array quant;
+  return FunctionSignature{
+      entry.getSymName().str(),
+      specs(ft.getInputs(), names("qslaw.inputs", ft.getNumInputs(), "input"),
+            ranges),
+      specs(ft.getResults(),
+            names("qslaw.outputs", ft.getNumResults(), "output"), {})};
+}
+
+ModelSignature buildSignature(func::FuncOp entry) {
+  ModelSignature sig;
+  static_cast<FunctionSignature &>(sig) = functionSignature(entry);
   // The entry's own ops, then those of the functions it calls (a
   // trainer's @forward calls @forward_params), in call order.
   llvm::SetVector<func::FuncOp> funcs;
@@ -122,30 +88,48 @@ static llvm::json::Object signatureObject(func::FuncOp entry) {
         funcs.insert(callee);
     });
   for (func::FuncOp f : funcs)
-  f.walk([&](mlir::qslaw::QMatmulOp op) {
-    std::string loc;
-    llvm::raw_string_ostream os(loc);
-    op.getLoc().print(os);
-    auto spec = op.getSpec();
-    auto codes = op.getCodes().getType();
-    llvm::json::Object o{
-        {"op", loc},
-        {"bits", int64_t(spec.getBits())},
-        {"group", spec.getGroupSizeFor(codes.getDimSize(1))},
-        {"symmetric", spec.getSymmetric()},
-        {"mode", stringifyScaleMode(spec.getMode()).str()},
-        {"shape", llvm::json::Array{codes.getDimSize(0), codes.getDimSize(1)}}};
-    // What the ONNX exporter rewrites (set by qslaw-quantize-weights).
-    for (StringRef key : {"layer", "node", "weight"})
-      if (auto a = op->getAttrOfType<StringAttr>(("qslaw." + key).str()))
-        o[key] = a.str();
-    quant.push_back(std::move(o));
-  });
-  return llvm::json::Object{
-      {"entry", entry.getSymName().str()},
-      {"inputs", specs(ft.getInputs(), names("qslaw.inputs", ft.getNumInputs(), "input"), ranges)},
-      {"outputs", specs(ft.getResults(), names("qslaw.outputs", ft.getNumResults(), "output"), {})},
-      {"quantization", std::move(quant)}};
+    f.walk([&](mlir::qslaw::QMatmulOp op) {
+      QuantizedLayer l;
+      llvm::raw_string_ostream os(l.op);
+      op.getLoc().print(os);
+      auto spec = op.getSpec();
+      auto codes = op.getCodes().getType();
+      l.bits = spec.getBits();
+      l.group = spec.getGroupSizeFor(codes.getDimSize(1));
+      l.symmetric = spec.getSymmetric();
+      l.mode = stringifyScaleMode(spec.getMode()).str();
+      l.shape = {codes.getDimSize(0), codes.getDimSize(1)};
+      // What the ONNX exporter rewrites (set by qslaw-quantize-weights).
+      for (auto [key, field] : {std::pair{"qslaw.layer", &l.layer},
+                                std::pair{"qslaw.node", &l.node},
+                                std::pair{"qslaw.weight", &l.weight}})
+        if (auto a = op->getAttrOfType<StringAttr>(key))
+          *field = a.str();
+      sig.quantization.push_back(std::move(l));
+    });
+  return sig;
+}
+
+void addFunctionSignatures(ModelSignature &sig, ModuleOp module,
+                           ArrayRef<std::string> functions) {
+  for (const std::string &name : functions) {
+    auto f = module.lookupSymbol<func::FuncOp>(name);
+    if (!f)
+      continue;
+    sig.functions[name] = functionSignature(f);
+    auto names = f->getAttrOfType<ArrayAttr>("qslaw.params");
+    auto kinds = f->getAttrOfType<ArrayAttr>("qslaw.param_kinds");
+    auto sources = f->getAttrOfType<ArrayAttr>("qslaw.param_sources");
+    if (name != "init_params" || !names || !kinds || !sources)
+      continue;
+    if (!sig.training)
+      sig.training.emplace();
+    for (unsigned i = 0; i < names.size(); ++i)
+      sig.training->params.push_back(TrainableParam{
+          cast<StringAttr>(names[i]).str(), cast<StringAttr>(kinds[i]).str(),
+          cast<StringAttr>(sources[i]).str(),
+          cast<RankedTensorType>(f.getResultTypes()[i]).getShape().vec()});
+  }
 }
 
 /// qslaw_entry_packed(void **args): args[i] points to the i-th descriptor

@@ -112,17 +112,25 @@ TEST(Compilation, GraphStageAndSignatureInProcess) {
   for (const char *name : {"forward", "init_params", "grad_step", "train_step"})
     EXPECT_TRUE(c.module().lookupSymbol<mlir::func::FuncOp>(name)) << name;
 
-  auto sig = llvm::json::parse(c.signature());
-  ASSERT_TRUE(bool(sig)) << c.signature();
-  const llvm::json::Object &root = *sig->getAsObject();
-  EXPECT_EQ(root.getString("target"), "cpu");
-  const llvm::json::Object *train = root.getObject("training");
-  ASSERT_TRUE(train);
-  EXPECT_EQ(train->getString("quantize"), "w4g32");
-  EXPECT_EQ(train->getString("quantize_layers"), ".*language_model.*");
-  const llvm::json::Array *layers = train->getArray("layers");
-  ASSERT_TRUE(layers);
-  EXPECT_GT(layers->size(), 0u);
+  const qslaw::ModelSignature &sig = c.signature();
+  EXPECT_EQ(sig.target, "cpu");
+  ASSERT_TRUE(sig.training);
+  EXPECT_EQ(sig.training->quantize, "w4g32");
+  EXPECT_EQ(sig.training->quantizeLayers, ".*language_model.*");
+  EXPECT_GT(sig.training->layers.size(), 0u);
+  // One scale tensor per quantised layer, plus the float parameters.
+  EXPECT_EQ(llvm::count_if(sig.training->params,
+                           [](const qslaw::TrainableParam &p) {
+                             return p.kind == "scale";
+                           }),
+            int64_t(sig.training->layers.size()));
+  for (const char *name :
+       {"init_params", "grad_step", "train_step", "apply_step"})
+    EXPECT_TRUE(sig.functions.count(name)) << name;
+  // What the library embeds parses back to the same record.
+  auto back = qslaw::parseSignature(qslaw::printSignature(sig));
+  ASSERT_TRUE(bool(back)) << llvm::toString(back.takeError());
+  EXPECT_EQ(qslaw::printSignature(*back), qslaw::printSignature(sig));
 }
 
 TEST(Compilation, ImportErrorFailsThePhase) {

@@ -11,6 +11,7 @@
 #define QSLAW_DRIVER_DRIVER_H
 
 #include "qslaw/Dialect/QSLAW/Transforms/Passes.h"
+#include "qslaw/Support/Signature.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
@@ -136,7 +137,7 @@ public:
   mlir::ModuleOp module() { return *module_; }
   /// Told each phase, so that running out of memory names it.
   void setMemoryGuard(MemoryGuard *guard) { guard_ = guard; }
-  const std::string &signature() const { return signature_; }
+  const qslaw::ModelSignature &signature() const { return signature_; }
 
 private:
   mlir::LogicalResult fail(const llvm::Twine &message);
@@ -151,7 +152,7 @@ private:
   llvm::raw_ostream &log_;
   std::string tool_;
   mlir::OwningOpRef<mlir::ModuleOp> module_;
-  std::string signature_;
+  qslaw::ModelSignature signature_;
   std::vector<std::string> trainEntries_;
   int phase_ = 0;
   mlir::TimingScope timingRoot_;

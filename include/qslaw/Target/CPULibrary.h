@@ -2,6 +2,8 @@
 #ifndef QSLAW_TARGET_CPULIBRARY_H
 #define QSLAW_TARGET_CPULIBRARY_H
 
+#include "qslaw/Support/Signature.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Support/Timing.h"
@@ -10,16 +12,15 @@
 
 namespace qslaw {
 
-/// The signature of a graph-level entry (before lowering) as JSON:
-/// {"entry", "inputs": [{"name","dtype","shape"}], "outputs": [...],
-///  "quantization": [{"op", "bits", "group", "symmetric", "mode", "shape"}]}.
-std::string buildSignatureJson(mlir::func::FuncOp entry);
+/// The signature of a graph-level entry (before lowering): its inputs and
+/// outputs and the quantised layers it computes (its callees' included).
+ModelSignature buildSignature(mlir::func::FuncOp entry);
 
-/// Signatures of several functions: {"name": {"inputs", "outputs"}, ...},
-/// plus, when the module has a train step, "training": {"params":
-/// [{"name","kind","source","shape"}]}.
-std::string buildFunctionsJson(mlir::ModuleOp module,
-                               llvm::ArrayRef<std::string> functions);
+/// Adds the signatures of more entry functions to `sig.functions` and, from
+/// `init_params`' qslaw.params attributes, the trainable parameters to
+/// `sig.training`.
+void addFunctionSignatures(ModelSignature &sig, mlir::ModuleOp module,
+                           llvm::ArrayRef<std::string> functions);
 
 struct CPULibraryOptions {
   std::string entry = "forward";
