@@ -57,7 +57,7 @@ class QslawStep:
     def __init__(self, lib):
         from qslaw_tools.runtime import Model
         self.m = Model(lib)
-        self.params = self.m.signature["training"]["params"]
+        self.params = self.m.signature.training.params
         self.state = self.m.run_function("init_params", {})
         self.mom = [np.zeros_like(p) for p in self.state]
         self.vel = [np.zeros_like(p) for p in self.state]
@@ -65,9 +65,9 @@ class QslawStep:
 
     def __call__(self, ids, pix, mask, labels):
         self.k += 1
-        feeds = {p["name"]: a for p, a in zip(self.params, self.state)}
-        feeds.update({"exp_avg." + p["name"]: a for p, a in zip(self.params, self.mom)})
-        feeds.update({"exp_avg_sq." + p["name"]: a for p, a in zip(self.params, self.vel)})
+        feeds = {p.name: a for p, a in zip(self.params, self.state)}
+        feeds.update({"exp_avg." + p.name: a for p, a in zip(self.params, self.mom)})
+        feeds.update({"exp_avg_sq." + p.name: a for p, a in zip(self.params, self.vel)})
         feeds.update(lrs=np.full(len(self.params), 1e-4, np.float32),
                      step=np.array(self.k, np.float32), input_ids=ids,
                      pixel_values=pix, attention_mask=mask, labels=labels)

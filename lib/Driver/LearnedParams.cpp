@@ -1,14 +1,15 @@
 //===- LearnedParams.cpp - a trained run's tensors into a model -----------===//
 #include "qslaw/Driver/LearnedParams.h"
 #include "qslaw/Dialect/QSLAW/IR/QSLAWOps.h"
+#include "qslaw/Dialect/QSLAW/Utils/ConstantData.h"
 #include "qslaw/Runtime/Npy.h"
 #include "qslaw/Support/ParamsManifest.h"
+#include "qslaw/Support/Signature.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/IR/Matchers.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
-#include "qslaw/Dialect/QSLAW/Utils/ConstantData.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 
@@ -75,12 +76,14 @@ Expected<unsigned> loadLearnedParams(ModuleOp module, StringRef dir) {
   }
   std::string manifestPath = ::qslaw::params::manifestPath(dir);
   // The learned run's quantized layers, to check they were quantized alike.
-  StringMap<const json::Object *> learnedLayers;
-  if (const json::Array *layers = manifest->training.getArray("layers"))
-    for (const json::Value &l : *layers)
-      if (const json::Object *o = l.getAsObject())
-        if (auto name = o->getString("layer"))
-          learnedLayers[*name] = o;
+  auto training = ::qslaw::parseTrainingRecord(
+      json::Value(json::Object(manifest->training)), manifestPath + ": training");
+  if (!training)
+    return bad(toString(training.takeError()));
+  StringMap<const ::qslaw::QuantizedLayer *> learnedLayers;
+  for (const ::qslaw::QuantizedLayer &l : training->layers)
+    if (!l.layer.empty())
+      learnedLayers[l.layer] = &l;
 
   StringMap<mlir::qslaw::QMatmulOp> byLayer;
   StringMap<SmallVector<arith::ConstantOp>> byName;
@@ -117,13 +120,12 @@ Expected<unsigned> loadLearnedParams(ModuleOp module, StringRef dir) {
                    "learned it)");
       mlir::qslaw::QMatmulOp q = it->second;
       auto spec = q.getSpec();
-      if (const json::Object *l = learnedLayers.lookup(layer)) {
-        auto bits = l->getInteger("bits"), group = l->getInteger("group");
-        if ((bits && *bits != int64_t(spec.getBits())) ||
-            (group && *group != spec.getGroupSizeFor(q.getCodes().getType().getDimSize(1))))
+      if (const ::qslaw::QuantizedLayer *l = learnedLayers.lookup(layer)) {
+        int64_t group = spec.getGroupSizeFor(q.getCodes().getType().getDimSize(1));
+        if (l->bits != int64_t(spec.getBits()) || l->group != group)
           return bad(manifestPath + ": " + what + " was learned at " +
-                     Twine(bits.value_or(0)) + " bits, group " +
-                     Twine(group.value_or(0)) + "; this model quantizes '" +
+                     Twine(l->bits) + " bits, group " + Twine(l->group) +
+                     "; this model quantizes '" +
                      layer + "' at " + Twine(spec.getBits()) + " bits, group " +
                      Twine(spec.getGroupSizeFor(q.getCodes().getType().getDimSize(1))));
       }

@@ -74,20 +74,6 @@ std::string qslaw::runtime::shapeStr(const int64_t *shape, int32_t rank) {
   return r + "]";
 }
 
-namespace {
-
-bool parseSpecs(const llvm::json::Array *arr, std::vector<TensorSpec> &out) {
-  auto specs = parseTensorSpecs(arr, "specs");
-  if (!specs) {
-    llvm::consumeError(specs.takeError());
-    return false;
-  }
-  out = std::move(*specs);
-  return true;
-}
-
-} // namespace
-
 extern "C" {
 
 const char *qslaw_last_error(void) { return lastError.c_str(); }
@@ -117,29 +103,26 @@ qslaw_status qslaw_model_load_with_weights(const char *path,
   }
   if (!m->handle)
     return fail(QSLAW_ERROR_IO, std::string(path) + ": cannot load: " + dlerror());
-  auto *sig = static_cast<const char *const *>(dlsym(m->handle, "qslaw_signature_json"));
+  auto *sigSymbol = static_cast<const char *const *>(
+      dlsym(m->handle, "qslaw_signature_json"));
   auto entry = reinterpret_cast<PackedEntry>(dlsym(m->handle, "qslaw_entry_packed"));
-  if (!sig || !entry)
+  if (!sigSymbol || !entry)
     return fail(QSLAW_ERROR_IO, std::string(path) +
                                     ": not a qslaw model library (no "
                                     "qslaw_signature_json / qslaw_entry_packed)");
-  m->signature = *sig;
+  m->signature = *sigSymbol;
   m->main.entry = entry;
-  auto json = llvm::json::parse(m->signature);
-  if (!json) {
-    std::string e = llvm::toString(json.takeError());
-    return fail(QSLAW_ERROR_IO, std::string(path) + ": bad signature JSON: " + e);
-  }
-  const llvm::json::Object *o = json->getAsObject();
-  if (!o || !parseSpecs(o->getArray("inputs"), m->main.inputs) ||
-      !parseSpecs(o->getArray("outputs"), m->main.outputs))
-    return fail(QSLAW_ERROR_IO, std::string(path) +
-                                    ": signature JSON lacks inputs/outputs");
-  if (auto t = o->getString("target"))
-    m->target = t->str();
-  if (const llvm::json::Object *w = o->getObject("weights")) {
-    if (qslaw_status st =
-            runtime::bindWeights(m.get(), *w, sig, mainProgram, weightsPath);
+  llvm::Expected<ModelSignature> parsed = parseSignature(m->signature);
+  if (!parsed)
+    return fail(QSLAW_ERROR_IO,
+                std::string(path) + ": " + llvm::toString(parsed.takeError()));
+  ModelSignature &sig = *parsed;
+  m->main.inputs = std::move(sig.inputs);
+  m->main.outputs = std::move(sig.outputs);
+  m->target = sig.target;
+  if (sig.weights) {
+    if (qslaw_status st = runtime::bindWeights(m.get(), *sig.weights, sigSymbol,
+                                               mainProgram, weightsPath);
         st != QSLAW_OK)
       return st;
   } else if (weightsPath) {
@@ -149,19 +132,18 @@ qslaw_status qslaw_model_load_with_weights(const char *path,
                                     "pass a weights file (" +
                     weightsPath + ")");
   }
-  if (const llvm::json::Object *fns = o->getObject("functions"))
-    for (const auto &kv : *fns) {
-      ModelFunction f;
-      const llvm::json::Object *fo = kv.second.getAsObject();
-      std::string sym = "qslaw_entry_packed_" + kv.first.str();
-      f.entry = reinterpret_cast<PackedEntry>(dlsym(m->handle, sym.c_str()));
-      if (!fo || !f.entry || !parseSpecs(fo->getArray("inputs"), f.inputs) ||
-          !parseSpecs(fo->getArray("outputs"), f.outputs))
-        return fail(QSLAW_ERROR_IO, std::string(path) + ": function '" +
-                                        kv.first.str() +
-                                        "' is listed but not loadable");
-      m->functions[kv.first.str()] = std::move(f);
-    }
+  for (auto &[name, fs] : sig.functions) {
+    ModelFunction f;
+    std::string sym = "qslaw_entry_packed_" + name;
+    f.entry = reinterpret_cast<PackedEntry>(dlsym(m->handle, sym.c_str()));
+    if (!f.entry)
+      return fail(QSLAW_ERROR_IO, std::string(path) + ": function '" + name +
+                                      "' is listed but not loadable (no " +
+                                      sym + ")");
+    f.inputs = std::move(fs.inputs);
+    f.outputs = std::move(fs.outputs);
+    m->functions[name] = std::move(f);
+  }
   *model = m.release();
   return QSLAW_OK;
 }

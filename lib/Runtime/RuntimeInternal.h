@@ -89,7 +89,7 @@ void describe(const TensorSpec &s, qslaw_tensor *d);
 /// `signatureSymbol`, or the program itself), checks its size and hash, and
 /// points the library's qslaw_weights_base at the data. Loads of one
 /// library share the mapping (the hash makes any accepted file the same).
-qslaw_status bindWeights(qslaw_model *m, const llvm::json::Object &w,
+qslaw_status bindWeights(qslaw_model *m, const WeightsRecord &w,
                          const void *signatureSymbol, bool mainProgram,
                          const char *weightsPath);
 /// Drops `m`'s use of the mapping; the last use unmaps it.

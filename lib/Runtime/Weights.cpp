@@ -48,16 +48,12 @@ std::string libraryPath(const void *symbol, bool mainProgram) {
 } // namespace
 
 qslaw_status qslaw::runtime::bindWeights(qslaw_model *m,
-                                         const llvm::json::Object &w,
+                                         const WeightsRecord &w,
                                          const void *signatureSymbol,
                                          bool mainProgram,
                                          const char *weightsPath) {
-  auto file = w.getString("file");
-  auto hash = w.getString("xxh3");
-  auto dataBytes = w.getInteger("data_bytes");
-  if (!file || !hash || !dataBytes)
-    return fail(QSLAW_ERROR_IO, "the library's signature has a malformed "
-                                "\"weights\" entry (file, xxh3, data_bytes)");
+  const std::string &file = w.file, &hash = w.xxh3;
+  const int64_t dataBytes = w.dataBytes;
   std::lock_guard<std::mutex> lock(mappingsMutex);
   if (auto it = mappings.find(m->handle); it != mappings.end()) {
     ++it->second.users;
@@ -68,10 +64,10 @@ qslaw_status qslaw::runtime::bindWeights(qslaw_model *m,
   if (lib.empty())
     return fail(QSLAW_ERROR_IO, "cannot find where the model library was "
                                 "loaded from (to open its weights file " +
-                                    file->str() + ")");
+                                    file + ")");
   std::string path = weightsPath ? std::string(weightsPath)
                                  : lib.substr(0, lib.rfind('/') + 1) +
-                                       file->str();
+                                       file;
   auto ioError = [&](const std::string &what) {
     return fail(QSLAW_ERROR_IO,
                 path + ": " + what + ": " + std::strerror(errno) +
@@ -102,17 +98,17 @@ qslaw_status qslaw::runtime::bindWeights(qslaw_model *m,
   auto header = qslaw::weights::parseHeader(path, bytes, size);
   if (!header)
     return unmapAndFail(llvm::toString(header.takeError()));
-  if (header->hash != *hash || header->dataBytes != uint64_t(*dataBytes))
+  if (header->hash != hash || header->dataBytes != uint64_t(dataBytes))
     return unmapAndFail(
         path + ": this weights file belongs to another compile (data " +
         std::to_string(header->dataBytes) + " bytes, xxh3 " + header->hash +
-        "; " + lib + " expects " + std::to_string(*dataBytes) +
-        " bytes, xxh3 " + hash->str() + ")");
+        "; " + lib + " expects " + std::to_string(dataBytes) +
+        " bytes, xxh3 " + hash + ")");
   llvm::StringRef data = bytes.substr(header->dataOffset, header->dataBytes);
-  if (std::string actual = qslaw::weights::hashData(data); actual != *hash)
+  if (std::string actual = qslaw::weights::hashData(data); actual != hash)
     return unmapAndFail(path + ": the weights data is corrupt (xxh3 " +
                         actual + ", its header and the library say " +
-                        hash->str() + ")");
+                        hash + ")");
   auto **base = static_cast<void **>(dlsym(m->handle, "qslaw_weights_base"));
   if (!base)
     return unmapAndFail(lib + ": the signature names a weights file but the "

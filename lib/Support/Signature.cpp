@@ -224,7 +224,7 @@ json::Value qslaw::toJSON(const TrainingRecord &v) {
 
 bool qslaw::fromJSON(const json::Value &e, TrainingRecord &out, json::Path p) {
   json::ObjectMapper o(e, p);
-  return o && o.map("params", out.params) &&
+  return o && o.mapOptional("params", out.params) &&
          o.mapOptional("quantize", out.quantize) &&
          o.mapOptional("quantize_layers", out.quantizeLayers) &&
          o.mapOptional("clip_steps", out.clipSteps) &&

@@ -27,22 +27,23 @@ template <typename T> void put(std::string &s, T v) {
 
 } // namespace
 
-json::Object checkpointIdentity(const json::Object &signature,
+json::Object checkpointIdentity(const ModelSignature &signature,
                                 const std::vector<Param> &params,
                                 const json::Array &schedule) {
+  // The layers' identifying fields (not their locations, which name files).
   json::Array layers, trainable;
-  if (const json::Array *q = signature.getArray("quantization"))
-    for (const json::Value &v : *q) {
-      const json::Object *o = v.getAsObject();
-      if (!o)
-        continue;
-      json::Object l;
-      for (StringRef k : {"layer", "weight", "bits", "group", "symmetric",
-                          "mode", "shape"})
-        if (const json::Value *x = o->get(k))
-          l[k] = *x;
-      layers.push_back(std::move(l));
-    }
+  for (const QuantizedLayer &q : signature.quantization) {
+    json::Object l{{"bits", q.bits},
+                   {"group", q.group},
+                   {"symmetric", q.symmetric},
+                   {"mode", q.mode},
+                   {"shape", json::Value(q.shape)}};
+    if (!q.layer.empty())
+      l["layer"] = q.layer;
+    if (!q.weight.empty())
+      l["weight"] = q.weight;
+    layers.push_back(std::move(l));
+  }
   for (const Param &p : params) {
     json::Array shape;
     for (int64_t d : p.shape)
@@ -50,7 +51,7 @@ json::Object checkpointIdentity(const json::Object &signature,
     trainable.push_back(json::Array{p.name, p.kind, std::move(shape)});
   }
   return json::Object{
-      {"program", signature.getString("program").value_or("").str()},
+      {"program", signature.program.value_or("")},
       {"layers", std::move(layers)},
       {"trainable", std::move(trainable)},
       {"schedule", json::Array(schedule)}};

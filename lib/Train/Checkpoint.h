@@ -2,6 +2,8 @@
 #ifndef QSLAW_LIB_TRAIN_CHECKPOINT_H
 #define QSLAW_LIB_TRAIN_CHECKPOINT_H
 
+#include "qslaw/Support/Signature.h"
+
 #include "llvm/Support/Error.h"
 #include "llvm/Support/JSON.h"
 
@@ -24,7 +26,7 @@ struct Param {
 /// `--resume` refuses a checkpoint whose identity differs, naming the first
 /// difference: names and sizes alone match across bit widths, sym/asym and
 /// retrained models.
-llvm::json::Object checkpointIdentity(const llvm::json::Object &signature,
+llvm::json::Object checkpointIdentity(const ModelSignature &signature,
                                       const std::vector<Param> &params,
                                       const llvm::json::Array &schedule);
 

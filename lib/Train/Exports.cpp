@@ -30,13 +30,13 @@ static int fail(const Twine &msg) {
 }
 
 int exportLearned(const std::vector<Param> &params,
-                  const json::Object &training, const ExportRequest &r) {
+                  const TrainingRecord &training, const ExportRequest &r) {
   size_t P = params.size();
   if (!r.paramsDir.empty()) {
     if (std::error_code ec = sys::fs::create_directories(r.paramsDir))
       return fail(r.paramsDir + ": " + ec.message());
     qslaw::params::Manifest manifest;
-    manifest.training = training;
+    manifest.training = std::move(*toJSON(training).getAsObject());
     for (size_t i = 0; i < P; ++i) {
       std::string file = "param" + std::to_string(i) + ".npy";
       qslaw::NpyArray a{"f4", params[i].shape, {}};
@@ -50,14 +50,14 @@ int exportLearned(const std::vector<Param> &params,
     if (Error e = qslaw::params::writeManifest(r.paramsDir, manifest))
       return fail(toString(std::move(e)));
   }
-  const json::Object *lora = training.getObject("lora");
+  const std::optional<LoraRecord> &lora = training.lora;
   if (!r.peftDir.empty()) {
     std::vector<qslaw::onnx_export::LearnedTensor> adapters;
     for (const Param &p : params)
       adapters.push_back({p.name, p.kind, p.source, p.shape, p.value});
     PeftOptions po;
-    po.rank = lora ? lora->getInteger("rank").value_or(0) : 0;
-    po.alpha = lora ? lora->getNumber("alpha").value_or(0) : 0;
+    po.rank = lora ? lora->rank : 0;
+    po.alpha = lora ? lora->alpha : 0;
     po.stripPrefix = r.peftStripPrefix;
     if (Error e = writePeftAdapter(r.peftDir, adapters, po))
       return fail("exporting " + r.peftDir + ": " + toString(std::move(e)));
@@ -66,9 +66,7 @@ int exportLearned(const std::vector<Param> &params,
   if (r.onnx.empty())
     return 0;
   // A model with float layers only (full-precision LoRA) records none.
-  const json::Array *layerJson = training.getArray("layers");
-  json::Array none;
-  auto layers = qslaw::onnx_export::parseQuantizedLayers(layerJson ? *layerJson : none);
+  auto layers = qslaw::onnx_export::layerRewrites(training.layers);
   if (!layers)
     return fail(toString(layers.takeError()));
   std::vector<qslaw::onnx_export::LearnedTensor> learned;
@@ -77,7 +75,7 @@ int exportLearned(const std::vector<Param> &params,
   // A later stage (qslaw-compile --init-params) exports what the earlier one
   // learned too: its tensors are constants of this program, not parameters.
   std::vector<std::vector<float>> carried;
-  if (auto dir = training.getString("init_params")) {
+  if (const std::optional<std::string> &dir = training.initParams) {
     auto manifest = qslaw::params::readManifest(*dir);
     if (!manifest)
       return fail("exporting " + r.onnx + ": the tensors this model was "
@@ -100,15 +98,14 @@ int exportLearned(const std::vector<Param> &params,
     }
   }
   qslaw::onnx_export::ExportOptions opts;
-  if (lora && lora->getInteger("rank") && *lora->getInteger("rank") > 0)
-    opts.loraScale = lora->getNumber("alpha").value_or(0) /
-                     double(*lora->getInteger("rank"));
+  if (lora && lora->rank > 0)
+    opts.loraScale = lora->alpha / double(lora->rank);
   opts.format = r.format == "qdq" ? qslaw::onnx_export::Format::QDQ
                                       : qslaw::onnx_export::Format::MatMulNBits;
-  opts.clipSteps = int(training.getInteger("clip_steps").value_or(0));
+  opts.clipSteps = int(training.clipSteps);
   std::string source = r.sourceModel;
   if (source.empty())
-    source = training.getString("model").value_or("").str();
+    source = training.model;
   if (source.empty() || !sys::fs::exists(source))
     return fail("source model '" + source + "' not found; name it with "
                 "--source-model");

@@ -4,7 +4,7 @@
 
 #include "Checkpoint.h"
 
-#include "llvm/Support/JSON.h"
+#include "qslaw/Support/Signature.h"
 
 #include <string>
 #include <vector>
@@ -18,9 +18,9 @@ struct ExportRequest {
 };
 
 /// Writes what `r` asks for from the learned `params` and the signature's
-/// "training" record; returns the exit status (errors printed).
+/// training record; returns the exit status (errors printed).
 int exportLearned(const std::vector<Param> &params,
-                  const llvm::json::Object &training, const ExportRequest &r);
+                  const TrainingRecord &training, const ExportRequest &r);
 
 } // namespace qslaw::train
 

@@ -38,8 +38,12 @@
 
 using namespace llvm;
 using namespace qslaw::train;
-using qslaw::parseTensorSpecs;
+using qslaw::FunctionSignature;
+using qslaw::ModelSignature;
+using qslaw::parseSignature;
 using qslaw::TensorSpec;
+using qslaw::TrainableParam;
+using qslaw::TrainingRecord;
 
 namespace {
 cl::OptionCategory cat("qslaw trainer");
@@ -131,17 +135,6 @@ int fail(const Twine &msg) {
   return 1;
 }
 
-/// The specs of a signature array the runtime has already validated (it
-/// refuses a model whose specs do not parse).
-std::vector<TensorSpec> specs(const json::Array *a) {
-  auto r = parseTensorSpecs(a, "function");
-  if (!r) {
-    errs() << "qslaw-trainer: error: " << toString(r.takeError()) << "\n";
-    return {};
-  }
-  return std::move(*r);
-}
-
 qslaw_tensor tensorOf(const TensorSpec &s, void *data, size_t bytes) {
   return qslaw_tensor{s.name.c_str(), s.dtype.c_str(), int32_t(s.shape.size()),
                       s.shape.data(), data, bytes};
@@ -169,33 +162,34 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
           weightsPath.empty() ? nullptr : weightsPath.c_str(), &model) !=
       QSLAW_OK)
     return fail(qslaw_last_error());
-  auto sigJson = json::parse(qslaw_model_signature(model));
-  const json::Object *sig = sigJson ? sigJson->getAsObject() : nullptr;
-  const json::Object *fns = sig ? sig->getObject("functions") : nullptr;
-  const json::Object *training = sig ? sig->getObject("training") : nullptr;
-  if (!fns || !training || !fns->getObject("train_step"))
+  // The runtime has parsed it already; an error here is not expected.
+  Expected<ModelSignature> parsed = parseSignature(qslaw_model_signature(model));
+  if (!parsed)
+    return fail(toString(parsed.takeError()));
+  const ModelSignature &sig = *parsed;
+  // The entry function `name`, or null.
+  auto fn = [&](StringRef name) -> const FunctionSignature * {
+    auto it = sig.functions.find(name.str());
+    return it == sig.functions.end() ? nullptr : &it->second;
+  };
+  if (!sig.training || !fn("train_step") || !fn("init_params"))
     return fail("the model has no training step (compile it with "
                 "qslaw-compile --train or --emit=trainer)");
+  const TrainingRecord &training = *sig.training;
   std::string dev = device;
   if (dev.empty())
-    dev = sig->getString("target").value_or("cpu").str();
+    dev = sig.target;
   qslaw_session *session = nullptr;
   if (qslaw_session_create(model, dev.c_str(), &session) != QSLAW_OK)
     return fail(qslaw_last_error());
 
   // Parameters and their initial values.
   std::vector<Param> params;
-  for (const json::Value &v : *training->getArray("params")) {
-    const json::Object *o = v.getAsObject();
-    Param p{o->getString("name")->str(), o->getString("kind")->str(),
-            o->getString("source")->str(), {}, {}, {}, {}};
-    for (const json::Value &d : *o->getArray("shape"))
-      p.shape.push_back(*d.getAsInteger());
-    params.push_back(std::move(p));
-  }
+  for (const TrainableParam &t : training.params)
+    params.push_back(Param{t.name, t.kind, t.source, t.shape, {}, {}, {}});
   // Parameters and AdamW moments live in the session (on the device for
   // CUDA); host copies are made for checkpoints and exports only.
-  std::vector<TensorSpec> initOut = specs(fns->getObject("init_params")->getArray("outputs"));
+  const std::vector<TensorSpec> &initOut = fn("init_params")->outputs;
   if (initOut.size() != params.size())
     return fail("init_params has " + Twine(initOut.size()) + " outputs for " +
                 Twine(params.size()) + " trainable tensors");
@@ -250,15 +244,14 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
     return fail(qslaw_last_error());
 
   if (steps == 0) {
-    int rc = exportLearned(params, *training, exportRequest());
+    int rc = exportLearned(params, training, exportRequest());
     qslaw_session_free(session);
     qslaw_model_free(model);
     return rc;
   }
 
-  const json::Object *ts = fns->getObject("train_step");
-  std::vector<TensorSpec> tsIn = specs(ts->getArray("inputs"));
-  std::vector<TensorSpec> tsOut = specs(ts->getArray("outputs"));
+  const std::vector<TensorSpec> &tsIn = fn("train_step")->inputs;
+  const std::vector<TensorSpec> &tsOut = fn("train_step")->outputs;
   auto findIn = [&](StringRef name) -> const TensorSpec * {
     for (const TensorSpec &s : tsIn)
       if (s.name == name)
@@ -277,9 +270,9 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
                   tsOut[2 + k].name + "', expected '" + want + "'");
   }
   if (accumulation > 1)
-    for (const char *fn : {"grad_step", "accumulate_grads", "apply_step"})
-      if (!fns->getObject(fn))
-        return fail(Twine("--accumulation-steps needs the model's @") + fn +
+    for (const char *name : {"grad_step", "accumulate_grads", "apply_step"})
+      if (!fn(name))
+        return fail(Twine("--accumulation-steps needs the model's @") + name +
                     " (recompile it with this qslaw-compile)");
   const TensorSpec *ids = findIn("input_ids"), *pix = findIn("pixel_values"),
              *mask = findIn("attention_mask"), *labels = findIn("labels");
@@ -329,7 +322,7 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
       SmallString<256> nearData(sys::path::parent_path(dataPath));
       sys::path::append(nearData, "preprocessor_config.json");
       SmallString<256> nearModel(sys::path::parent_path(
-          training->getString("model").value_or("")));
+          training.model));
       sys::path::append(nearModel, "preprocessor_config.json");
       for (StringRef c : {StringRef(nearData), StringRef(nearModel)})
         if (sys::fs::exists(c)) {
@@ -377,7 +370,7 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
   json::Array phases;
   for (const Phase &ph : sched->phases)
     phases.push_back(json::Array{ph.steps, ph.pStart, ph.pEnd, ph.cosine});
-  const json::Object identity = checkpointIdentity(*sig, params, phases);
+  const json::Object identity = checkpointIdentity(sig, params, phases);
   if (resume) {
     if (Error e = loadCheckpoint(ckptPath, identity, start, nonFiniteRun,
                                  params))
@@ -473,13 +466,12 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
   };
   std::vector<TensorSpec> gsIn, gsOut, accIn, accOut, apIn, apOut;
   if (accumulation > 1) {
-    auto fn = [&](const char *n) { return fns->getObject(n); };
-    gsIn = specs(fn("grad_step")->getArray("inputs"));
-    gsOut = specs(fn("grad_step")->getArray("outputs"));
-    accIn = specs(fn("accumulate_grads")->getArray("inputs"));
-    accOut = specs(fn("accumulate_grads")->getArray("outputs"));
-    apIn = specs(fn("apply_step")->getArray("inputs"));
-    apOut = specs(fn("apply_step")->getArray("outputs"));
+    gsIn = fn("grad_step")->inputs;
+    gsOut = fn("grad_step")->outputs;
+    accIn = fn("accumulate_grads")->inputs;
+    accOut = fn("accumulate_grads")->outputs;
+    apIn = fn("apply_step")->inputs;
+    apOut = fn("apply_step")->outputs;
   }
   std::vector<std::vector<float>> zeros(P);
   for (size_t i = 0; i < P; ++i)
@@ -621,7 +613,7 @@ extern "C" int qslaw_trainer_main(int argc, char **argv) {
   if (rc == 0 && !fromSession())
     rc = fail(qslaw_last_error());
   if (rc == 0)
-    rc = exportLearned(params, *training, exportRequest());
+    rc = exportLearned(params, training, exportRequest());
   if (failedCheckpoints > 0) {
     errs() << "qslaw-trainer: error: " << failedCheckpoints
            << " checkpoint write(s) failed; "

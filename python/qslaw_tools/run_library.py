@@ -22,8 +22,8 @@ def main(argv):
     model = Model(lib, device=device)
     outputs = model.run(**inputs)
     os.makedirs(out_dir, exist_ok=True)
-    for spec, arr in zip(model.signature["outputs"], outputs):
-        np.save(os.path.join(out_dir, spec["name"] + ".npy"), arr)
+    for spec, arr in zip(model.signature.outputs, outputs):
+        np.save(os.path.join(out_dir, spec.name + ".npy"), arr)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,12 @@
 load a model library made by `qslaw-compile --emit=lib` and run it on NumPy
 arrays from Python."""
 import ctypes
-import json
 import os
 
 import numpy as np
 
 from qslaw_tools.runner import build_dir
+from qslaw_tools.signature import ModelSignature, TensorSpec
 
 _DTYPES = {"f32": np.float32, "f16": np.float16, "f64": np.float64,
            "i64": np.int64, "i32": np.int32, "i8": np.uint8, "i4": np.uint8,
@@ -77,7 +77,10 @@ class Model:
         self._check(self.lib.qslaw_model_load_with_weights(
             path.encode(), weights.encode() if weights else None,
             ctypes.byref(self.model)))
-        self.signature = json.loads(self.lib.qslaw_model_signature(self.model))
+        # The library's signature: its JSON text, and the typed record
+        # (qslaw_tools.signature).
+        self.signature_text = self.lib.qslaw_model_signature(self.model).decode()
+        self.signature = ModelSignature.from_json(self.signature_text)
         self._specs = {}
         self.session = ctypes.c_void_p()
         self._check(self.lib.qslaw_session_create(self.model, device.encode(),
@@ -95,7 +98,7 @@ class Model:
         "train_step", "forward_params") on {name: array}; outputs in order.
         Inputs not passed are read from the session state; outputs named in
         `keep` stay in the session state (None in their place)."""
-        return self._run(function, self.signature["functions"][function], inputs,
+        return self._run(function, self.signature.functions[function], inputs,
                          keep)
 
     # Session state (qslaw_session_state_*): tensors kept on the device.
@@ -141,19 +144,19 @@ class Model:
     def start_training(self):
         """init_params into the session state, AdamW moments zeroed there;
         returns the parameter names."""
-        params = self.signature["training"]["params"]
-        names = [p["name"] for p in params]
+        params = self.signature.training.params
+        names = [p.name for p in params]
         self.run_function("init_params", {}, keep=names)
         for pre in self._MOMENTS:
             for n, p in zip(names, params):
-                self.set_state(pre + n, np.zeros(p["shape"], np.float32))
+                self.set_state(pre + n, np.zeros(p.shape, np.float32))
         return names
 
     def train_step(self, feeds):
         """One train_step reading parameters and moments from the state and
         committing the update there (new.X renamed onto X); returns the
         outputs (loss and gradient norm first, None for the kept ones)."""
-        names = [p["name"] for p in self.signature["training"]["params"]]
+        names = [p.name for p in self.signature.training.params]
         updated = ["new." + pre + n for pre in ("",) + self._MOMENTS for n in names]
         out = self.run_function("train_step", feeds, keep=updated)
         for u in updated:
@@ -171,33 +174,32 @@ class Model:
             # that never reorders elements.
             arr = np.ascontiguousarray(arr)
             dims = list(arr.shape)
-            if "shape" in spec and [d for d in spec["shape"] if d != 1] == \
-                    [d for d in dims if d != 1]:
-                dims = list(spec["shape"])
+            if [d for d in spec.shape if d != 1] == [d for d in dims if d != 1]:
+                dims = list(spec.shape)
             shape = (ctypes.c_int64 * len(dims))(*dims)
             alive.extend([arr, shape])
-            return _Tensor(spec["name"].encode(), _dtype_name(spec["dtype"], arr).encode(),
+            return _Tensor(spec.name.encode(), _dtype_name(spec.dtype, arr).encode(),
                            len(dims), shape, arr.ctypes.data, arr.nbytes)
 
         # Input specs by name, built once per function (calls pass ~100 tensors).
         by_name = self._specs.get(function)
         if by_name is None:
-            by_name = self._specs[function] = {s["name"]: s for s in signature["inputs"]}
+            by_name = self._specs[function] = {s.name: s for s in signature.inputs}
         ins = (_Tensor * len(inputs))(*[
-            tensor(by_name.get(k) or {"name": k, "dtype": "f32", "shape": list(np.shape(v))}, v)
+            tensor(by_name.get(k) or TensorSpec(k, "f32", list(np.shape(v))), v)
             for k, v in inputs.items()])
-        outs_np = [None if s["name"] in keep else np.empty(s["shape"], _DTYPES[s["dtype"]])
-                   for s in signature["outputs"]]
+        outs_np = [None if s.name in keep else np.empty(s.shape, _DTYPES[s.dtype])
+                   for s in signature.outputs]
 
         def out(spec, arr):
             if arr is not None:
                 return tensor(spec, arr)
-            shape = (ctypes.c_int64 * len(spec["shape"]))(*spec["shape"])
+            shape = (ctypes.c_int64 * len(spec.shape))(*spec.shape)
             alive.append(shape)
-            return _Tensor(spec["name"].encode(), spec["dtype"].encode(),
-                           len(spec["shape"]), shape, None, 0)
+            return _Tensor(spec.name.encode(), spec.dtype.encode(),
+                           len(spec.shape), shape, None, 0)
         outs = (_Tensor * len(outs_np))(*[out(s, a) for s, a in
-                                          zip(signature["outputs"], outs_np)])
+                                          zip(signature.outputs, outs_np)])
         if function is None:
             status = self.lib.qslaw_session_run(self.session, ins, len(inputs), outs,
                                                 len(outs_np))

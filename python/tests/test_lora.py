@@ -49,11 +49,11 @@ def module_path(name):
 
 
 def reference(lib, values, train_scales, bits=4):
-    params = lib.signature["training"]["params"]
+    params = lib.signature.training.params
     adapters = {}
     for p, v in zip(params, values):
-        path, suffix = module_path(p["name"])
-        if p["kind"].startswith("lora_"):
+        path, suffix = module_path(p.name)
+        if p.kind.startswith("lora_"):
             adapters.setdefault(path, [None, None])[suffix == "lora_B"] = v
     return tl.reference_lora_trainer(os.path.join(FIX, "tiny_llava.onnx"), 4, LAYERS,
                                      bits, 32, "scale", adapters, ALPHA, train_scales)
@@ -65,26 +65,26 @@ def test_lora_gradients_match_torch(tmp_path, train_scales, quantize):
     r, out = compile_lora(tmp_path, train_scales, quantize=quantize)
     assert r.returncode == 0, r.stderr
     lib = Model(out)
-    sig = lib.signature["training"]
-    assert sig["lora"] == {"layers": ADAPTED, "rank": RANK, "alpha": ALPHA}
-    params = sig["params"]
-    kinds = [p["kind"] for p in params]
+    sig = lib.signature.training
+    assert (sig.lora.layers, sig.lora.rank, sig.lora.alpha) == (ADAPTED, RANK, ALPHA)
+    params = sig.params
+    kinds = [p.kind for p in params]
     assert kinds.count("lora_A") == kinds.count("lora_B") == 6  # 3 linears x 2 layers
     assert ("scale" in kinds) == train_scales and "float" not in kinds
     init = lib.run_function("init_params", {})
     rng = np.random.default_rng(0)
     values = []
     for p, v in zip(params, init):
-        if p["kind"] == "lora_A":
+        if p.kind == "lora_A":
             bound = 1 / np.sqrt(v.shape[1])
             assert v.shape[0] == RANK and np.abs(v).max() < bound
             assert np.abs(v).max() > 0.5 * bound  # uniform over the range
-        if p["kind"] == "lora_B":
+        if p.kind == "lora_B":
             assert v.shape[1] == RANK and not v.any()
             v = (0.05 * rng.standard_normal(v.shape)).astype(np.float32)
         values.append(v)
     ids, pix, mask, labels = batch("tiny_llava")
-    feeds = {p["name"]: v for p, v in zip(params, values)}
+    feeds = {p.name: v for p, v in zip(params, values)}
     feeds.update(input_ids=ids, pixel_values=pix, attention_mask=mask, labels=labels)
     loss, *grads = lib.run_function("grad_step", feeds)
 
@@ -95,12 +95,12 @@ def test_lora_gradients_match_torch(tmp_path, train_scales, quantize):
     assert abs(float(loss) - ref_loss.item()) <= 1e-5 * abs(ref_loss.item())
     assert len(params) == len(trainable)
     for p, g in zip(params, grads):
-        path, suffix = module_path(p["name"])
-        ref = trainable[path + "." + suffix if p["kind"].startswith("lora_") else path]
+        path, suffix = module_path(p.name)
+        ref = trainable[path + "." + suffix if p.kind.startswith("lora_") else path]
         r_ = ref.grad.numpy()
-        assert np.linalg.norm(r_) > 0, p["name"]
+        assert np.linalg.norm(r_) > 0, p.name
         rel = np.linalg.norm(g - r_) / np.linalg.norm(r_)
-        assert rel <= 1e-4, (p["name"], rel)
+        assert rel <= 1e-4, (p.name, rel)
 
 
 def test_lora_twenty_adamw_steps_match_torch(tmp_path):
@@ -125,8 +125,8 @@ def test_lora_twenty_adamw_steps_match_torch(tmp_path):
     assert ours[-1] < ours[0] - 0.1  # it learns
     # The step-0 model is the quantized base (B = 0): the loss equals the
     # frozen-scales base's.
-    params = lib.signature["training"]["params"]
-    assert any(p["kind"] == "lora_B" and v.any() for p, v in zip(params, final))
+    params = lib.signature.training.params
+    assert any(p.kind == "lora_B" and v.any() for p, v in zip(params, final))
 
 
 @pytest.mark.parametrize("args,message", [
@@ -151,10 +151,10 @@ def test_scale_start_layer(tmp_path):
                         "--scale-start-layer=0", "--train", "-o", out],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    params = Model(out).signature["training"]["params"]
-    scales = [p["name"] for p in params if p["kind"] == "scale"]
+    params = Model(out).signature.training.params
+    scales = [p.name for p in params if p.kind == "scale"]
     assert len(scales) == 7 and all("/layers.1/" in n for n in scales), scales
-    assert any(p["kind"] == "float" for p in params)
+    assert any(p.kind == "float" for p in params)
     r = subprocess.run([tool("qslaw-compile"), os.path.join(FIX, "tiny_llava.onnx"),
                         "--quantize=w4g32", "--scale-start-layer=-2", "--train",
                         "-o", str(tmp_path / "bad.so")], capture_output=True, text=True)

@@ -77,7 +77,7 @@ def test_onnx_branch_export_runs_in_onnxruntime(stage3, onnx_name):
     lib = Model(lib_path)
     values = learned(d / "s3_params")
     ids, pix, mask, _ = batch("tiny_llava")
-    feeds = {p["name"]: values[p["name"]][1] for p in lib.signature["training"]["params"]}
+    feeds = {p.name: values[p.name][1] for p in lib.signature.training.params}
     feeds.update(input_ids=ids, pixel_values=pix, attention_mask=mask)
     ours = lib.run_function("forward_params", feeds)[0]
     so = ort.SessionOptions()
@@ -93,8 +93,8 @@ def test_onnx_branch_export_runs_in_onnxruntime(stage3, onnx_name):
     assert ("MatMulNBits" in ops) == (onnx_name == "s3.onnx")
     # The adapters moved the logits: without the branch they differ.
     base = lib.run_function("forward_params", {**feeds, **{
-        p["name"]: np.zeros_like(values[p["name"]][1])
-        for p in lib.signature["training"]["params"] if p["kind"] == "lora_B"}})[0]
+        p.name: np.zeros_like(values[p.name][1])
+        for p in lib.signature.training.params if p.kind == "lora_B"}})[0]
     assert np.abs(base - ours).max() > 1e-3
 
 

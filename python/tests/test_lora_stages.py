@@ -47,7 +47,7 @@ def learned(export):
 
 def feeds(lib, values):
     ids, pix, mask, _ = batch("tiny_llava")
-    f = {p["name"]: values[p["name"]] for p in lib.signature["training"]["params"]}
+    f = {p.name: values[p.name] for p in lib.signature.training.params}
     f.update(input_ids=ids, pixel_values=pix, attention_mask=mask)
     return f
 
@@ -61,7 +61,7 @@ def test_lora_stage_starts_from_the_learned_scales(stage2, tmp_path):
     assert r.returncode == 0, r.stderr
     s2 = Model(str(tmp_path / "s2.so"))
     want = s2.run_function("forward_params", feeds(s2, values))[0]
-    init_rtn = dict(zip([p["name"] for p in s2.signature["training"]["params"]],
+    init_rtn = dict(zip([p.name for p in s2.signature.training.params],
                         s2.run_function("init_params", {})))
     before = s2.run_function("forward_params", feeds(s2, init_rtn))[0]
     assert np.abs(want - before).max() > 1e-4  # the stage learned something
@@ -73,10 +73,10 @@ def test_lora_stage_starts_from_the_learned_scales(stage2, tmp_path):
     assert r.returncode == 0, r.stderr
     assert f"loaded {len(manifest['params'])} learned tensor(s)" in r.stdout
     s3 = Model(str(tmp_path / "s3.so"))
-    sig = s3.signature["training"]
-    assert {p["kind"] for p in sig["params"]} == {"lora_A", "lora_B"}
-    assert sig["init_params"] == export
-    init = dict(zip([p["name"] for p in sig["params"]], s3.run_function("init_params", {})))
+    sig = s3.signature.training
+    assert {p.kind for p in sig.params} == {"lora_A", "lora_B"}
+    assert sig.init_params == export
+    init = dict(zip([p.name for p in sig.params], s3.run_function("init_params", {})))
     got = s3.run_function("forward_params", feeds(s3, init))[0]
     np.testing.assert_array_equal(got, want)
 
@@ -177,7 +177,7 @@ def test_a_stage_continues_training_what_the_last_one_learned(stage2, tmp_path):
                  f"--init-params={export}")
     assert r.returncode == 0, r.stderr
     lib = Model(str(tmp_path / "cont.so"))
-    params = lib.signature["training"]["params"]
-    assert sorted(p["name"] for p in params) == sorted(values)
+    params = lib.signature.training.params
+    assert sorted(p.name for p in params) == sorted(values)
     for p, v in zip(params, lib.run_function("init_params", {})):
-        np.testing.assert_array_equal(v, values[p["name"]])
+        np.testing.assert_array_equal(v, values[p.name])

@@ -91,12 +91,12 @@ def test_trainable_narrow_weight_becomes_an_f32_parameter(models):
     grads = []
     for src in ("bf16", "f32"):
         m = Model(compile_(paths[src], str(d / f"{src}_t.so"), *args))
-        params = m.signature["training"]["params"]
-        assert [(p["name"], p["kind"]) for p in params] == [("w1.scales", "scale"),
+        params = m.signature.training.params
+        assert [(p.name, p.kind) for p in params] == [("w1.scales", "scale"),
                                                             ("w2", "float")]
         init = m.run_function("init_params", {})
         assert init[1].dtype == np.float32 and init[1].shape == (512, 256)
-        feeds = {p["name"]: v for p, v in zip(params, init)}
+        feeds = {p.name: v for p, v in zip(params, init)}
         feeds.update(x=x, labels=np.arange(8, dtype=np.int64).reshape(1, 8))
         grads.append(m.run_function("grad_step", feeds))
     for a, b in zip(*grads):

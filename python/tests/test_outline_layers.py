@@ -40,9 +40,9 @@ def test_outlined_layers_compute_the_same_step(tmp_path):
 
     results = []
     for m in (outlined, inline):
-        params = m.signature["training"]["params"]
+        params = m.signature.training.params
         init = m.run_function("init_params", {})
-        f = {p["name"]: v for p, v in zip(params, init)}
+        f = {p.name: v for p, v in zip(params, init)}
         inputs = feeds()
         f.update(inputs, labels=inputs["input_ids"].copy())
         results.append(m.run_function("grad_step", f))

@@ -51,16 +51,16 @@ def test_resident_equals_host_round_trip(train_lib):
 
 def test_state_listing_get_move_drop(train_lib):
     lib = Model(train_lib)
-    params = lib.signature["training"]["params"]
-    names = [p["name"] for p in params]
+    params = lib.signature.training.params
+    names = [p.name for p in params]
     host = lib.run_function("init_params", {})
     kept = lib.run_function("init_params", {}, keep=names)
     assert kept == [None] * len(names)
     held = lib.state()
     assert sorted(held) == sorted(names)
     for p, h in zip(params, host):
-        assert held[p["name"]] == ("f32", tuple(p["shape"]))
-        np.testing.assert_array_equal(lib.get_state(p["name"]), h)
+        assert held[p.name] == ("f32", tuple(p.shape))
+        np.testing.assert_array_equal(lib.get_state(p.name), h)
     lib.move_state(names[0], "renamed")
     assert "renamed" in lib.state() and names[0] not in lib.state()
     np.testing.assert_array_equal(lib.get_state("renamed"), host[0])
@@ -77,7 +77,7 @@ def test_state_listing_get_move_drop(train_lib):
 def test_missing_state_input_is_named(train_lib):
     lib = Model(train_lib)
     ids, pix, mask, labels = batch("tiny_llava")
-    first = lib.signature["training"]["params"][0]["name"]
+    first = lib.signature.training.params[0]["name"]
     with pytest.raises(RuntimeError, match=f"missing input '{first}' "
                                            r"\(the model takes: "):
         lib.run_function("grad_step", dict(input_ids=ids, pixel_values=pix,
@@ -86,16 +86,16 @@ def test_missing_state_input_is_named(train_lib):
 
 def test_state_of_wrong_shape_or_dtype_is_refused(train_lib):
     lib = Model(train_lib)
-    params = lib.signature["training"]["params"]
-    lib.run_function("init_params", {}, keep=[p["name"] for p in params])
+    params = lib.signature.training.params
+    lib.run_function("init_params", {}, keep=[p.name for p in params])
     p0 = params[0]
-    lib.set_state(p0["name"], np.zeros([3], np.float32))
+    lib.set_state(p0.name, np.zeros([3], np.float32))
     ids, pix, mask, labels = batch("tiny_llava")
     feeds = dict(input_ids=ids, pixel_values=pix, attention_mask=mask, labels=labels)
     with pytest.raises(RuntimeError, match=f"input '{p0['name']}': the session state "
                                            r"holds f32 \[3\], the model takes f32"):
         lib.run_function("grad_step", feeds)
-    lib.set_state(p0["name"], np.zeros(p0["shape"], np.float64), dtype="f64")
+    lib.set_state(p0.name, np.zeros(p0.shape, np.float64), dtype="f64")
     with pytest.raises(RuntimeError, match="holds f64"):
         lib.run_function("grad_step", feeds)
 

@@ -62,10 +62,10 @@ def ref_param(trainable, qslaw_name):
 def check_gradients_match_torch(lib, name, mode, loss_rtol=1e-5, grad_rtol=1e-4):
     """@grad_step of `lib` (any target) against PyTorch autograd. The
     default tolerances are fp32's; bf16 kernels pass theirs."""
-    params = lib.signature["training"]["params"]
+    params = lib.signature.training.params
     init = lib.run_function("init_params", {})
     ids, pix, mask, labels = batch(name)
-    feeds = {p["name"]: v for p, v in zip(params, init)}
+    feeds = {p.name: v for p, v in zip(params, init)}
     feeds.update(input_ids=ids, pixel_values=pix, attention_mask=mask, labels=labels)
     loss, *grads = lib.run_function("grad_step", feeds)
 
@@ -74,16 +74,16 @@ def check_gradients_match_torch(lib, name, mode, loss_rtol=1e-5, grad_rtol=1e-4)
     ref_loss = tl.next_token_loss(tl.forward_logits(model, *t[:3]), t[3])
     ref_loss.backward()
     assert abs(float(loss) - ref_loss.item()) <= loss_rtol * abs(ref_loss.item())
-    kinds = {p["kind"] for p in params}
+    kinds = {p.kind for p in params}
     assert kinds == {"float", "scale" if mode == "scale" else "gamma"}
     assert len(params) == len(trainable)
     for p, g, v in zip(params, grads, init):
-        ref, transposed = ref_param(trainable, p["name"])
+        ref, transposed = ref_param(trainable, p.name)
         r = ref.grad.numpy().T if transposed else ref.grad.numpy()
         init_ref = ref.detach().numpy().T if transposed else ref.detach().numpy()
         np.testing.assert_array_equal(v, init_ref)  # same RTN init, bit for bit
         rel = np.linalg.norm(g - r) / np.linalg.norm(r)
-        assert rel <= grad_rtol, (p["name"], rel)
+        assert rel <= grad_rtol, (p.name, rel)
 
 
 def run_adamw_steps(lib, name="tiny_llava", lr=2e-3, steps=20, resident=False):
@@ -91,8 +91,8 @@ def run_adamw_steps(lib, name="tiny_llava", lr=2e-3, steps=20, resident=False):
     (params, exp_avg, exp_avg_sq). resident: the parameters and moments stay
     in the session state (on the device for CUDA) between steps, the way
     the trainer runs; otherwise they round-trip through NumPy."""
-    params = lib.signature["training"]["params"]
-    names = [p["name"] for p in params]
+    params = lib.signature.training.params
+    names = [p.name for p in params]
     prefixes = ("", "exp_avg.", "exp_avg_sq.")
     if resident:
         lib.start_training()

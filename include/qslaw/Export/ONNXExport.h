@@ -11,6 +11,8 @@
 #ifndef QSLAW_EXPORT_ONNXEXPORT_H
 #define QSLAW_EXPORT_ONNXEXPORT_H
 
+#include "qslaw/Support/Signature.h"
+
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
@@ -22,9 +24,10 @@
 
 namespace qslaw::onnx_export {
 
-/// One quantized linear layer as the compiler recorded it (the signature's
-/// "quantization" entries): the ONNX MatMul node and its weight initializer.
-struct QuantizedLayer {
+/// One quantized linear layer to rewrite (from the signature's
+/// qslaw::QuantizedLayer records): the ONNX MatMul node and its weight
+/// initializer.
+struct LayerRewrite {
   std::string layer, node, weight, mode; // mode: "scale" or "gamma"
   unsigned bits = 4;
   int64_t group = 0; // effective group size along K (K for per-channel)
@@ -50,10 +53,10 @@ struct ExportOptions {
   double loraScale = 1.0; // alpha / r of the adapters, if any
 };
 
-/// Parses the signature's quantization entries; names the entry and field
-/// that is missing or wrong.
-llvm::Expected<std::vector<QuantizedLayer>>
-parseQuantizedLayers(const llvm::json::Array &entries);
+/// The rewrites of the signature's quantised layers; names the entry and
+/// field that is missing or out of range.
+llvm::Expected<std::vector<LayerRewrite>>
+layerRewrites(llvm::ArrayRef<qslaw::QuantizedLayer> layers);
 
 /// Reads `sourceModel`, applies the learned tensors and writes `outPath`
 /// (LoRA adapters as a low-rank branch beside their layer: Y = base(X) +
@@ -61,7 +64,7 @@ parseQuantizedLayers(const llvm::json::Array &entries);
 /// atomically (a temporary file renamed over it). Errors name the node,
 /// initializer or tensor that does not fit.
 llvm::Error exportLearnedModel(llvm::StringRef sourceModel,
-                               llvm::ArrayRef<QuantizedLayer> layers,
+                               llvm::ArrayRef<LayerRewrite> layers,
                                llvm::ArrayRef<LearnedTensor> learned,
                                const ExportOptions &options,
                                llvm::StringRef outPath);

@@ -40,42 +40,25 @@ static Error err(const Twine &msg) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
 }
 
-Expected<std::vector<QuantizedLayer>>
-parseQuantizedLayers(const llvm::json::Array &entries) {
-  std::vector<QuantizedLayer> out;
-  for (auto [i, v] : llvm::enumerate(entries)) {
-    const llvm::json::Object *o = v.getAsObject();
-    if (!o)
-      return err("quantization entry " + Twine(i) + ": not an object");
-    QuantizedLayer l;
-    auto str = [&](StringRef key, std::string &to) -> Error {
-      auto s = o->getString(key);
-      if (!s)
-        return err("quantization entry " + Twine(i) + ": no string '" + key +
+Expected<std::vector<LayerRewrite>>
+layerRewrites(llvm::ArrayRef<qslaw::QuantizedLayer> layers) {
+  std::vector<LayerRewrite> out;
+  for (auto [i, q] : llvm::enumerate(layers)) {
+    LayerRewrite l{q.layer, q.node, q.weight, q.mode, unsigned(q.bits),
+                   q.group, q.symmetric, 0, 0};
+    for (auto [key, value] : {std::pair{"layer", &q.layer},
+                              std::pair{"node", &q.node},
+                              std::pair{"weight", &q.weight}})
+      if (value->empty())
+        return err("quantization entry " + Twine(i) + " (" + q.op +
+                   "): no '" + key +
                    "' (recompile the model with this qslaw-compile)");
-      to = s->str();
-      return Error::success();
-    };
-    for (auto [key, to] : {std::pair<StringRef, std::string *>{"layer", &l.layer},
-                           {"node", &l.node},
-                           {"weight", &l.weight},
-                           {"mode", &l.mode}})
-      if (Error e = str(key, *to))
-        return std::move(e);
-    auto bits = o->getInteger("bits");
-    auto group = o->getInteger("group");
-    auto sym = o->getBoolean("symmetric");
-    const llvm::json::Array *shape = o->getArray("shape");
-    if (!bits || !group || !sym || !shape || shape->size() != 2 ||
-        !(*shape)[0].getAsInteger() || !(*shape)[1].getAsInteger())
+    if (q.shape.size() != 2)
       return err("quantization entry " + Twine(i) + " (" + l.layer +
-                 "): bits, group, symmetric or shape [N, K] missing");
-    l.bits = unsigned(*bits);
-    l.group = *group;
-    l.symmetric = *sym;
-    l.n = *(*shape)[0].getAsInteger();
-    l.k = *(*shape)[1].getAsInteger();
-    if (l.bits < 2 || l.bits > 8 || l.group <= 0 || l.n <= 0 || l.k <= 0)
+                 "): shape must be [N, K]");
+    l.n = q.shape[0];
+    l.k = q.shape[1];
+    if (q.bits < 2 || q.bits > 8 || l.group <= 0 || l.n <= 0 || l.k <= 0)
       return err("quantization entry " + Twine(i) + " (" + l.layer +
                  "): bits must be 2..8 and group, N, K positive");
     out.push_back(std::move(l));
@@ -120,7 +103,7 @@ std::string floatBytes(const std::vector<float> &v) {
   return std::string(reinterpret_cast<const char *>(v.data()), v.size() * 4);
 }
 
-bool matMulNBitsFits(const QuantizedLayer &l) {
+bool matMulNBitsFits(const LayerRewrite &l) {
   bool pow2 = (l.group & (l.group - 1)) == 0;
   return (l.bits == 4 || l.bits == 8) && pow2 && l.group >= 16;
 }
@@ -194,7 +177,7 @@ struct Exporter {
     return v;
   }
 
-  Error exportLayer(const QuantizedLayer &l, const LearnedTensor *scales,
+  Error exportLayer(const LayerRewrite &l, const LearnedTensor *scales,
                     const LearnedTensor *gamma, const ExportOptions &opts) {
     onnx::NodeProto *node = findNode(l.node);
     std::string what = "layer '" + l.layer + "'";
@@ -449,7 +432,7 @@ struct Exporter {
 } // namespace
 
 Error exportLearnedModel(StringRef sourceModel,
-                         llvm::ArrayRef<QuantizedLayer> layers,
+                         llvm::ArrayRef<LayerRewrite> layers,
                          llvm::ArrayRef<LearnedTensor> learned,
                          const ExportOptions &options, StringRef outPath) {
   auto model = onnx_import::loadModel(sourceModel);
@@ -460,7 +443,7 @@ Error exportLearnedModel(StringRef sourceModel,
   for (const LearnedTensor &t : learned)
     byName[t.name] = &t;
   llvm::StringSet<> replaced, consumed;
-  for (const QuantizedLayer &l : layers) {
+  for (const LayerRewrite &l : layers) {
     auto find = [&](StringRef suffix) -> const LearnedTensor * {
       auto it = byName.find((l.layer + suffix).str());
       if (it == byName.end())
