@@ -153,3 +153,44 @@ def test_export_errors(libs, tmp_path):
                        capture_output=True, text=True)
     assert p.returncode != 0 and "Not a directory" in p.stderr
     assert not os.path.exists(tmp_path / "afile.tmp")
+
+
+def test_export_of_half_precision_weights(tmp_path):
+    """A model whose weights are stored as bf16 and read through
+    Cast(to=FLOAT) (qslaw_tools.narrow_weights): the quantised layers'
+    bf16 weights and their Casts give way to MatMulNBits, the learned
+    projector (a bf16 weight trained as an f32 parameter) is written as
+    FLOAT with the learned values, and onnxruntime matches our forward."""
+    from qslaw_tools.narrow_weights import narrow_model
+    src = str(tmp_path / "bf16.onnx")
+    onnx.save(narrow_model(onnx.load(SRC), "bf16"), src)
+    lib = str(tmp_path / "bf16.so")
+    subprocess.run([tool("qslaw-compile"), src, "--quantize=w4g32", LAYERS, "--train",
+                    "--train-params=.*multi_modal_projector.*", "-o", lib],
+                   check=True, capture_output=True)
+    path = train_and_export(lib, str(tmp_path / "run"), 8)
+    onnx.checker.check_model(path)
+    assert op_count(path, "MatMulNBits") == N_LAYERS
+    params = os.path.join(tmp_path, "run", "params")
+    ref, got = ort_logits(path), ours(lib, params)
+    assert np.abs(ref - got).max() < 1e-3, np.abs(ref - got).max()
+
+    man = json.load(open(os.path.join(params, "params.json")))
+    q_weights = {e["weight"] for e in man["training"]["layers"]}
+    source = onnx.load(src)
+    narrow = {i.name for i in source.graph.initializer if i.data_type == onnx.TensorProto.BFLOAT16}
+    assert len(q_weights) == N_LAYERS and q_weights <= narrow
+    m = onnx.load(path)
+    inits = {i.name: i for i in m.graph.initializer}
+    assert not (q_weights & set(inits))
+    casts = [n.input[0] for n in m.graph.node if n.op_type == "Cast"]
+    assert not (q_weights & set(casts))
+    # The other narrow weights (vision tower, embeddings) keep their Casts.
+    assert len(casts) == sum(n.op_type == "Cast" for n in source.graph.node) - N_LAYERS
+    floats = [p for p in man["params"] if p["kind"] == "float"]
+    assert len(floats) == 2
+    for p in floats:
+        init = inits[p["source"]]
+        assert init.data_type == onnx.TensorProto.FLOAT
+        np.testing.assert_array_equal(onnx.numpy_helper.to_array(init),
+                                      np.load(os.path.join(params, p["file"])))

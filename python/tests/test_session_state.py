@@ -77,7 +77,7 @@ def test_state_listing_get_move_drop(train_lib):
 def test_missing_state_input_is_named(train_lib):
     lib = Model(train_lib)
     ids, pix, mask, labels = batch("tiny_llava")
-    first = lib.signature.training.params[0]["name"]
+    first = lib.signature.training.params[0].name
     with pytest.raises(RuntimeError, match=f"missing input '{first}' "
                                            r"\(the model takes: "):
         lib.run_function("grad_step", dict(input_ids=ids, pixel_values=pix,
@@ -92,7 +92,7 @@ def test_state_of_wrong_shape_or_dtype_is_refused(train_lib):
     lib.set_state(p0.name, np.zeros([3], np.float32))
     ids, pix, mask, labels = batch("tiny_llava")
     feeds = dict(input_ids=ids, pixel_values=pix, attention_mask=mask, labels=labels)
-    with pytest.raises(RuntimeError, match=f"input '{p0['name']}': the session state "
+    with pytest.raises(RuntimeError, match=f"input '{p0.name}': the session state "
                                            r"holds f32 \[3\], the model takes f32"):
         lib.run_function("grad_step", feeds)
     lib.set_state(p0.name, np.zeros(p0.shape, np.float64), dtype="f64")

@@ -19,6 +19,7 @@
 #include "qslaw/Import/ONNX/ModelLoader.h"
 #include "qslaw/Support/AtomicFile.h"
 
+#include "llvm/ADT/APFloat.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/FileSystem.h"
@@ -110,6 +111,9 @@ bool matMulNBitsFits(const LayerRewrite &l) {
 
 struct Exporter {
   onnx::ModelProto &model;
+  /// The initializers of the rewritten layers (dropped when nothing else
+  /// reads them, with the Casts that widened them).
+  llvm::StringSet<> replacedWeights;
   std::string modelDir;
   llvm::StringMap<int> initIndex;
   llvm::StringSet<> names; // every value and initializer name in the graph
@@ -143,23 +147,48 @@ struct Exporter {
     return nullptr;
   }
 
-  /// The initializer a node input reads, through Identity aliases.
-  std::string resolveInitializer(std::string value) {
+  /// The initializer a node input reads, through Identity aliases and the
+  /// exact widening Cast(to=FLOAT) of an f16/bf16 initializer (a
+  /// half-precision checkpoint computing in f32); the names of the nodes and
+  /// values passed on the way go to `path`.
+  std::string resolveInitializer(std::string value,
+                                 std::vector<std::string> *path = nullptr) {
     for (int depth = 0; depth < 8 && !initIndex.count(value); ++depth) {
-      bool found = false;
+      const onnx::NodeProto *via = nullptr;
       for (const onnx::NodeProto &n : model.graph().node())
-        if (n.op_type() == "Identity" && n.output_size() == 1 &&
-            n.output(0) == value && n.input_size() == 1) {
-          value = n.input(0);
-          found = true;
+        if (n.output_size() == 1 && n.output(0) == value &&
+            n.input_size() == 1 &&
+            (n.op_type() == "Identity" || isWideningCast(n))) {
+          via = &n;
           break;
         }
-      if (!found)
+      if (!via)
         break;
+      if (path)
+        path->insert(path->end(), {value, via->name()});
+      value = via->input(0);
     }
     return value;
   }
 
+  /// Cast(to=FLOAT) of an FLOAT16 or BFLOAT16 initializer.
+  bool isWideningCast(const onnx::NodeProto &n) const {
+    if (n.op_type() != "Cast" || n.input_size() != 1)
+      return false;
+    auto it = initIndex.find(n.input(0));
+    if (it == initIndex.end())
+      return false;
+    int32_t from = model.graph().initializer(it->second).data_type();
+    if (from != TensorProto::FLOAT16 && from != TensorProto::BFLOAT16)
+      return false;
+    for (const onnx::AttributeProto &a : n.attribute())
+      if (a.name() == "to")
+        return a.i() == TensorProto::FLOAT;
+    return false;
+  }
+
+  /// An initializer's values as f32: FLOAT as stored, FLOAT16 and BFLOAT16
+  /// widened (exactly, as the compiler read them).
   Expected<std::vector<float>> readFloat(const std::string &name) {
     auto it = initIndex.find(name);
     if (it == initIndex.end())
@@ -168,13 +197,29 @@ struct Exporter {
                                         modelDir);
     if (!data)
       return data.takeError();
-    if (data->dataType != TensorProto::FLOAT)
+    std::vector<float> v(data->numElements());
+    const auto *half = reinterpret_cast<const uint16_t *>(data->bytes.data());
+    switch (data->dataType) {
+    case TensorProto::FLOAT:
+      std::memcpy(v.data(), data->bytes.data(), v.size() * 4);
+      return v;
+    case TensorProto::BFLOAT16:
+      for (size_t i = 0; i < v.size(); ++i) {
+        uint32_t bits = uint32_t(half[i]) << 16;
+        std::memcpy(&v[i], &bits, 4);
+      }
+      return v;
+    case TensorProto::FLOAT16:
+      for (size_t i = 0; i < v.size(); ++i)
+        v[i] = llvm::APFloat(llvm::APFloat::IEEEhalf(),
+                             llvm::APInt(16, half[i]))
+                   .convertToFloat();
+      return v;
+    default:
       return err("initializer '" + name + "' is " +
                  onnx_import::dataTypeName(data->dataType) +
-                 ", expected FLOAT");
-    std::vector<float> v(data->numElements());
-    std::memcpy(v.data(), data->bytes.data(), v.size() * 4);
-    return v;
+                 ", expected FLOAT, FLOAT16 or BFLOAT16");
+    }
   }
 
   Error exportLayer(const LayerRewrite &l, const LearnedTensor *scales,
@@ -186,10 +231,14 @@ struct Exporter {
     if (node->op_type() != "MatMul" || node->input_size() != 2)
       return err(what + ": node '" + l.node + "' is " + node->op_type() +
                  "; export rewrites quantized MatMul nodes only");
-    std::string init = resolveInitializer(node->input(1));
-    if (init != l.weight)
+    // The compiler names the weight after the initializer, or after the
+    // widening Cast it folded.
+    std::vector<std::string> path;
+    std::string init = resolveInitializer(node->input(1), &path);
+    if (init != l.weight && !llvm::is_contained(path, l.weight))
       return err(what + ": node '" + l.node + "' reads '" + init +
                  "', the compiler quantized '" + l.weight + "'");
+    replacedWeights.insert(init);
     auto w = readFloat(init);
     if (!w)
       return w.takeError();
@@ -387,20 +436,33 @@ struct Exporter {
     return Error::success();
   }
 
-  /// Drops initializers no node or graph output reads any more.
-  void dropUnused(const llvm::StringSet<> &candidates) {
+  /// Drops the replaced weights no node or graph output reads any more,
+  /// and the widening Casts of them whose results nothing reads.
+  void dropUnused() {
+    const llvm::StringSet<> &candidates = replacedWeights;
     onnx::GraphProto &g = *model.mutable_graph();
     llvm::StringSet<> used;
-    for (const onnx::NodeProto &n : g.node()) {
-      for (const std::string &i : n.input())
-        used.insert(i);
-      // Subgraphs may read outer initializers: then keep everything.
+    auto collectUsed = [&] {
+      used.clear();
+      for (const onnx::NodeProto &n : g.node())
+        for (const std::string &i : n.input())
+          used.insert(i);
+      for (const onnx::ValueInfoProto &o : g.output())
+        used.insert(o.name());
+    };
+    // Subgraphs may read outer initializers: then keep everything.
+    for (const onnx::NodeProto &n : g.node())
       for (const onnx::AttributeProto &a : n.attribute())
         if (a.has_g() || a.graphs_size())
           return;
+    collectUsed();
+    for (int i = g.node_size() - 1; i >= 0; --i) {
+      const onnx::NodeProto &n = g.node(i);
+      if (isWideningCast(n) && candidates.contains(n.input(0)) &&
+          !used.contains(n.output(0)))
+        g.mutable_node()->DeleteSubrange(i, 1);
     }
-    for (const onnx::ValueInfoProto &o : g.output())
-      used.insert(o.name());
+    collectUsed();
     for (int i = g.initializer_size() - 1; i >= 0; --i)
       if (candidates.contains(g.initializer(i).name()) &&
           !used.contains(g.initializer(i).name()))
@@ -442,7 +504,7 @@ Error exportLearnedModel(StringRef sourceModel,
   llvm::StringMap<const LearnedTensor *> byName;
   for (const LearnedTensor &t : learned)
     byName[t.name] = &t;
-  llvm::StringSet<> replaced, consumed;
+  llvm::StringSet<> consumed;
   for (const LayerRewrite &l : layers) {
     auto find = [&](StringRef suffix) -> const LearnedTensor * {
       auto it = byName.find((l.layer + suffix).str());
@@ -457,7 +519,6 @@ Error exportLearnedModel(StringRef sourceModel,
                  "-mode layer");
     if (Error e = ex.exportLayer(l, scales, gamma, options))
       return Error(std::move(e));
-    replaced.insert(l.weight);
   }
   // Adapters, paired by the node they adapt.
   std::map<std::string, std::pair<const LearnedTensor *, const LearnedTensor *>>
@@ -491,13 +552,19 @@ Error exportLearnedModel(StringRef sourceModel,
     int64_t count = 1;
     for (int64_t d : init.dims())
       count *= d;
-    if (init.data_type() != onnx::TensorProto::FLOAT ||
+    bool half = init.data_type() == onnx::TensorProto::FLOAT16 ||
+                init.data_type() == onnx::TensorProto::BFLOAT16;
+    if ((init.data_type() != onnx::TensorProto::FLOAT && !half) ||
         count != int64_t(t.values.size()))
       return err("learned tensor '" + t.name + "' (" + Twine(t.values.size()) +
                  " floats) does not fit initializer '" + t.source + "'");
+    // A half-precision weight learned in f32 is exported in f32 (its Cast
+    // to FLOAT becomes a no-op): rounding it back would lose what was
+    // learned below the half type's precision.
+    init.set_data_type(onnx::TensorProto::FLOAT);
     setFloatData(init, t.values);
   }
-  ex.dropUnused(replaced);
+  ex.dropUnused();
   ex.setOpsets();
   onnx::StringStringEntryProto *meta = (*model)->add_metadata_props();
   meta->set_key("qslaw.export");

@@ -339,7 +339,8 @@ void registerElementwiseConverters() {
                                << "attribute 'to' = " << to
                                << " is not a supported target type");
         }
-        return nary(
+        Value in = nc.inputs.empty() ? Value() : nc.inputs[0];
+        if (failed(nary(
             nc, r,
             [&](OpBuilder &b, Location l, ValueRange a, Type src) -> Value {
               Value x = a[0];
@@ -378,7 +379,21 @@ void registerElementwiseConverters() {
               if (dst.isInteger(1))
                 return Scalar::ofInt(s.isFloat ? s.f != 0 : s.i != 0);
               return Scalar::ofInt(s.isFloat ? int64_t(s.f) : s.i);
-            });
+            })))
+          return failure();
+        // A small f16/bf16 weight widened at import keeps its initializer's
+        // name, like the weight itself: the quantiser, the parameter
+        // selection and the ONNX export know it by that name.
+        auto folded = r.back().getDefiningOp<arith::ConstantOp>();
+        auto source = in ? in.getDefiningOp<arith::ConstantOp>() : nullptr;
+        auto srcFloat = in ? dyn_cast<FloatType>(cast<ShapedType>(in.getType()).getElementType())
+                           : FloatType();
+        if (folded && source && folded != source && srcFloat &&
+            isa<FloatType>(dst) &&
+            srcFloat.getWidth() < dst.getIntOrFloatBitWidth())
+          if (auto name = source->getAttrOfType<StringAttr>("qslaw.name"))
+            folded->setAttr("qslaw.name", name);
+        return success();
       });
 }
 
