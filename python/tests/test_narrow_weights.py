@@ -101,3 +101,32 @@ def test_trainable_narrow_weight_becomes_an_f32_parameter(models):
         grads.append(m.run_function("grad_step", feeds))
     for a, b in zip(*grads):
         assert np.array_equal(a, b)
+
+
+def test_lora_on_a_float_linear_with_a_narrow_weight(models):
+    """Full-precision LoRA selects a float linear whose weight is stored
+    bf16 (the weight stays a frozen bf16 constant, widened where it is
+    read); its adapters and gradients equal those of the f32-stored model."""
+    d, paths, x = models
+    args = ["--train", "--train-scales=", "--train-params=", "--train-lora=.*head.*",
+            "--lora-rank=4", "--lora-alpha=8"]
+    grads = []
+    for src in ("bf16", "f32"):
+        out = compile_(paths[src], str(d / f"{src}_lora.so"), *args)
+        if src == "bf16":
+            ir = open(compile_(paths[src], str(d / "lora.mlir"), "--emit=mlir", *args)).read()
+            assert "dense_resource<w2> : tensor<512x256xbf16>" in ir
+        m = Model(out)
+        params = m.signature.training.params
+        assert [(p.kind, p.source) for p in params] == [("lora_A", "/m/head/MatMul"),
+                                                       ("lora_B", "/m/head/MatMul")]
+        init = m.run_function("init_params", {})
+        feeds = {p.name: v for p, v in zip(params, init)}
+        # B starts at zero (the adapter adds nothing yet); move it so that
+        # both adapter gradients are non-zero.
+        feeds[params[1].name] = np.full(init[1].shape, 0.01, np.float32)
+        feeds.update(x=x, labels=np.arange(8, dtype=np.int64).reshape(1, 8))
+        grads.append(m.run_function("grad_step", feeds))
+    assert all(np.abs(g).max() > 0 for g in grads[0][1:])
+    for a, b in zip(*grads):
+        assert np.array_equal(a, b)

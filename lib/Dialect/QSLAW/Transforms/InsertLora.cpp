@@ -130,11 +130,16 @@ struct InsertLoraPass : qslaw::impl::InsertLoraBase<InsertLoraPass> {
       }
       auto mm = dyn_cast<linalg::MatmulOp>(op);
       std::optional<MatmulView> view = mm ? matchMatmul(mm) : std::nullopt;
-      ElementsAttr w;
-      if (!view || !matchConstantTensor(view->weight, w) ||
-          !isa<FloatType>(w.getElementType()))
+      if (!view)
         return;
-      Operation *def = view->weight.getDefiningOp();
+      // The weight, or the f16/bf16 constant it is widened from.
+      Value weight = view->weight;
+      if (Operation *narrow = widenedConstant(weight))
+        weight = narrow->getResult(0);
+      ElementsAttr w;
+      if (!matchConstantTensor(weight, w) || !isa<FloatType>(w.getElementType()))
+        return;
+      Operation *def = weight.getDefiningOp();
       auto wName = def->getAttrOfType<StringAttr>("qslaw.name");
       std::string names[2] = {wName ? wName.str() : locationName(def->getLoc()),
                               locationName(op->getLoc())};
