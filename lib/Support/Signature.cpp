@@ -110,20 +110,25 @@ bool dimsFromJSON(const json::Value &e, std::vector<int64_t> &out,
   }
   return true;
 }
+
+/// The dims array under `key` of the object `e` (already checked to be one).
+bool mapDims(const json::Value &e, llvm::StringLiteral key,
+             std::vector<int64_t> &out, json::Path p) {
+  const json::Value *dims = e.getAsObject()->get(key);
+  if (!dims) {
+    p.field(key).report("missing value");
+    return false;
+  }
+  return dimsFromJSON(*dims, out, p.field(key));
+}
 } // namespace
 
 json::Value qslaw::toJSON(const TensorSpec &v) { return toJson(v); }
 
 bool qslaw::fromJSON(const json::Value &e, TensorSpec &out, json::Path p) {
   json::ObjectMapper o(e, p);
-  if (!o || !o.map("name", out.name) || !o.map("dtype", out.dtype))
-    return false;
-  const json::Value *shape = e.getAsObject()->get("shape");
-  if (!shape) {
-    p.field("shape").report("missing value");
-    return false;
-  }
-  if (!dimsFromJSON(*shape, out.shape, p.field("shape")))
+  if (!o || !o.map("name", out.name) || !o.map("dtype", out.dtype) ||
+      !mapDims(e, "shape", out.shape, p))
     return false;
   out.range.reset();
   if (const json::Value *r = e.getAsObject()->get("index_range")) {
@@ -171,11 +176,7 @@ bool qslaw::fromJSON(const json::Value &e, QuantizedLayer &out, json::Path p) {
   json::ObjectMapper o(e, p);
   return o && o.map("op", out.op) && o.map("bits", out.bits) &&
          o.map("group", out.group) && o.map("symmetric", out.symmetric) &&
-         o.map("mode", out.mode) &&
-         dimsFromJSON(e.getAsObject()->get("shape")
-                          ? *e.getAsObject()->get("shape")
-                          : json::Value(nullptr),
-                      out.shape, p.field("shape")) &&
+         o.map("mode", out.mode) && mapDims(e, "shape", out.shape, p) &&
          o.mapOptional("layer", out.layer) && o.mapOptional("node", out.node) &&
          o.mapOptional("weight", out.weight);
 }
@@ -190,11 +191,7 @@ json::Value qslaw::toJSON(const TrainableParam &v) {
 bool qslaw::fromJSON(const json::Value &e, TrainableParam &out, json::Path p) {
   json::ObjectMapper o(e, p);
   return o && o.map("name", out.name) && o.map("kind", out.kind) &&
-         o.map("source", out.source) &&
-         dimsFromJSON(e.getAsObject()->get("shape")
-                          ? *e.getAsObject()->get("shape")
-                          : json::Value(nullptr),
-                      out.shape, p.field("shape"));
+         o.map("source", out.source) && mapDims(e, "shape", out.shape, p);
 }
 
 json::Value qslaw::toJSON(const LoraRecord &v) {
