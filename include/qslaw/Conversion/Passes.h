@@ -49,6 +49,11 @@ inline constexpr const char *kQMatmulW4GradGammaUkernel =
 /// Batched f32 GEMM over the build's GEMM library
 /// (qslaw-lower-contractions-to-library).
 inline constexpr const char *kSgemmF32Ukernel = "qslaw_ukernel_sgemm_f32";
+/// The same over the rows an i8 mask selects (the others are zero, or kept
+/// when accumulating): a training step's language-model head, rows whose
+/// label counts.
+inline constexpr const char *kSgemmRowsF32Ukernel =
+    "qslaw_ukernel_sgemm_rows_f32";
 /// The hand-written CUDA kernels' entries (qslaw-lower-to-ukernels
 /// target=cuda): the CPU signatures plus a trailing i32 activation type
 /// (0 bf16, 1 f16; the forward's last i32 is that type, not a thread count).

@@ -11,9 +11,19 @@
 // BLAS flags, not copies; a `linalg.transpose` of the last two dims that
 // feeds an operand is read through.
 //
+// The language-model head of a training step needs only the rows whose
+// next-token label counts: its logits feed nothing but qslaw.cross_entropy
+// and its gradient, and its input gradient's left operand is that gradient,
+// zero on every ignored position (image tokens, padding: most of a LLaVA
+// sequence). Such GEMMs call `qslaw_ukernel_sgemm_rows_f32` with a row mask
+// built from the labels at run time; the library then multiplies only the
+// rows that count (the others are zero, as the full GEMM would leave the
+// input gradient's, and as the loss never reads the logits').
+//
 //===----------------------------------------------------------------------===//
 #include "../QSLAWToUkernels/UkernelCalls.h"
 #include "qslaw/Conversion/Passes.h"
+#include "qslaw/Dialect/QSLAW/IR/QSLAWOps.h"
 
 #include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
 #include "mlir/IR/Matchers.h"
@@ -296,6 +306,201 @@ Value from3D(OpBuilder &b, Location loc, Value v, RankedTensorType to,
                                        groups({numFirst, numSecond}));
 }
 
+/// The [B, T] row block of a cross-entropy's logits inside the GEMM
+/// result they are sliced from ([B*T, V] expanded to [B, T, V], then
+/// positions [off, off + T') of T), and the labels of those positions.
+struct LabelRows {
+  Value labels;       // [B, T'], i64 or i32
+  int64_t ignore = -100, vocab = 0;
+  int64_t batch = 0, tokens = 0, offset = 0;
+};
+
+/// Whether `slice` takes [0, off, 0] sizes [B, T', V] with unit strides of
+/// its [B, T, V] source; sets `off`.
+bool isTokenSlice(ArrayRef<int64_t> offsets, ArrayRef<int64_t> sizes,
+                  ArrayRef<int64_t> strides, ArrayRef<int64_t> full,
+                  int64_t &off) {
+  if (offsets.size() != 3 || full.size() != 3 || offsets[0] != 0 ||
+      offsets[2] != 0 || sizes[0] != full[0] || sizes[2] != full[2] ||
+      llvm::any_of(strides, [](int64_t s) { return s != 1; }) ||
+      ShapedType::isDynamic(offsets[1]) || ShapedType::isDynamic(sizes[1]))
+    return false;
+  off = offsets[1];
+  return true;
+}
+
+/// Records the labels of a cross-entropy (or its gradient) reading
+/// `logits`; all must agree.
+bool addLossReader(Operation *user, Value logits, LabelRows &r) {
+  Value labels;
+  int64_t ignore;
+  if (auto ce = dyn_cast<CrossEntropyOp>(user)) {
+    if (ce.getLogits() != logits)
+      return false;
+    labels = ce.getLabels();
+    ignore = ce.getIgnoreIndex();
+  } else if (auto ceg = dyn_cast<CrossEntropyGradOp>(user)) {
+    if (ceg.getLogits() != logits)
+      return false;
+    labels = ceg.getLabels();
+    ignore = ceg.getIgnoreIndex();
+  } else {
+    return false;
+  }
+  if (r.labels && (r.labels != labels || r.ignore != ignore))
+    return false;
+  r.labels = labels;
+  r.ignore = ignore;
+  return true;
+}
+
+/// `v` ([B*T, V]) expanded to [B, T, V].
+tensor::ExpandShapeOp tokenExpand(Value v) {
+  if (!v.hasOneUse())
+    return nullptr;
+  auto e = dyn_cast<tensor::ExpandShapeOp>(*v.getUsers().begin());
+  if (!e || e.getResultType().getRank() != 3 ||
+      e.getReassociationIndices() !=
+          SmallVector<ReassociationIndices>{{0, 1}, {2}})
+    return nullptr;
+  return e;
+}
+
+/// The forward GEMM of the head: its [B*T, V] result is read only as the
+/// logits of cross-entropies (through the expand to [B, T, V] and one
+/// token slice).
+std::optional<LabelRows> logitsRows(Value result) {
+  tensor::ExpandShapeOp e = tokenExpand(result);
+  if (!e)
+    return std::nullopt;
+  ArrayRef<int64_t> full = e.getResultType().getShape();
+  LabelRows r;
+  r.batch = full[0];
+  r.tokens = full[1];
+  r.vocab = full[2];
+  bool sliced = false;
+  for (Operation *user : e->getUsers()) {
+    if (auto s = dyn_cast<tensor::ExtractSliceOp>(user)) {
+      int64_t off;
+      if (sliced ||
+          !isTokenSlice(s.getStaticOffsets(), s.getStaticSizes(),
+                        s.getStaticStrides(), full, off) ||
+          s->use_empty())
+        return std::nullopt;
+      sliced = true;
+      r.offset = off;
+      for (Operation *reader : s->getUsers())
+        if (!addLossReader(reader, s.getResult(), r))
+          return std::nullopt;
+      continue;
+    }
+    if (!addLossReader(user, e.getResult(), r))
+      return std::nullopt;
+  }
+  if (!r.labels)
+    return std::nullopt;
+  return r;
+}
+
+/// The input-gradient GEMM of the head: its left operand is a
+/// cross-entropy gradient ([B, T', V], placed at a token offset into zeros
+/// of [B, T, V]) collapsed to [B*T, V].
+std::optional<LabelRows> gradientRows(Value lhs) {
+  auto c = lhs.getDefiningOp<tensor::CollapseShapeOp>();
+  if (!c || c.getSrcType().getRank() != 3 ||
+      c.getReassociationIndices() !=
+          SmallVector<ReassociationIndices>{{0, 1}, {2}})
+    return std::nullopt;
+  ArrayRef<int64_t> full = c.getSrcType().getShape();
+  LabelRows r;
+  r.batch = full[0];
+  r.tokens = full[1];
+  r.vocab = full[2];
+  Value grad = c.getSrc();
+  if (auto ins = grad.getDefiningOp<tensor::InsertSliceOp>()) {
+    if (!isZeroFill(ins.getDest()) ||
+        !isTokenSlice(ins.getStaticOffsets(), ins.getStaticSizes(),
+                      ins.getStaticStrides(), full, r.offset))
+      return std::nullopt;
+    grad = ins.getSource();
+  }
+  auto ceg = grad.getDefiningOp<CrossEntropyGradOp>();
+  if (!ceg)
+    return std::nullopt;
+  r.labels = ceg.getLabels();
+  r.ignore = ceg.getIgnoreIndex();
+  return r;
+}
+
+/// Whether `labels` is available at `op`, moving its defining op (pure,
+/// with operands available there) up to just before `op` if needed.
+bool labelsBefore(Value labels, Operation *op) {
+  Operation *def = labels.getDefiningOp();
+  if (!def)
+    return labels.getParentBlock() == op->getBlock() ||
+           labels.getParentBlock()->getParentOp()->isProperAncestor(op);
+  if (def->getBlock() != op->getBlock())
+    return false;
+  if (def->isBeforeInBlock(op))
+    return true;
+  if (!isPure(def) || def->getNumRegions() != 0)
+    return false;
+  for (Value v : def->getOperands()) {
+    Operation *d = v.getDefiningOp();
+    if (d ? (d->getBlock() != op->getBlock() || !d->isBeforeInBlock(op))
+          : v.getParentBlock() != op->getBlock())
+      return false;
+  }
+  def->moveBefore(op);
+  return true;
+}
+
+/// i8 [B*T]: 1 where the row's label counts (not `ignore`, inside
+/// [0, V)), 0 elsewhere, positions outside the slice included.
+Value rowMask(OpBuilder &b, Location loc, const LabelRows &r) {
+  auto labelsTy = cast<RankedTensorType>(r.labels.getType());
+  Type i8 = b.getI8Type();
+  auto sliceTy = RankedTensorType::get(labelsTy.getShape(), i8);
+  Value empty = tensor::EmptyOp::create(b, loc, sliceTy.getShape(), i8);
+  AffineMap id = b.getMultiDimIdentityMap(2);
+  Type lt = labelsTy.getElementType();
+  auto valid = linalg::GenericOp::create(
+      b, loc, sliceTy, ValueRange{r.labels}, ValueRange{empty},
+      ArrayRef<AffineMap>{id, id},
+      SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+      [&](OpBuilder &nb, Location l, ValueRange a) {
+        auto c = [&](int64_t v) {
+          return arith::ConstantOp::create(nb, l, IntegerAttr::get(lt, v));
+        };
+        using P = arith::CmpIPredicate;
+        Value ok = arith::AndIOp::create(
+            nb, l,
+            arith::CmpIOp::create(nb, l, P::ne, a[0], c(r.ignore)),
+            arith::AndIOp::create(
+                nb, l, arith::CmpIOp::create(nb, l, P::sge, a[0], c(0)),
+                arith::CmpIOp::create(nb, l, P::slt, a[0], c(r.vocab))));
+        linalg::YieldOp::create(
+            nb, l, arith::ExtUIOp::create(nb, l, nb.getI8Type(), ok).getResult());
+      });
+  Value mask = valid.getResult(0);
+  if (labelsTy.getDimSize(1) != r.tokens) {
+    Value zero = arith::ConstantOp::create(b, loc, b.getI8IntegerAttr(0));
+    Value full = linalg::FillOp::create(
+                     b, loc, zero,
+                     ValueRange{tensor::EmptyOp::create(
+                         b, loc, ArrayRef<int64_t>{r.batch, r.tokens}, i8)})
+                     .getResult(0);
+    mask = tensor::InsertSliceOp::create(
+        b, loc, mask, full, ArrayRef<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(r.offset)},
+        ArrayRef<OpFoldResult>{b.getIndexAttr(r.batch),
+                               b.getIndexAttr(labelsTy.getDimSize(1))},
+        ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+  }
+  return tensor::CollapseShapeOp::create(
+      b, loc, RankedTensorType::get({r.batch * r.tokens}, i8), mask,
+      SmallVector<ReassociationIndices>{{0, 1}});
+}
+
 struct ContractionsToLibraryPass
     : qslaw::impl::ContractionsToLibraryBase<ContractionsToLibraryPass> {
   using Base::Base;
@@ -345,6 +550,21 @@ struct ContractionsToLibraryPass
       auto i32 = [&](int64_t v) -> Value {
         return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
       };
+      // The head of a training step: only the rows whose label counts.
+      std::optional<LabelRows> labelRows;
+      if (g.batch == 1 && g.numBatch == 0 && !g.lhs.trans &&
+          g.lhs.numBatch == 0 &&
+          cast<RankedTensorType>(op->getResult(0).getType()).getRank() == 2) {
+        labelRows = logitsRows(op->getResult(0));
+        if (!labelRows)
+          labelRows = gradientRows(g.lhs.tensor);
+        if (labelRows && labelRows->batch * labelRows->tokens != g.rows)
+          labelRows.reset();
+        // The labels' slice may come after the head's forward: it is pure,
+        // so it moves up when its own operands allow.
+        if (labelRows && !labelsBefore(labelRows->labels, op))
+          labelRows.reset();
+      }
       SmallVector<Value> args{
           asDynBuffer(b, loc,
                       as3D(b, loc, g.lhs.tensor, g.lhs.numBatch,
@@ -352,17 +572,20 @@ struct ContractionsToLibraryPass
           asDynBuffer(b, loc,
                       as3D(b, loc, g.rhs.tensor, g.rhs.numBatch,
                            g.rhs.numFirst)),
-          out.dyn,
-          i32(g.lhs.trans),
-          i32(g.rhs.trans),
-          i32(g.accumulate),
-          i32(numThreads)};
+          out.dyn};
+      if (labelRows)
+        args.push_back(asDynBuffer(b, loc, rowMask(b, loc, *labelRows)));
+      args.append({i32(g.lhs.trans), i32(g.rhs.trans), i32(g.accumulate),
+                   i32(numThreads)});
       SmallVector<Type> types;
       for (Value a : args)
         types.push_back(a.getType());
-      func::CallOp::create(b, loc,
-                           declareUkernel(module, b, kSgemmF32Ukernel, types),
-                           args);
+      func::CallOp::create(
+          b, loc,
+          declareUkernel(module, b,
+                         labelRows ? kSgemmRowsF32Ukernel : kSgemmF32Ukernel,
+                         types),
+          args);
       b.replaceOp(op, from3D(b, loc, out.tensor(b, loc), resTy, g.numBatch,
                              g.numRows));
     }

@@ -8,10 +8,13 @@
 //===----------------------------------------------------------------------===//
 #include "qslaw/Runtime/Ukernels.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #if defined(QSLAW_GEMM_ONEDNN)
 #include <dnnl.h>
@@ -115,4 +118,51 @@ qslaw_sgemm_f32_batched(int64_t batch, int64_t M, int64_t N, int64_t K,
                 1.f, ai, int(lda), bi, int(ldb), beta, ci, int(ldc));
 #endif
   }
+}
+
+extern "C" QSLAW_RT_API void
+qslaw_sgemm_rows_f32(int64_t M, int64_t N, int64_t K, const uint8_t *rows,
+                     const float *a, int64_t lda, const float *b, int64_t ldb,
+                     int transB, float beta, float *c, int64_t ldc,
+                     int numThreads) {
+  if (M <= 0 || N <= 0)
+    return;
+  // The selected rows as runs [first, end): a sequence's counted tokens are
+  // usually one run per sample, multiplied in place.
+  std::vector<std::pair<int64_t, int64_t>> runs;
+  int64_t selected = 0;
+  for (int64_t r = 0; r < M; ++r) {
+    if (!rows[r]) {
+      if (beta == 0.f)
+        std::fill(c + r * ldc, c + r * ldc + N, 0.f);
+      continue;
+    }
+    ++selected;
+    if (!runs.empty() && runs.back().second == r)
+      runs.back().second = r + 1;
+    else
+      runs.push_back({r, r + 1});
+  }
+  if (runs.size() <= 8) {
+    for (auto [first, end] : runs)
+      qslaw_sgemm_f32_batched(1, end - first, N, K, a + first * lda, lda, 0,
+                              /*transA=*/0, b, ldb, 0, transB, beta,
+                              c + first * ldc, ldc, 0, numThreads);
+    return;
+  }
+  // Scattered rows: gathered into one GEMM.
+  std::vector<float> ga(size_t(selected) * K), gc(size_t(selected) * N);
+  int64_t i = 0;
+  for (auto [first, end] : runs)
+    for (int64_t r = first; r < end; ++r, ++i) {
+      std::copy(a + r * lda, a + r * lda + K, ga.data() + i * K);
+      if (beta != 0.f)
+        std::copy(c + r * ldc, c + r * ldc + N, gc.data() + i * N);
+    }
+  qslaw_sgemm_f32_batched(1, selected, N, K, ga.data(), K, 0, 0, b, ldb, 0,
+                          transB, beta, gc.data(), N, 0, numThreads);
+  i = 0;
+  for (auto [first, end] : runs)
+    for (int64_t r = first; r < end; ++r, ++i)
+      std::copy(gc.data() + i * N, gc.data() + (i + 1) * N, c + r * ldc);
 }

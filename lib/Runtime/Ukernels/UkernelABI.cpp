@@ -146,6 +146,34 @@ QSLAW_QMATMUL_ANY_WIDTH_GRADS(3, 2)
 QSLAW_QMATMUL_ANY_WIDTH_GRADS(4, 1)
 QSLAW_QMATMUL_ANY_WIDTH_GRADS(8, 2)
 
+/* The same for one matrix (batch 1, a not transposed), over the rows of c
+ * that `rows` selects (qslaw_sgemm_rows_f32). */
+extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_sgemm_rows_f32(
+    MemRef<float, 3> *a, MemRef<float, 3> *b, MemRef<float, 3> *c,
+    MemRef<uint8_t, 1> *rows, int32_t transA, int32_t transB,
+    int32_t accumulate, int32_t numThreads) {
+  int64_t m = c->sizes[1], n = c->sizes[2], k = a->sizes[2];
+  if (transA || c->sizes[0] != 1 || rows->sizes[0] != m) {
+    std::fprintf(stderr, "qslaw: sgemm_rows called with transA=%d, batch "
+                 "%lld, %lld mask rows for %lld\n", int(transA),
+                 (long long)c->sizes[0], (long long)rows->sizes[0],
+                 (long long)m);
+    std::abort();
+  }
+  // Traced as the GEMM of the rows it multiplies (what bench/gemm_lower_bound
+  // times).
+  if (traceFile()) {
+    int64_t selected = 0;
+    for (int64_t r = 0; r < m; ++r)
+      selected += rows->data()[r] != 0;
+    traceContraction("sgemm", 1, selected, n, k, transA, transB);
+  }
+  qslaw_sgemm_rows_f32(m, n, k, rows->data(), a->data(), a->strides[1],
+                       b->data(), b->strides[1], transB,
+                       accumulate ? 1.f : 0.f, c->data(), c->strides[1],
+                       numThreads);
+}
+
 /* a: [Ba, rows, cols] as stored (Ba = 1: shared by every batch), likewise b;
  * c: [batch, M, N]. trans flags say whether a holds [K, M] (b [N, K]). */
 extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_sgemm_f32(

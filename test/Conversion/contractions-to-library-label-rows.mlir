@@ -1,0 +1,88 @@
+// RUN: qslaw-opt %s -qslaw-lower-contractions-to-library="min-flops=0" | FileCheck %s
+
+// A training step's head: logits [B*T, V] read only by the cross-entropy
+// and its gradient (through the expand to [B, T, V] and the slice of the
+// positions that have a next token); the input gradient's left operand is
+// that gradient placed into zeros. Both GEMMs multiply only the rows whose
+// label counts, selected by an i8 mask built from the labels.
+
+// CHECK-LABEL: func.func @head
+// The labels' slice moves up to the forward GEMM, the mask is built there.
+// CHECK: %[[L:.*]] = tensor.extract_slice %arg2[0, 1] [2, 2] [1, 1]
+// CHECK: %[[V:.*]] = linalg.generic {{.*}} ins(%[[L]] : tensor<2x2xi64>) outs(%{{.*}} : tensor<2x2xi8>)
+// CHECK: arith.cmpi ne, %{{.*}}, %c-100_i64
+// CHECK: arith.cmpi sge
+// CHECK: arith.cmpi slt, %{{.*}}, %c10_i64
+// CHECK: arith.extui {{.*}} : i1 to i8
+// CHECK: %[[F:.*]] = tensor.insert_slice %[[V]] into %{{.*}}[0, 0] [2, 2] [1, 1] : tensor<2x2xi8> into tensor<2x3xi8>
+// CHECK: tensor.collapse_shape %[[F]] {{\[}}[0, 1]] : tensor<2x3xi8> into tensor<6xi8>
+// CHECK: call @qslaw_ukernel_sgemm_rows_f32({{.*}}) : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?xi8>, i32, i32, i32, i32) -> ()
+// CHECK: qslaw.cross_entropy
+// CHECK: qslaw.cross_entropy_grad
+// The input gradient: W read transposed (flag 1), rows by the same labels.
+// CHECK: call @qslaw_ukernel_sgemm_rows_f32({{.*}}, %c0_i32{{.*}}, %c1_i32{{.*}}, %c0_i32{{.*}}, %c0_i32{{.*}})
+// CHECK-NOT: call @qslaw_ukernel_sgemm_f32
+// CHECK: return
+func.func @head(%h: tensor<6x8xf32>, %w: tensor<8x10xf32>, %labels: tensor<2x3xi64>)
+    -> (tensor<f32>, tensor<6x8xf32>) {
+  %z = arith.constant 0.0 : f32
+  %e0 = tensor.empty() : tensor<6x10xf32>
+  %f0 = linalg.fill ins(%z : f32) outs(%e0 : tensor<6x10xf32>) -> tensor<6x10xf32>
+  %logits = linalg.matmul ins(%h, %w : tensor<6x8xf32>, tensor<8x10xf32>)
+                          outs(%f0 : tensor<6x10xf32>) -> tensor<6x10xf32>
+  %x = tensor.expand_shape %logits [[0, 1], [2]] output_shape [2, 3, 10]
+      : tensor<6x10xf32> into tensor<2x3x10xf32>
+  %s = tensor.extract_slice %x[0, 0, 0] [2, 2, 10] [1, 1, 1]
+      : tensor<2x3x10xf32> to tensor<2x2x10xf32>
+  %l = tensor.extract_slice %labels[0, 1] [2, 2] [1, 1] : tensor<2x3xi64> to tensor<2x2xi64>
+  %loss = qslaw.cross_entropy %s, %l : (tensor<2x2x10xf32>, tensor<2x2xi64>) -> tensor<f32>
+  %one = arith.constant dense<1.0> : tensor<f32>
+  %g = qslaw.cross_entropy_grad %s, %l, %one
+      : (tensor<2x2x10xf32>, tensor<2x2xi64>, tensor<f32>) -> tensor<2x2x10xf32>
+  %e1 = tensor.empty() : tensor<2x3x10xf32>
+  %f1 = linalg.fill ins(%z : f32) outs(%e1 : tensor<2x3x10xf32>) -> tensor<2x3x10xf32>
+  %ins = tensor.insert_slice %g into %f1[0, 0, 0] [2, 2, 10] [1, 1, 1]
+      : tensor<2x2x10xf32> into tensor<2x3x10xf32>
+  %c = tensor.collapse_shape %ins [[0, 1], [2]] : tensor<2x3x10xf32> into tensor<6x10xf32>
+  %e2 = tensor.empty() : tensor<10x8xf32>
+  %wt = linalg.transpose ins(%w : tensor<8x10xf32>) outs(%e2 : tensor<10x8xf32>)
+      permutation = [1, 0]
+  %e3 = tensor.empty() : tensor<6x8xf32>
+  %f3 = linalg.fill ins(%z : f32) outs(%e3 : tensor<6x8xf32>) -> tensor<6x8xf32>
+  %dh = linalg.matmul ins(%c, %wt : tensor<6x10xf32>, tensor<10x8xf32>)
+                      outs(%f3 : tensor<6x8xf32>) -> tensor<6x8xf32>
+  return %loss, %dh : tensor<f32>, tensor<6x8xf32>
+}
+
+// Logits that are also returned need every row: the plain GEMM.
+// CHECK-LABEL: func.func @logits_returned
+// CHECK: call @qslaw_ukernel_sgemm_f32(
+// CHECK-NOT: sgemm_rows
+// CHECK: return
+func.func @logits_returned(%h: tensor<6x8xf32>, %w: tensor<8x10xf32>,
+                           %labels: tensor<2x3xi64>) -> (tensor<f32>, tensor<6x10xf32>) {
+  %z = arith.constant 0.0 : f32
+  %e0 = tensor.empty() : tensor<6x10xf32>
+  %f0 = linalg.fill ins(%z : f32) outs(%e0 : tensor<6x10xf32>) -> tensor<6x10xf32>
+  %logits = linalg.matmul ins(%h, %w : tensor<6x8xf32>, tensor<8x10xf32>)
+                          outs(%f0 : tensor<6x10xf32>) -> tensor<6x10xf32>
+  %x = tensor.expand_shape %logits [[0, 1], [2]] output_shape [2, 3, 10]
+      : tensor<6x10xf32> into tensor<2x3x10xf32>
+  %loss = qslaw.cross_entropy %x, %labels : (tensor<2x3x10xf32>, tensor<2x3xi64>) -> tensor<f32>
+  return %loss, %logits : tensor<f32>, tensor<6x10xf32>
+}
+
+// A left operand that is not a cross-entropy gradient: every row.
+// CHECK-LABEL: func.func @other_gradient
+// CHECK: call @qslaw_ukernel_sgemm_f32(
+// CHECK-NOT: sgemm_rows
+// CHECK: return
+func.func @other_gradient(%d: tensor<2x3x10xf32>, %w: tensor<10x8xf32>) -> tensor<6x8xf32> {
+  %z = arith.constant 0.0 : f32
+  %c = tensor.collapse_shape %d [[0, 1], [2]] : tensor<2x3x10xf32> into tensor<6x10xf32>
+  %e3 = tensor.empty() : tensor<6x8xf32>
+  %f3 = linalg.fill ins(%z : f32) outs(%e3 : tensor<6x8xf32>) -> tensor<6x8xf32>
+  %dh = linalg.matmul ins(%c, %w : tensor<6x10xf32>, tensor<10x8xf32>)
+                      outs(%f3 : tensor<6x8xf32>) -> tensor<6x8xf32>
+  return %dh : tensor<6x8xf32>
+}
