@@ -10,6 +10,10 @@ through the runtime's library (build/bin/gemm_lower_bound).
 
     .venv/bin/python bench/train_step_real_cpu.py [--size small] [--threads 1]
         [--rounds 3] [--mode scale|gamma|lora] [--batch 1] [--models DIR]
+        [--ab-flags "--gemm-label-rows=false"]
+
+--ab-flags: also compile the trainer with these extra qslaw-compile flags
+and time it in the same alternating rounds (an A/B of a compiler option).
 
 --mode lora: the recipe's third stage, LoRA (rank --rank, alpha 2*rank) on
 every decoder linear over the frozen w4g128 base, projector trainable;
@@ -134,6 +138,8 @@ def main():
     p.add_argument("--onnx")
     p.add_argument("--lib", default="")
     p.add_argument("--keep-lib", help="also copy the compiled trainer here")
+    p.add_argument("--ab-flags", default="",
+                   help="extra qslaw-compile flags of a second trainer timed alongside")
     a = p.parse_args()
     if a.side:
         return child(a)
@@ -152,14 +158,21 @@ def main():
                         f"--quantize-layers={LAYERS}", "--train", "--weights=external",
                         "-o", lib], check=True, capture_output=True)
         compile_s = time.perf_counter() - t0
+        ab_lib = os.path.join(d, "train_ab.so")
+        if a.ab_flags:
+            subprocess.run([tool("qslaw-compile"), a.onnx, *mode,
+                            f"--quantize-layers={LAYERS}", "--train", "--weights=external",
+                            *a.ab_flags.split(), "-o", ab_lib], check=True,
+                           capture_output=True)
         if a.keep_lib:
             import shutil
             shutil.copy(lib, a.keep_lib)
             shutil.copy(lib + ".weights", a.keep_lib + ".weights")
-        rows = {"qslaw": [], "torch": []}
+        rows = {"qslaw": [], "torch": [], "ab": []}
         for _ in range(2):  # two alternating rounds of child processes
-            for side in ("qslaw", "torch"):
-                rows[side].append(run_child(side, a, lib))
+            for side in ("qslaw", "torch") + (("ab",) if a.ab_flags else ()):
+                rows[side].append(run_child("qslaw" if side == "ab" else side, a,
+                                            ab_lib if side == "ab" else lib))
         bound = gemm_lower_bound(a, lib, d)
     q = min(rows["qslaw"], key=lambda r: r["ms"])
     t = min(rows["torch"], key=lambda r: r["ms"])
@@ -168,6 +181,11 @@ def main():
           f"trainer compile {compile_s:.1f} s")
     print(f"qslaw  {q['ms']:8.1f} ms/step  peak {q['peak_mb']:7.0f} MB  loss {q['loss']:.4f}")
     print(f"torch  {t['ms']:8.1f} ms/step  peak {t['peak_mb']:7.0f} MB  loss {t['loss']:.4f}")
+    if a.ab_flags:
+        ab = min(rows["ab"], key=lambda r: r["ms"])
+        print(f"qslaw {a.ab_flags}: {ab['ms']:8.1f} ms/step  peak {ab['peak_mb']:7.0f} MB  "
+              f"loss {ab['loss']:.4f}  (torch/it {t['ms'] / ab['ms']:.2f}x, "
+              f"it/qslaw {ab['ms'] / q['ms']:.2f}x)")
     print(f"speed torch/qslaw {t['ms'] / q['ms']:.2f}x, peak RSS qslaw/torch "
           f"{q['peak_mb'] / t['peak_mb']:.2f}")
     print(f"GEMM lower bound {bound['total_ms']:8.1f} ms ({bound['gflop']:.1f} GFLOP in "

@@ -388,6 +388,7 @@ LogicalResult Compilation::lower() {
     popts.outlineLayers = options_.outlineLayers;
     popts.libraryGemm = options_.gemmMinFlops >= 0;
     popts.gemmMinFlops = std::max<int64_t>(options_.gemmMinFlops, 0);
+    popts.gemmLabelRows = options_.gemmLabelRows;
     popts.weightsFile = weightsFile;
     popts.weightsMinBytes = options_.weightsMinBytes;
     mlir::qslaw::buildCPUPipeline(pm, popts);

@@ -147,6 +147,7 @@ void mlir::qslaw::buildCPUBufferizationPipeline(
     ContractionsToLibraryOptions o;
     o.minFlops = options.gemmMinFlops;
     o.numThreads = options.ukernelThreads;
+    o.labelRows = options.gemmLabelRows;
     pm.addPass(createContractionsToLibrary(o));
   }
   addGraphToLinalg(pm);

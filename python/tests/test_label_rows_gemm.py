@@ -84,6 +84,11 @@ def test_head_skips_ignored_rows_and_gradients_match_torch(head_lib, tmp_path):
     text = open(tmp_path / "t.mlir").read()
     # grad_step: the forward and the input gradient of the head.
     assert text.count("llvm.call @qslaw_ukernel_sgemm_rows_f32") == 2
+    subprocess.run([tool("qslaw-compile"), os.path.join(FIX, "tiny_llava.onnx"),
+                    "--quantize=w4g32", f"--quantize-layers={LAYERS}", "--train",
+                    "--gemm-min-flops=0", "--gemm-label-rows=false", "--emit=llvm",
+                    "-o", str(tmp_path / "off.mlir")], check=True, capture_output=True)
+    assert "sgemm_rows" not in open(tmp_path / "off.mlir").read()
     check_gradients_match_torch(Model(head_lib), "tiny_llava", "scale")
 
     # The trace (read once per process: a child) shows the head's two

@@ -1,4 +1,9 @@
 // RUN: qslaw-opt %s -qslaw-lower-contractions-to-library="min-flops=0" | FileCheck %s
+// RUN: qslaw-opt %s -qslaw-lower-contractions-to-library="min-flops=0 label-rows=false" | FileCheck %s --check-prefix=OFF
+
+// label-rows=false: every GEMM multiplies every row.
+// OFF-NOT: sgemm_rows
+// OFF-NOT: tensor<2x2xi8>
 
 // A training step's head: logits [B*T, V] read only by the cross-entropy
 // and its gradient (through the expand to [B, T, V] and the slice of the

@@ -8,7 +8,7 @@
 // CPU-NEXT: qslaw-outline-layers{max-gap=8 min-ops=32},
 // CPU-NEXT: qslaw-merge-identical-functions,
 // CPU-NEXT: qslaw-lower-to-ukernels{dtype=bf16 num-threads=3 target=cpu},
-// CPU-NEXT: qslaw-lower-contractions-to-library{min-flops=77 num-threads=3},
+// CPU-NEXT: qslaw-lower-contractions-to-library{label-rows=true min-flops=77 num-threads=3},
 // CPU-NEXT: func.func(
 // CPU-NEXT: convert-elementwise-to-linalg
 // CPU: qslaw-lower-to-linalg,
@@ -31,6 +31,9 @@
 // CPU: finalize-memref-to-llvm{{.*}}use-generic-functions=true
 // CPU: reconcile-unrealized-casts
 // CPU-NEXT: )
+
+// RUN: qslaw-opt %s --pass-pipeline='builtin.module(qslaw-cpu-bufferize{gemm-label-rows=0})' --dump-pass-pipeline -o /dev/null 2>&1 | FileCheck %s --check-prefix=NOROWS
+// NOROWS: qslaw-lower-contractions-to-library{label-rows=false min-flops=1048576
 
 // Defaults (serial asked for): no layer outlining, out-params, no OpenMP,
 // no weights file.

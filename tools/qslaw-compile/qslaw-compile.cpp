@@ -118,6 +118,13 @@ static cl::opt<int64_t> gemmMinFlops(
     cl::desc("--target=cpu: f32 contractions of at least this many flops "
              "(2 B M N K) call the GEMM library; -1: none does"),
     cl::init(1 << 20));
+static cl::opt<bool> gemmLabelRows(
+    cl::cat(compileCat), "gemm-label-rows",
+    cl::desc("--target=cpu, training: the head's GEMMs (the logits the loss "
+             "reads, their input gradient) multiply only the rows whose "
+             "next-token label counts, not the ignored image and prompt "
+             "positions (same numbers, fewer flops); false: every row"),
+    cl::init(true));
 static cl::list<std::string> shapes(cl::cat(compileCat), "shape",
                                     cl::desc("Bind an input shape: NAME=D0xD1"));
 static cl::opt<std::string>
@@ -234,6 +241,7 @@ int main(int argc, char **argv) {
   o.outlineLayers = outlineLayers;
   o.maxRssMiB = maxRss;
   o.gemmMinFlops = gemmMinFlops;
+  o.gemmLabelRows = gemmLabelRows;
   for (const std::string &s : shapes) {
     auto [name, dims] = StringRef(s).split('=');
     SmallVector<StringRef> ds;

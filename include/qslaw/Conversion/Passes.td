@@ -107,6 +107,11 @@ def ContractionsToLibrary : Pass<"qslaw-lower-contractions-to-library", "ModuleO
     Option<"numThreads", "num-threads", "int", "0",
            "Threads per call; 0: QSLAW_NUM_THREADS or all cores, read at "
            "run time">,
+    Option<"labelRows", "label-rows", "bool", "true",
+           "A training step's head (logits read only by qslaw.cross_entropy "
+           "and its gradient, and the input gradient of those logits) "
+           "multiplies only the rows whose label counts "
+           "(qslaw_ukernel_sgemm_rows_f32)">,
   ];
   let dependentDialects = ["::mlir::func::FuncDialect",
                            "::mlir::bufferization::BufferizationDialect",

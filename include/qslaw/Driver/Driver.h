@@ -90,6 +90,8 @@ struct CompileOptions {
   /// 0: no limit.
   int64_t maxRssMiB = -1;
   int64_t gemmMinFlops = 1 << 20;
+  /// A training step's head multiplies only the rows whose label counts.
+  bool gemmLabelRows = true;
 
   /// CUDA.
   std::vector<std::string> gpuChips; // empty: the pipeline's default

@@ -121,6 +121,12 @@ struct CPUPipelineOptions : public WeightsPipelineOptions<CPUPipelineOptions> {
       llvm::cl::desc("Smallest contraction (2 B M N K flops) that calls the "
                      "GEMM library"),
       llvm::cl::init(1 << 20)};
+  Option<bool> gemmLabelRows{
+      *this, "gemm-label-rows",
+      llvm::cl::desc("A training step's head multiplies only the rows whose "
+                     "label counts (qslaw-lower-contractions-to-library "
+                     "label-rows)"),
+      llvm::cl::init(true)};
   Option<int64_t> tileSize{*this, "tile-size",
                            llvm::cl::desc("Longest innermost-loop row per tile "
                                           "of linalg ops (0: no tiling)"),

@@ -551,19 +551,19 @@ struct ContractionsToLibraryPass
         return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
       };
       // The head of a training step: only the rows whose label counts.
-      std::optional<LabelRows> labelRows;
-      if (g.batch == 1 && g.numBatch == 0 && !g.lhs.trans &&
+      std::optional<LabelRows> headRows;
+      if (labelRows && g.batch == 1 && g.numBatch == 0 && !g.lhs.trans &&
           g.lhs.numBatch == 0 &&
           cast<RankedTensorType>(op->getResult(0).getType()).getRank() == 2) {
-        labelRows = logitsRows(op->getResult(0));
-        if (!labelRows)
-          labelRows = gradientRows(g.lhs.tensor);
-        if (labelRows && labelRows->batch * labelRows->tokens != g.rows)
-          labelRows.reset();
+        headRows = logitsRows(op->getResult(0));
+        if (!headRows)
+          headRows = gradientRows(g.lhs.tensor);
+        if (headRows && headRows->batch * headRows->tokens != g.rows)
+          headRows.reset();
         // The labels' slice may come after the head's forward: it is pure,
         // so it moves up when its own operands allow.
-        if (labelRows && !labelsBefore(labelRows->labels, op))
-          labelRows.reset();
+        if (headRows && !labelsBefore(headRows->labels, op))
+          headRows.reset();
       }
       SmallVector<Value> args{
           asDynBuffer(b, loc,
@@ -573,8 +573,8 @@ struct ContractionsToLibraryPass
                       as3D(b, loc, g.rhs.tensor, g.rhs.numBatch,
                            g.rhs.numFirst)),
           out.dyn};
-      if (labelRows)
-        args.push_back(asDynBuffer(b, loc, rowMask(b, loc, *labelRows)));
+      if (headRows)
+        args.push_back(asDynBuffer(b, loc, rowMask(b, loc, *headRows)));
       args.append({i32(g.lhs.trans), i32(g.rhs.trans), i32(g.accumulate),
                    i32(numThreads)});
       SmallVector<Type> types;
@@ -583,7 +583,7 @@ struct ContractionsToLibraryPass
       func::CallOp::create(
           b, loc,
           declareUkernel(module, b,
-                         labelRows ? kSgemmRowsF32Ukernel : kSgemmF32Ukernel,
+                         headRows ? kSgemmRowsF32Ukernel : kSgemmF32Ukernel,
                          types),
           args);
       b.replaceOp(op, from3D(b, loc, out.tensor(b, loc), resTy, g.numBatch,
