@@ -121,8 +121,28 @@ template <int Bits> void BM_blocked_grad_scale(benchmark::State &st) {
                                  o.ds.data(), kG, 0);
   flops(st, o);
 }
+// Gamma mode re-quantises every trained weight each step: [N, K] codes
+// from the f32 weight and scales, on 1 and 2 threads.
+template <int Bits> void BM_quantize(benchmark::State &st) {
+  Operands o = make(1, st.range(0), st.range(1), Bits);
+  for (auto _ : st)
+    qslaw_quantize_f32(Bits, o.wf.data(), o.N, o.K, o.scales.data(),
+                       o.zeros.data(), o.codes.data(), kG, int(st.range(2)));
+  st.counters["weights/s"] = benchmark::Counter(
+      double(o.N * o.K), benchmark::Counter::kIsIterationInvariantRate,
+      benchmark::Counter::kIs1000);
+}
+
+void quantizeShapes(benchmark::internal::Benchmark *b) {
+  for (int64_t threads : {1, 2})
+    for (auto nk : std::vector<std::vector<int64_t>>{{1408, 512}, {2816, 1024}})
+      b->Args({nk[0], nk[1], threads});
+  b->Unit(benchmark::kMillisecond);
+}
 } // namespace
 
+BENCHMARK(BM_quantize<4>)->Apply(quantizeShapes);
+BENCHMARK(BM_quantize<3>)->Apply(quantizeShapes);
 BENCHMARK(BM_sgemm)->Apply(shapes);
 BENCHMARK(BM_w4_forward)->Apply(shapes);
 BENCHMARK(BM_blocked_forward<4>)->Apply(shapes);

@@ -167,7 +167,10 @@ def main():
         if a.keep_lib:
             import shutil
             shutil.copy(lib, a.keep_lib)
-            shutil.copy(lib + ".weights", a.keep_lib + ".weights")
+            # The library names its weights file ("train.so.weights"), to be
+            # found beside it.
+            shutil.copy(lib + ".weights", os.path.join(
+                os.path.dirname(os.path.abspath(a.keep_lib)), os.path.basename(lib) + ".weights"))
         rows = {"qslaw": [], "torch": [], "ab": []}
         for _ in range(2):  # two alternating rounds of child processes
             for side in ("qslaw", "torch") + (("ab",) if a.ab_flags else ()):

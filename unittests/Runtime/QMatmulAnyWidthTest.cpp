@@ -268,7 +268,7 @@ TEST(QMatmulAnyWidth, QuantizeMatchesQuantMath) {
       std::vector<uint8_t> codes(d.codes.size(), 0xAB);
       qslaw_quantize_f32(bits, w.data(), N, K, d.scales.data(),
                          withZeros ? d.zeros.data() : nullptr, codes.data(),
-                         G);
+                         G, 1);
       int lo = 0, hi = 0;
       for (int64_t n = 0; n < N; ++n)
         for (int64_t k = 0; k < K; ++k) {
@@ -286,6 +286,30 @@ TEST(QMatmulAnyWidth, QuantizeMatchesQuantMath) {
       if (perByte(bits) > 1 && used % 8)
         EXPECT_EQ(codes.back() >> (used % 8), 0) << bits;
     }
+}
+
+/// Rows split over threads in blocks that start on a byte: the codes are
+/// those of one thread, byte for byte, also with rows that end mid-byte
+/// (K odd) and several blocks (N over the ~64K-weight block).
+TEST(QMatmulAnyWidth, QuantizeOnThreadsIsTheSame) {
+  for (int bits : {2, 3, 4, 8}) {
+    const int64_t N = 1301, K = 101, G = 32;
+    Data d = make({1, N, K, G, true, 0}, bits, unsigned(90 + bits));
+    std::mt19937 rng{unsigned(bits)};
+    std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+    std::vector<float> w(size_t(N * K));
+    for (float &v : w)
+      v = 0.01f * float((1 << bits) - 1) * unit(rng);
+    std::vector<uint8_t> one(d.codes.size(), 0xAB);
+    qslaw_quantize_f32(bits, w.data(), N, K, d.scales.data(), d.zeros.data(),
+                       one.data(), G, 1);
+    for (int threads : {2, 3}) {
+      std::vector<uint8_t> many(d.codes.size(), 0xCD);
+      qslaw_quantize_f32(bits, w.data(), N, K, d.scales.data(),
+                         d.zeros.data(), many.data(), G, threads);
+      EXPECT_EQ(one, many) << "bits=" << bits << " threads=" << threads;
+    }
+  }
 }
 
 } // namespace

@@ -106,12 +106,13 @@ QSLAW_RT_API void qslaw_qmatmul_grad_gamma_f32(
     const float *dy, int64_t N, int64_t lddy, const float *w,
     const float *scales, const float *gamma, const uint8_t *zeros,
     float *dgamma, int64_t G, int num_threads);
-/* Single-threaded; codes written in the layout above (whole output bytes,
- * padding bits zero). */
+/* Codes written in the layout above (whole output bytes, padding bits
+ * zero); rows split over num_threads (<= 0: qslaw_num_threads()) in blocks
+ * that start on a byte of codes and zero points. */
 QSLAW_RT_API void qslaw_quantize_f32(int bits, const float *w, int64_t N,
                                      int64_t K, const float *scales,
                                      const uint8_t *zeros, uint8_t *codes,
-                                     int64_t G);
+                                     int64_t G, int num_threads);
 
 /* Batched f32 GEMM through the GEMM library chosen at build time
  * (qslaw_gemm_library()), row-major, for i < batch:

@@ -308,23 +308,31 @@ QSLAW_RT_API void qslaw_qmatmul_grad_gamma_f32(
 QSLAW_RT_API void qslaw_quantize_f32(int bits, const float *w, int64_t N,
                                      int64_t K, const float *scales,
                                      const uint8_t *zeros, uint8_t *codes,
-                                     int64_t G) {
+                                     int64_t G, int num_threads) {
   dequantFor(bits); // validates bits
   const int perByte = bits == 2 ? 4 : bits == 4 ? 2 : 1;
-  const int64_t J = (K + G - 1) / G, total = N * K;
+  const int64_t J = (K + G - 1) / G;
   const float qmax = float((1u << bits) - 1);
-  std::memset(codes, 0, size_t((total + perByte - 1) / perByte));
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t j = 0; j < J; ++j) {
-      const int64_t i = n * J + j, k1 = std::min(K, (j + 1) * G);
-      const float s = scales[i], z = zeroOf(bits, zeros, i);
-      for (int64_t k = j * G; k < k1; ++k) {
-        float c = std::rint(w[n * K + k] / s) + z;
-        c = c != c ? z : c < 0.f ? 0.f : c > qmax ? qmax : c;
-        const int64_t e = n * K + k;
-        codes[e / perByte] |= uint8_t(unsigned(c) << ((e % perByte) * bits));
+  std::memset(codes, 0, size_t((N * K + perByte - 1) / perByte));
+  // Blocks of rows, a multiple of 4 each (so that every block's codes and
+  // zero points start on a byte), of at least ~64K weights.
+  const int64_t rowsPer = roundUp(std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(K, 1)), 4);
+  const int64_t blocks = (N + rowsPer - 1) / rowsPer;
+  parallelFor(blocks, num_threads > 0 ? num_threads : qslaw_num_threads(),
+              [&](int64_t blk) {
+    const int64_t n1 = std::min(N, (blk + 1) * rowsPer);
+    for (int64_t n = blk * rowsPer; n < n1; ++n)
+      for (int64_t j = 0; j < J; ++j) {
+        const int64_t i = n * J + j, k1 = std::min(K, (j + 1) * G);
+        const float s = scales[i], z = zeroOf(bits, zeros, i);
+        for (int64_t k = j * G; k < k1; ++k) {
+          float c = std::rint(w[n * K + k] / s) + z;
+          c = c != c ? z : c < 0.f ? 0.f : c > qmax ? qmax : c;
+          const int64_t e = n * K + k;
+          codes[e / perByte] |= uint8_t(unsigned(c) << ((e % perByte) * bits));
+        }
       }
-    }
+  });
 }
 
 } // extern "C"

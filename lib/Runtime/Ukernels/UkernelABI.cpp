@@ -116,10 +116,10 @@ template <typename T> const T *orNull(const T *data, int64_t size) {
   extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_quantize_w##B##_f32( \
       MemRef<float, 2> *w, MemRef<float, 2> *scales,                           \
       MemRef<uint8_t, R> *zeros, MemRef<uint8_t, R> *codes, int64_t group,     \
-      int32_t /*numThreads*/) {                                                \
+      int32_t numThreads) {                                                    \
     qslaw_quantize_f32(B, w->data(), w->sizes[0], w->sizes[1],                 \
                        scales->data(), orNull(zeros->data(), zeros->sizes[0]), \
-                       codes->data(), group);                                  \
+                       codes->data(), group, threadsOr(numThreads));           \
   }
 
 #define QSLAW_QMATMUL_ANY_WIDTH_FORWARD(B, R)                                  \
