@@ -313,6 +313,15 @@ struct LabelRows {
   Value labels;       // [B, T'], i64 or i32
   int64_t ignore = -100, vocab = 0;
   int64_t batch = 0, tokens = 0, offset = 0;
+
+  /// For logits of shape `full` = [B, T, V]; labels still to be found.
+  static LabelRows of(ArrayRef<int64_t> full) {
+    LabelRows r;
+    r.batch = full[0];
+    r.tokens = full[1];
+    r.vocab = full[2];
+    return r;
+  }
 };
 
 /// Whether `slice` takes [0, off, 0] sizes [B, T', V] with unit strides of
@@ -374,10 +383,7 @@ std::optional<LabelRows> logitsRows(Value result) {
   if (!e)
     return std::nullopt;
   ArrayRef<int64_t> full = e.getResultType().getShape();
-  LabelRows r;
-  r.batch = full[0];
-  r.tokens = full[1];
-  r.vocab = full[2];
+  LabelRows r = LabelRows::of(full);
   bool sliced = false;
   for (Operation *user : e->getUsers()) {
     if (auto s = dyn_cast<tensor::ExtractSliceOp>(user)) {
@@ -412,10 +418,7 @@ std::optional<LabelRows> gradientRows(Value lhs) {
           SmallVector<ReassociationIndices>{{0, 1}, {2}})
     return std::nullopt;
   ArrayRef<int64_t> full = c.getSrcType().getShape();
-  LabelRows r;
-  r.batch = full[0];
-  r.tokens = full[1];
-  r.vocab = full[2];
+  LabelRows r = LabelRows::of(full);
   Value grad = c.getSrc();
   if (auto ins = grad.getDefiningOp<tensor::InsertSliceOp>()) {
     if (!isZeroFill(ins.getDest()) ||
