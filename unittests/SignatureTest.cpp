@@ -135,6 +135,9 @@ TEST(SignatureTest, MalformedSignaturesNameTheField) {
             "signature: expected integer at signature.weights.data_bytes");
   EXPECT_EQ(signatureError(mutate(R"("rank":4)", R"("rank":null)")),
             "signature: expected integer at signature.training.lora.rank");
+  EXPECT_EQ(signatureError(mutate(R"("kind":"scale")", R"("kind":"scales")")),
+            "signature: expected scale, gamma, float, lora_A or lora_B at "
+            "signature.training.params[0].kind");
   // Keys a newer compiler adds are ignored, not refused.
   auto newer = parseSignature(mutate(R"("functions":{"init_params":{)",
                                      R"("functions":{"init_params":{"x":1,)"));

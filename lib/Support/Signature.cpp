@@ -190,7 +190,14 @@ json::Value qslaw::toJSON(const TrainableParam &v) {
 
 bool qslaw::fromJSON(const json::Value &e, TrainableParam &out, json::Path p) {
   json::ObjectMapper o(e, p);
-  return o && o.map("name", out.name) && o.map("kind", out.kind) &&
+  if (!o || !o.map("kind", out.kind))
+    return false;
+  if (!llvm::is_contained(kParamKinds, llvm::StringRef(out.kind))) {
+    p.field("kind").report(
+        "expected scale, gamma, float, lora_A or lora_B");
+    return false;
+  }
+  return o.map("name", out.name) &&
          o.map("source", out.source) && mapDims(e, "shape", out.shape, p);
 }
 

@@ -60,12 +60,22 @@ class QuantizedLayer:
     weight: str = field(default="", metadata=_OMIT_EMPTY)
 
 
+# TrainableParam.kind: a quantised layer's scales or gamma, a full-precision
+# initializer, a LoRA adapter's factors (kParamKinds in Signature.h).
+PARAM_KINDS = ("scale", "gamma", "float", "lora_A", "lora_B")
+
+
 @dataclass
 class TrainableParam:
     name: str
     kind: str
     source: str
     shape: List[int]
+
+    def __post_init__(self):
+        if self.kind not in PARAM_KINDS:
+            raise SignatureError(f"TrainableParam '{self.name}': kind {self.kind!r} is not "
+                                 f"one of {', '.join(PARAM_KINDS)}")
 
 
 @dataclass
@@ -160,7 +170,10 @@ def _read(tp, value, path, strict):
             elif f.default is dataclasses.MISSING and \
                     f.default_factory is dataclasses.MISSING:
                 raise SignatureError(f"{path}.{f.name}: missing")
-        return tp(**args)
+        try:
+            return tp(**args)
+        except SignatureError as e:  # a record's own check, e.g. a kind
+            raise SignatureError(f"{path}: {e}") from None
     # Scalars; bool is not an int here, an int is a float.
     ok = {int: lambda v: isinstance(v, int) and not isinstance(v, bool),
           float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),

@@ -114,6 +114,8 @@ def test_malformed_signatures_name_the_field(libraries):
     assert error(lambda d: d["weights"].__setitem__("data_bytes", "9")) == \
         "signature.weights.data_bytes: expected int, got '9'"
     assert error(lambda d: d.pop("entry")) == "signature.entry: missing"
+    assert "kind 'scales' is not one of scale, gamma" in error(
+        lambda d: d["training"]["params"][0].__setitem__("kind", "scales"))
     assert "unknown key(s) ['extra']" in error(
         lambda d: d["functions"]["train_step"].__setitem__("extra", 1))
     with pytest.raises(S.SignatureError, match="bad JSON"):

@@ -80,8 +80,13 @@ struct QuantizedLayer {
   std::string layer, node, weight;
 };
 
-/// A tensor the training step learns. `kind`: scale, gamma, param, lora_A,
-/// lora_B; `source`: the layer or initializer it belongs to.
+/// The kinds of trainable tensors: a quantised layer's scales or gamma, a
+/// full-precision initializer, a LoRA adapter's two factors.
+inline constexpr const char *kParamKinds[] = {"scale", "gamma", "float",
+                                              "lora_A", "lora_B"};
+
+/// A tensor the training step learns. `kind`: one of kParamKinds (checked
+/// when read); `source`: the layer or initializer it belongs to.
 struct TrainableParam {
   std::string name, kind, source;
   std::vector<int64_t> shape;
