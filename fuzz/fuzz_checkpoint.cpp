@@ -10,7 +10,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     // Compare against a model's identity the way --resume does.
     Param p{"s", "scale", "w", {2, 2}, {}, {}, {}};
     llvm::json::Array schedule{llvm::json::Array{10, 1.0, 0.5, false}};
-    llvm::json::Object sig{{"program", "0123456789abcdef"}};
+    qslaw::ModelSignature sig;
+    sig.program = "0123456789abcdef";
     (void)identityMismatch(c->identity, checkpointIdentity(sig, {p}, schedule));
   }
   qslaw::fuzz::drop(std::move(c));
