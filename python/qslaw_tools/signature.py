@@ -19,6 +19,9 @@ class SignatureError(ValueError):
     ("signature.training.params[2].shape[0]: expected a non-negative int")."""
 
 
+# A shape: non-negative ints (checked when read).
+Dims = typing.NewType("Dims", list)
+
 # Fields omitted from the JSON when empty (the compiler writes them only when
 # it knows them).
 _OMIT_EMPTY = {"omit_empty": True}
@@ -36,7 +39,7 @@ class IndexRange:
 class TensorSpec:
     name: str
     dtype: str
-    shape: List[int]
+    shape: Dims
     index_range: Optional[IndexRange] = None
 
 
@@ -54,7 +57,7 @@ class QuantizedLayer:
     group: int
     symmetric: bool
     mode: str
-    shape: List[int]
+    shape: Dims
     layer: str = field(default="", metadata=_OMIT_EMPTY)
     node: str = field(default="", metadata=_OMIT_EMPTY)
     weight: str = field(default="", metadata=_OMIT_EMPTY)
@@ -70,7 +73,7 @@ class TrainableParam:
     name: str
     kind: str
     source: str
-    shape: List[int]
+    shape: Dims
 
     def __post_init__(self):
         if self.kind not in PARAM_KINDS:
@@ -140,6 +143,15 @@ class ModelSignature:
 
 
 def _read(tp, value, path, strict):
+    if tp is Dims:
+        if not isinstance(value, list):
+            raise SignatureError(f"{path}: expected an array")
+        for i, d in enumerate(value):
+            if not isinstance(d, int) or isinstance(d, bool):
+                raise SignatureError(f"{path}[{i}]: expected int, got {d!r}")
+            if d < 0:
+                raise SignatureError(f"{path}[{i}]: expected a non-negative int")
+        return value
     origin = typing.get_origin(tp)
     if origin is typing.Union:  # Optional[X]
         (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -181,8 +193,6 @@ def _read(tp, value, path, strict):
           str: lambda v: isinstance(v, str)}[tp](value)
     if not ok:
         raise SignatureError(f"{path}: expected {tp.__name__}, got {value!r}")
-    if tp is int and path.split(".")[-1].startswith("shape") and value < 0:
-        raise SignatureError(f"{path}: expected a non-negative int")
     return value
 
 
