@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what qslaw needs on a fresh Debian 12 machine (idempotent):
-# LLVM/MLIR 22, ONNX/protobuf, GoogleTest/Benchmark, ninja, oneDNN (the
+# LLVM/MLIR 22 (with libomp, which --parallel code links), ONNX/protobuf, GoogleTest/Benchmark, ninja, oneDNN (the
 # GEMM library; OpenBLAS as the alternative), and a Python venv
 # at .venv with numpy/onnx/onnxruntime/pytest and torch (the autograd reference).
 set -euo pipefail
@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 PKGS=(llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22
       ninja-build cmake libonnx-dev libprotobuf-dev protobuf-compiler
       libgtest-dev libbenchmark-dev python3-venv time libpng-dev
-      libjpeg62-turbo-dev libdnnl-dev libopenblas-dev libxxhash-dev)
+      libjpeg62-turbo-dev libdnnl-dev libopenblas-dev libxxhash-dev
+      libomp-22-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
