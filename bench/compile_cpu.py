@@ -45,10 +45,13 @@ def model_path(name, models):
     stem = f"llava_{size}{'_d' + depth if depth else ''}{'_bf16' if bf16 else ''}"
     path = os.path.join(models, stem + ".onnx")
     if not os.path.exists(path):
-        from qslaw_tools.make_llava import export
-        export(models, size, vision_layers=int(depth) if depth else None,
-               text_layers=int(depth) if depth else None, name=stem,
-               weights="bf16" if bf16 else "f32")
+        # In a child: a compile's ru_maxrss counts the address space it was
+        # forked from, so torch's gigabytes must not be in this process.
+        cmd = [sys.executable, "-m", "qslaw_tools.make_llava", models, "--size", size,
+               "--name", stem, "--weights", "bf16" if bf16 else "f32"]
+        if depth:
+            cmd += ["--vision-layers", depth, "--text-layers", depth]
+        subprocess.run(cmd, check=True, cwd=os.path.join(ROOT, "python"))
     return path
 
 

@@ -129,13 +129,6 @@ void mlir::qslaw::buildGraphPipeline(OpPassManager &pm,
 
 void mlir::qslaw::buildCPUBufferizationPipeline(
     OpPassManager &pm, const CPUPipelineOptions &options) {
-  // First, on the graph's pure tensor ops: each distinct layer is then
-  // lowered once.
-  if (options.outlineLayers) {
-    pm.addPass(createOutlineLayers());
-    if (options.mergeFunctions)
-      pm.addPass(createMergeIdenticalFunctions());
-  }
   if (options.ukernels) {
     QSLAWToUkernelsOptions o;
     o.numThreads = options.ukernelThreads;
@@ -151,6 +144,14 @@ void mlir::qslaw::buildCPUBufferizationPipeline(
     pm.addPass(createContractionsToLibrary(o));
   }
   addGraphToLinalg(pm);
+  // After elementwise fusion (which then decides as it does inline, so
+  // the numbers are the same bit for bit), before tiling: each distinct
+  // layer is then tiled, vectorised and lowered once.
+  if (options.outlineLayers) {
+    pm.addPass(createOutlineLayers());
+    if (options.mergeFunctions)
+      pm.addPass(createMergeIdenticalFunctions());
+  }
   if (options.tileSize > 0 || options.vectorize) {
     TileAndVectorizeOptions o;
     o.tileSize = options.tileSize;

@@ -1,10 +1,10 @@
-// RUN: qslaw-opt %s -qslaw-cpu-bufferize="outline-layers=true" | FileCheck %s
-// RUN: qslaw-opt %s -qslaw-cpu-bufferize | FileCheck %s --check-prefix=OFF
+// RUN: qslaw-opt %s -qslaw-cpu-bufferize | FileCheck %s
+// RUN: qslaw-opt %s -qslaw-cpu-bufferize="outline-layers=false" | FileCheck %s --check-prefix=OFF
 
-// Two identical layers of 32 ops (the pass's default min-ops): with
-// outline-layers=true the CPU pipeline outlines them at the tensor level and
-// keeps one copy, which it bufferizes (memref arguments) and lowers once;
-// by default they stay inline.
+// Two identical layers of 32 ops (the pass's default min-ops): by default
+// the CPU pipeline outlines them at the tensor level, after elementwise
+// fusion, and keeps one copy, which it bufferizes (memref arguments) and
+// lowers once; with outline-layers=false they stay inline.
 // CHECK-LABEL: func.func @forward(
 // CHECK: call @forward__layer0(
 // CHECK: call @forward__layer0(

@@ -5,15 +5,17 @@
 
 // RUN: qslaw-opt %s --pass-pipeline='builtin.module(qslaw-cpu-pipeline{ukernels=1 ukernel-threads=3 library-gemm=1 gemm-min-flops=77 tile-size=16 vectorize=1 parallel=1 outline-min-ops=9 merge-functions=1 outline-layers=1 out-params=1 weights-file="a b{c}.w" weights-min-bytes=17})' --dump-pass-pipeline -o /dev/null 2>&1 | FileCheck %s --check-prefix=CPU
 // CPU: builtin.module(
-// CPU-NEXT: qslaw-outline-layers{max-gap=8 min-ops=32},
-// CPU-NEXT: qslaw-merge-identical-functions,
 // CPU-NEXT: qslaw-lower-to-ukernels{dtype=bf16 num-threads=3 target=cpu},
 // CPU-NEXT: qslaw-lower-contractions-to-library{label-rows=true min-flops=77 num-threads=3},
 // CPU-NEXT: func.func(
 // CPU-NEXT: convert-elementwise-to-linalg
 // CPU: qslaw-lower-to-linalg,
 // CPU: linalg-fuse-elementwise-ops
-// CPU: qslaw-tile-and-vectorize{parallel=true parallel-min-work=65536 tile-size=16 vectorize=true},
+// CPU-NEXT: ),
+// CPU-NEXT: cse,
+// CPU-NEXT: qslaw-outline-layers{max-gap=8 min-ops=32},
+// CPU-NEXT: qslaw-merge-identical-functions,
+// CPU-NEXT: qslaw-tile-and-vectorize{parallel=true parallel-min-work=65536 tile-size=16 vectorize=true},
 // CPU-NEXT: one-shot-bufferize{{.*}}bufferize-function-boundaries=true{{.*}}function-boundary-type-conversion=identity-layout-map
 // CPU: scf-forall-to-parallel
 // CPU: buffer-results-to-out-params{add-result-attr=false hoist-dynamic-allocs=false hoist-static-allocs=true modify-public-functions=true},
@@ -35,11 +37,13 @@
 // RUN: qslaw-opt %s --pass-pipeline='builtin.module(qslaw-cpu-bufferize{gemm-label-rows=0})' --dump-pass-pipeline -o /dev/null 2>&1 | FileCheck %s --check-prefix=NOROWS
 // NOROWS: qslaw-lower-contractions-to-library{label-rows=false min-flops=1048576
 
-// Defaults (serial asked for): no layer outlining, out-params, no OpenMP,
-// no weights file.
+// Defaults (serial asked for): layers outlined after fusion, out-params,
+// no OpenMP, no weights file.
 // RUN: qslaw-opt %s --pass-pipeline='builtin.module(qslaw-cpu-bufferize{parallel=0})' --dump-pass-pipeline -o /dev/null 2>&1 | FileCheck %s --check-prefix=DEFAULT
-// DEFAULT-NOT: qslaw-outline-layers
 // DEFAULT: qslaw-lower-to-ukernels{dtype=bf16 num-threads=1 target=cpu},
+// DEFAULT: linalg-fuse-elementwise-ops
+// DEFAULT: qslaw-outline-layers{max-gap=8 min-ops=32},
+// DEFAULT-NEXT: qslaw-merge-identical-functions,
 // DEFAULT-NOT: scf-forall-to-parallel
 // DEFAULT: buffer-results-to-out-params{{.*}}hoist-static-allocs=true
 // DEFAULT-NOT: convert-scf-to-openmp
@@ -69,3 +73,8 @@
 // EMU-NOT: gpu-module-to-binary
 
 module {}
+
+// outline-layers=false: no layer outlining.
+// RUN: qslaw-opt %s --pass-pipeline='builtin.module(qslaw-cpu-bufferize{outline-layers=0})' --dump-pass-pipeline -o /dev/null 2>&1 | FileCheck %s --check-prefix=INLINE
+// INLINE-NOT: qslaw-outline-layers
+// INLINE: qslaw-tile-and-vectorize

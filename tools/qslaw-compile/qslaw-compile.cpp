@@ -101,11 +101,10 @@ static cl::opt<bool> outlineLayers(
     cl::cat(compileCat), "outline-layers",
     cl::desc("--target=cpu: lower each model layer (ops named "
              "'.../layers.N/...') as a function of its own, so that "
-             "identical layers are lowered and compiled once (the medium "
-             "LLaVA's trainer compiles 1.5x faster). Forward outputs are "
-             "unchanged; gradients differ in their last bits, as fusion "
-             "stops at layer boundaries"),
-    cl::init(false));
+             "identical layers are lowered and compiled once (default); "
+             "the numbers are the inline build's bit for bit. "
+             "--outline-layers=false keeps every layer inline"),
+    cl::init(true));
 static cl::opt<int64_t> maxRss(
     cl::cat(compileCat), "max-rss",
     cl::desc("Stop with an error naming the phase when the compiler's "

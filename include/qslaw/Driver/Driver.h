@@ -82,9 +82,9 @@ struct CompileOptions {
   /// functions).
   bool mergeFunctions = true;
   /// Each model layer lowered as a function of its own (qslaw-outline-
-  /// layers), so identical layers are lowered once. Off by default: it
-  /// changes the last bits of gradients (docs/Pipeline.md).
-  bool outlineLayers = false;
+  /// layers), so identical layers are lowered once; the numbers are the
+  /// inline build's (docs/Pipeline.md).
+  bool outlineLayers = true;
   /// Resident memory past which the compile stops with an error naming
   /// its phase (MemoryGuard), in MiB; -1: the memory available at start,
   /// 0: no limit.

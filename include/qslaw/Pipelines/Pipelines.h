@@ -156,10 +156,10 @@ struct CPUPipelineOptions : public WeightsPipelineOptions<CPUPipelineOptions> {
       llvm::cl::desc("Move each model layer's ops into a function of its "
                      "own at the tensor level, so that identical layers are "
                      "lowered once (qslaw-outline-layers, then "
-                     "qslaw-merge-identical-functions). Off by default: "
-                     "gradients then differ in their last bits (fusion "
-                     "stops at layer boundaries)"),
-      llvm::cl::init(false)};
+                     "qslaw-merge-identical-functions), after elementwise "
+                     "fusion, so the numbers are the inline build's bit "
+                     "for bit"),
+      llvm::cl::init(true)};
   Option<bool> outParams{*this, "out-params",
                          llvm::cl::desc("Return results through out-params "
                                         "(the runtime ABI)"),

@@ -12,9 +12,11 @@
 //===----------------------------------------------------------------------===//
 #include "qslaw/Conversion/Passes.h"
 
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/SymbolTable.h"
@@ -50,6 +52,7 @@ std::string nameOf(Location loc) {
 /// every layer, so dropped from outlined ops to let identical layers merge.
 constexpr llvm::StringLiteral kNameAttrs[] = {"qslaw.layer", "qslaw.node",
                                               "qslaw.weight", "qslaw.name"};
+constexpr llvm::StringLiteral kUkernelOperandAttr = "qslaw.ukernel_operand";
 
 struct OutlineLayersPass : qslaw::impl::OutlineLayersBase<OutlineLayersPass> {
   using Base::Base;
@@ -124,20 +127,63 @@ struct OutlineLayersPass : qslaw::impl::OutlineLayersBase<OutlineLayersPass> {
       // Last run first: a cheap value CSE let a later layer share with an
       // earlier one (an empty tensor, a zero fill, a view of the rotary
       // table) is then still there to be cloned into the later layer.
-      // Only runs of ops without memory effects move: reordering the
-      // caller's remaining ops around a call is then safe (the pass runs on
-      // the graph's tensors, before anything lowers to buffers or calls).
+      // Only runs whose memory effects stay on buffers of their own move:
+      // reordering the caller's remaining ops around a call is then safe.
       SmallVector<SmallVector<Operation *>> kept;
       for (SmallVector<Operation *> &run : runs)
         if (SmallVector<Operation *> rest = hoistShared(run, inAnyRun);
-            int64_t(rest.size()) >= minOps &&
-            llvm::all_of(rest, [](Operation *op) {
-              return isMemoryEffectFree(op);
-            }))
+            int64_t(rest.size()) >= minOps && effectsArePrivate(rest))
           kept.push_back(std::move(rest));
       for (int64_t i = int64_t(kept.size()) - 1; i >= 0; --i)
         outline(kept[i], f, symbols, i);
     }
+  }
+
+  /// Whether the run's memory effects touch only buffers it allocates or
+  /// reads tensors through: the pass runs after microkernel and library
+  /// calls exist (so that elementwise fusion, which runs before it, decides
+  /// the same in the outlined and the inline build), and such a call's
+  /// alloc, read-only operand buffers, call and result tensor must move
+  /// together. Any other effect (a buffer from outside, a write through a
+  /// tensor's buffer, a call that is not a declaration) keeps the run
+  /// inline.
+  static bool effectsArePrivate(ArrayRef<Operation *> run) {
+    llvm::DenseSet<Operation *> inRun(run.begin(), run.end());
+    auto local = [&](Value v) {
+      Operation *d = v.getDefiningOp();
+      return d && inRun.contains(d);
+    };
+    for (Operation *op : run) {
+      auto isBuffer = [](Value v) { return isa<BaseMemRefType>(v.getType()); };
+      if (isMemoryEffectFree(op) && llvm::none_of(op->getOperands(), isBuffer) &&
+          llvm::none_of(op->getResults(), isBuffer))
+        continue;
+      if (op->getNumRegions() != 0)
+        return false;
+      bool known = isa<memref::AllocOp, memref::AllocaOp, memref::CastOp,
+                       memref::CopyOp, bufferization::ToTensorOp>(op);
+      if (auto toBuffer = dyn_cast<bufferization::ToBufferOp>(op))
+        known = toBuffer.getReadOnly();
+      if (auto call = dyn_cast<func::CallOp>(op)) {
+        auto callee = SymbolTable::lookupNearestSymbolFrom<func::FuncOp>(
+            call, call.getCalleeAttr());
+        known = callee && callee.isExternal();
+      }
+      if (!known)
+        return false;
+      // Buffers come from the run and never leave it.
+      for (Value v : op->getOperands())
+        if (isBuffer(v) && !local(v))
+          return false;
+      for (Value r : op->getResults())
+        if (isBuffer(r) &&
+            llvm::any_of(r.getUsers(), [&](Operation *u) {
+              return !inRun.contains(
+                  op->getBlock()->findAncestorOpInBlock(*u));
+            }))
+          return false;
+    }
+    return true;
   }
 
   /// Empty tensors, fills, reshapes and slices: cheap, and the same
@@ -189,7 +235,17 @@ struct OutlineLayersPass : qslaw::impl::OutlineLayersBase<OutlineLayersPass> {
     // Invariant: reads only what no run computes (the caller's values, not
     // another layer's), unnamed constants, and invariant ops of this run;
     // never a named constant (this layer's weights).
+    // Ops on buffers are not values: an alloc reads nothing, yet the
+    // tensor made from it holds what a call wrote there.
+    auto onBuffers = [](Operation *op) {
+      auto isBuffer = [](Value v) { return isa<BaseMemRefType>(v.getType()); };
+      return !isMemoryEffectFree(op) ||
+             llvm::any_of(op->getOperands(), isBuffer) ||
+             llvm::any_of(op->getResults(), isBuffer);
+    };
     for (Operation *op : run) {
+      if (onBuffers(op))
+        continue;
       llvm::SetVector<Value> reads(op->getOperands().begin(),
                                    op->getOperands().end());
       getUsedValuesDefinedAbove(op->getRegions(), reads);
@@ -280,6 +336,7 @@ struct OutlineLayersPass : qslaw::impl::OutlineLayersBase<OutlineLayersPass> {
       map.map(v, arg);
       return arg;
     };
+    int64_t operandSerial = 0;
     for (Operation *op : run) {
       for (Value v : op->getOperands())
         get(v);
@@ -287,20 +344,50 @@ struct OutlineLayersPass : qslaw::impl::OutlineLayersBase<OutlineLayersPass> {
       getUsedValuesDefinedAbove(op->getRegions(), above);
       for (Value v : above)
         get(v);
-      strip(cb.clone(*op, map));
+      Operation *clone = cb.clone(*op, map);
+      strip(clone);
+      // The microkernel operand tags only keep CSE from merging reads; a
+      // serial per function keeps them apart and identical layers equal.
+      if (clone->hasAttr(kUkernelOperandAttr))
+        clone->setAttr(kUkernelOperandAttr,
+                       cb.getI64IntegerAttr(operandSerial++));
     }
     // Results: values the run defines and something after it reads (a use
-    // inside a region counts as its top-level op's).
-    SmallVector<Value> results, returned;
+    // inside a region counts as its top-level op's). A static reshape of a
+    // run value is redone by the caller instead: the callee then returns
+    // the buffer it allocated, which becomes the caller's out parameter,
+    // where a returned reshape would be copied into it.
+    auto usedAfter = [&](Value r) {
+      return llvm::any_of(r.getUsers(), [&](Operation *u) {
+        return !inRun.contains(block->findAncestorOpInBlock(*u));
+      });
+    };
+    auto redoneByCaller = [&](Operation *op) {
+      return isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(op) &&
+             op->getNumOperands() == 1 &&
+             inRun.contains(op->getOperand(0).getDefiningOp());
+    };
+    llvm::SetVector<Value> results;
+    std::function<void(Value)> need = [&](Value r) {
+      Operation *def = r.getDefiningOp();
+      if (redoneByCaller(def))
+        need(def->getOperand(0));
+      else
+        results.insert(r);
+    };
     for (Operation *op : run)
       for (Value r : op->getResults())
-        if (llvm::any_of(r.getUsers(), [&](Operation *u) {
-              return !inRun.contains(block->findAncestorOpInBlock(*u));
-            })) {
-          results.push_back(r);
-          returned.push_back(map.lookup(r));
-        }
+        if (usedAfter(r))
+          need(r);
+    SmallVector<Value> returned;
+    for (Value r : results)
+      returned.push_back(map.lookup(r));
     func::ReturnOp::create(cb, run.back()->getLoc(), returned);
+    for (Operation *op : llvm::reverse(run))
+      if (redoneByCaller(op))
+        if (Operation *clone = map.lookup(op->getResult(0)).getDefiningOp();
+            clone->use_empty())
+          clone->erase();
     callee.setFunctionType(FunctionType::get(
         ctx, body->getArgumentTypes(), ValueRange(returned).getTypes()));
 
@@ -309,8 +396,24 @@ struct OutlineLayersPass : qslaw::impl::OutlineLayersBase<OutlineLayersPass> {
     OpBuilder at(run.back());
     at.setInsertionPointAfter(run.back());
     auto call = func::CallOp::create(at, run.back()->getLoc(), callee, args);
+    IRMapping after;
     for (auto [r, c] : llvm::zip(results, call.getResults()))
-      r.replaceAllUsesWith(c);
+      after.map(r, c);
+    std::function<Value(Value)> inCaller = [&](Value v) -> Value {
+      if (Value m = after.lookupOrNull(v))
+        return m;
+      Operation *def = v.getDefiningOp();
+      inCaller(def->getOperand(0));
+      return at.clone(*def, after)->getResult(0);
+    };
+    for (Operation *op : run)
+      for (Value r : op->getResults())
+        if (usedAfter(r)) {
+          Value c = inCaller(r);
+          r.replaceUsesWithIf(c, [&](OpOperand &u) {
+            return !inRun.contains(block->findAncestorOpInBlock(*u.getOwner()));
+          });
+        }
     for (Operation *op : llvm::reverse(run))
       op->erase();
   }
