@@ -1,5 +1,6 @@
 //===- Driver.cpp - ONNX model -> qslaw artifact, as a library ------------===//
 #include "qslaw/Driver/Driver.h"
+#include "qslaw/Support/WeightsFile.h"
 #include "qslaw/Driver/LearnedParams.h"
 #include "qslaw/Driver/MemoryGuard.h"
 #include "qslaw/Support/Hash.h"
@@ -152,6 +153,15 @@ Compilation::Compilation(const CompileOptions &options,
 void Compilation::timePasses(mlir::PassManager &pm, mlir::TimingScope &phase) {
   if (phase)
     pm.enableTiming(phase);
+}
+
+Compilation::~Compilation() { (void)finishWeights(); }
+
+LogicalResult Compilation::finishWeights() {
+  if (llvm::Error e = qslaw::weights::finishBackgroundWrites())
+    return fail("writing the weights file failed: " +
+                llvm::toString(std::move(e)));
+  return success();
 }
 
 LogicalResult Compilation::fail(const Twine &message) {
@@ -378,6 +388,7 @@ LogicalResult Compilation::lower() {
     popts.cudaPath = options_.cudaPath;
     popts.weightsFile = weightsFile;
     popts.weightsMinBytes = options_.weightsMinBytes;
+    popts.weightsBackground = true;
     mlir::qslaw::buildCUDAPipeline(pm, popts);
   } else {
     announce("Lowering through the CPU pipeline to the LLVM dialect");
@@ -391,6 +402,7 @@ LogicalResult Compilation::lower() {
     popts.gemmLabelRows = options_.gemmLabelRows;
     popts.weightsFile = weightsFile;
     popts.weightsMinBytes = options_.weightsMinBytes;
+    popts.weightsBackground = true;
     mlir::qslaw::buildCPUPipeline(pm, popts);
   }
   if (failed(pm.run(*module_)))
@@ -416,6 +428,10 @@ LogicalResult Compilation::emit() {
       lopts.extraEntries = trainEntries_;
     lopts.runtimeLibDir = options_.runtimeLibDir;
     lopts.timing = &timer;
+    lopts.beforeLink = [&] {
+      mlir::TimingScope wait = timer.nest("Wait for the weights file");
+      return finishWeights();
+    };
     if (options_.emit == Emit::Trainer)
       lopts.executableInputs = {"-L" + lopts.runtimeLibDir, "-lqslaw_trainer",
                                 "-lqslaw_runtime",
@@ -425,6 +441,8 @@ LogicalResult Compilation::emit() {
     announce("Wrote " + out);
     return success();
   }
+  if (failed(finishWeights()))
+    return failure();
   std::string errorMessage;
   auto file = mlir::openOutputFile(out, &errorMessage);
   if (!file)

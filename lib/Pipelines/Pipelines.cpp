@@ -26,12 +26,14 @@ using namespace mlir::qslaw;
 namespace {
 /// qslaw-external-weights, when a weights file is asked for: after
 /// narrow-type emulation, so that the file holds the bytes the code reads.
-void addExternalWeights(OpPassManager &pm, StringRef file, int64_t minBytes) {
-  if (file.empty())
+template <typename Options>
+void addExternalWeights(OpPassManager &pm, const Options &options) {
+  if (options.weightsFile.empty())
     return;
   ExternalWeightsOptions o;
-  o.file = file.str();
-  o.minBytes = minBytes;
+  o.file = options.weightsFile;
+  o.minBytes = options.weightsMinBytes;
+  o.background = options.weightsBackground;
   pm.addPass(createExternalWeights(o));
 }
 
@@ -208,7 +210,7 @@ void mlir::qslaw::buildCPUBufferizationPipeline(
     if (options.mergeFunctions)
       pm.addPass(createMergeIdenticalFunctions());
   }
-  addExternalWeights(pm, options.weightsFile, options.weightsMinBytes);
+  addExternalWeights(pm, options);
 }
 
 void mlir::qslaw::buildCPUToLLVMPipeline(OpPassManager &pm) {
@@ -278,7 +280,7 @@ void mlir::qslaw::buildCUDAToGPUPipeline(OpPassManager &pm,
     pm.addPass(createGPUEmulateOnCPU());
     pm.addPass(createCanonicalizerPass());
     pm.addPass(createCSEPass());
-    addExternalWeights(pm, options.weightsFile, options.weightsMinBytes);
+    addExternalWeights(pm, options);
     buildCPUToLLVMPipeline(pm);
     return;
   }
@@ -312,7 +314,7 @@ void mlir::qslaw::buildCUDAPipeline(OpPassManager &pm,
   // Weights: uploaded at first use and kept (not copied on every call);
   // with a weights file, the upload reads the mapped file.
   pm.addPass(createGPUResidentConstants());
-  addExternalWeights(pm, options.weightsFile, options.weightsMinBytes);
+  addExternalWeights(pm, options);
   pm.nest<func::FuncOp>().addPass(createGpuAsyncRegionPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());

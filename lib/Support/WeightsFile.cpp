@@ -9,7 +9,11 @@
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/Support/xxhash.h"
 
+#include "llvm/ADT/StringExtras.h"
+
 #include <cstring>
+#include <mutex>
+#include <thread>
 
 using namespace llvm;
 
@@ -92,6 +96,59 @@ Error Writer::write(StringRef path) const {
   forEachRun([&](StringRef bytes) { all.push_back(bytes); });
   return writeFileAtomically(path, all);
 }
+
+namespace {
+/// Background writes and what they reported; waited for at exit too.
+struct BackgroundWrites {
+  std::mutex mutex;
+  std::vector<std::thread> threads;
+  std::vector<std::string> failures;
+  llvm::Error finish() {
+    std::vector<std::thread> running;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      running.swap(threads);
+    }
+    for (std::thread &t : running)
+      t.join();
+    std::lock_guard<std::mutex> lock(mutex);
+    std::string message = llvm::join(failures, "; ");
+    failures.clear();
+    if (message.empty())
+      return Error::success();
+    return createStringError(inconvertibleErrorCode(), message);
+  }
+  ~BackgroundWrites() {
+    if (llvm::Error e = finish())
+      llvm::errs() << "qslaw: " << llvm::toString(std::move(e)) << "\n";
+  }
+};
+BackgroundWrites &backgroundWrites() {
+  static BackgroundWrites writes;
+  return writes;
+}
+} // namespace
+
+void writeInBackground(Writer writer, std::string path,
+                       std::function<void()> release) {
+  (void)writer.hash(); // on this thread: the caller reads it next
+  BackgroundWrites &writes = backgroundWrites();
+  std::lock_guard<std::mutex> lock(writes.mutex);
+  writes.threads.emplace_back([&writes, writer = std::move(writer),
+                               path = std::move(path),
+                               release = std::move(release)]() {
+    llvm::Error e = writer.write(path);
+    if (release)
+      release();
+    if (e) {
+      std::string message = llvm::toString(std::move(e));
+      std::lock_guard<std::mutex> lock(writes.mutex);
+      writes.failures.push_back(std::move(message));
+    }
+  });
+}
+
+llvm::Error finishBackgroundWrites() { return backgroundWrites().finish(); }
 
 Expected<Header> parseHeader(StringRef path, StringRef file,
                              uint64_t fileSize) {

@@ -276,6 +276,10 @@ LogicalResult emitCPULibrary(ModuleOp module, const CPULibraryOptions &options,
     obj.keep();
   }
   timer.stop();
+  if (options.beforeLink && failed(options.beforeLink())) {
+    llvm::sys::fs::remove(objPath);
+    return failure();
+  }
   if (options.objectOnly)
     return success();
 

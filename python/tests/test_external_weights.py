@@ -128,3 +128,19 @@ def test_trainer_equals_embedded(tmp_path):
     assert p.returncode != 0
     assert "ext.weights: cannot open: No such file or directory" in p.stderr
     assert not os.path.exists(out)
+
+
+def test_failed_weights_write_links_nothing(tmp_path):
+    """The weights file is written on a thread of its own while LLVM
+    compiles; the driver waits for it before linking. When the write fails
+    (here a directory stands where the file goes), the compile fails naming
+    the file, and no library refers to weights that do not exist."""
+    out = str(tmp_path / "ext.so")
+    os.makedirs(out + ".weights")
+    r = subprocess.run([tool("qslaw-compile"), os.path.join(FIX, "tiny_llava.onnx"),
+                        "-o", out, "--quantize=w4g32", "--weights=external"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "writing the weights file failed" in r.stderr and "ext.so.weights" in r.stderr, r.stderr
+    assert not os.path.exists(out) and not os.path.exists(out + ".o")
+    assert os.path.isdir(out + ".weights")

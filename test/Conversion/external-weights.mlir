@@ -2,6 +2,12 @@
 // RUN: qslaw-opt %s -qslaw-external-weights="file=%t.weights min-bytes=16" | FileCheck %s
 // RUN: od -An -tx1 -v -j 4096 %t.weights | FileCheck %s --check-prefix=DATA
 // RUN: head -c 8 %t.weights | FileCheck %s --check-prefix=MAGIC
+// With background=true the file is written on a thread of its own (a tool
+// that never waits for it, like qslaw-opt, waits at exit): the same module,
+// the same bytes.
+// RUN: rm -f %t.bg.weights
+// RUN: qslaw-opt %s -qslaw-external-weights="file=%t.bg.weights min-bytes=16 background=true" | sed 's/bg[.]weights/weights/' | FileCheck %s
+// RUN: cmp %t.weights %t.bg.weights
 // RUN: qslaw-opt %s -qslaw-external-weights="file=%t.none min-bytes=100000" | FileCheck %s --check-prefix=NONE
 // RUN: not ls %t.none
 

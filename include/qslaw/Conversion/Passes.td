@@ -387,14 +387,24 @@ def ExternalWeights : Pass<"qslaw-external-weights", "ModuleOp"> {
     tensors}`; `qslaw-compile` records it in the library's signature so that
     the runtime checks the file it maps. If no global qualifies, no file is
     written and the module is unchanged apart from the attribute
-    (`tensors = 0`). An initializer that is not dense (a resource blob) and
-    `i1` data stay in the module.
+    (`tensors = 0`). Dense attributes and resource blobs (the imported
+    weights) are written from where they are; `i1` data stays in the
+    module.
+
+    With `background`, the file is written on a thread of its own while
+    the compile goes on (the data's hash, which the module records, is
+    computed first); whoever runs the pass waits for it with
+    `qslaw::weights::finishBackgroundWrites()` before it uses the file or
+    links what refers to it (`qslaw-compile` does, before linking). The
+    blobs of the globals it removed are freed when the write ends.
   }];
   let options = [
     Option<"file", "file", "std::string", "\"\"",
            "Path of the weights file to write (required)">,
     Option<"minBytes", "min-bytes", "int64_t", "4096",
            "Constants smaller than this stay in the library">,
+    Option<"background", "background", "bool", "false",
+           "Write the file on a thread of its own (the caller waits for it)">,
   ];
   let dependentDialects = ["::mlir::LLVM::LLVMDialect",
                            "::mlir::memref::MemRefDialect"];

@@ -125,6 +125,8 @@ public:
   Compilation(const CompileOptions &options, mlir::MLIRContext &context,
               llvm::raw_ostream &log, llvm::StringRef tool = "qslaw-compile",
               mlir::TimingManager *timing = nullptr);
+  /// Waits for the weights file (finishWeights).
+  ~Compilation();
 
   /// Phases, in order; each fails with its error reported.
   mlir::LogicalResult import();
@@ -135,6 +137,12 @@ public:
 
   /// All of the above that the options ask for.
   mlir::LogicalResult run();
+
+  /// lower() writes the weights file (--weights=external) on a thread of
+  /// its own while LLVM compiles; emit() waits for it before linking. This
+  /// waits (for a caller that reads the file after lower() alone) and
+  /// reports a failed write.
+  mlir::LogicalResult finishWeights();
 
   mlir::ModuleOp module() { return *module_; }
   /// Told each phase, so that running out of memory names it.

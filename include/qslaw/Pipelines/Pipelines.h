@@ -97,6 +97,13 @@ struct WeightsPipelineOptions : public PassPipelineOptions<Derived> {
                       llvm::cl::desc("With weights-file: smaller constants "
                                      "stay in the library"),
                       llvm::cl::init(4096)};
+  typename PassPipelineOptions<Derived>::template Option<bool>
+      weightsBackground{
+          *this, "weights-background",
+          llvm::cl::desc("With weights-file: write it on a thread of its "
+                         "own while the compile goes on; the caller waits "
+                         "with qslaw::weights::finishBackgroundWrites()"),
+          llvm::cl::init(false)};
 };
 
 /// Options of the CPU pipeline (qslaw-cpu-pipeline).

@@ -28,6 +28,7 @@
 #include "llvm/Support/Error.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -95,6 +96,19 @@ llvm::Expected<Header> parseHeader(llvm::StringRef path, llvm::StringRef file,
 
 /// xxh3_64 of `data` as 16 hex digits.
 std::string hashData(llvm::StringRef data);
+
+/// Writes `writer`'s file on a thread of its own, so that the compile goes
+/// on (LLVM optimisation and code generation) while the kernel copies
+/// gigabytes into the page cache; then runs `release` (which frees what the
+/// writer's views point into). The hash is computed first, on the calling
+/// thread (the library records it).
+void writeInBackground(Writer writer, std::string path,
+                       std::function<void()> release);
+
+/// Waits for every write writeInBackground started; the messages of those
+/// that failed, joined. (At exit, writes nobody waited for are waited for
+/// and their failures printed.)
+llvm::Error finishBackgroundWrites();
 
 } // namespace qslaw::weights
 

@@ -8,6 +8,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Support/Timing.h"
 
+#include <functional>
 #include <string>
 
 namespace qslaw {
@@ -49,6 +50,10 @@ struct CPULibraryOptions {
   /// When set (and enabled), translation, LLVM optimisation, code
   /// generation and linking are timed under it.
   mlir::TimingScope *timing = nullptr;
+  /// Called once the object is generated, before anything links it (the
+  /// driver waits there for the weights file written in the background);
+  /// on failure nothing is linked and the object is removed.
+  std::function<mlir::LogicalResult()> beforeLink;
 };
 
 /// From a module already lowered to the LLVM dialect: adds the packed entry

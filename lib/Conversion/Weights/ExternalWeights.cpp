@@ -132,11 +132,14 @@ struct ExternalWeightsPass
       record("");
       return;
     }
-    if (llvm::Error e = writer.write(file)) {
-      module.emitError("qslaw-external-weights: ") << llvm::toString(std::move(e));
-      return signalPassFailure();
-    }
     record(writer.hash());
+    if (!background) {
+      if (llvm::Error e = writer.write(file)) {
+        module.emitError("qslaw-external-weights: ")
+            << llvm::toString(std::move(e));
+        return signalPassFailure();
+      }
+    }
 
     // One exported pointer, null until the runtime has mapped and checked
     // the file.
@@ -185,8 +188,16 @@ struct ExternalWeightsPass
       if (users.useEmpty(entry.first))
         entry.first.erase();
     // The weights are in the file now: the blobs of the globals erased above
-    // are freed, not carried through LLVM translation.
-    mlir::qslaw::releaseUnusedResourceBlobs(module);
+    // are freed, not carried through LLVM translation (in the background,
+    // once they are written).
+    if (!background) {
+      mlir::qslaw::releaseUnusedResourceBlobs(module);
+      return;
+    }
+    auto blobs = std::make_shared<std::vector<AsmResourceBlob>>(
+        mlir::qslaw::takeUnusedResourceBlobs(module));
+    ::qslaw::weights::writeInBackground(std::move(writer), file,
+                                        [blobs] { blobs->clear(); });
   }
 
   bool qualifies(memref::GlobalOp global) {

@@ -104,7 +104,7 @@ ElementsAttr f32ConstantLike(ElementsAttr like, ArrayRef<int64_t> shape,
   return DenseElementsAttr::get(ty, values);
 }
 
-void releaseUnusedResourceBlobs(Operation *root) {
+std::vector<AsmResourceBlob> takeUnusedResourceBlobs(Operation *root) {
   llvm::StringSet<> used;
   root->walk([&](Operation *op) {
     for (NamedAttribute na : op->getAttrs())
@@ -123,8 +123,16 @@ void releaseUnusedResourceBlobs(Operation *root) {
         dead.push_back(
             const_cast<DialectResourceBlobManager::BlobEntry *>(&kv.second));
   });
-  for (DialectResourceBlobManager::BlobEntry *e : dead)
+  std::vector<AsmResourceBlob> taken;
+  for (DialectResourceBlobManager::BlobEntry *e : dead) {
+    taken.push_back(std::move(*e->getBlob()));
     e->setBlob(AsmResourceBlob());
+  }
+  return taken;
+}
+
+void releaseUnusedResourceBlobs(Operation *root) {
+  (void)takeUnusedResourceBlobs(root);
 }
 
 } // namespace mlir::qslaw

@@ -18,6 +18,7 @@
 #include "mlir/IR/Value.h"
 
 #include <optional>
+#include <vector>
 
 namespace mlir::qslaw {
 
@@ -47,6 +48,10 @@ ElementsAttr f32ConstantLike(ElementsAttr like, ArrayRef<int64_t> shape,
 /// to any more. Passes call it when they have consumed weights (quantised
 /// them, written them out); the data is then no longer held in memory.
 void releaseUnusedResourceBlobs(Operation *root);
+
+/// The same, but the blobs are handed to the caller, which frees them
+/// when it is done with their data (a write still in progress).
+std::vector<AsmResourceBlob> takeUnusedResourceBlobs(Operation *root);
 
 } // namespace mlir::qslaw
 
