@@ -9,7 +9,8 @@ child process (wall clock, ru_maxrss); --timing adds qslaw-compile's
 translation/O3/codegen, link).
 
     .venv/bin/python bench/compile_cpu.py [--models tiny,small,medium,1b]
-        [--what lib,trainer] [--timing] [--outline-layers] [--json FILE]
+        [--what lib,trainer] [--timing] [--flags=--outline-layers=false]
+        [--json FILE]
 
 A model SIZE-d2 (e.g. medium-d2) is SIZE's widths at 2 vision and 2 text
 layers; with both in --models the depth ratio is printed. SIZE-bf16 (e.g.
@@ -32,7 +33,8 @@ from qslaw_tools.runner import ROOT, tool  # noqa: E402
 LAYERS = r".*language_model.*layers.*"
 PHASES = ("Import ONNX", "Graph cleanup", "Quantize weights", "Training step", "Signature",
           "Lower",
-          "Translate to LLVM IR", "LLVM optimisation (O3)", "LLVM code generation", "Link")
+          "Translate to LLVM IR", "LLVM optimisation (O3)", "LLVM code generation",
+          "Wait for the weights file", "Link")
 
 
 def model_path(name, models):
@@ -88,10 +90,11 @@ def main():
     p.add_argument("--timing", action="store_true")
     p.add_argument("--models-dir", default=os.path.join(tempfile.gettempdir(), "qslaw-models"))
     p.add_argument("--json")
-    p.add_argument("--outline-layers", action="store_true",
-                   help="compile with qslaw-compile --outline-layers")
+    p.add_argument("--flags", default="",
+                   help="more qslaw-compile flags, space-separated (use the "
+                        "--flags=... form), e.g. --flags=--outline-layers=false")
     a = p.parse_args()
-    extra = ["--outline-layers"] if a.outline_layers else []
+    extra = a.flags.split()
     rows = []
     with tempfile.TemporaryDirectory() as d:
         for name in a.models.split(","):

@@ -1,5 +1,6 @@
 // RUN: qslaw-opt %s -split-input-file -qslaw-outline-loop-nests="min-ops=4" | FileCheck %s
 // RUN: qslaw-opt %s -split-input-file -qslaw-outline-loop-nests="min-ops=1000" | FileCheck %s --check-prefix=NONE
+// RUN: qslaw-opt %s -split-input-file -qslaw-outline-loop-nests="min-ops=4" -qslaw-merge-identical-functions | FileCheck %s --check-prefix=RATES
 // RUN: qslaw-opt %s -split-input-file -qslaw-outline-loop-nests="min-ops=4" -convert-scf-to-cf -convert-to-llvm -reconcile-unrealized-casts | mlir-translate --split-input-file --mlir-to-llvmir | FileCheck %s --check-prefix=LLVMIR
 
 // A loop nest becomes an internal, never-inlined function: the buffers and
@@ -148,6 +149,43 @@ func.func @freed(%a: memref<4xf32>, %n: index) {
     memref.store %one, %a[%c0] : memref<4xf32>
     memref.store %one, %a[%c1] : memref<4xf32>
     memref.dealloc %a : memref<4xf32>
+  }
+  return
+}
+
+// -----
+
+// A constant that only says where to read (the index of a load, like the
+// learning rate of parameter i at lrs[i]) is passed, not cloned: the nests
+// of two equal-shaped parameters are then identical, and one is kept. The
+// bounds stay constants.
+// RATES-LABEL: func.func @rates(
+// RATES: arith.constant 16 : index
+// RATES-NEXT: %[[I0:.*]] = arith.constant 0 : index
+// RATES-NEXT: call @rates__nest0(%{{.*}}, %[[I0]], %{{.*}})
+// RATES: %[[I1:.*]] = arith.constant 1 : index
+// RATES-NEXT: call @rates__nest0(%{{.*}}, %[[I1]], %{{.*}})
+// RATES: func.func private @rates__nest0(%{{.*}}: memref<2xf32>, %[[AT:.*]]: index, %{{.*}}: memref<16xf32>)
+// RATES-DAG: %[[B0:.*]] = arith.constant 0 : index
+// RATES-DAG: %[[B1:.*]] = arith.constant 1 : index
+// RATES: scf.for %{{.*}} = %[[B0]] to %{{.*}} step %[[B1]]
+// RATES: memref.load %{{.*}}[%[[AT]]]
+// RATES-NOT: func.func private @rates__nest1
+func.func @rates(%lrs: memref<2xf32>, %p0: memref<16xf32>, %p1: memref<16xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c16 = arith.constant 16 : index
+  scf.for %i = %c0 to %c16 step %c1 {
+    %lr = memref.load %lrs[%c0] : memref<2xf32>
+    %x = memref.load %p0[%i] : memref<16xf32>
+    %y = arith.mulf %x, %lr : f32
+    memref.store %y, %p0[%i] : memref<16xf32>
+  }
+  scf.for %i = %c0 to %c16 step %c1 {
+    %lr = memref.load %lrs[%c1] : memref<2xf32>
+    %x = memref.load %p1[%i] : memref<16xf32>
+    %y = arith.mulf %x, %lr : f32
+    memref.store %y, %p1[%i] : memref<16xf32>
   }
   return
 }

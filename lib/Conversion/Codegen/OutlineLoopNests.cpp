@@ -14,10 +14,12 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/OpenMP/OpenMPDialect.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Transforms/RegionUtils.h"
 #include "llvm/ADT/SetVector.h"
+#include "llvm/ADT/TypeSwitch.h"
 
 namespace mlir::qslaw {
 #define GEN_PASS_DEF_OUTLINELOOPNESTS
@@ -51,6 +53,65 @@ bool bareBuffersOnly(ArrayRef<Value> args, Operation *nest) {
         return false;
   return !nest->walk([](memref::DeallocOp) { return WalkResult::interrupt(); })
               .wasInterrupted();
+}
+
+/// Whether `use` is the index of a scalar read (a memref.load, or a 0-d
+/// vector.transfer_read) from a 1-D buffer: a value broadcast over the
+/// nest, read once. (Indices of vector accesses, and of stores, stay
+/// constants: LLVM folds them into addressing.)
+bool isAddressUse(OpOperand &use) {
+  unsigned n = use.getOperandNumber();
+  auto within = [n](OperandRange indices) {
+    return indices.size() == 1 && n == indices.getBeginOperandIndex();
+  };
+  return TypeSwitch<Operation *, bool>(use.getOwner())
+      .Case([&](memref::LoadOp op) { return within(op.getIndices()); })
+      .Case([&](vector::TransferReadOp op) {
+        return op.getVectorType().getRank() == 0 && within(op.getIndices());
+      })
+      .Default(false);
+}
+
+/// Whether every use of `v` inside `nest` is an index of a load or store:
+/// then it is passed, not cloned. Such a constant only says where to read
+/// (the AdamW update of parameter i reads its rate at `lrs[i]`); cloned in,
+/// it would make the otherwise identical nests of equal-shaped parameters
+/// differ, and keep them from merging. Bounds and steps stay constants.
+bool onlyAnAddress(Value v, Operation *nest) {
+  if (!v.getType().isIndex())
+    return false;
+  bool any = false;
+  for (OpOperand &use : v.getUses())
+    if (nest->isAncestor(use.getOwner())) {
+      if (!isAddressUse(use))
+        return false;
+      any = true;
+    }
+  return any;
+}
+
+/// An index constant that the nest uses both as an address and otherwise
+/// (lrs[0], with 0 also a lower bound) gets a copy of its own for the
+/// address uses, which onlyAnAddress then passes.
+void splitAddressConstants(Operation *nest) {
+  llvm::SetVector<Value> captured;
+  getUsedValuesDefinedAbove(nest->getRegions(), captured);
+  for (Value v : captured) {
+    Operation *def = v.getDefiningOp();
+    if (!def || !def->hasTrait<OpTrait::ConstantLike>() ||
+        !v.getType().isIndex() || onlyAnAddress(v, nest))
+      continue;
+    SmallVector<OpOperand *> addresses;
+    for (OpOperand &use : v.getUses())
+      if (nest->isAncestor(use.getOwner()) && isAddressUse(use))
+        addresses.push_back(&use);
+    if (addresses.empty())
+      continue;
+    OpBuilder b(nest);
+    Value copy = b.clone(*def)->getResult(0);
+    for (OpOperand *use : addresses)
+      use->set(copy);
+  }
 }
 
 struct OutlineLoopNestsPass
@@ -89,7 +150,9 @@ struct OutlineLoopNestsPass
   func::FuncOp outline(Operation *nest, func::FuncOp caller, Operation *after,
                       SymbolTable &symbols, int64_t index) {
     // What the nest reads from outside: its operands and the values its
-    // regions capture. Constants are rematerialised in the callee.
+    // regions capture. Constants are rematerialised in the callee, except
+    // those that are only addresses.
+    splitAddressConstants(nest);
     llvm::SetVector<Value> captured;
     for (Value v : nest->getOperands())
       captured.insert(v);
@@ -99,7 +162,7 @@ struct OutlineLoopNestsPass
     for (Value v : captured) {
       Operation *def = v.getDefiningOp();
       if (def && def->hasTrait<OpTrait::ConstantLike>() &&
-          def->getNumResults() == 1)
+          def->getNumResults() == 1 && !onlyAnAddress(v, nest))
         constants.push_back(def);
       else
         args.push_back(v);
