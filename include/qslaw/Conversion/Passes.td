@@ -234,8 +234,12 @@ def OutlineLoopNests : Pass<"qslaw-outline-loop-nests", "ModuleOp"> {
     `@<caller>__nest<N>` with internal linkage, marked `noinline` (so
     LLVM's inliner does not rebuild the giant function). Values the nest reads from outside are
     arguments, except constants, which are cloned into the callee so that
-    loop bounds stay constant there; the nest's results are the callee's
-    results. Run on memrefs, before the LLVM conversion.
+    loop bounds stay constant there; an index constant that is only the
+    index of a scalar read from a 1-D buffer (each parameter's learning
+    rate `lrs[i]` in the optimizer step) is an argument, so that the nests
+    of equal-shaped parameters are identical and can be merged. The nest's
+    results are the callee's results. Run on memrefs, before the LLVM
+    conversion.
   }];
   let options = [
     Option<"minOps", "min-ops", "int64_t", "16",
