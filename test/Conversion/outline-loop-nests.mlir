@@ -189,3 +189,48 @@ func.func @rates(%lrs: memref<2xf32>, %p0: memref<16xf32>, %p1: memref<16xf32>) 
   }
   return
 }
+
+// -----
+
+// Private functions (the layers of qslaw-outline-layers) whose buffers all
+// have static shapes and identity layouts take bare pointers too, unless
+// they free an argument (a bare pointer is not the allocation). Public
+// functions keep the descriptor convention (the C interface).
+// CHECK-LABEL: func.func @layer_caller(
+// CHECK: func.func private @static_layer(%{{.*}}: memref<4xf32>, %{{.*}}: index) attributes {llvm.bareptr}
+// CHECK: func.func private @dynamic_layer(%{{.*}}: memref<?xf32>)
+// CHECK-NOT: llvm.bareptr
+// CHECK: func.func private @freeing_layer(
+// CHECK-NOT: llvm.bareptr
+// CHECK: func.func @public_layer(
+// CHECK-NOT: llvm.bareptr
+func.func @layer_caller(%a: memref<4xf32>, %d: memref<?xf32>, %n: index) {
+  call @static_layer(%a, %n) : (memref<4xf32>, index) -> ()
+  call @dynamic_layer(%d) : (memref<?xf32>) -> ()
+  call @freeing_layer(%a) : (memref<4xf32>) -> ()
+  call @public_layer(%a) : (memref<4xf32>) -> ()
+  return
+}
+func.func private @static_layer(%a: memref<4xf32>, %n: index) {
+  %c0 = arith.constant 0 : index
+  %x = memref.load %a[%n] : memref<4xf32>
+  memref.store %x, %a[%c0] : memref<4xf32>
+  return
+}
+func.func private @dynamic_layer(%a: memref<?xf32>) {
+  %c0 = arith.constant 0 : index
+  %x = memref.load %a[%c0] : memref<?xf32>
+  memref.store %x, %a[%c0] : memref<?xf32>
+  return
+}
+func.func private @freeing_layer(%a: memref<4xf32>) {
+  %v = memref.cast %a : memref<4xf32> to memref<?xf32>
+  memref.dealloc %v : memref<?xf32>
+  return
+}
+func.func @public_layer(%a: memref<4xf32>) {
+  %c0 = arith.constant 0 : index
+  %x = memref.load %a[%c0] : memref<4xf32>
+  memref.store %x, %a[%c0] : memref<4xf32>
+  return
+}

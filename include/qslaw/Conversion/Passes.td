@@ -239,7 +239,9 @@ def OutlineLoopNests : Pass<"qslaw-outline-loop-nests", "ModuleOp"> {
     rate `lrs[i]` in the optimizer step) is an argument, so that the nests
     of equal-shaped parameters are identical and can be merged. The nest's
     results are the callee's results. Run on memrefs, before the LLVM
-    conversion.
+    conversion. Private functions that already exist (the layers of
+    `qslaw-outline-layers`) get `llvm.bareptr` too when all their buffers
+    have static shapes and identity layouts and none is freed inside.
   }];
   let options = [
     Option<"minOps", "min-ops", "int64_t", "16",

@@ -17,6 +17,7 @@
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/SymbolTable.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
 #include "mlir/Transforms/RegionUtils.h"
 #include "llvm/ADT/SetVector.h"
 #include "llvm/ADT/TypeSwitch.h"
@@ -114,6 +115,41 @@ void splitAddressConstants(Operation *nest) {
   }
 }
 
+/// Whether a private function (a layer of qslaw-outline-layers) can take
+/// its buffers as bare pointers: every memref argument of static shape and
+/// identity layout, no memref result, and no argument (or a view of one)
+/// freed inside. Its callers are in the module, so the calling convention
+/// is ours to choose; the descriptor convention passes 3 + 2 * rank
+/// scalars per buffer, and a layer's calls with hundreds of them made
+/// LLVM's instruction selection of the entry functions grow faster than
+/// their size (stores of the outgoing arguments).
+bool barePointerFunction(func::FuncOp f) {
+  if (!f.isPrivate() || f.isExternal() || f->hasAttr("llvm.bareptr"))
+    return false;
+  auto staticIdentity = [](Type t) {
+    auto m = dyn_cast<MemRefType>(t);
+    return !m || (m.hasStaticShape() && m.getLayout().isIdentity());
+  };
+  if (!llvm::all_of(f.getArgumentTypes(), staticIdentity) ||
+      llvm::any_of(f.getResultTypes(),
+                   [](Type t) { return isa<BaseMemRefType>(t); }))
+    return false;
+  Block &entry = f.getBody().front();
+  auto rootIsArgument = [&](Value v) {
+    while (Operation *def = v.getDefiningOp()) {
+      auto view = dyn_cast<ViewLikeOpInterface>(def);
+      if (!view)
+        return false;
+      v = view.getViewSource();
+    }
+    return cast<BlockArgument>(v).getOwner() == &entry;
+  };
+  return !f.walk([&](memref::DeallocOp d) {
+             return rootIsArgument(d.getMemref()) ? WalkResult::interrupt()
+                                                  : WalkResult::advance();
+           }).wasInterrupted();
+}
+
 struct OutlineLoopNestsPass
     : qslaw::impl::OutlineLoopNestsBase<OutlineLoopNestsPass> {
   using Base::Base;
@@ -127,6 +163,9 @@ struct OutlineLoopNestsPass
     }
     SymbolTable symbols(module);
     SmallVector<func::FuncOp> funcs(module.getOps<func::FuncOp>());
+    for (func::FuncOp f : funcs)
+      if (barePointerFunction(f))
+        f->setAttr("llvm.bareptr", UnitAttr::get(module.getContext()));
     for (func::FuncOp f : funcs) {
       if (f.isExternal())
         continue;
