@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <random>
+#include <vector>
 
 using namespace mlir::qslaw::quant;
 
@@ -85,4 +86,36 @@ TEST(QuantMath, ClippingSearchDoesNotHurt) {
   double clipped = err(quantizeMatrix(w.data(), n, k, g, 3, false, 20));
   EXPECT_LE(clipped, plain);
   EXPECT_LT(clipped, 0.95 * plain);
+}
+
+// The vectorised group loop gives quantizeValue's codes: exact halves (ties
+// to even), both clamps, NaN (the zero point), infinities, ratios past
+// 2^24 (where a float sum with z would round), a length that is not a
+// multiple of any vector width; every width's qmax, with zero points.
+TEST(QuantMath, GroupCodesEqualQuantizeValue) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+  for (int64_t qmax : {3, 7, 15, 255})
+    for (int64_t zero : {int64_t(0), qmax / 2 + 1}) {
+      const float s = 0.037f;
+      std::vector<float> w(203);
+      for (float &v : w)
+        v = 1.5f * float(qmax) * s * unit(rng);
+      for (int k = 0; k < 9; ++k) // exact halves
+        w[k] = s * (0.5f + float(k) - 4.0f);
+      w[20] = NAN;
+      w[21] = INFINITY;
+      w[22] = -INFINITY;
+      w[23] = 1e30f;
+      w[24] = -1e30f;
+      w[25] = s * 16777217.0f;
+      w[26] = -s * 16777217.0f;
+      std::vector<uint8_t> got(w.size(), 0xAB);
+      mlir::qslaw::quant::groupCodes(w.data(), int64_t(w.size()), s, zero,
+                                     qmax, got.data());
+      for (size_t i = 0; i < w.size(); ++i)
+        ASSERT_EQ(int64_t(got[i]),
+                  mlir::qslaw::quant::quantizeValue(w[i], s, zero, qmax))
+            << "qmax=" << qmax << " zero=" << zero << " i=" << i;
+    }
 }

@@ -247,10 +247,13 @@ TEST(QMatmulAnyWidth, GradGammaMatchesReference) {
 /// quantize against QuantMath's quantizeValue (the compiler's own constant
 /// folding), code for code: values past the clamp at both ends, halfway
 /// ratios (round half to even), NaN and infinities, a short last group,
-/// with and without zero points; padding bits of the last byte zero.
+/// with and without zero points; padding bits of the last byte zero; on
+/// every instruction set the CPU has (the row loop is compiled for each).
 TEST(QMatmulAnyWidth, QuantizeMatchesQuantMath) {
+  for (const char *isa : {"scalar", "avx2", "avx512"})
   for (int bits : {2, 3, 4, 8})
     for (bool withZeros : {true, false}) {
+      SCOPED_TRACE(qslaw_ukernel_force_isa(isa));
       const int64_t N = 7, K = 101, G = 32, J = (K + G - 1) / G;
       const int64_t qmax = (1 << bits) - 1;
       Data d = make({1, N, K, G, withZeros, 0}, bits, unsigned(60 + bits));
@@ -286,6 +289,7 @@ TEST(QMatmulAnyWidth, QuantizeMatchesQuantMath) {
       if (perByte(bits) > 1 && used % 8)
         EXPECT_EQ(codes.back() >> (used % 8), 0) << bits;
     }
+  qslaw_ukernel_force_isa(nullptr);
 }
 
 /// Rows split over threads in blocks that start on a byte: the codes are

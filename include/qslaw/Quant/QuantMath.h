@@ -19,6 +19,11 @@ float roundHalfEven(float v);
 /// reference implementations.
 int64_t quantizeValue(float w, float s, int64_t z, int64_t qmax);
 
+/// quantizeValue of `len` weights into `out` (bytes), vectorised: the same
+/// codes (qmax at most 255).
+void groupCodes(const float *src, int64_t len, float scale, int64_t zero,
+                int64_t qmax, uint8_t *out);
+
 /// s * (q - z), in f32.
 inline float dequantizeValue(int64_t q, float s, int64_t z) {
   return s * static_cast<float>(q - z);
