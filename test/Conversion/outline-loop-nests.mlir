@@ -194,16 +194,21 @@ func.func @rates(%lrs: memref<2xf32>, %p0: memref<16xf32>, %p1: memref<16xf32>) 
 
 // Private functions (the layers of qslaw-outline-layers) whose buffers all
 // have static shapes and identity layouts take bare pointers too, unless
-// they free an argument (a bare pointer is not the allocation). Public
-// functions keep the descriptor convention (the C interface).
+// they free an argument (a bare pointer is not the allocation). A public
+// function keeps the descriptor convention (the C interface); when another
+// function calls it, its body moves into a private function, which that
+// caller calls with bare pointers.
 // CHECK-LABEL: func.func @layer_caller(
+// CHECK: call @public_layer__body(
 // CHECK: func.func private @static_layer(%{{.*}}: memref<4xf32>, %{{.*}}: index) attributes {llvm.bareptr}
 // CHECK: func.func private @dynamic_layer(%{{.*}}: memref<?xf32>)
 // CHECK-NOT: llvm.bareptr
 // CHECK: func.func private @freeing_layer(
 // CHECK-NOT: llvm.bareptr
-// CHECK: func.func @public_layer(
-// CHECK-NOT: llvm.bareptr
+// CHECK: func.func @public_layer(%[[P:.*]]: memref<4xf32>) {
+// CHECK-NEXT: call @public_layer__body(%[[P]])
+// CHECK-NEXT: return
+// CHECK: func.func private @public_layer__body(%{{.*}}: memref<4xf32>) attributes {llvm.bareptr, llvm.linkage = #llvm.linkage<internal>, passthrough = ["noinline"]}
 func.func @layer_caller(%a: memref<4xf32>, %d: memref<?xf32>, %n: index) {
   call @static_layer(%a, %n) : (memref<4xf32>, index) -> ()
   call @dynamic_layer(%d) : (memref<?xf32>) -> ()

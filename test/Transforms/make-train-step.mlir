@@ -3,7 +3,7 @@
 // The four entries, the parameter turned into an argument, the generic rule
 // (x * p -> dy * x reduced over the broadcast rows) and one AdamW. The
 // forward and backward exist once: @forward calls @forward_params with the
-// initial value, @train_step calls @grad_step.
+// initial value, @train_step calls @grad_step and @apply_step.
 // CHECK-LABEL: func.func @forward(
 // CHECK-SAME: %[[X:.*]]: tensor<3x4xf32>) -> tensor<3x4xf32>
 // CHECK-NEXT: %[[P0:.*]] = arith.constant dense<{{\[\[}}1.000000e+00, 2.000000e+00, 3.000000e+00, 4.000000e+00]]> : tensor<1x4xf32>
@@ -17,7 +17,8 @@
 // CHECK: linalg.generic {{.*}}iterator_types = ["reduction", "parallel"]
 // CHECK-LABEL: func.func @train_step(%{{.*}}: tensor<1x4xf32>, %{{.*}}: tensor<1x4xf32>, %{{.*}}: tensor<1x4xf32>, %{{.*}}: tensor<1xf32>, %{{.*}}: tensor<f32>, %{{.*}}: tensor<3x4xf32>) -> (tensor<f32>, tensor<f32>, tensor<1x4xf32>, tensor<1x4xf32>, tensor<1x4xf32>)
 // CHECK: %[[G:.*]]:2 = call @grad_step(
-// CHECK: qslaw.adamw {{.*}}%[[G]]#1
+// CHECK: %[[U:.*]]:4 = call @apply_step(%{{.*}}, %{{.*}}, %{{.*}}, %[[G]]#1, %{{.*}}, %{{.*}})
+// CHECK: return %[[G]]#0, %[[U]]#0, %[[U]]#1, %[[U]]#2, %[[U]]#3
 // Gradient accumulation: acc + weight * grad, then AdamW from the sum.
 // CHECK: func.func @accumulate_grads(%{{.*}}: tensor<1x4xf32>, %{{.*}}: tensor<1x4xf32>, %[[W:.*]]: tensor<f32>) -> tensor<1x4xf32>
 // CHECK-SAME: qslaw.inputs = ["acc.p", "grad.p", "weight"], qslaw.outputs = ["new.acc.p"]

@@ -749,8 +749,17 @@ struct MakeTrainStepPass
       gradArgs.push_back(a.back());
     auto call = func::CallOp::create(fb, f.getLoc(), gradStep, gradArgs);
     ValueRange grads = call.getResults().drop_front();
+    // And the update is @apply_step's (built after this function), with
+    // the gradient as the accumulated one: the optimizer's code, per
+    // trainable tensor, exists once too.
+    SmallVector<Value> applyArgs(a.take_front(3 * p));
+    llvm::append_range(applyArgs, grads);
+    applyArgs.append({lrs, step});
+    SmallVector<Type> applyResults(results.begin() + 1, results.end());
+    auto update = func::CallOp::create(fb, f.getLoc(), "apply_step",
+                                       applyResults, applyArgs);
     SmallVector<Value> rets{call.getResult(0)};
-    adamwStep(fb, f.getLoc(), a, grads, lrs, step, rets);
+    llvm::append_range(rets, update.getResults());
     func::ReturnOp::create(fb, f.getLoc(), rets);
     return success();
   }
