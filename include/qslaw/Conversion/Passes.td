@@ -241,7 +241,11 @@ def OutlineLoopNests : Pass<"qslaw-outline-loop-nests", "ModuleOp"> {
     results are the callee's results. Run on memrefs, before the LLVM
     conversion. Private functions that already exist (the layers of
     `qslaw-outline-layers`) get `llvm.bareptr` too when all their buffers
-    have static shapes and identity layouts and none is freed inside.
+    have static shapes and identity layouts and none is freed inside. A
+    public function that another function calls (`@train_step` calls
+    `@grad_step` and `@apply_step`) keeps its signature, the C interface,
+    but its body moves into a private `@<name>__body` that its callers
+    call, with bare pointers.
   }];
   let options = [
     Option<"minOps", "min-ops", "int64_t", "16",

@@ -106,13 +106,15 @@ def MakeTrainStep : Pass<"qslaw-make-train-step", "ModuleOp"> {
     * `@train_step(params..., exp_avg..., exp_avg_sq..., lrs, step,
       inputs..., labels) -> (loss, grad_sq_norm, params'..., exp_avg'...,
       exp_avg_sq'...)`: loss, gradients and one `qslaw.adamw` per trainable
-      tensor; `lrs : tensor<P x f32>` holds one learning rate per trainable
-      tensor (schedules stay on the host), `step` is the 1-based step.
+      tensor (those of `@apply_step`, which it calls); `lrs : tensor<P x
+      f32>` holds one learning rate per trainable tensor (schedules stay on
+      the host), `step` is the 1-based step.
 
     The model is cloned twice, into `@forward_params` and `@grad_step`:
-    `@train_step` calls `@grad_step`, and `entry` itself becomes a call of
-    `@forward_params` with the initial values, so that the library holds
-    one forward and one backward however many entries use them.
+    `@train_step` calls `@grad_step` and then `@apply_step` with the
+    gradients, and `entry` itself becomes a call of `@forward_params` with
+    the initial values, so that the library holds one forward, one backward
+    and one optimizer step however many entries use them.
 
     Trainable: the scales of every `qslaw.qmatmul` whose layer (its
     `qslaw.layer` attribute) matches `scales` — `s` itself in `scale` mode,
