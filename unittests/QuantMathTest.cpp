@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <random>
 #include <vector>
 
@@ -117,5 +118,41 @@ TEST(QuantMath, GroupCodesEqualQuantizeValue) {
         ASSERT_EQ(int64_t(got[i]),
                   mlir::qslaw::quant::quantizeValue(w[i], s, zero, qmax))
             << "qmax=" << qmax << " zero=" << zero << " i=" << i;
+    }
+}
+
+// The vectorised min/max equals a scan in order with std::min/std::max:
+// lengths around the 16 lanes, infinities, zeros of both signs (equal as
+// values: no quantisation parameter depends on a zero's sign), and NaN at
+// the start, inside and at the end (then the scan itself decides).
+TEST(QuantMath, GroupRangeEqualsAScanInOrder) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> unit(-3.0f, 3.0f);
+  for (int64_t len : {1, 5, 16, 17, 33, 128, 203})
+    for (int special = 0; special < 6; ++special) {
+      std::vector<float> w(static_cast<size_t>(len));
+      for (float &v : w)
+        v = unit(rng);
+      const int64_t at = len / 2;
+      switch (special) {
+      case 1: w[at] = INFINITY; w[0] = -INFINITY; break;
+      case 2: for (float &v : w) v = (&v - w.data()) % 2 ? 0.0f : -0.0f; break;
+      case 3: w[0] = NAN; break;
+      case 4: w[at] = NAN; break;
+      case 5: w[len - 1] = NAN; break;
+      default: break;
+      }
+      float lo = w[0], hi = w[0];
+      for (int64_t i = 1; i < len; ++i) {
+        lo = std::min(lo, w[i]);
+        hi = std::max(hi, w[i]);
+      }
+      float glo = 0, ghi = 0;
+      mlir::qslaw::quant::groupRange(w.data(), len, glo, ghi);
+      auto same = [](float a, float b) {
+        return (std::isnan(a) && std::isnan(b)) || a == b;
+      };
+      EXPECT_TRUE(same(glo, lo)) << "len=" << len << " case=" << special;
+      EXPECT_TRUE(same(ghi, hi)) << "len=" << len << " case=" << special;
     }
 }

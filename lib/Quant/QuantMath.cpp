@@ -48,20 +48,105 @@ groupCodesAvx512(const float *src, int64_t len, float s, float z, float qmax,
 #endif
 #undef QSLAW_GROUP_CODES_BODY
 
-using GroupCodesFn = void (*)(const float *, int64_t, float, float, float,
-                              uint8_t *);
-GroupCodesFn groupCodesFn() {
+// A group's min and max in 16 independent lanes (so that the loop
+// vectorises; the sequential scan's comparisons are kept per lane), and
+// whether it holds a NaN, in which case the caller scans it in order. Without
+// NaN the lanes' min and max are the scan's, up to the sign of a zero, which
+// no quantisation parameter depends on.
+#define QSLAW_GROUP_RANGE_BODY                                                 \
+  float los[16], his[16];                                                      \
+  bool nan = false;                                                            \
+  for (int l = 0; l < 16; ++l)                                                 \
+    los[l] = his[l] = src[0];                                                  \
+  int64_t i = 0;                                                               \
+  for (; i + 16 <= len; i += 16)                                               \
+    for (int l = 0; l < 16; ++l) {                                             \
+      const float x = src[i + l];                                              \
+      nan |= x != x;                                                           \
+      los[l] = x < los[l] ? x : los[l];                                        \
+      his[l] = x > his[l] ? x : his[l];                                        \
+    }                                                                          \
+  for (; i < len; ++i) {                                                       \
+    const float x = src[i];                                                    \
+    nan |= x != x;                                                             \
+    los[0] = x < los[0] ? x : los[0];                                          \
+    his[0] = x > his[0] ? x : his[0];                                          \
+  }                                                                            \
+  for (int l = 1; l < 16; ++l) {                                               \
+    los[0] = los[l] < los[0] ? los[l] : los[0];                                \
+    his[0] = his[l] > his[0] ? his[l] : his[0];                                \
+  }                                                                            \
+  lo = los[0];                                                                 \
+  hi = his[0];                                                                 \
+  return !nan;
+
+bool groupRangeBaseline(const float *src, int64_t len, float &lo, float &hi) {
+  QSLAW_GROUP_RANGE_BODY
+}
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) bool
+groupRangeAvx2(const float *src, int64_t len, float &lo, float &hi) {
+  QSLAW_GROUP_RANGE_BODY
+}
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) bool
+groupRangeAvx512(const float *src, int64_t len, float &lo, float &hi) {
+  QSLAW_GROUP_RANGE_BODY
+}
+#endif
+#undef QSLAW_GROUP_RANGE_BODY
+
+int bestIsa() { // 0 baseline, 1 AVX2, 2 AVX-512
 #if defined(__x86_64__)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512vl"))
-    return groupCodesAvx512;
+    return 2;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return 1;
+#endif
+  return 0;
+}
+
+using GroupCodesFn = void (*)(const float *, int64_t, float, float, float,
+                              uint8_t *);
+GroupCodesFn groupCodesFn() {
+#if defined(__x86_64__)
+  switch (bestIsa()) {
+  case 2:
+    return groupCodesAvx512;
+  case 1:
     return groupCodesAvx2;
+  }
 #endif
   return groupCodesBaseline;
 }
+
+using GroupRangeFn = bool (*)(const float *, int64_t, float &, float &);
+GroupRangeFn groupRangeFn() {
+#if defined(__x86_64__)
+  switch (bestIsa()) {
+  case 2:
+    return groupRangeAvx512;
+  case 1:
+    return groupRangeAvx2;
+  }
+#endif
+  return groupRangeBaseline;
+}
 } // namespace
+
+void groupRange(const float *src, int64_t len, float &lo, float &hi) {
+  static const GroupRangeFn fn = groupRangeFn();
+  if (len > 0 && fn(src, len, lo, hi))
+    return;
+  // In order, as the NaNs fall (std::min/max keep the first operand when a
+  // comparison with NaN is false).
+  lo = hi = src[0];
+  for (int64_t i = 1; i < len; ++i) {
+    lo = std::min(lo, src[i]);
+    hi = std::max(hi, src[i]);
+  }
+}
 
 void groupCodes(const float *src, int64_t len, float scale, int64_t zero,
                 int64_t qmax, uint8_t *out) {
@@ -100,11 +185,8 @@ QuantizedMatrix quantizeMatrix(const float *w, int64_t n, int64_t k,
     for (int64_t grp = 0; grp < j; ++grp) {
       const float *src = w + row * k + grp * g;
       int64_t len = std::min(g, k - grp * g);
-      float lo = src[0], hi = src[0];
-      for (int64_t i = 1; i < len; ++i) {
-        lo = std::min(lo, src[i]);
-        hi = std::max(hi, src[i]);
-      }
+      float lo, hi;
+      groupRange(src, len, lo, hi);
       GroupParams best = minMaxParams(lo, hi, qmax, symmetric, symZero);
       if (clipSteps > 0) {
         // Reconstruction-error search over shrink factors alpha in (0.5, 1].

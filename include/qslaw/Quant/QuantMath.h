@@ -24,6 +24,10 @@ int64_t quantizeValue(float w, float s, int64_t z, int64_t qmax);
 void groupCodes(const float *src, int64_t len, float scale, int64_t zero,
                 int64_t qmax, uint8_t *out);
 
+/// The min and max of `len` (> 0) weights, vectorised: those of a scan in
+/// order with std::min/std::max (NaN included), up to the sign of a zero.
+void groupRange(const float *src, int64_t len, float &lo, float &hi);
+
 /// s * (q - z), in f32.
 inline float dequantizeValue(int64_t q, float s, int64_t z) {
   return s * static_cast<float>(q - z);
