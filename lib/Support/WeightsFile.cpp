@@ -55,6 +55,18 @@ void Writer::forEachRun(function_ref<void(StringRef)> emit) const {
   }
 }
 
+void Writer::copyViewsUnless(function_ref<bool(StringRef)> outlives) {
+  for (Piece &p : pieces) {
+    bool ownCopy = llvm::any_of(owned, [&](const std::unique_ptr<std::string> &s) {
+      return s->data() == p.bytes.data();
+    });
+    if (ownCopy || outlives(p.bytes))
+      continue;
+    owned.push_back(std::make_unique<std::string>(p.bytes.str()));
+    p.bytes = *owned.back();
+  }
+}
+
 const std::string &Writer::hash() const {
   if (cachedHash)
     return *cachedHash;

@@ -61,6 +61,10 @@ public:
   /// write() or hash() (e.g. an MLIR attribute's storage).
   uint64_t addView(llvm::StringRef name, llvm::StringRef type,
                    llvm::StringRef bytes, uint64_t alignment = 0);
+  /// Replaces every view for which `outlives(bytes)` is false by a copy of
+  /// its own: for a writer that may run after what its views point into is
+  /// freed (a background write, when the caller's MLIRContext goes first).
+  void copyViewsUnless(llvm::function_ref<bool(llvm::StringRef)> outlives);
   uint64_t dataBytes() const { return size; }
   size_t numTensors() const { return tensors.size(); }
   /// The data's xxh3_64 as 16 hex digits (computed once per content: the

@@ -196,6 +196,16 @@ struct ExternalWeightsPass
     }
     auto blobs = std::make_shared<std::vector<AsmResourceBlob>>(
         mlir::qslaw::takeUnusedResourceBlobs(module));
+    // The thread owns what it reads: the blobs taken above, and a copy of
+    // everything else (dense attributes live in the MLIRContext, which a
+    // tool that never waits, like qslaw-opt, destroys before exit).
+    writer.copyViewsUnless([&](StringRef bytes) {
+      return llvm::any_of(*blobs, [&](const AsmResourceBlob &b) {
+        ArrayRef<char> d = b.getData();
+        return bytes.data() >= d.data() &&
+               bytes.data() + bytes.size() <= d.data() + d.size();
+      });
+    });
     ::qslaw::weights::writeInBackground(std::move(writer), file,
                                         [blobs] { blobs->clear(); });
   }
