@@ -107,36 +107,27 @@ int bestIsa() { // 0 baseline, 1 AVX2, 2 AVX-512
   return 0;
 }
 
-using GroupCodesFn = void (*)(const float *, int64_t, float, float, float,
-                              uint8_t *);
-GroupCodesFn groupCodesFn() {
-#if defined(__x86_64__)
+/// The variant compiled for the CPU this runs on.
+template <typename Fn> Fn forThisCpu(Fn avx512, Fn avx2, Fn baseline) {
   switch (bestIsa()) {
   case 2:
-    return groupCodesAvx512;
+    return avx512;
   case 1:
-    return groupCodesAvx2;
+    return avx2;
+  default:
+    return baseline;
   }
-#endif
-  return groupCodesBaseline;
 }
-
-using GroupRangeFn = bool (*)(const float *, int64_t, float &, float &);
-GroupRangeFn groupRangeFn() {
 #if defined(__x86_64__)
-  switch (bestIsa()) {
-  case 2:
-    return groupRangeAvx512;
-  case 1:
-    return groupRangeAvx2;
-  }
+#define QSLAW_FOR_THIS_CPU(name)                                               \
+  forThisCpu(name##Avx512, name##Avx2, name##Baseline)
+#else
+#define QSLAW_FOR_THIS_CPU(name) name##Baseline
 #endif
-  return groupRangeBaseline;
-}
 } // namespace
 
 void groupRange(const float *src, int64_t len, float &lo, float &hi) {
-  static const GroupRangeFn fn = groupRangeFn();
+  static const auto fn = QSLAW_FOR_THIS_CPU(groupRange);
   if (len > 0 && fn(src, len, lo, hi))
     return;
   // In order, as the NaNs fall (std::min/max keep the first operand when a
@@ -150,7 +141,7 @@ void groupRange(const float *src, int64_t len, float &lo, float &hi) {
 
 void groupCodes(const float *src, int64_t len, float scale, int64_t zero,
                 int64_t qmax, uint8_t *out) {
-  static const GroupCodesFn fn = groupCodesFn();
+  static const auto fn = QSLAW_FOR_THIS_CPU(groupCodes);
   fn(src, len, scale, float(zero), float(qmax), out);
 }
 

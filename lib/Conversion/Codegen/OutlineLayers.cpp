@@ -54,6 +54,8 @@ constexpr llvm::StringLiteral kNameAttrs[] = {"qslaw.layer", "qslaw.node",
                                               "qslaw.weight", "qslaw.name"};
 constexpr llvm::StringLiteral kUkernelOperandAttr = "qslaw.ukernel_operand";
 
+bool isBuffer(Value v) { return isa<BaseMemRefType>(v.getType()); }
+
 struct OutlineLayersPass : qslaw::impl::OutlineLayersBase<OutlineLayersPass> {
   using Base::Base;
 
@@ -154,7 +156,6 @@ struct OutlineLayersPass : qslaw::impl::OutlineLayersBase<OutlineLayersPass> {
       return d && inRun.contains(d);
     };
     for (Operation *op : run) {
-      auto isBuffer = [](Value v) { return isa<BaseMemRefType>(v.getType()); };
       if (isMemoryEffectFree(op) && llvm::none_of(op->getOperands(), isBuffer) &&
           llvm::none_of(op->getResults(), isBuffer))
         continue;
@@ -238,7 +239,6 @@ struct OutlineLayersPass : qslaw::impl::OutlineLayersBase<OutlineLayersPass> {
     // Ops on buffers are not values: an alloc reads nothing, yet the
     // tensor made from it holds what a call wrote there.
     auto onBuffers = [](Operation *op) {
-      auto isBuffer = [](Value v) { return isa<BaseMemRefType>(v.getType()); };
       return !isMemoryEffectFree(op) ||
              llvm::any_of(op->getOperands(), isBuffer) ||
              llvm::any_of(op->getResults(), isBuffer);
