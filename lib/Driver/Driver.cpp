@@ -289,6 +289,27 @@ static std::string programHash(mlir::ModuleOp module) {
   return h.hex();
 }
 
+/// How the library's packed entry (CPULibrary.cpp) calls an entry. On the
+/// CPU, an entry whose tensors all have static shapes takes bare pointers
+/// (`llvm.bareptr`): the runtime's descriptors always have offset 0 and the
+/// static sizes, so the packed entry passes each one's aligned pointer. With
+/// the C interface instead, each buffer was 3 + 2 * rank scalars through a
+/// wrapper; a trainer's optimizer entries have hundreds of buffers, and
+/// that marshalling grew the compile with the trainable tensors. Otherwise
+/// (dynamic shapes, the CUDA host code) the C interface.
+static void markEntryABI(mlir::func::FuncOp f, bool cpu) {
+  auto isStatic = [](mlir::Type t) {
+    auto rt = dyn_cast<mlir::RankedTensorType>(t);
+    return rt && rt.hasStaticShape();
+  };
+  mlir::FunctionType ft = f.getFunctionType();
+  bool bare = cpu &&
+              llvm::all_of(ft.getInputs(), isStatic) &&
+              llvm::all_of(ft.getResults(), isStatic);
+  f->setAttr(bare ? "llvm.bareptr" : "llvm.emit_c_interface",
+             mlir::UnitAttr::get(f.getContext()));
+}
+
 LogicalResult Compilation::buildSignature() {
   if (!options_.binary())
     return success();
@@ -299,13 +320,12 @@ LogicalResult Compilation::buildSignature() {
     return fail("internal error: no entry function @" + entryName);
   qslaw::ModelSignature sig = qslaw::buildSignature(entry);
   sig.target = options_.target == Target::CUDA ? "cuda" : "cpu";
-  // The library's packed entries call the C interfaces.
-  auto cInterface = mlir::UnitAttr::get(&context_);
-  entry->setAttr("llvm.emit_c_interface", cInterface);
+  const bool cpu = options_.target == Target::CPU;
+  markEntryABI(entry, cpu);
   if (options_.training()) {
     for (const std::string &name : trainEntries_)
       if (auto f = module_->lookupSymbol<mlir::func::FuncOp>(name))
-        f->setAttr("llvm.emit_c_interface", cInterface);
+        markEntryABI(f, cpu);
     // The entry's signature plus the other functions and the training record.
     qslaw::addFunctionSignatures(sig, *module_, trainEntries_);
     qslaw::TrainingRecord &train =

@@ -164,8 +164,11 @@ void mlir::qslaw::buildCPUBufferizationPipeline(
   addBufferize(pm);
   if (options.parallel)
     pm.nest<func::FuncOp>().addPass(createForallToParallelLoopPass());
-  if (options.outParams)
+  if (options.outParams) {
     addResultsToOutParams(pm);
+    // A returned call result is computed in the out parameter, not copied.
+    pm.nest<func::FuncOp>().addPass(createForwardOutParams());
+  }
   // Deallocations at each buffer's last use, not at the function's end.
   bufferization::buildBufferDeallocationPipeline(pm);
   {

@@ -133,33 +133,52 @@ void addFunctionSignatures(ModelSignature &sig, ModuleOp module,
 }
 
 /// qslaw_entry_packed(void **args): args[i] points to the i-th descriptor
-/// pointer; calls _mlir_ciface_<entry>(desc0, desc1, ...).
+/// pointer (qslaw/Runtime/TensorAbi.h: offset 0, the static sizes). It
+/// calls the entry itself with each descriptor's aligned pointer when the
+/// entry takes bare pointers (`llvm.bareptr`, set by the driver), else
+/// _mlir_ciface_<entry>(desc0, desc1, ...).
 static LogicalResult addPackedEntry(ModuleOp module, StringRef entry,
                                     StringRef symbol) {
   MLIRContext *ctx = module.getContext();
   OpBuilder b(ctx);
   b.setInsertionPointToEnd(module.getBody());
   Location loc = module.getLoc();
+  auto ptr = LLVM::LLVMPointerType::get(ctx);
   auto ciface = module.lookupSymbol<LLVM::LLVMFuncOp>(("_mlir_ciface_" +
                                                        entry).str());
-  if (!ciface)
-    return emitError(loc) << "no C interface for entry '" << entry
-                          << "' in the lowered module";
-  auto ptr = LLVM::LLVMPointerType::get(ctx);
+  auto bare = module.lookupSymbol<LLVM::LLVMFuncOp>(entry);
+  if (ciface)
+    bare = nullptr;
+  else if (bare && !llvm::all_of(bare.getArgumentTypes(),
+                                 [&](Type t) { return t == ptr; }))
+    bare = nullptr;
+  LLVM::LLVMFuncOp callee = ciface ? ciface : bare;
+  if (!callee)
+    return emitError(loc) << "no C interface or bare-pointer function for "
+                          << "entry '" << entry << "' in the lowered module";
   auto voidTy = LLVM::LLVMVoidType::get(ctx);
   auto fn = LLVM::LLVMFuncOp::create(b, loc, symbol,
                                      LLVM::LLVMFunctionType::get(voidTy, {ptr}));
   Block *body = fn.addEntryBlock(b);
   b.setInsertionPointToStart(body);
   SmallVector<Value> args;
-  for (unsigned i = 0; i < ciface.getNumArguments(); ++i) {
+  for (unsigned i = 0; i < callee.getNumArguments(); ++i) {
     Value slot = LLVM::GEPOp::create(b, loc, ptr, ptr, body->getArgument(0),
                                      ArrayRef<LLVM::GEPArg>{int32_t(i)});
     Value descPtrPtr = LLVM::LoadOp::create(b, loc, ptr, slot);
-    args.push_back(LLVM::LoadOp::create(b, loc, ptr, descPtrPtr));
+    Value descPtr = LLVM::LoadOp::create(b, loc, ptr, descPtrPtr);
+    if (bare) // the descriptor's second field: the aligned pointer
+      descPtr = LLVM::LoadOp::create(
+          b, loc, ptr,
+          LLVM::GEPOp::create(b, loc, ptr, ptr, descPtr,
+                              ArrayRef<LLVM::GEPArg>{int32_t(1)}));
+    args.push_back(descPtr);
   }
-  LLVM::CallOp::create(b, loc, ciface, args);
+  LLVM::CallOp::create(b, loc, callee, args);
   LLVM::ReturnOp::create(b, loc, ValueRange{});
+  // Reached through the packed entry only, as the C interface was.
+  if (bare)
+    bare.setLinkage(LLVM::Linkage::Internal);
   return success();
 }
 

@@ -19,6 +19,8 @@
 // CPU-NEXT: one-shot-bufferize{{.*}}bufferize-function-boundaries=true{{.*}}function-boundary-type-conversion=identity-layout-map
 // CPU: scf-forall-to-parallel
 // CPU: buffer-results-to-out-params{add-result-attr=false hoist-dynamic-allocs=false hoist-static-allocs=true modify-public-functions=true},
+// CPU-NEXT: func.func(
+// CPU-NEXT: qslaw-forward-out-params
 // CPU: ownership-based-buffer-deallocation
 // CPU: qslaw-early-dealloc
 // CPU: convert-linalg-to-loops,
@@ -46,6 +48,7 @@
 // DEFAULT-NEXT: qslaw-merge-identical-functions,
 // DEFAULT-NOT: scf-forall-to-parallel
 // DEFAULT: buffer-results-to-out-params{{.*}}hoist-static-allocs=true
+// DEFAULT: qslaw-forward-out-params
 // DEFAULT-NOT: convert-scf-to-openmp
 // DEFAULT: qslaw-outline-loop-nests{min-ops=16},
 // DEFAULT-NEXT: qslaw-merge-identical-functions

@@ -216,6 +216,29 @@ def EarlyDealloc : Pass<"qslaw-early-dealloc", "func::FuncOp"> {
   let dependentDialects = ["::mlir::memref::MemRefDialect"];
 }
 
+def ForwardOutParams : Pass<"qslaw-forward-out-params", "func::FuncOp"> {
+  let summary = "Compute a result in the caller's out parameter instead of copying it there";
+  let description = [{
+    Run after `buffer-results-to-out-params`. That pass hoists a returned
+    `memref.alloc` into the out parameter, but a value returned by a call
+    (whose results it turns into out parameters of its own, allocated at
+    the call) is still allocated and then copied: `@train_step` returning
+    what `@apply_step__body` computes copied every parameter and moment
+    each step (179 copies and allocations on the 250 M-parameter LLaVA's
+    trainer), and `@grad_step__body` copied each gradient a layer call
+    wrote.
+
+    `memref.copy %buf, %out` is removed, and `%buf` replaced by `%out`,
+    when `%out` is an argument of the function whose only use is the copy
+    (an out parameter), `%buf` is a `memref.alloc` of the same static type
+    in the same block, and every other use of `%buf` is in that block
+    before the copy and makes no view of it (a `memref.dealloc` after it
+    is erased). Out parameters are assumed not to alias the inputs, as
+    `buffer-results-to-out-params{hoist-static-allocs}` already assumes.
+  }];
+  let dependentDialects = ["::mlir::memref::MemRefDialect"];
+}
+
 def OutlineLoopNests : Pass<"qslaw-outline-loop-nests", "ModuleOp"> {
   let summary = "Move each large top-level loop nest of a function into its own function";
   let description = [{
