@@ -124,6 +124,9 @@ bool CompileOptions::validate(std::string &error) const {
                Twine(emit == Emit::Mlir ? "mlir" : "onnx-mlir"));
   if (weightsMinBytes < 0)
     return bad("--weights-min-bytes must be >= 0");
+  if (outlineMinOps < 0)
+    return bad("--outline-min-ops must be >= 0 (0: no loop nest outlined), "
+               "not " + Twine(outlineMinOps));
   if (maxRssMiB < -1)
     return bad("--max-rss must be >= 0 MiB (0: no limit), not " +
                Twine(maxRssMiB));
@@ -417,6 +420,7 @@ LogicalResult Compilation::lower() {
     popts.parallel = options_.parallel;
     popts.mergeFunctions = options_.mergeFunctions;
     popts.outlineLayers = options_.outlineLayers;
+    popts.outlineMinOps = options_.outlineMinOps;
     popts.libraryGemm = options_.gemmMinFlops >= 0;
     popts.gemmMinFlops = std::max<int64_t>(options_.gemmMinFlops, 0);
     popts.gemmLabelRows = options_.gemmLabelRows;

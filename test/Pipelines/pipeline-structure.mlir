@@ -50,7 +50,7 @@
 // DEFAULT: buffer-results-to-out-params{{.*}}hoist-static-allocs=true
 // DEFAULT: qslaw-forward-out-params
 // DEFAULT-NOT: convert-scf-to-openmp
-// DEFAULT: qslaw-outline-loop-nests{min-ops=16},
+// DEFAULT: qslaw-outline-loop-nests{min-ops=8},
 // DEFAULT-NEXT: qslaw-merge-identical-functions
 // DEFAULT-NOT: qslaw-external-weights
 // DEFAULT: )

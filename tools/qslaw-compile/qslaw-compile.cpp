@@ -105,6 +105,13 @@ static cl::opt<bool> outlineLayers(
              "the numbers are the inline build's bit for bit. "
              "--outline-layers=false keeps every layer inline"),
     cl::init(true));
+static cl::opt<int64_t> outlineMinOps(
+    cl::cat(compileCat), "outline-min-ops",
+    cl::desc("--target=cpu: each top-level loop nest of at least this many "
+             "operations becomes a function of its own, compiled once for "
+             "all identical nests (default 8; 0: none). Smaller functions "
+             "compile faster in LLVM; the numbers do not change"),
+    cl::init(8));
 static cl::opt<int64_t> maxRss(
     cl::cat(compileCat), "max-rss",
     cl::desc("Stop with an error naming the phase when the compiler's "
@@ -238,6 +245,7 @@ int main(int argc, char **argv) {
   o.parallel = parallelLoops;
   o.mergeFunctions = mergeFunctions;
   o.outlineLayers = outlineLayers;
+  o.outlineMinOps = outlineMinOps;
   o.maxRssMiB = maxRss;
   o.gemmMinFlops = gemmMinFlops;
   o.gemmLabelRows = gemmLabelRows;

@@ -85,6 +85,9 @@ struct CompileOptions {
   /// layers), so identical layers are lowered once; the numbers are the
   /// inline build's (docs/Pipeline.md).
   bool outlineLayers = true;
+  /// Top-level loop nests of at least this many ops become functions of
+  /// their own (qslaw-outline-loop-nests; 0: none).
+  int64_t outlineMinOps = 8;
   /// Resident memory past which the compile stops with an error naming
   /// its phase (MemoryGuard), in MiB; -1: the memory available at start,
   /// 0: no limit.

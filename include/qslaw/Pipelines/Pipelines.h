@@ -151,7 +151,7 @@ struct CPUPipelineOptions : public WeightsPipelineOptions<CPUPipelineOptions> {
       llvm::cl::desc("Top-level loop nests of at least this many operations "
                      "become no_inline functions of their own "
                      "(qslaw-outline-loop-nests; 0: none)"),
-      llvm::cl::init(16)};
+      llvm::cl::init(8)};
   Option<bool> mergeFunctions{
       *this, "merge-functions",
       llvm::cl::desc("Keep one copy of identical outlined functions (the "
