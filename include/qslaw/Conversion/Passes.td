@@ -269,8 +269,8 @@ def OutlineLoopNests : Pass<"qslaw-outline-loop-nests", "ModuleOp"> {
     `qslaw-outline-layers`) get `llvm.bareptr` too when all their buffers
     have static shapes and identity layouts and none is freed inside. A
     public function that another function calls (`@train_step` calls
-    `@grad_step` and `@apply_step`) keeps its signature, the C interface,
-    but its body moves into a private `@<name>__body` that its callers
+    `@grad_step` and `@apply_step`) keeps its signature and calling
+    convention (what the library's packed entry calls), but its body moves into a private `@<name>__body` that its callers
     call, with bare pointers.
   }];
   let options = [

@@ -151,7 +151,8 @@ bool barePointerFunction(func::FuncOp f) {
 }
 
 /// A public function that another function calls (train_step calls
-/// grad_step) keeps its signature, the runtime's C interface, but its body
+/// grad_step) keeps its signature and convention (what the library's packed
+/// entry calls: the driver's bare pointers or the C interface), but its body
 /// moves into a private `<name>__body`, which the callers in the module
 /// call instead: private, it takes bare pointers (below), one argument per
 /// buffer where the public convention passes 3 + 2 * rank scalars each
