@@ -1,8 +1,8 @@
 //===- fuzz_onnx_import.cpp - ONNX protobuf loading and import to MLIR ----===//
 //
-// The model is written to a file (the importer reads paths: external data
-// lives beside the model) in a per-process directory, then imported into
-// one long-lived MLIRContext; diagnostics are dropped.
+// The model is written to a per-process file (the importer reads paths:
+// external data lives beside the model), imported into one long-lived
+// MLIRContext (diagnostics dropped), and removed.
 //
 //===----------------------------------------------------------------------===//
 #include "FuzzSupport.h"
@@ -44,6 +44,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   // Dynamic dimensions of the usual input names, as the driver would bind.
   opts.shapeBindings["input_ids"] = {1, 8};
   auto module = qslaw::onnx_import::importModel(path, &context(), opts);
+  // Nothing is left in /tmp (the importer has read or mapped what it needs).
+  std::remove(path.c_str());
   // What import returns must be valid IR: a verifier failure is a bug.
   if (module && mlir::failed(mlir::verify(*module)))
     __builtin_trap();
