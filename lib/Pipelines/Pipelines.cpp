@@ -154,6 +154,9 @@ void mlir::qslaw::buildCPUBufferizationPipeline(
     if (options.mergeFunctions)
       pm.addPass(createMergeIdenticalFunctions());
   }
+  // Before tiling: each accumulator fills its own buffer instead of
+  // copying a shared zero-filled one.
+  pm.nest<func::FuncOp>().addPass(createFillPerWriter());
   if (options.tileSize > 0 || options.vectorize) {
     TileAndVectorizeOptions o;
     o.tileSize = options.tileSize;

@@ -15,6 +15,9 @@
 // CPU-NEXT: cse,
 // CPU-NEXT: qslaw-outline-layers{max-gap=8 min-ops=32},
 // CPU-NEXT: qslaw-merge-identical-functions,
+// CPU-NEXT: func.func(
+// CPU-NEXT: qslaw-fill-per-writer
+// CPU-NEXT: ),
 // CPU-NEXT: qslaw-tile-and-vectorize{parallel=true parallel-min-work=65536 tile-size=16 vectorize=true},
 // CPU-NEXT: one-shot-bufferize{{.*}}bufferize-function-boundaries=true{{.*}}function-boundary-type-conversion=identity-layout-map
 // CPU: scf-forall-to-parallel

@@ -216,6 +216,25 @@ def EarlyDealloc : Pass<"qslaw-early-dealloc", "func::FuncOp"> {
   let dependentDialects = ["::mlir::memref::MemRefDialect"];
 }
 
+def FillPerWriter : Pass<"qslaw-fill-per-writer", "func::FuncOp"> {
+  let summary = "Give each op that writes into a filled tensor a fill of its own";
+  let description = [{
+    Run on tensors, before tiling and bufferization. CSE merges identical
+    `linalg.fill`s, so one zero-filled tensor becomes the accumulator
+    (`outs`) of several contractions and reductions; each then writes a
+    buffer of its own, which bufferization fills by copying the shared
+    one (a `memref.copy` of zeros per user: a third of the copies in a
+    training step's backward). Each destination use of a fill's result,
+    directly or through `tensor.expand_shape` / `tensor.collapse_shape`,
+    after the first, gets a clone of the fill (of its `tensor.empty` too)
+    and of the reshapes, placed just before the user, so it bufferizes in
+    place. Reads keep sharing the original. The values are the same, so
+    the numbers are too.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def ForwardOutParams : Pass<"qslaw-forward-out-params", "func::FuncOp"> {
   let summary = "Compute a result in the caller's out parameter instead of copying it there";
   let description = [{
