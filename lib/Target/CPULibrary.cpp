@@ -146,12 +146,11 @@ static LogicalResult addPackedEntry(ModuleOp module, StringRef entry,
   auto ptr = LLVM::LLVMPointerType::get(ctx);
   auto ciface = module.lookupSymbol<LLVM::LLVMFuncOp>(("_mlir_ciface_" +
                                                        entry).str());
-  auto bare = module.lookupSymbol<LLVM::LLVMFuncOp>(entry);
-  if (ciface)
-    bare = nullptr;
-  else if (bare && !llvm::all_of(bare.getArgumentTypes(),
-                                 [&](Type t) { return t == ptr; }))
-    bare = nullptr;
+  LLVM::LLVMFuncOp bare;
+  if (auto f = module.lookupSymbol<LLVM::LLVMFuncOp>(entry);
+      !ciface && f && llvm::all_of(f.getArgumentTypes(),
+                                   [&](Type t) { return t == ptr; }))
+    bare = f;
   LLVM::LLVMFuncOp callee = ciface ? ciface : bare;
   if (!callee)
     return emitError(loc) << "no C interface or bare-pointer function for "

@@ -13,6 +13,7 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/IRMapping.h"
+#include "llvm/ADT/SetVector.h"
 
 namespace mlir::qslaw {
 #define GEN_PASS_DEF_FILLPERWRITER
@@ -55,6 +56,8 @@ struct FillPerWriterPass
         fills.push_back(f);
     });
     OpBuilder b(&getContext());
+    // Reshapes whose users moved to clones: erased below once unused.
+    llvm::SetVector<Operation *> bypassed;
     for (linalg::FillOp fill : fills) {
       SmallVector<Operation *> path;
       SmallVector<std::pair<OpOperand *, SmallVector<Operation *>>> writers;
@@ -75,18 +78,14 @@ struct FillPerWriterPass
           v = b.clone(*r, map)->getResult(0);
         }
         use->set(v);
+        bypassed.insert(reshapes.begin(), reshapes.end());
       }
     }
-    // Reshapes left without users (a chain of them from its end).
-    for (bool erased = true; erased;) {
-      erased = false;
-      getOperation().walk([&](Operation *op) {
-        if (isReshape(op) && op->use_empty()) {
-          op->erase();
-          erased = true;
-        }
-      });
-    }
+    // A path's reshapes were added outermost first: the reverse order
+    // erases a chain from its end.
+    for (Operation *op : llvm::reverse(bypassed))
+      if (op->use_empty())
+        op->erase();
   }
 };
 } // namespace

@@ -48,8 +48,6 @@ struct ConvertMemRefCast : OpConversionPattern<memref::CastOp> {
   }
 };
 
-/// Packs the initial value of a narrow global (e.g. constant codes) into
-/// bytes, low bits first, matching the load emulation.
 /// Packs `raw` (one element per byte) PerByte elements to a byte, the
 /// first in the low bits.
 template <unsigned PerByte>
@@ -67,6 +65,8 @@ void packBytes(ArrayRef<char> raw, unsigned width,
     out[whole] |= uint8_t((uint8_t(raw[i]) & mask) << ((i - whole * PerByte) * width));
 }
 
+/// Packs the initial value of a narrow global (e.g. constant codes) into
+/// bytes, low bits first, matching the load emulation.
 struct ConvertMemRefGlobal : OpConversionPattern<memref::GlobalOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult
@@ -93,13 +93,13 @@ struct ConvertMemRefGlobal : OpConversionPattern<memref::GlobalOp> {
         // a whole output byte at a time (no division per element: 0.15 s
         // of the 250 M-parameter LLaVA's trainer at 4 bits).
         ArrayRef<char> raw = dense.getRawData();
-        if (perByte == 2)
-          packBytes<2>(raw, width, bytes);
-        else if (perByte == 4)
+        // 8 / width for widths 2..7 is 4, 2 or 1.
+        if (perByte == 4)
           packBytes<4>(raw, width, bytes);
+        else if (perByte == 2)
+          packBytes<2>(raw, width, bytes);
         else
-          for (int64_t i = 0, n = int64_t(raw.size()); i < n; ++i)
-            put(i, uint8_t(raw[i]));
+          packBytes<1>(raw, width, bytes);
       } else {
         int64_t i = 0;
         for (const APInt &v : dense.getValues<APInt>())
