@@ -29,6 +29,15 @@ func.func @global() -> memref<2x3xi4> {
   return %g : memref<2x3xi4>
 }
 
+// Four 2-bit codes a byte, the first in the low bits, a short last byte:
+// [1, -2, -1, 0, 1] -> 1 | 2 << 2 | 3 << 4 | 0 << 6 = 57, then 1.
+// CHECK: memref.global "private" constant @codes2 : memref<2xi8> = dense<[57, 1]>
+memref.global "private" constant @codes2 : memref<5xi2> = dense<[1, -2, -1, 0, 1]>
+func.func @global2() -> memref<5xi2> {
+  %g = memref.get_global @codes2 : memref<5xi2>
+  return %g : memref<5xi2>
+}
+
 // 3 bits do not divide a byte: one code per byte, memref unchanged.
 // CHECK-LABEL: func @i3_untouched
 // CHECK-SAME: memref<4x6xi3>

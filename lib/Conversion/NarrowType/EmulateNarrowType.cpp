@@ -93,13 +93,11 @@ struct ConvertMemRefGlobal : OpConversionPattern<memref::GlobalOp> {
         // a whole output byte at a time (no division per element: 0.15 s
         // of the 250 M-parameter LLaVA's trainer at 4 bits).
         ArrayRef<char> raw = dense.getRawData();
-        // 8 / width for widths 2..7 is 4, 2 or 1.
+        // The type converter takes i2 and i4 (widths that divide a byte).
         if (perByte == 4)
           packBytes<4>(raw, width, bytes);
-        else if (perByte == 2)
-          packBytes<2>(raw, width, bytes);
         else
-          packBytes<1>(raw, width, bytes);
+          packBytes<2>(raw, width, bytes);
       } else {
         int64_t i = 0;
         for (const APInt &v : dense.getValues<APInt>())
