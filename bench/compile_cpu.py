@@ -10,7 +10,12 @@ translation/O3/codegen, link).
 
     .venv/bin/python bench/compile_cpu.py [--models tiny,small,medium,1b]
         [--what lib,trainer] [--timing] [--flags=--outline-layers=false]
-        [--json FILE]
+        [--first-load] [--json FILE]
+
+--first-load times, after each library's compile, its first load by the
+runtime in a child process (qslaw_tools.runtime.Model: mapping and hashing
+the weights file, which --weights-write=direct leaves out of the page
+cache, so that the first load reads it from the disk).
 
 A model SIZE-d2 (e.g. medium-d2) is SIZE's widths at 2 vision and 2 text
 layers; with both in --models the depth ratio is printed. SIZE-bf16 (e.g.
@@ -83,12 +88,31 @@ def compile_once(path, what, out, timing, extra=()):
     return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024, "phases_s": phases}
 
 
+FIRST_LOAD = """
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from qslaw_tools.runtime import Model
+t = time.perf_counter()
+Model(sys.argv[1])
+print(time.perf_counter() - t)
+"""
+
+
+def first_load(lib):
+    """Seconds the runtime takes to load `lib` (and map and check its
+    weights file), in a fresh process."""
+    out = subprocess.run([sys.executable, "-c", FIRST_LOAD, lib, os.path.join(ROOT, "python")],
+                         check=True, capture_output=True, text=True).stdout
+    return float(out.split()[-1])
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--models", default="tiny,small,medium")
     p.add_argument("--what", default="lib,trainer")
     p.add_argument("--timing", action="store_true")
     p.add_argument("--models-dir", default=os.path.join(tempfile.gettempdir(), "qslaw-models"))
+    p.add_argument("--first-load", action="store_true")
     p.add_argument("--json")
     p.add_argument("--flags", default="",
                    help="more qslaw-compile flags, space-separated (use the "
@@ -101,14 +125,17 @@ def main():
             path = model_path(name, a.models_dir)
             wb = weight_bytes(path)
             for what in a.what.split(","):
-                r = compile_once(path, what, os.path.join(d, f"{name}_{what}"), a.timing,
-                                 extra)
+                out = os.path.join(d, f"{name}_{what}")
+                r = compile_once(path, what, out, a.timing, extra)
+                if a.first_load and what == "lib":
+                    r["first_load_s"] = first_load(out)
                 bound_mb = (1.5 * wb + (1 << 30)) / (1 << 20)
                 r.update(model=name, what=what, weights_mb=wb / (1 << 20), bound_mb=bound_mb)
                 rows.append(r)
                 print(f"{name:7s} {what:8s} weights {r['weights_mb']:7.0f} MB  compile "
                       f"{r['wall_s']:6.1f} s  peak RSS {r['peak_rss_mb']:6.0f} MB "
                       f"(bound {bound_mb:6.0f} MB{'' if r['peak_rss_mb'] <= bound_mb else ', OVER'})"
+                      + (f"  first load {r['first_load_s']:.2f} s" if "first_load_s" in r else "")
                       + ("  " + ", ".join(f"{k} {v:.1f}" for k, v in r["phases_s"].items())
                          if r["phases_s"] else ""), flush=True)
     # Depth scaling (issue 17's goal: L layers within 1.5x of 2 layers).

@@ -10,10 +10,10 @@
 using namespace qslaw::weights;
 
 namespace {
-std::string writeAndRead(const Writer &w) {
+std::string writeAndRead(const Writer &w, bool direct = false) {
   llvm::SmallString<128> path;
   EXPECT_FALSE(llvm::sys::fs::createTemporaryFile("qslaw", "weights", path));
-  EXPECT_FALSE(bool(w.write(path)));
+  EXPECT_FALSE(bool(w.write(path, direct)));
   auto buf = llvm::MemoryBuffer::getFile(path);
   llvm::sys::fs::remove(path);
   return buf ? (*buf)->getBuffer().str() : std::string();
@@ -41,6 +41,47 @@ TEST(WeightsFile, RoundTripAlignsAndHashes) {
   EXPECT_EQ(h->tensors[1].type, "memref<2xf32>");
   EXPECT_EQ(h->tensors[1].bytes, 8u);
   EXPECT_EQ(file.substr(h->dataOffset, 3), "\x01\x02\x03");
+}
+
+// O_DIRECT writes whole aligned blocks through a staging buffer of 8 MiB:
+// tensors across the buffer's end, a tail that is not a whole block, and a
+// longer file replaced by a shorter one must give the cached write's bytes.
+TEST(WeightsFile, DirectWriteEqualsCachedWrite) {
+  std::string big(size_t(9) << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i)
+    big[i] = char(i * 131 + (i >> 13));
+  Writer w;
+  w.addView("a", "memref<37xi8>", llvm::StringRef(big).take_front(37));
+  w.addView("b", "memref<?xi8>", llvm::StringRef(big).drop_front(5));
+  w.add("c", "memref<3xi8>", "xyz");
+  std::string cached = writeAndRead(w), direct = writeAndRead(w, true);
+  ASSERT_EQ(cached.size(), direct.size());
+  EXPECT_NE(cached.size() % 4096, 0u);
+  EXPECT_TRUE(cached == direct);
+  auto h = parseHeader("f", direct, direct.size());
+  ASSERT_TRUE(bool(h)) << llvm::toString(h.takeError());
+  EXPECT_EQ(h->hash, hashData(llvm::StringRef(direct).substr(h->dataOffset)));
+
+  // Over a longer file, and in tmpfs (where O_DIRECT may be refused and the
+  // cached write takes over).
+  for (const char *dir : {"", "/dev/shm"}) {
+    if (*dir && !llvm::sys::fs::is_directory(dir))
+      continue;
+    llvm::SmallString<128> path;
+    if (*dir)
+      path = (llvm::Twine(dir) + "/qslaw-direct-test.weights").str();
+    else
+      ASSERT_FALSE(llvm::sys::fs::createTemporaryFile("qslaw", "weights", path));
+    Writer longer;
+    longer.addView("big", "memref<?xi8>", big);
+    longer.addView("big2", "memref<?xi8>", big);
+    ASSERT_FALSE(bool(longer.write(path, true)));
+    ASSERT_FALSE(bool(w.write(path, true)));
+    auto buf = llvm::MemoryBuffer::getFile(path);
+    llvm::sys::fs::remove(path);
+    ASSERT_TRUE(bool(buf)) << path.str().str();
+    EXPECT_TRUE((*buf)->getBuffer() == cached) << path.str().str();
+  }
 }
 
 TEST(WeightsFile, RejectsDamage) {

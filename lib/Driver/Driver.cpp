@@ -253,15 +253,6 @@ LogicalResult Compilation::runGraphStage() {
   return success();
 }
 
-namespace {
-std::string print(const json::Value &value) {
-  std::string text;
-  raw_string_ostream os(text);
-  os << value;
-  return text;
-}
-} // namespace
-
 /// The identity of a graph-stage program: xxh3 of its text with large
 /// constants elided, then of every constant's raw bytes (printing them
 /// would cost gigabytes of text on a real model).
@@ -412,6 +403,7 @@ LogicalResult Compilation::lower() {
     popts.weightsFile = weightsFile;
     popts.weightsMinBytes = options_.weightsMinBytes;
     popts.weightsBackground = true;
+    popts.weightsDirect = options_.weightsDirect;
     mlir::qslaw::buildCUDAPipeline(pm, popts);
   } else {
     announce("Lowering through the CPU pipeline to the LLVM dialect");
@@ -427,6 +419,7 @@ LogicalResult Compilation::lower() {
     popts.weightsFile = weightsFile;
     popts.weightsMinBytes = options_.weightsMinBytes;
     popts.weightsBackground = true;
+    popts.weightsDirect = options_.weightsDirect;
     mlir::qslaw::buildCPUPipeline(pm, popts);
   }
   if (failed(pm.run(*module_)))

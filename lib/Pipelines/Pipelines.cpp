@@ -34,6 +34,7 @@ void addExternalWeights(OpPassManager &pm, const Options &options) {
   o.file = options.weightsFile;
   o.minBytes = options.weightsMinBytes;
   o.background = options.weightsBackground;
+  o.direct = options.weightsDirect;
   pm.addPass(createExternalWeights(o));
 }
 

@@ -82,7 +82,7 @@ static void put(std::string &out, const void *p, size_t n) {
   out.append(static_cast<const char *>(p), n);
 }
 
-Error Writer::write(StringRef path) const {
+Error Writer::write(StringRef path, bool bypassCache) const {
   json::Array entries;
   for (const TensorEntry &t : tensors)
     entries.push_back(json::Object{{"name", t.name},
@@ -106,7 +106,7 @@ Error Writer::write(StringRef path) const {
   out.resize(dataOffset, '\0');
   std::vector<StringRef> all{StringRef(out)};
   forEachRun([&](StringRef bytes) { all.push_back(bytes); });
-  return writeFileAtomically(path, all);
+  return writeFileAtomically(path, all, bypassCache);
 }
 
 namespace {
@@ -142,14 +142,14 @@ BackgroundWrites &backgroundWrites() {
 } // namespace
 
 void writeInBackground(Writer writer, std::string path,
-                       std::function<void()> release) {
+                       std::function<void()> release, bool bypassCache) {
   (void)writer.hash(); // on this thread: the caller reads it next
   BackgroundWrites &writes = backgroundWrites();
   std::lock_guard<std::mutex> lock(writes.mutex);
   writes.threads.emplace_back([&writes, writer = std::move(writer),
                                path = std::move(path),
-                               release = std::move(release)]() {
-    llvm::Error e = writer.write(path);
+                               release = std::move(release), bypassCache]() {
+    llvm::Error e = writer.write(path, bypassCache);
     if (release)
       release();
     if (e) {

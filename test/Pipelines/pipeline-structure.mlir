@@ -3,7 +3,7 @@
 // prints it, is what a user replays with qslaw-opt. These checks pin the
 // order of the stages and that each option reaches its pass.
 
-// RUN: qslaw-opt %s --pass-pipeline='builtin.module(qslaw-cpu-pipeline{ukernels=1 ukernel-threads=3 library-gemm=1 gemm-min-flops=77 tile-size=16 vectorize=1 parallel=1 outline-min-ops=9 merge-functions=1 outline-layers=1 out-params=1 weights-file="a b{c}.w" weights-min-bytes=17 weights-background=1})' --dump-pass-pipeline -o /dev/null 2>&1 | FileCheck %s --check-prefix=CPU
+// RUN: qslaw-opt %s --pass-pipeline='builtin.module(qslaw-cpu-pipeline{ukernels=1 ukernel-threads=3 library-gemm=1 gemm-min-flops=77 tile-size=16 vectorize=1 parallel=1 outline-min-ops=9 merge-functions=1 outline-layers=1 out-params=1 weights-file="a b{c}.w" weights-min-bytes=17 weights-background=1 weights-direct=1})' --dump-pass-pipeline -o /dev/null 2>&1 | FileCheck %s --check-prefix=CPU
 // CPU: builtin.module(
 // CPU-NEXT: qslaw-lower-to-ukernels{dtype=bf16 num-threads=3 target=cpu},
 // CPU-NEXT: qslaw-lower-contractions-to-library{label-rows=true min-flops=77 num-threads=3},
@@ -34,7 +34,7 @@
 // CPU: convert-scf-to-openmp
 // CPU: qslaw-outline-loop-nests{min-ops=9},
 // CPU-NEXT: qslaw-merge-identical-functions,
-// CPU-NEXT: qslaw-external-weights{background=true file={a b{c}.w} min-bytes=17},
+// CPU-NEXT: qslaw-external-weights{background=true direct=true file={a b{c}.w} min-bytes=17},
 // CPU: finalize-memref-to-llvm{{.*}}use-generic-functions=true
 // CPU: reconcile-unrealized-casts
 // CPU-NEXT: )
@@ -66,7 +66,7 @@
 // CUDA: gpu.module(
 // CUDA-NEXT: convert-gpu-to-nvvm
 // CUDA: qslaw-gpu-resident-constants,
-// CUDA-NEXT: qslaw-external-weights{background=false file=q.w min-bytes=4096},
+// CUDA-NEXT: qslaw-external-weights{background=false direct=false file=q.w min-bytes=4096},
 // CUDA: gpu-module-to-binary{{.*}}format=isa {{.*}}toolkit=/opt/cuda
 // CUDA-NEXT: qslaw-gpu-pack-objects
 

@@ -78,6 +78,15 @@ static cl::opt<int64_t> weightsMinBytes(
     cl::desc("--weights=external: constants smaller than this stay in the "
              "library"),
     cl::init(4096));
+static cl::opt<std::string> weightsWrite(
+    cl::cat(compileCat), "weights-write",
+    cl::desc("--weights=external: how OUT.weights is written: cached "
+             "(default: through the page cache, where a run on this machine "
+             "finds it) or direct (O_DIRECT, past the page cache: the "
+             "compile costs the disk's time only and leaves the cache alone, "
+             "for artifacts built to run elsewhere; a first run here reads "
+             "the file from the disk)"),
+    cl::init("cached"));
 static cl::opt<int> numThreads(
     cl::cat(compileCat), "num-threads",
     cl::desc("--target=cpu: threads of each GEMM-library and microkernel "
@@ -241,6 +250,10 @@ int main(int argc, char **argv) {
     return fail("--weights=" + weightsMode + " is not one of embed, external");
   o.externalWeights = weightsMode == "external";
   o.weightsMinBytes = weightsMinBytes;
+  if (weightsWrite != "cached" && weightsWrite != "direct")
+    return fail("--weights-write=" + weightsWrite +
+                " is not one of cached, direct");
+  o.weightsDirect = weightsWrite == "direct";
   o.numThreads = numThreads;
   o.parallel = parallelLoops;
   o.mergeFunctions = mergeFunctions;

@@ -452,6 +452,12 @@ def ExternalWeights : Pass<"qslaw-external-weights", "ModuleOp"> {
     `qslaw::weights::finishBackgroundWrites()` before it uses the file or
     links what refers to it (`qslaw-compile` does, before linking). The
     blobs of the globals it removed are freed when the write ends.
+
+    With `direct`, the file is written with O_DIRECT, past the page cache
+    (`qslaw::writeFileAtomically`): on the VMs of `docs/performance.md` a
+    gigabyte costs 0.7 s that way against 3 s through the cache (the first
+    touch of fresh cache pages), and a large compile leaves the cache to
+    what was in it; the first run then reads the file from the disk.
   }];
   let options = [
     Option<"file", "file", "std::string", "\"\"",
@@ -460,6 +466,9 @@ def ExternalWeights : Pass<"qslaw-external-weights", "ModuleOp"> {
            "Constants smaller than this stay in the library">,
     Option<"background", "background", "bool", "false",
            "Write the file on a thread of its own (the caller waits for it)">,
+    Option<"direct", "direct", "bool", "false",
+           "Write the file with O_DIRECT, past the page cache (through it "
+           "where the file system refuses O_DIRECT)">,
   ];
   let dependentDialects = ["::mlir::LLVM::LLVMDialect",
                            "::mlir::memref::MemRefDialect"];

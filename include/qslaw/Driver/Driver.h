@@ -73,6 +73,9 @@ struct CompileOptions {
   /// at least weightsMinBytes.
   bool externalWeights = false;
   int64_t weightsMinBytes = 4096;
+  /// The weights file written with O_DIRECT, past the page cache
+  /// (--weights-write=direct), or through it (cached, the default).
+  bool weightsDirect = false;
 
   /// CPU: threads per library/ukernel call (0: at run time), OpenMP
   /// loops, GEMM-library threshold (< 0: never).

@@ -104,6 +104,11 @@ struct WeightsPipelineOptions : public PassPipelineOptions<Derived> {
                          "own while the compile goes on; the caller waits "
                          "with qslaw::weights::finishBackgroundWrites()"),
           llvm::cl::init(false)};
+  typename PassPipelineOptions<Derived>::template Option<bool> weightsDirect{
+      *this, "weights-direct",
+      llvm::cl::desc("With weights-file: write it with O_DIRECT, past the "
+                     "page cache (qslaw-external-weights' direct)"),
+      llvm::cl::init(false)};
 };
 
 /// Options of the CPU pipeline (qslaw-cpu-pipeline).

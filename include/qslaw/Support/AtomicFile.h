@@ -14,9 +14,17 @@ namespace qslaw {
 /// the error names the path and the step that failed.
 llvm::Error writeFileAtomically(llvm::StringRef path, llvm::StringRef bytes);
 /// The same for the concatenation of `pieces`, without concatenating them
-/// in memory (a weights file can be gigabytes).
+/// in memory (a weights file can be gigabytes). With `bypassCache` the data
+/// goes to the disk with O_DIRECT through an aligned staging buffer instead
+/// of through the page cache: a gigabyte file written and fsynced that way
+/// costs the disk's time only, not also the first touch of a gigabyte of
+/// fresh page-cache pages (4x faster on the VMs of docs/performance.md);
+/// the first reader then reads it from the disk. Where the file system
+/// refuses O_DIRECT (EINVAL, e.g. some FUSE mounts) it is written through the
+/// cache as without the flag.
 llvm::Error writeFileAtomically(llvm::StringRef path,
-                                llvm::ArrayRef<llvm::StringRef> pieces);
+                                llvm::ArrayRef<llvm::StringRef> pieces,
+                                bool bypassCache = false);
 
 } // namespace qslaw
 

@@ -70,7 +70,9 @@ public:
   /// The data's xxh3_64 as 16 hex digits (computed once per content: the
   /// header and the library's record both need it, and it is gigabytes).
   const std::string &hash() const;
-  llvm::Error write(llvm::StringRef path) const;
+  /// Writes the file atomically; `bypassCache`: with O_DIRECT, not through
+  /// the page cache (writeFileAtomically).
+  llvm::Error write(llvm::StringRef path, bool bypassCache = false) const;
 
 private:
   struct Piece {
@@ -107,7 +109,8 @@ std::string hashData(llvm::StringRef data);
 /// writer's views point into). The hash is computed first, on the calling
 /// thread (the library records it).
 void writeInBackground(Writer writer, std::string path,
-                       std::function<void()> release);
+                       std::function<void()> release,
+                       bool bypassCache = false);
 
 /// Waits for every write writeInBackground started; the messages of those
 /// that failed, joined. (At exit, writes nobody waited for are waited for

@@ -134,7 +134,7 @@ struct ExternalWeightsPass
     }
     record(writer.hash());
     if (!background) {
-      if (llvm::Error e = writer.write(file)) {
+      if (llvm::Error e = writer.write(file, direct)) {
         module.emitError("qslaw-external-weights: ")
             << llvm::toString(std::move(e));
         return signalPassFailure();
@@ -207,7 +207,7 @@ struct ExternalWeightsPass
       });
     });
     ::qslaw::weights::writeInBackground(std::move(writer), file,
-                                        [blobs] { blobs->clear(); });
+                                        [blobs] { blobs->clear(); }, direct);
   }
 
   bool qualifies(memref::GlobalOp global) {
