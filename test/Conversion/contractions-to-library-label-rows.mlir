@@ -1,5 +1,6 @@
 // RUN: qslaw-opt %s -qslaw-lower-contractions-to-library="min-flops=0" | FileCheck %s
 // RUN: qslaw-opt %s -qslaw-lower-contractions-to-library="min-flops=0 label-rows=false" | FileCheck %s --check-prefix=OFF
+// RUN: qslaw-opt %s -qslaw-lower-contractions-to-library="min-flops=0" -canonicalize | FileCheck %s --check-prefix=UNPADDED
 
 // label-rows=false: every GEMM multiplies every row.
 // OFF-NOT: sgemm_rows
@@ -21,13 +22,23 @@
 // CHECK: arith.extui {{.*}} : i1 to i8
 // CHECK: %[[F:.*]] = tensor.insert_slice %[[V]] into %{{.*}}[0, 0] [2, 2] [1, 1] : tensor<2x2xi8> into tensor<2x3xi8>
 // CHECK: tensor.collapse_shape %[[F]] {{\[}}[0, 1]] : tensor<2x3xi8> into tensor<6xi8>
-// CHECK: call @qslaw_ukernel_sgemm_rows_f32({{.*}}) : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?xi8>, i32, i32, i32, i32) -> ()
+// The forward reads every row of its left operand: groups of 6, offset 0.
+// CHECK: call @qslaw_ukernel_sgemm_rows_f32({{.*}}, %c6_i32, %c0_i32{{.*}}) : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?xi8>, i32, i32, i32, i32, i32, i32) -> ()
 // CHECK: qslaw.cross_entropy
-// CHECK: qslaw.cross_entropy_grad
-// The input gradient: W read transposed (flag 1), rows by the same labels.
-// CHECK: call @qslaw_ukernel_sgemm_rows_f32({{.*}}, %c0_i32{{.*}}, %c1_i32{{.*}}, %c0_i32{{.*}}, %c0_i32{{.*}})
+// CHECK: %[[G:.*]] = qslaw.cross_entropy_grad
+// The input gradient: the unpadded gradient, groups of 3 at offset 0, W
+// read transposed (flag 1), rows by the same labels.
+// CHECK: %[[GC:.*]] = tensor.collapse_shape %[[G]] {{\[}}[0, 1], [2]] : tensor<2x2x10xf32> into tensor<4x10xf32>
+// CHECK: %[[GE:.*]] = tensor.expand_shape %[[GC]] {{.*}} into tensor<1x4x10xf32>
+// CHECK: %[[GB:.*]] = bufferization.to_buffer %[[GE]]
+// CHECK: %[[GD:.*]] = memref.cast %[[GB]]
+// CHECK: call @qslaw_ukernel_sgemm_rows_f32(%[[GD]], {{.*}}, %c3_i32{{.*}}, %c0_i32{{.*}}, %c0_i32{{.*}}, %c1_i32{{.*}}, %c0_i32{{.*}}, %c0_i32{{.*}})
 // CHECK-NOT: call @qslaw_ukernel_sgemm_f32
 // CHECK: return
+// UNPADDED-LABEL: func.func @head
+// UNPADDED-NOT: linalg.fill {{.*}}tensor<2x3x10xf32>
+// UNPADDED-NOT: tensor.insert_slice {{.*}}into tensor<2x3x10xf32>
+// UNPADDED: return
 func.func @head(%h: tensor<6x8xf32>, %w: tensor<8x10xf32>, %labels: tensor<2x3xi64>)
     -> (tensor<f32>, tensor<6x8xf32>) {
   %z = arith.constant 0.0 : f32
@@ -85,6 +96,35 @@ func.func @logits_returned(%h: tensor<6x8xf32>, %w: tensor<8x10xf32>,
 func.func @other_gradient(%d: tensor<2x3x10xf32>, %w: tensor<10x8xf32>) -> tensor<6x8xf32> {
   %z = arith.constant 0.0 : f32
   %c = tensor.collapse_shape %d [[0, 1], [2]] : tensor<2x3x10xf32> into tensor<6x10xf32>
+  %e3 = tensor.empty() : tensor<6x8xf32>
+  %f3 = linalg.fill ins(%z : f32) outs(%e3 : tensor<6x8xf32>) -> tensor<6x8xf32>
+  %dh = linalg.matmul ins(%c, %w : tensor<6x10xf32>, tensor<10x8xf32>)
+                      outs(%f3 : tensor<6x8xf32>) -> tensor<6x8xf32>
+  return %dh : tensor<6x8xf32>
+}
+
+// A gradient placed at token offset 1 (the loss of positions 1..2): C's rows
+// in groups of 3, A's two rows of each group are C's rows 1 and 2.
+// CHECK-LABEL: func.func @gradient_at_offset
+// CHECK: call @qslaw_ukernel_sgemm_rows_f32({{.*}}, %c3_i32{{.*}}, %c1_i32{{.*}}, %c0_i32{{.*}}, %c0_i32{{.*}}, %c0_i32{{.*}}, %c0_i32{{.*}}) : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?xi8>, i32, i32, i32, i32, i32, i32) -> ()
+// CHECK: return
+// UNPADDED-LABEL: func.func @gradient_at_offset
+// UNPADDED-NOT: linalg.fill {{.*}}tensor<2x3x10xf32>
+// UNPADDED-NOT: tensor.insert_slice {{.*}}into tensor<2x3x10xf32>
+// UNPADDED: return
+func.func @gradient_at_offset(%x: tensor<2x3x10xf32>, %w: tensor<10x8xf32>,
+                              %labels: tensor<2x2xi64>) -> tensor<6x8xf32> {
+  %z = arith.constant 0.0 : f32
+  %s = tensor.extract_slice %x[0, 1, 0] [2, 2, 10] [1, 1, 1]
+      : tensor<2x3x10xf32> to tensor<2x2x10xf32>
+  %one = arith.constant dense<1.0> : tensor<f32>
+  %g = qslaw.cross_entropy_grad %s, %labels, %one
+      : (tensor<2x2x10xf32>, tensor<2x2xi64>, tensor<f32>) -> tensor<2x2x10xf32>
+  %e1 = tensor.empty() : tensor<2x3x10xf32>
+  %f1 = linalg.fill ins(%z : f32) outs(%e1 : tensor<2x3x10xf32>) -> tensor<2x3x10xf32>
+  %ins = tensor.insert_slice %g into %f1[0, 1, 0] [2, 2, 10] [1, 1, 1]
+      : tensor<2x2x10xf32> into tensor<2x3x10xf32>
+  %c = tensor.collapse_shape %ins [[0, 1], [2]] : tensor<2x3x10xf32> into tensor<6x10xf32>
   %e3 = tensor.empty() : tensor<6x8xf32>
   %f3 = linalg.fill ins(%z : f32) outs(%e3 : tensor<6x8xf32>) -> tensor<6x8xf32>
   %dh = linalg.matmul ins(%c, %w : tensor<6x10xf32>, tensor<10x8xf32>)

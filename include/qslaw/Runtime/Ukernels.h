@@ -127,14 +127,21 @@ QSLAW_RT_API void qslaw_sgemm_f32_batched(
     int64_t strideC, int num_threads);
 
 /* Rows of C = A . op(B) + beta * C selected by `rows` (M bytes, non-zero:
- * selected), A [M, K] not transposed: selected rows as the full GEMM computes
- * them, the others zero (beta 0) or left as they are. Runs of selected rows
- * are multiplied in place; many scattered rows are gathered into one GEMM. */
+ * selected), A not transposed: selected rows as the full GEMM computes
+ * them, the others zero (beta 0) or left as they are. C's rows are groups of
+ * `tokens` (M = groups * tokens); A holds `a_tokens` rows per group, C's
+ * rows a_offset ... a_offset + a_tokens - 1 of it (a gradient that the full
+ * GEMM would read placed into zeros at that offset; A = [M, K] with
+ * tokens = a_tokens = M, a_offset = 0). Every selected row must be one of
+ * A's. Runs of selected rows are multiplied in place; many scattered rows
+ * are gathered into one GEMM. */
 QSLAW_RT_API void qslaw_sgemm_rows_f32(int64_t M, int64_t N, int64_t K,
-                                       const uint8_t *rows, const float *a,
-                                       int64_t lda, const float *b,
-                                       int64_t ldb, int transB, float beta,
-                                       float *c, int64_t ldc, int num_threads);
+                                       const uint8_t *rows, int64_t tokens,
+                                       int64_t a_tokens, int64_t a_offset,
+                                       const float *a, int64_t lda,
+                                       const float *b, int64_t ldb, int transB,
+                                       float beta, float *c, int64_t ldc,
+                                       int num_threads);
 
 /* "onednn" or "openblas". */
 QSLAW_RT_API const char *qslaw_gemm_library(void);

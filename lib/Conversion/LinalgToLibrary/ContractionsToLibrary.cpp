@@ -313,6 +313,10 @@ struct LabelRows {
   Value labels;       // [B, T'], i64 or i32
   int64_t ignore = -100, vocab = 0;
   int64_t batch = 0, tokens = 0, offset = 0;
+  /// The input gradient's [B, T', V] cross-entropy gradient before it was
+  /// placed into zeros: the GEMM reads it directly, so the zero-filled
+  /// [B, T, V] copy is never made.
+  Value unpadded;
 
   /// For logits of shape `full` = [B, T, V]; labels still to be found.
   static LabelRows of(ArrayRef<int64_t> full) {
@@ -426,6 +430,7 @@ std::optional<LabelRows> gradientRows(Value lhs) {
                       ins.getStaticStrides(), full, r.offset))
       return std::nullopt;
     grad = ins.getSource();
+    r.unpadded = grad;
   }
   auto ceg = grad.getDefiningOp<CrossEntropyGradOp>();
   if (!ceg)
@@ -568,16 +573,23 @@ struct ContractionsToLibraryPass
         if (headRows && !labelsBefore(headRows->labels, op))
           headRows.reset();
       }
+      // A padded gradient's rows are read where they were computed: C's
+      // rows are groups of T tokens, A's of T' at the slice's offset.
+      bool unpadded = headRows && headRows->unpadded;
+      Value lhs = unpadded ? as3D(b, loc, headRows->unpadded, 0, 2)
+                           : as3D(b, loc, g.lhs.tensor, g.lhs.numBatch,
+                                  g.lhs.numFirst);
       SmallVector<Value> args{
-          asDynBuffer(b, loc,
-                      as3D(b, loc, g.lhs.tensor, g.lhs.numBatch,
-                           g.lhs.numFirst)),
+          asDynBuffer(b, loc, lhs),
           asDynBuffer(b, loc,
                       as3D(b, loc, g.rhs.tensor, g.rhs.numBatch,
                            g.rhs.numFirst)),
           out.dyn};
-      if (headRows)
+      if (headRows) {
         args.push_back(asDynBuffer(b, loc, rowMask(b, loc, *headRows)));
+        args.push_back(i32(unpadded ? headRows->tokens : g.rows));
+        args.push_back(i32(unpadded ? headRows->offset : 0));
+      }
       args.append({i32(g.lhs.trans), i32(g.rhs.trans), i32(g.accumulate),
                    i32(numThreads)});
       SmallVector<Type> types;

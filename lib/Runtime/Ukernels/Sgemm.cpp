@@ -122,13 +122,18 @@ qslaw_sgemm_f32_batched(int64_t batch, int64_t M, int64_t N, int64_t K,
 
 extern "C" QSLAW_RT_API void
 qslaw_sgemm_rows_f32(int64_t M, int64_t N, int64_t K, const uint8_t *rows,
+                     int64_t tokens, int64_t aTokens, int64_t aOffset,
                      const float *a, int64_t lda, const float *b, int64_t ldb,
                      int transB, float beta, float *c, int64_t ldc,
                      int numThreads) {
   if (M <= 0 || N <= 0)
     return;
-  // The selected rows as runs [first, end): a sequence's counted tokens are
-  // usually one run per sample, multiplied in place.
+  // A's row of C's row r (a selected row is one of A's).
+  auto aRow = [&](int64_t r) {
+    return a + ((r / tokens) * aTokens + r % tokens - aOffset) * lda;
+  };
+  // The selected rows as runs [first, end) inside one group: a sequence's
+  // counted tokens are usually one run per sample, multiplied in place.
   std::vector<std::pair<int64_t, int64_t>> runs;
   int64_t selected = 0;
   for (int64_t r = 0; r < M; ++r) {
@@ -138,14 +143,14 @@ qslaw_sgemm_rows_f32(int64_t M, int64_t N, int64_t K, const uint8_t *rows,
       continue;
     }
     ++selected;
-    if (!runs.empty() && runs.back().second == r)
+    if (!runs.empty() && runs.back().second == r && r % tokens != 0)
       runs.back().second = r + 1;
     else
       runs.push_back({r, r + 1});
   }
   if (runs.size() <= 8) {
     for (auto [first, end] : runs)
-      qslaw_sgemm_f32_batched(1, end - first, N, K, a + first * lda, lda, 0,
+      qslaw_sgemm_f32_batched(1, end - first, N, K, aRow(first), lda, 0,
                               /*transA=*/0, b, ldb, 0, transB, beta,
                               c + first * ldc, ldc, 0, numThreads);
     return;
@@ -155,7 +160,7 @@ qslaw_sgemm_rows_f32(int64_t M, int64_t N, int64_t K, const uint8_t *rows,
   int64_t i = 0;
   for (auto [first, end] : runs)
     for (int64_t r = first; r < end; ++r, ++i) {
-      std::copy(a + r * lda, a + r * lda + K, ga.data() + i * K);
+      std::copy(aRow(r), aRow(r) + K, ga.data() + i * K);
       if (beta != 0.f)
         std::copy(c + r * ldc, c + r * ldc + N, gc.data() + i * N);
     }

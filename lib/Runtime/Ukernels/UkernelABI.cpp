@@ -147,17 +147,29 @@ QSLAW_QMATMUL_ANY_WIDTH_GRADS(4, 1)
 QSLAW_QMATMUL_ANY_WIDTH_GRADS(8, 2)
 
 /* The same for one matrix (batch 1, a not transposed), over the rows of c
- * that `rows` selects (qslaw_sgemm_rows_f32). */
+ * that `rows` selects (qslaw_sgemm_rows_f32): c's rows are groups of
+ * `tokens`, a holds a's rows of each, c's rows aOffset ... of the group. */
 extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_sgemm_rows_f32(
     MemRef<float, 3> *a, MemRef<float, 3> *b, MemRef<float, 3> *c,
-    MemRef<uint8_t, 1> *rows, int32_t transA, int32_t transB,
-    int32_t accumulate, int32_t numThreads) {
+    MemRef<uint8_t, 1> *rows, int32_t tokens, int32_t aOffset, int32_t transA,
+    int32_t transB, int32_t accumulate, int32_t numThreads) {
   int64_t m = c->sizes[1], n = c->sizes[2], k = a->sizes[2];
-  if (transA || c->sizes[0] != 1 || rows->sizes[0] != m) {
+  if (m == 0)
+    return;
+  int64_t groups = tokens > 0 ? m / tokens : 0;
+  int64_t aTokens = groups > 0 ? a->sizes[1] / groups : 0;
+  bool fits = groups > 0 && m % tokens == 0 && a->sizes[1] % groups == 0 &&
+              aOffset >= 0 && aOffset + aTokens <= tokens;
+  for (int64_t r = 0; fits && r < m; ++r)
+    fits = !rows->data()[r] ||
+           (r % tokens >= aOffset && r % tokens < aOffset + aTokens);
+  if (transA || c->sizes[0] != 1 || rows->sizes[0] != m || !fits) {
     std::fprintf(stderr, "qslaw: sgemm_rows called with transA=%d, batch "
-                 "%lld, %lld mask rows for %lld\n", int(transA),
-                 (long long)c->sizes[0], (long long)rows->sizes[0],
-                 (long long)m);
+                 "%lld, %lld mask rows for %lld, %lld rows of a for groups of "
+                 "%d at offset %d, or a selected row outside a\n",
+                 int(transA), (long long)c->sizes[0],
+                 (long long)rows->sizes[0], (long long)m,
+                 (long long)a->sizes[1], int(tokens), int(aOffset));
     std::abort();
   }
   // Traced as the GEMM of the rows it multiplies (what bench/gemm_lower_bound
@@ -168,10 +180,10 @@ extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_sgemm_rows_f32(
       selected += rows->data()[r] != 0;
     traceContraction("sgemm", 1, selected, n, k, transA, transB);
   }
-  qslaw_sgemm_rows_f32(m, n, k, rows->data(), a->data(), a->strides[1],
-                       b->data(), b->strides[1], transB,
-                       accumulate ? 1.f : 0.f, c->data(), c->strides[1],
-                       numThreads);
+  qslaw_sgemm_rows_f32(m, n, k, rows->data(), tokens, aTokens, aOffset,
+                       a->data(), a->strides[1], b->data(), b->strides[1],
+                       transB, accumulate ? 1.f : 0.f, c->data(),
+                       c->strides[1], numThreads);
 }
 
 /* a: [Ba, rows, cols] as stored (Ba = 1: shared by every batch), likewise b;
