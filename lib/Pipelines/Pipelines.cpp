@@ -44,6 +44,10 @@ void addGraphToLinalg(OpPassManager &pm) {
   pm.nest<func::FuncOp>().addPass(createConvertElementwiseToLinalgPass());
   pm.addPass(createQSLAWToLinalg());
   pm.addPass(createCanonicalizerPass());
+  // Before fusion too: a cross-entropy and its gradient lower to the same
+  // row max and row sum of exp, which fusion would otherwise rewrite
+  // differently into each consumer (computed twice per step).
+  pm.addPass(createCSEPass());
   pm.nest<func::FuncOp>().addPass(createLinalgElementwiseOpFusionPass());
   pm.addPass(createCSEPass());
 }
