@@ -150,6 +150,12 @@ void mlir::qslaw::buildCPUBufferizationPipeline(
     o.labelRows = options.gemmLabelRows;
     pm.addPass(createContractionsToLibrary(o));
   }
+  // After the head's row selection, which looks for the loss ops.
+  if (options.ukernels) {
+    CrossEntropyToUkernelsOptions o;
+    o.numThreads = options.ukernelThreads;
+    pm.addPass(createCrossEntropyToUkernels(o));
+  }
   addGraphToLinalg(pm);
   // After elementwise fusion (which then decides as it does inline, so
   // the numbers are the same bit for bit), before tiling: each distinct

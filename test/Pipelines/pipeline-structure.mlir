@@ -7,10 +7,14 @@
 // CPU: builtin.module(
 // CPU-NEXT: qslaw-lower-to-ukernels{dtype=bf16 num-threads=3 target=cpu},
 // CPU-NEXT: qslaw-lower-contractions-to-library{label-rows=true min-flops=77 num-threads=3},
+// CPU-NEXT: qslaw-lower-cross-entropy-to-ukernels{num-threads=3},
 // CPU-NEXT: func.func(
 // CPU-NEXT: convert-elementwise-to-linalg
 // CPU: qslaw-lower-to-linalg,
-// CPU: linalg-fuse-elementwise-ops
+// CPU-NEXT: canonicalize
+// CPU-NEXT: cse,
+// CPU-NEXT: func.func(
+// CPU-NEXT: linalg-fuse-elementwise-ops
 // CPU-NEXT: ),
 // CPU-NEXT: cse,
 // CPU-NEXT: qslaw-outline-layers{max-gap=8 min-ops=32},

@@ -54,6 +54,12 @@ inline constexpr const char *kSgemmF32Ukernel = "qslaw_ukernel_sgemm_f32";
 /// label counts.
 inline constexpr const char *kSgemmRowsF32Ukernel =
     "qslaw_ukernel_sgemm_rows_f32";
+/// A training step's next-token loss and its gradient over the rows whose
+/// label counts (qslaw-lower-cross-entropy-to-ukernels).
+inline constexpr const char *kCrossEntropyF32Ukernel =
+    "qslaw_ukernel_cross_entropy_f32";
+inline constexpr const char *kCrossEntropyGradF32Ukernel =
+    "qslaw_ukernel_cross_entropy_grad_f32";
 /// The hand-written CUDA kernels' entries (qslaw-lower-to-ukernels
 /// target=cuda): the CPU signatures plus a trailing i32 activation type
 /// (0 bf16, 1 f16; the forward's last i32 is that type, not a thread count).

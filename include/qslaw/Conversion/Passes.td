@@ -74,6 +74,39 @@ def QSLAWToUkernels : Pass<"qslaw-lower-to-ukernels", "ModuleOp"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def CrossEntropyToUkernels : Pass<"qslaw-lower-cross-entropy-to-ukernels", "ModuleOp"> {
+  let summary = "Call the CPU kernels of the next-token loss and its gradient, which skip ignored rows";
+  let description = [{
+    Replaces `qslaw.cross_entropy` and `qslaw.cross_entropy_grad` with
+    static f32 logits `[..., V]` (rank 2 or more) and i64 labels by calls
+    of `qslaw_ukernel_cross_entropy_f32` and
+    `qslaw_ukernel_cross_entropy_grad_f32` (`libqslaw_ukernels`). The
+    generated code computes every row's max and sum of exp; a training
+    step's labels ignore most positions (image and prompt tokens), and the
+    kernels read only the counted rows, split over the OpenMP pool, with a
+    vectorised polynomial exp (relative error about 1e-7). The gradient's
+    ignored rows are written as zeros.
+
+    Logits and labels cross the call as strided views
+    (`bufferization.to_buffer` with a dynamic strided layout, tagged
+    `qslaw.ukernel_operand`), so the token slice a loss reads is not
+    copied; the loss comes back as a one-element buffer, `grad_loss` goes
+    in as one. Runs after `qslaw-lower-contractions-to-library`, whose
+    head-row selection looks for these ops. i32 labels and dynamic shapes
+    stay for `qslaw-lower-to-linalg`.
+  }];
+  let options = [
+    Option<"numThreads", "num-threads", "int", "0",
+           "Threads of each call; 0: QSLAW_NUM_THREADS or all cores, read at "
+           "run time">,
+  ];
+  let dependentDialects = ["::mlir::func::FuncDialect",
+                           "::mlir::bufferization::BufferizationDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def ContractionsToLibrary : Pass<"qslaw-lower-contractions-to-library", "ModuleOp"> {
   let summary = "Call a GEMM library for large f32 matmuls, batched matmuls and contraction generics";
   let description = [{

@@ -143,6 +143,22 @@ QSLAW_RT_API void qslaw_sgemm_rows_f32(int64_t M, int64_t N, int64_t K,
                                        float beta, float *c, int64_t ldc,
                                        int num_threads);
 
+/* Mean next-token loss over the rows of logits [T, V] (row stride ld) whose
+ * label counts (not `ignore`, inside [0, V)): log-sum-exp minus the label's
+ * logit, summed in row order and divided by max(count, 1). Ignored rows are
+ * not read. */
+QSLAW_RT_API float qslaw_cross_entropy_f32(int64_t T, int64_t V,
+                                           const float *logits, int64_t ld,
+                                           const int64_t *labels,
+                                           int64_t ignore, int num_threads);
+
+/* Its gradient times grad_loss into grad [T, V] (row stride ldg): counted
+ * rows (softmax - one-hot) * grad_loss / max(count, 1), the others zero. */
+QSLAW_RT_API void qslaw_cross_entropy_grad_f32(
+    int64_t T, int64_t V, const float *logits, int64_t ld,
+    const int64_t *labels, int64_t ignore, float grad_loss, float *grad,
+    int64_t ldg, int num_threads);
+
 /* "onednn" or "openblas". */
 QSLAW_RT_API const char *qslaw_gemm_library(void);
 

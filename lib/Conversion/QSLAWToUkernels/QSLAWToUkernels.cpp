@@ -348,15 +348,21 @@ MemRefType mlir::qslaw::dynMemRef(Type elem, int64_t rank) {
                          elem);
 }
 
-Value mlir::qslaw::asDynBuffer(OpBuilder &b, Location loc, Value tensor) {
+Value mlir::qslaw::asDynBuffer(OpBuilder &b, Location loc, Value tensor,
+                               bool strided) {
   static std::atomic<int64_t> serial{0};
   auto ty = cast<RankedTensorType>(tensor.getType());
+  int64_t rank = ty.getRank();
+  SmallVector<int64_t> dyn(rank, ShapedType::kDynamic);
+  MemRefLayoutAttrInterface layout;
+  if (strided)
+    layout = StridedLayoutAttr::get(b.getContext(), ShapedType::kDynamic, dyn);
   auto buf = bufferization::ToBufferOp::create(
-      b, loc, MemRefType::get(ty.getShape(), ty.getElementType()), tensor,
-      /*read_only=*/true);
+      b, loc, MemRefType::get(ty.getShape(), ty.getElementType(), layout),
+      tensor, /*read_only=*/true);
   buf->setAttr("qslaw.ukernel_operand", b.getI64IntegerAttr(serial++));
   return memref::CastOp::create(
-      b, loc, dynMemRef(ty.getElementType(), ty.getRank()), buf);
+      b, loc, MemRefType::get(dyn, ty.getElementType(), layout), buf);
 }
 
 Value mlir::qslaw::OutBuffer::tensor(OpBuilder &b, Location loc) const {

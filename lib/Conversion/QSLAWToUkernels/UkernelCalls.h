@@ -21,7 +21,11 @@ MemRefType dynMemRef(Type elem, int64_t rank);
 /// to_buffer of the same tensor would let ops in between overwrite the
 /// buffer in place first (the training step reuses activations' buffers for
 /// gradients). A unique tag keeps every to_buffer beside its call.
-Value asDynBuffer(OpBuilder &b, Location loc, Value tensor);
+/// With `strided`, the memref has a dynamic strided layout, so that a view
+/// (a slice) crosses the call as it is instead of as an identity-layout
+/// copy.
+Value asDynBuffer(OpBuilder &b, Location loc, Value tensor,
+                  bool strided = false);
 
 /// A fresh buffer a call writes (`alloc`, static shape) and its dynamic
 /// view (`dyn`, the call's argument); `tensor()` reads it back, to be called

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <vector>
 
 namespace {
 template <typename T, int Rank>
@@ -184,6 +185,68 @@ extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_sgemm_rows_f32(
                        a->data(), a->strides[1], b->data(), b->strides[1],
                        transB, accumulate ? 1.f : 0.f, c->data(),
                        c->strides[1], numThreads);
+}
+
+namespace {
+/// Logits [T, V] and labels [T] as the cross-entropy kernels read them:
+/// rows of unit inner stride (gathered when a view has another, which the
+/// compiler's slices do not make) and contiguous labels.
+struct CrossEntropyOperands {
+  const float *logits;
+  int64_t ld;
+  std::vector<float> gathered;
+  std::vector<int64_t> labels;
+  CrossEntropyOperands(MemRef<float, 2> *x, MemRef<int64_t, 1> *l) {
+    int64_t t = x->sizes[0], v = x->sizes[1];
+    logits = x->data();
+    ld = x->strides[0];
+    if (x->strides[1] != 1 && t > 0 && v > 0) {
+      gathered.resize(size_t(t * v));
+      for (int64_t r = 0; r < t; ++r)
+        for (int64_t c = 0; c < v; ++c)
+          gathered[size_t(r * v + c)] =
+              logits[r * x->strides[0] + c * x->strides[1]];
+      logits = gathered.data();
+      ld = v;
+    }
+    labels.resize(size_t(l->sizes[0]));
+    for (int64_t r = 0; r < l->sizes[0]; ++r)
+      labels[size_t(r)] = l->data()[r * l->strides[0]];
+  }
+};
+
+void checkCrossEntropy(const char *kernel, MemRef<float, 2> *x,
+                       MemRef<int64_t, 1> *l) {
+  if (l->sizes[0] != x->sizes[0]) {
+    std::fprintf(stderr, "qslaw: %s called with %lld labels for %lld rows\n",
+                 kernel, (long long)l->sizes[0], (long long)x->sizes[0]);
+    std::abort();
+  }
+}
+} // namespace
+
+/* logits [T, V], labels [T] (strided views), loss [1]. */
+extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_cross_entropy_f32(
+    MemRef<float, 2> *logits, MemRef<int64_t, 1> *labels,
+    MemRef<float, 1> *loss, int64_t ignore, int32_t numThreads) {
+  checkCrossEntropy("cross_entropy", logits, labels);
+  CrossEntropyOperands in(logits, labels);
+  loss->data()[0] =
+      qslaw_cross_entropy_f32(logits->sizes[0], logits->sizes[1], in.logits,
+                              in.ld, in.labels.data(), ignore, numThreads);
+}
+
+/* The same with grad_loss [1] in and grad [T, V] out (row-major). */
+extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_cross_entropy_grad_f32(
+    MemRef<float, 2> *logits, MemRef<int64_t, 1> *labels,
+    MemRef<float, 1> *gradLoss, MemRef<float, 2> *grad, int64_t ignore,
+    int32_t numThreads) {
+  checkCrossEntropy("cross_entropy_grad", logits, labels);
+  CrossEntropyOperands in(logits, labels);
+  qslaw_cross_entropy_grad_f32(logits->sizes[0], logits->sizes[1], in.logits,
+                               in.ld, in.labels.data(), ignore,
+                               gradLoss->data()[0], grad->data(),
+                               grad->strides[0], numThreads);
 }
 
 /* a: [Ba, rows, cols] as stored (Ba = 1: shared by every batch), likewise b;
