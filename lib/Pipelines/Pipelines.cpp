@@ -189,6 +189,13 @@ void mlir::qslaw::buildCPUBufferizationPipeline(
     OpPassManager &fpm = pm.nest<func::FuncOp>();
     fpm.addPass(createEarlyDealloc());
   }
+  // Copies between strided views as loops (their contiguous innermost run
+  // vectorised) rather than calls of the element-by-element memrefCopy.
+  {
+    MemRefCopyToLinalgOptions o;
+    o.stridedOnly = true;
+    pm.addPass(createMemRefCopyToLinalg(o));
+  }
   // Row reductions lower to one vector.reduction per row (inner-reduction),
   // which qslaw-vector-math lets LLVM reduce as a tree.
   {

@@ -30,7 +30,9 @@
 // CPU-NEXT: qslaw-forward-out-params
 // CPU: ownership-based-buffer-deallocation
 // CPU: qslaw-early-dealloc
-// CPU: convert-linalg-to-loops,
+// CPU: qslaw-memref-copy-to-linalg{strided-only=true},
+// CPU-NEXT: func.func(
+// CPU-NEXT: convert-linalg-to-loops,
 // CPU-NEXT: lower-vector-multi-reduction{lowering-strategy=inner-reduction}
 // CPU: qslaw-vector-math
 // CPU: convert-vector-to-scf{full-unroll=true

@@ -408,7 +408,18 @@ def MemRefCopyToLinalg : Pass<"qslaw-memref-copy-to-linalg", "ModuleOp"> {
     parallel-loop to GPU mapping as every other linalg op (strided subviews
     included). Used by the CUDA pipeline before
     `convert-linalg-to-parallel-loops`.
+
+    With `strided-only` (the CPU pipeline, before `convert-linalg-to-loops`)
+    only copies that the LLVM lowering cannot make a `memcpy` change: those
+    between views that are not contiguous row-major (a rotary half written
+    into a head's strided slice). Those became calls of MLIR's generic
+    `memrefCopy`, which walks the elements one by one through their
+    descriptor; as loops, the contiguous innermost run is vectorised.
   }];
+  let options = [
+    Option<"stridedOnly", "strided-only", "bool", "false",
+           "Only copies with a side that is not contiguous row-major">,
+  ];
   let dependentDialects = ["::mlir::linalg::LinalgDialect"];
 }
 
