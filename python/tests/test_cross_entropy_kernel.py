@@ -18,7 +18,7 @@ def _kernels():
     P, I, C, F = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float
     lib.qslaw_cross_entropy_f32.argtypes = [I, I, P, I, P, I, C]
     lib.qslaw_cross_entropy_f32.restype = F
-    lib.qslaw_cross_entropy_grad_f32.argtypes = [I, I, P, I, P, I, F, P, I, C]
+    lib.qslaw_cross_entropy_grad_f32.argtypes = [I, I, P, I, P, I, F, P, I, C, C]
     return lib
 
 
@@ -39,7 +39,10 @@ def _reference(x, labels, ignore, grad_loss):
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("labels_kind", ["mixed", "all_ignored", "all_counted"])
-def test_loss_and_gradient_match_numpy(threads, labels_kind):
+@pytest.mark.parametrize("zero_ignored", [1, 0])
+def test_loss_and_gradient_match_numpy(threads, labels_kind, zero_ignored):
+    """zero_ignored 0 (a gradient only the head's row-selecting GEMM reads):
+    ignored rows are left as they were."""
     lib = _kernels()
     rng = np.random.default_rng(3)
     T, V, pad, ignore = 37, 32000 + 13, 19, -100
@@ -58,14 +61,19 @@ def test_loss_and_gradient_match_numpy(threads, labels_kind):
                                        ignore, threads)
     grad = np.full((T, V + 3), np.nan, np.float32)  # row stride V + 3
     lib.qslaw_cross_entropy_grad_f32(T, V, buf.ctypes.data, V + pad, labels.ctypes.data,
-                                     ignore, grad_loss, grad.ctypes.data, V + 3, threads)
+                                     ignore, grad_loss, grad.ctypes.data, V + 3, zero_ignored,
+                                     threads)
     want_loss, want_grad = _reference(x, labels, ignore, grad_loss)
+    ok = (labels != ignore) & (labels >= 0) & (labels < V)
+    if not zero_ignored:
+        assert np.isnan(grad[~ok]).all()
+        want_grad[~ok] = np.nan
     # f32 sums of 32013 exps (each within ~1e-7) and a log: ~1e-6 relative.
     assert abs(loss - want_loss) <= 1e-5 * max(abs(want_loss), 1e-3)
     np.testing.assert_allclose(grad[:, :V], want_grad, rtol=1e-4, atol=1e-9)
     assert np.isnan(grad[:, V:]).all()  # past each row: untouched
     if labels_kind == "all_ignored":
-        assert loss == 0.0 and not grad[:, :V].any()
+        assert loss == 0.0 and (not grad[:, :V].any() if zero_ignored else True)
 
 
 def test_extreme_logits():
@@ -81,7 +89,7 @@ def test_extreme_logits():
     loss = lib.qslaw_cross_entropy_f32(T, V, x.ctypes.data, V, labels.ctypes.data, -100, 2)
     grad = np.empty_like(x)
     lib.qslaw_cross_entropy_grad_f32(T, V, x.ctypes.data, V, labels.ctypes.data, -100, 1.0,
-                                     grad.ctypes.data, V, 2)
+                                     grad.ctypes.data, V, 1, 2)
     want_loss, want_grad = _reference(x, labels, -100, 1.0)
     assert np.isfinite(loss) and np.isfinite(grad).all()
     assert abs(loss - want_loss) <= 1e-5 * abs(want_loss)

@@ -24,7 +24,7 @@ HERE = os.path.dirname(__file__)
 def _kernels():
     lib = ctypes.CDLL(os.path.join(build_dir(), "lib", "libqslaw_ukernels.so"))
     P, I, C, F = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float
-    lib.qslaw_sgemm_rows_f32.argtypes = [I, I, I, P, I, I, I, P, I, P, I, C, F, P, I, C]
+    lib.qslaw_sgemm_rows_f32.argtypes = [I, I, I, P, I, I, I, C, P, I, P, I, C, F, P, I, C]
     lib.qslaw_sgemm_f32_batched.argtypes = [I, I, I, I, P, I, I, C, P, I, I, C, F,
                                             P, I, I, C]
     return lib
@@ -34,13 +34,16 @@ def _kernels():
 @pytest.mark.parametrize("mask", ["run", "runs", "scattered", "all", "none"])
 @pytest.mark.parametrize("beta", [0.0, 1.0])
 @pytest.mark.parametrize("layout", ["full", "grouped"])
-def test_selected_rows_are_the_full_gemms(trans_b, mask, beta, layout):
+@pytest.mark.parametrize("zero_unselected", [1, 0])
+def test_selected_rows_are_the_full_gemms(trans_b, mask, beta, layout, zero_unselected):
     """Selected rows equal the full GEMM's bit for bit (each element is the
     same library sum over K; one run is multiplied in place, scattered rows
     gathered); the others are zero (beta 0) or kept (beta 1). "grouped": A
     holds only 70 rows of each group of 75 of C's, from row 3 (a gradient
     placed into zeros at a token offset, which the kernel reads unpadded),
-    against the full GEMM of that zero-padded A."""
+    against the full GEMM of that zero-padded A. zero_unselected 0 (logits
+    that only the loss kernels read): unselected rows are left as they
+    are."""
     lib = _kernels()
     rng = np.random.default_rng(1)
     M, K, N = 300, 256, 520
@@ -68,7 +71,7 @@ def test_selected_rows_are_the_full_gemms(trans_b, mask, beta, layout):
     rows[~window] = 0
     got, full = c0.copy(), c0.copy()
     lib.qslaw_sgemm_rows_f32(M, N, K, rows.ctypes.data, tokens, a_tokens, a_offset,
-                             a.ctypes.data, K, b.ctypes.data, b.shape[1], trans_b, beta,
+                             zero_unselected, a.ctypes.data, K, b.ctypes.data, b.shape[1], trans_b, beta,
                              got.ctypes.data, N, 2)
     lib.qslaw_sgemm_f32_batched(1, M, N, K, a_full.ctypes.data, K, 0, 0, b.ctypes.data,
                                 b.shape[1], 0, trans_b, beta, full.ctypes.data, N, 0, 2)
@@ -76,7 +79,8 @@ def test_selected_rows_are_the_full_gemms(trans_b, mask, beta, layout):
     np.testing.assert_allclose(full[sel], a_full[sel] @ (b.T if trans_b else b) + beta * c0[sel],
                                rtol=1e-4, atol=1e-3)  # the library vs NumPy: f32 sums of 256
     assert np.array_equal(got[sel], full[sel])
-    assert np.array_equal(got[~sel], c0[~sel] if beta else np.zeros_like(c0[~sel]))
+    kept = beta or not zero_unselected
+    assert np.array_equal(got[~sel], c0[~sel] if kept else np.zeros_like(c0[~sel]))
 
 
 @pytest.fixture(scope="module")

@@ -22,17 +22,22 @@
 // CHECK: arith.extui {{.*}} : i1 to i8
 // CHECK: %[[F:.*]] = tensor.insert_slice %[[V]] into %{{.*}}[0, 0] [2, 2] [1, 1] : tensor<2x2xi8> into tensor<2x3xi8>
 // CHECK: tensor.collapse_shape %[[F]] {{\[}}[0, 1]] : tensor<2x3xi8> into tensor<6xi8>
-// The forward reads every row of its left operand: groups of 6, offset 0.
-// CHECK: call @qslaw_ukernel_sgemm_rows_f32({{.*}}, %c6_i32, %c0_i32{{.*}}) : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?xi8>, i32, i32, i32, i32, i32, i32) -> ()
+// The forward reads every row of its left operand: groups of 6, offset 0;
+// its unselected rows are left unwritten (flag 0: only the loss ops read
+// them, and they skip ignored rows).
+// CHECK: call @qslaw_ukernel_sgemm_rows_f32({{.*}}, %c6_i32, %c0_i32, %c0_i32{{.*}}) : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?xi8>, i32, i32, i32, i32, i32, i32, i32) -> ()
 // CHECK: qslaw.cross_entropy
-// CHECK: %[[G:.*]] = qslaw.cross_entropy_grad
-// The input gradient: the unpadded gradient, groups of 3 at offset 0, W
-// read transposed (flag 1), rows by the same labels.
+// The gradient's only reader is the GEMM below: its ignored rows need not
+// be written.
+// CHECK: %[[G:.*]] = qslaw.cross_entropy_grad {{.*}} {qslaw.ignored_rows_unread}
+// The input gradient: the unpadded gradient, groups of 3 at offset 0,
+// unselected rows zero (flag 1: they are the gradient's zeros), W read
+// transposed (flag 1), rows by the same labels.
 // CHECK: %[[GC:.*]] = tensor.collapse_shape %[[G]] {{\[}}[0, 1], [2]] : tensor<2x2x10xf32> into tensor<4x10xf32>
 // CHECK: %[[GE:.*]] = tensor.expand_shape %[[GC]] {{.*}} into tensor<1x4x10xf32>
 // CHECK: %[[GB:.*]] = bufferization.to_buffer %[[GE]]
 // CHECK: %[[GD:.*]] = memref.cast %[[GB]]
-// CHECK: call @qslaw_ukernel_sgemm_rows_f32(%[[GD]], {{.*}}, %c3_i32{{.*}}, %c0_i32{{.*}}, %c0_i32{{.*}}, %c1_i32{{.*}}, %c0_i32{{.*}}, %c0_i32{{.*}})
+// CHECK: call @qslaw_ukernel_sgemm_rows_f32(%[[GD]], {{.*}}, %c3_i32{{.*}}, %c0_i32{{.*}}, %c1_i32{{.*}}, %c0_i32{{.*}}, %c1_i32{{.*}}, %c0_i32{{.*}}, %c0_i32{{.*}})
 // CHECK-NOT: call @qslaw_ukernel_sgemm_f32
 // CHECK: return
 // UNPADDED-LABEL: func.func @head
@@ -106,7 +111,7 @@ func.func @other_gradient(%d: tensor<2x3x10xf32>, %w: tensor<10x8xf32>) -> tenso
 // A gradient placed at token offset 1 (the loss of positions 1..2): C's rows
 // in groups of 3, A's two rows of each group are C's rows 1 and 2.
 // CHECK-LABEL: func.func @gradient_at_offset
-// CHECK: call @qslaw_ukernel_sgemm_rows_f32({{.*}}, %c3_i32{{.*}}, %c1_i32{{.*}}, %c0_i32{{.*}}, %c0_i32{{.*}}, %c0_i32{{.*}}, %c0_i32{{.*}}) : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?xi8>, i32, i32, i32, i32, i32, i32) -> ()
+// CHECK: call @qslaw_ukernel_sgemm_rows_f32({{.*}}, %c3_i32{{.*}}, %c1_i32{{.*}}, %c1_i32{{.*}}, %c0_i32{{.*}}, %c0_i32{{.*}}, %c0_i32{{.*}}, %c0_i32{{.*}}) : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?xi8>, i32, i32, i32, i32, i32, i32, i32) -> ()
 // CHECK: return
 // UNPADDED-LABEL: func.func @gradient_at_offset
 // UNPADDED-NOT: linalg.fill {{.*}}tensor<2x3x10xf32>
@@ -130,4 +135,24 @@ func.func @gradient_at_offset(%x: tensor<2x3x10xf32>, %w: tensor<10x8xf32>,
   %dh = linalg.matmul ins(%c, %w : tensor<6x10xf32>, tensor<10x8xf32>)
                       outs(%f3 : tensor<6x8xf32>) -> tensor<6x8xf32>
   return %dh : tensor<6x8xf32>
+}
+
+// A gradient that another op reads too (its sum, say) keeps its zeros: no
+// attribute.
+// CHECK-LABEL: func.func @gradient_read_twice
+// CHECK: qslaw.cross_entropy_grad
+// CHECK-NOT: qslaw.ignored_rows_unread
+// CHECK: return
+func.func @gradient_read_twice(%x: tensor<2x3x10xf32>, %w: tensor<10x8xf32>,
+                               %labels: tensor<2x3xi64>) -> (tensor<6x8xf32>, tensor<2x3x10xf32>) {
+  %z = arith.constant 0.0 : f32
+  %one = arith.constant dense<1.0> : tensor<f32>
+  %g = qslaw.cross_entropy_grad %x, %labels, %one
+      : (tensor<2x3x10xf32>, tensor<2x3xi64>, tensor<f32>) -> tensor<2x3x10xf32>
+  %c = tensor.collapse_shape %g [[0, 1], [2]] : tensor<2x3x10xf32> into tensor<6x10xf32>
+  %e3 = tensor.empty() : tensor<6x8xf32>
+  %f3 = linalg.fill ins(%z : f32) outs(%e3 : tensor<6x8xf32>) -> tensor<6x8xf32>
+  %dh = linalg.matmul ins(%c, %w : tensor<6x10xf32>, tensor<10x8xf32>)
+                      outs(%f3 : tensor<6x8xf32>) -> tensor<6x8xf32>
+  return %dh, %g : tensor<6x8xf32>, tensor<2x3x10xf32>
 }

@@ -19,7 +19,8 @@
 // CHECK: tensor.collapse_shape %[[LT]] [] : tensor<1xf32> into tensor<f32>
 // CHECK: tensor.expand_shape %{{.*}} [] output_shape [1] : tensor<f32> into tensor<1xf32>
 // CHECK: %[[G:.*]] = memref.alloc() : memref<4x10xf32>
-// CHECK: call @qslaw_ukernel_cross_entropy_grad_f32({{.*}}, %c-100_i64{{.*}}, %c2_i32{{.*}}) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xi64, strided<[?], offset: ?>>, memref<?xf32>, memref<?x?xf32>, i64, i32) -> ()
+// Ignored rows written as zeros (flag 1).
+// CHECK: call @qslaw_ukernel_cross_entropy_grad_f32({{.*}}, %c-100_i64{{.*}}, %c1_i32, %c2_i32{{.*}}) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xi64, strided<[?], offset: ?>>, memref<?xf32>, memref<?x?xf32>, i64, i32, i32) -> ()
 // CHECK: %[[GT:.*]] = bufferization.to_tensor %[[G]]
 // CHECK: tensor.expand_shape %[[GT]] {{\[}}[0, 1], [2]] output_shape [2, 2, 10] : tensor<4x10xf32> into tensor<2x2x10xf32>
 // CHECK-NOT: qslaw.cross_entropy
@@ -44,6 +45,19 @@ func.func @ignore_index(%x: tensor<5x10xf32>, %labels: tensor<5xi64>) -> tensor<
   %loss = qslaw.cross_entropy %x, %labels {ignore_index = 7 : i64}
       : (tensor<5x10xf32>, tensor<5xi64>) -> tensor<f32>
   return %loss : tensor<f32>
+}
+
+// -----
+
+// A gradient whose only reader skips its ignored rows (the attribute that
+// qslaw-lower-contractions-to-library sets): they are left unwritten (0).
+// CHECK-LABEL: func.func @rows_unread
+// CHECK: call @qslaw_ukernel_cross_entropy_grad_f32({{.*}}, %c-100_i64, %c0_i32, %c2_i32)
+func.func @rows_unread(%x: tensor<5x10xf32>, %labels: tensor<5xi64>, %gl: tensor<f32>)
+    -> tensor<5x10xf32> {
+  %g = qslaw.cross_entropy_grad %x, %labels, %gl {qslaw.ignored_rows_unread}
+      : (tensor<5x10xf32>, tensor<5xi64>, tensor<f32>) -> tensor<5x10xf32>
+  return %g : tensor<5x10xf32>
 }
 
 // -----

@@ -60,6 +60,11 @@ inline constexpr const char *kCrossEntropyF32Ukernel =
     "qslaw_ukernel_cross_entropy_f32";
 inline constexpr const char *kCrossEntropyGradF32Ukernel =
     "qslaw_ukernel_cross_entropy_grad_f32";
+/// Set on a `qslaw.cross_entropy_grad` whose only reader is the head's
+/// input-gradient GEMM over the counted rows (qslaw-lower-contractions-to-
+/// library): the kernel then leaves the ignored rows unwritten.
+inline constexpr const char *kIgnoredRowsUnreadAttr =
+    "qslaw.ignored_rows_unread";
 /// The hand-written CUDA kernels' entries (qslaw-lower-to-ukernels
 /// target=cuda): the CPU signatures plus a trailing i32 activation type
 /// (0 bf16, 1 f16; the forward's last i32 is that type, not a thread count).

@@ -128,7 +128,9 @@ QSLAW_RT_API void qslaw_sgemm_f32_batched(
 
 /* Rows of C = A . op(B) + beta * C selected by `rows` (M bytes, non-zero:
  * selected), A not transposed: selected rows as the full GEMM computes
- * them, the others zero (beta 0) or left as they are. C's rows are groups of
+ * them, the others zero (beta 0 and zero_unselected) or left as they are.
+ * (Logits that only the loss kernels read need no zeros: they skip those
+ * rows.) C's rows are groups of
  * `tokens` (M = groups * tokens); A holds `a_tokens` rows per group, C's
  * rows a_offset ... a_offset + a_tokens - 1 of it (a gradient that the full
  * GEMM would read placed into zeros at that offset; A = [M, K] with
@@ -138,6 +140,7 @@ QSLAW_RT_API void qslaw_sgemm_f32_batched(
 QSLAW_RT_API void qslaw_sgemm_rows_f32(int64_t M, int64_t N, int64_t K,
                                        const uint8_t *rows, int64_t tokens,
                                        int64_t a_tokens, int64_t a_offset,
+                                       int zero_unselected,
                                        const float *a, int64_t lda,
                                        const float *b, int64_t ldb, int transB,
                                        float beta, float *c, int64_t ldc,
@@ -153,11 +156,12 @@ QSLAW_RT_API float qslaw_cross_entropy_f32(int64_t T, int64_t V,
                                            int64_t ignore, int num_threads);
 
 /* Its gradient times grad_loss into grad [T, V] (row stride ldg): counted
- * rows (softmax - one-hot) * grad_loss / max(count, 1), the others zero. */
+ * rows (softmax - one-hot) * grad_loss / max(count, 1), the others zero
+ * (with zero_ignored; else left as they are, for a reader that skips them). */
 QSLAW_RT_API void qslaw_cross_entropy_grad_f32(
     int64_t T, int64_t V, const float *logits, int64_t ld,
     const int64_t *labels, int64_t ignore, float grad_loss, float *grad,
-    int64_t ldg, int num_threads);
+    int64_t ldg, int zero_ignored, int num_threads);
 
 /* "onednn" or "openblas". */
 QSLAW_RT_API const char *qslaw_gemm_library(void);

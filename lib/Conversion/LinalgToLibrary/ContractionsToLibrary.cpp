@@ -317,6 +317,12 @@ struct LabelRows {
   /// placed into zeros: the GEMM reads it directly, so the zero-filled
   /// [B, T, V] copy is never made.
   Value unpadded;
+  /// The head's forward (its unselected rows are read by nobody: the loss
+  /// ops skip ignored rows, so they need no zeros).
+  bool logits = false;
+  /// The input gradient's cross-entropy gradient, when this GEMM is its only
+  /// reader.
+  Operation *soleGradient = nullptr;
 
   /// For logits of shape `full` = [B, T, V]; labels still to be found.
   static LabelRows of(ArrayRef<int64_t> full) {
@@ -409,6 +415,7 @@ std::optional<LabelRows> logitsRows(Value result) {
   }
   if (!r.labels)
     return std::nullopt;
+  r.logits = true;
   return r;
 }
 
@@ -437,6 +444,10 @@ std::optional<LabelRows> gradientRows(Value lhs) {
     return std::nullopt;
   r.labels = ceg.getLabels();
   r.ignore = ceg.getIgnoreIndex();
+  // Read only through the (insert and) collapse into this GEMM.
+  if (ceg->hasOneUse() && c->hasOneUse() &&
+      (grad == c.getSrc() || c.getSrc().hasOneUse()))
+    r.soleGradient = ceg;
   return r;
 }
 
@@ -589,6 +600,12 @@ struct ContractionsToLibraryPass
         args.push_back(asDynBuffer(b, loc, rowMask(b, loc, *headRows)));
         args.push_back(i32(unpadded ? headRows->tokens : g.rows));
         args.push_back(i32(unpadded ? headRows->offset : 0));
+        // Unselected logits rows are read by nobody; the input gradient's
+        // are the gradient's zeros.
+        args.push_back(i32(headRows->logits ? 0 : 1));
+        if (headRows->soleGradient)
+          headRows->soleGradient->setAttr(kIgnoredRowsUnreadAttr,
+                                          b.getUnitAttr());
       }
       args.append({i32(g.lhs.trans), i32(g.rhs.trans), i32(g.accumulate),
                    i32(numThreads)});

@@ -110,6 +110,12 @@ struct CrossEntropyToUkernelsPass
       args.push_back(out.dyn);
       args.push_back(arith::ConstantOp::create(b, loc,
                                                b.getI64IntegerAttr(ignore)));
+      // Ignored rows of a gradient that only the head's row-selecting GEMM
+      // reads are left unwritten.
+      if (isa<CrossEntropyGradOp>(op))
+        args.push_back(arith::ConstantOp::create(
+            b, loc,
+            b.getI32IntegerAttr(op->hasAttr(kIgnoredRowsUnreadAttr) ? 0 : 1)));
       args.push_back(arith::ConstantOp::create(
           b, loc, b.getI32IntegerAttr(int32_t(numThreads))));
       SmallVector<Type> types;

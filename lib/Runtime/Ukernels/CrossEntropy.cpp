@@ -117,14 +117,15 @@ extern "C" QSLAW_RT_API void
 qslaw_cross_entropy_grad_f32(int64_t T, int64_t V, const float *logits,
                              int64_t ld, const int64_t *labels, int64_t ignore,
                              float gradLoss, float *grad, int64_t ldg,
-                             int numThreads) {
+                             int zeroIgnored, int numThreads) {
   std::vector<int64_t> rows = countedRows(T, V, labels, ignore);
   const float scale = gradLoss / std::max<float>(float(rows.size()), 1.f);
   const int threads = numThreads > 0 ? numThreads : qslaw_num_threads();
   qslaw::ukernels::parallelFor(T, threads, [&](int64_t r) {
     float *g = grad + r * ldg;
     if (!counts(labels[r], ignore, V)) {
-      std::memset(g, 0, size_t(V) * sizeof(float));
+      if (zeroIgnored)
+        std::memset(g, 0, size_t(V) * sizeof(float));
       return;
     }
     const float *x = logits + r * ld;

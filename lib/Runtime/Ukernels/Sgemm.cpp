@@ -123,7 +123,7 @@ qslaw_sgemm_f32_batched(int64_t batch, int64_t M, int64_t N, int64_t K,
 extern "C" QSLAW_RT_API void
 qslaw_sgemm_rows_f32(int64_t M, int64_t N, int64_t K, const uint8_t *rows,
                      int64_t tokens, int64_t aTokens, int64_t aOffset,
-                     const float *a, int64_t lda, const float *b, int64_t ldb,
+                     int zeroUnselected, const float *a, int64_t lda, const float *b, int64_t ldb,
                      int transB, float beta, float *c, int64_t ldc,
                      int numThreads) {
   if (M <= 0 || N <= 0)
@@ -138,7 +138,7 @@ qslaw_sgemm_rows_f32(int64_t M, int64_t N, int64_t K, const uint8_t *rows,
   int64_t selected = 0;
   for (int64_t r = 0; r < M; ++r) {
     if (!rows[r]) {
-      if (beta == 0.f)
+      if (beta == 0.f && zeroUnselected)
         std::fill(c + r * ldc, c + r * ldc + N, 0.f);
       continue;
     }

@@ -149,11 +149,13 @@ QSLAW_QMATMUL_ANY_WIDTH_GRADS(8, 2)
 
 /* The same for one matrix (batch 1, a not transposed), over the rows of c
  * that `rows` selects (qslaw_sgemm_rows_f32): c's rows are groups of
- * `tokens`, a holds a's rows of each, c's rows aOffset ... of the group. */
+ * `tokens`, a holds a's rows of each, c's rows aOffset ... of the group;
+ * the others zero when zeroUnselected. */
 extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_sgemm_rows_f32(
     MemRef<float, 3> *a, MemRef<float, 3> *b, MemRef<float, 3> *c,
-    MemRef<uint8_t, 1> *rows, int32_t tokens, int32_t aOffset, int32_t transA,
-    int32_t transB, int32_t accumulate, int32_t numThreads) {
+    MemRef<uint8_t, 1> *rows, int32_t tokens, int32_t aOffset,
+    int32_t zeroUnselected, int32_t transA, int32_t transB, int32_t accumulate,
+    int32_t numThreads) {
   int64_t m = c->sizes[1], n = c->sizes[2], k = a->sizes[2];
   if (m == 0)
     return;
@@ -182,7 +184,7 @@ extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_sgemm_rows_f32(
     traceContraction("sgemm", 1, selected, n, k, transA, transB);
   }
   qslaw_sgemm_rows_f32(m, n, k, rows->data(), tokens, aTokens, aOffset,
-                       a->data(), a->strides[1], b->data(), b->strides[1],
+                       zeroUnselected, a->data(), a->strides[1], b->data(), b->strides[1],
                        transB, accumulate ? 1.f : 0.f, c->data(),
                        c->strides[1], numThreads);
 }
@@ -236,17 +238,18 @@ extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_cross_entropy_f32(
                               in.ld, in.labels.data(), ignore, numThreads);
 }
 
-/* The same with grad_loss [1] in and grad [T, V] out (row-major). */
+/* The same with grad_loss [1] in and grad [T, V] out (row-major); ignored
+ * rows zero when zeroIgnored. */
 extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_cross_entropy_grad_f32(
     MemRef<float, 2> *logits, MemRef<int64_t, 1> *labels,
     MemRef<float, 1> *gradLoss, MemRef<float, 2> *grad, int64_t ignore,
-    int32_t numThreads) {
+    int32_t zeroIgnored, int32_t numThreads) {
   checkCrossEntropy("cross_entropy_grad", logits, labels);
   CrossEntropyOperands in(logits, labels);
   qslaw_cross_entropy_grad_f32(logits->sizes[0], logits->sizes[1], in.logits,
                                in.ld, in.labels.data(), ignore,
                                gradLoss->data()[0], grad->data(),
-                               grad->strides[0], numThreads);
+                               grad->strides[0], zeroIgnored, numThreads);
 }
 
 /* a: [Ba, rows, cols] as stored (Ba = 1: shared by every batch), likewise b;
