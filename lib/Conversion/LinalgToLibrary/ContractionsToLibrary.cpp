@@ -532,13 +532,9 @@ struct ContractionsToLibraryPass
           << static_cast<int64_t>(minFlops);
       return signalPassFailure();
     }
-    if (numThreads < 0) {
-      module.emitError("qslaw-lower-contractions-to-library: num-threads "
-                       "must be >= 0 (0: QSLAW_NUM_THREADS or all cores at "
-                       "run time), got ")
-          << static_cast<int>(numThreads);
+    if (failed(checkNumThreads(module, "qslaw-lower-contractions-to-library",
+                               numThreads)))
       return signalPassFailure();
-    }
     SmallVector<linalg::LinalgOp> work;
     module.walk([&](linalg::LinalgOp op) {
       if (std::optional<Gemm> g = matchGemm(op))

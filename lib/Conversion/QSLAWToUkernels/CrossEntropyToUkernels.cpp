@@ -60,13 +60,9 @@ struct CrossEntropyToUkernelsPass
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    if (numThreads < 0) {
-      module.emitError("qslaw-lower-cross-entropy-to-ukernels: num-threads "
-                       "must be >= 0 (0: QSLAW_NUM_THREADS or all cores at "
-                       "run time), got ")
-          << static_cast<int>(numThreads);
+    if (failed(checkNumThreads(module, "qslaw-lower-cross-entropy-to-ukernels",
+                               numThreads)))
       return signalPassFailure();
-    }
     SmallVector<Operation *> work;
     module.walk([&](Operation *op) {
       if (auto ce = dyn_cast<CrossEntropyOp>(op)) {

@@ -179,13 +179,9 @@ struct QSLAWToUkernelsPass
   FailureOr<KernelSet> kernelSet(ModuleOp module) {
     KernelSet set;
     if (target == "cpu") {
-      if (numThreads < 0) {
-        module.emitError("qslaw-lower-to-ukernels: num-threads must be >= 0 "
-                         "(0: QSLAW_NUM_THREADS or all cores at run time), "
-                         "got ")
-            << static_cast<int>(numThreads);
+      if (failed(checkNumThreads(module, "qslaw-lower-to-ukernels",
+                                 numThreads)))
         return failure();
-      }
       set.numThreads = numThreads;
       return set;
     }
@@ -370,6 +366,16 @@ Value mlir::qslaw::OutBuffer::tensor(OpBuilder &b, Location loc) const {
   return bufferization::ToTensorOp::create(
       b, loc, RankedTensorType::get(ty.getShape(), ty.getElementType()), alloc,
       /*restrict=*/true, /*writable=*/true);
+}
+
+LogicalResult mlir::qslaw::checkNumThreads(Operation *module, StringRef pass,
+                                          int numThreads) {
+  if (numThreads >= 0)
+    return success();
+  return module->emitError(pass)
+         << ": num-threads must be >= 0 (0: QSLAW_NUM_THREADS or all cores "
+            "at run time), got "
+         << numThreads;
 }
 
 OutBuffer mlir::qslaw::newOutBuffer(OpBuilder &b, Location loc,

@@ -9,6 +9,7 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Operation.h"
 
 namespace mlir::qslaw {
 
@@ -36,6 +37,11 @@ struct OutBuffer {
 };
 OutBuffer newOutBuffer(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
                        Type elem);
+
+/// The calls' thread count option: >= 0 (0: at run time), else an error on
+/// `module` naming `pass`.
+LogicalResult checkNumThreads(Operation *module, StringRef pass,
+                              int numThreads);
 
 } // namespace mlir::qslaw
 
