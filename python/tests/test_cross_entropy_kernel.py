@@ -94,3 +94,26 @@ def test_extreme_logits():
     assert np.isfinite(loss) and np.isfinite(grad).all()
     assert abs(loss - want_loss) <= 1e-5 * abs(want_loss)
     np.testing.assert_allclose(grad, want_grad, rtol=1e-4, atol=1e-9)
+
+
+def test_nan_logits_propagate_to_their_rows():
+    """A NaN logit in a counted row makes the loss and that row's gradient
+    NaN (the trainer skips non-finite steps by the loss); one in an ignored
+    row is never read. (Under UBSan: no NaN reaches a float-to-int
+    conversion.)"""
+    lib = _kernels()
+    T, V = 4, 300
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((T, V)).astype(np.float32)
+    labels = np.array([1, -100, 2, 3], np.int64)
+    x[1, 10] = np.nan  # ignored row
+    loss = lib.qslaw_cross_entropy_f32(T, V, x.ctypes.data, V, labels.ctypes.data, -100, 2)
+    assert np.isfinite(loss)
+    x[2, 17] = np.nan  # counted row
+    loss = lib.qslaw_cross_entropy_f32(T, V, x.ctypes.data, V, labels.ctypes.data, -100, 2)
+    assert np.isnan(loss)
+    grad = np.empty_like(x)
+    lib.qslaw_cross_entropy_grad_f32(T, V, x.ctypes.data, V, labels.ctypes.data, -100, 1.0,
+                                     grad.ctypes.data, V, 1, 2)
+    assert np.isnan(grad[2]).all()
+    assert np.isfinite(grad[[0, 3]]).all() and not grad[1].any()

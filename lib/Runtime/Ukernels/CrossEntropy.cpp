@@ -22,10 +22,12 @@ constexpr int kLanes = 16;
 /// exp(x) for x <= 0 (a logit minus its row max): 2^n * p(r) with
 /// r = x - n ln 2 in [-ln2/2, ln2/2] and Cephes' degree-6 polynomial
 /// (relative error about 1e-7); x below -87.3 gives 2^-126 * p, which is
-/// under the sum's precision.
+/// under the sum's precision. NaN stays NaN (a non-finite step must show in
+/// its loss); the exponent is then 0, never a NaN converted to int.
 __attribute__((always_inline)) inline float expNonPositive(float x) {
-  x = x < -87.3f ? -87.3f : x;
+  x = x < -87.3f ? -87.3f : x; // NaN compares false: stays NaN
   float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+  n = n == n ? (n < 127.f ? n : 127.f) : 0.f;
   float r = x - n * 0.693359375f;
   r = r + n * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
