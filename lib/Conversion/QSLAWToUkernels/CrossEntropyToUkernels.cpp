@@ -64,14 +64,11 @@ struct CrossEntropyToUkernelsPass
                                numThreads)))
       return signalPassFailure();
     SmallVector<Operation *> work;
+    // Both ops take (logits, labels, ...).
     module.walk([&](Operation *op) {
-      if (auto ce = dyn_cast<CrossEntropyOp>(op)) {
-        if (covered(ce.getLogits(), ce.getLabels()))
-          work.push_back(op);
-      } else if (auto ceg = dyn_cast<CrossEntropyGradOp>(op)) {
-        if (covered(ceg.getLogits(), ceg.getLabels()))
-          work.push_back(op);
-      }
+      if (isa<CrossEntropyOp, CrossEntropyGradOp>(op) &&
+          covered(op->getOperand(0), op->getOperand(1)))
+        work.push_back(op);
     });
     OpBuilder b(module.getContext());
     Type f32 = b.getF32Type();
@@ -81,9 +78,9 @@ struct CrossEntropyToUkernelsPass
       Value logits = op->getOperand(0), labels = op->getOperand(1);
       auto lt = cast<RankedTensorType>(logits.getType());
       int64_t v = lt.getShape().back(), t = lt.getNumElements() / v;
-      int64_t ignore = isa<CrossEntropyOp>(op)
-                           ? cast<CrossEntropyOp>(op).getIgnoreIndex()
-                           : cast<CrossEntropyGradOp>(op).getIgnoreIndex();
+      auto ceg = dyn_cast<CrossEntropyGradOp>(op); // else the loss
+      int64_t ignore = ceg ? ceg.getIgnoreIndex()
+                           : cast<CrossEntropyOp>(op).getIgnoreIndex();
       SmallVector<Value> args{
           asDynBuffer(b, loc, collapseLeading(b, loc, logits, 1),
                       /*strided=*/true),
@@ -91,7 +88,7 @@ struct CrossEntropyToUkernelsPass
                       /*strided=*/true)};
       OutBuffer out;
       StringRef name;
-      if (auto ceg = dyn_cast<CrossEntropyGradOp>(op)) {
+      if (ceg) {
         // grad_loss as a one-element buffer.
         Value one = tensor::ExpandShapeOp::create(
             b, loc, RankedTensorType::get({1}, f32), ceg.getGradLoss(),
@@ -108,10 +105,10 @@ struct CrossEntropyToUkernelsPass
                                                b.getI64IntegerAttr(ignore)));
       // Ignored rows of a gradient that only the head's row-selecting GEMM
       // reads are left unwritten.
-      if (isa<CrossEntropyGradOp>(op))
+      if (ceg)
         args.push_back(arith::ConstantOp::create(
             b, loc,
-            b.getI32IntegerAttr(op->hasAttr(kIgnoredRowsUnreadAttr) ? 0 : 1)));
+            b.getI32IntegerAttr(ceg->hasAttr(kIgnoredRowsUnreadAttr) ? 0 : 1)));
       args.push_back(arith::ConstantOp::create(
           b, loc, b.getI32IntegerAttr(int32_t(numThreads))));
       SmallVector<Type> types;
@@ -121,7 +118,7 @@ struct CrossEntropyToUkernelsPass
                            args);
       Value result = out.tensor(b, loc);
       auto resTy = cast<RankedTensorType>(op->getResult(0).getType());
-      if (isa<CrossEntropyOp>(op))
+      if (!ceg)
         result = tensor::CollapseShapeOp::create(
             b, loc, resTy, result, SmallVector<ReassociationIndices>{});
       else if (resTy.getRank() > 2)

@@ -123,9 +123,9 @@ qslaw_sgemm_f32_batched(int64_t batch, int64_t M, int64_t N, int64_t K,
 extern "C" QSLAW_RT_API void
 qslaw_sgemm_rows_f32(int64_t M, int64_t N, int64_t K, const uint8_t *rows,
                      int64_t tokens, int64_t aTokens, int64_t aOffset,
-                     int zeroUnselected, const float *a, int64_t lda, const float *b, int64_t ldb,
-                     int transB, float beta, float *c, int64_t ldc,
-                     int numThreads) {
+                     int zeroUnselected, const float *a, int64_t lda,
+                     const float *b, int64_t ldb, int transB, float beta,
+                     float *c, int64_t ldc, int numThreads) {
   if (M <= 0 || N <= 0)
     return;
   // A's row of C's row r (a selected row is one of A's).

@@ -184,9 +184,9 @@ extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_sgemm_rows_f32(
     traceContraction("sgemm", 1, selected, n, k, transA, transB);
   }
   qslaw_sgemm_rows_f32(m, n, k, rows->data(), tokens, aTokens, aOffset,
-                       zeroUnselected, a->data(), a->strides[1], b->data(), b->strides[1],
-                       transB, accumulate ? 1.f : 0.f, c->data(),
-                       c->strides[1], numThreads);
+                       zeroUnselected, a->data(), a->strides[1], b->data(),
+                       b->strides[1], transB, accumulate ? 1.f : 0.f,
+                       c->data(), c->strides[1], numThreads);
 }
 
 namespace {
