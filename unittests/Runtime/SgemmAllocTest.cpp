@@ -38,7 +38,8 @@ struct Case {
 class SgemmTest : public ::testing::TestWithParam<Case> {};
 
 // Every transpose combination, a B shared by all batches (stride 0),
-// accumulation into C, odd sizes.
+// accumulation into C, odd sizes; batches of 4 and 9 on 2 threads take the
+// one-GEMM-per-thread path.
 TEST_P(SgemmTest, MatchesDoubleReference) {
   Case p = GetParam();
   std::mt19937 rng(7);
@@ -68,6 +69,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{1, 37, 53, 129, false, true, false, 0.f},
                       Case{1, 37, 53, 129, true, true, false, 1.f},
                       Case{3, 17, 9, 33, false, true, true, 0.f},
+                      Case{4, 31, 19, 24, false, true, false, 0.f},
+                      Case{4, 31, 19, 24, true, false, true, 1.f},
+                      Case{9, 8, 21, 13, true, true, false, 1.f},
                       Case{2, 5, 7, 0, false, false, false, 1.f},
                       Case{2, 5, 7, 0, false, false, false, 0.f}));
 

@@ -123,17 +123,27 @@ qslaw_cross_entropy_grad_f32(int64_t T, int64_t V, const float *logits,
   std::vector<int64_t> rows = countedRows(T, V, labels, ignore);
   const float scale = gradLoss / std::max<float>(float(rows.size()), 1.f);
   const int threads = numThreads > 0 ? numThreads : qslaw_num_threads();
-  qslaw::ukernels::parallelFor(T, threads, [&](int64_t r) {
-    float *g = grad + r * ldg;
-    if (!counts(labels[r], ignore, V)) {
-      if (zeroIgnored)
-        std::memset(g, 0, size_t(V) * sizeof(float));
-      return;
-    }
+  // The counted rows split evenly: they bunch together (a prompt's answer
+  // after its image), so an even split of all rows would leave one thread
+  // the whole work.
+  qslaw::ukernels::parallelFor(int64_t(rows.size()), threads, [&](int64_t i) {
+    const int64_t r = rows[i];
     const float *x = logits + r * ld;
+    float *g = grad + r * ldg;
     float mx, sum;
     rowStats(x, V, mx, sum);
     rowSoftmaxScaled(x, V, mx, scale / sum, g);
     g[labels[r]] -= scale;
   });
+  if (!zeroIgnored)
+    return;
+  std::vector<int64_t> ignored;
+  ignored.reserve(size_t(T) - rows.size());
+  for (int64_t r = 0; r < T; ++r)
+    if (!counts(labels[r], ignore, V))
+      ignored.push_back(r);
+  qslaw::ukernels::parallelFor(
+      int64_t(ignored.size()), threads, [&](int64_t i) {
+        std::memset(grad + ignored[i] * ldg, 0, size_t(V) * sizeof(float));
+      });
 }

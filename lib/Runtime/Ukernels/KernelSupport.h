@@ -44,6 +44,11 @@ template <typename F> void parallelFor(int64_t count, int threads, F &&f) {
       static_cast<void *>(&f));
 }
 
+/// The rows of dy [M, N] (row stride lddy) a quantized gradient kernel
+/// computes (QMatmulBlocked.cpp skips rows that are all zero where that
+/// pays): what QSLAW_GEMM_TRACE records as the GEMM's M.
+int64_t gradRowsComputed(const float *dy, int64_t M, int64_t N, int64_t lddy);
+
 inline int64_t roundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 /// Per-thread 64-byte aligned scratch, grown on demand and kept for later

@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 using namespace qslaw::ukernels;
 
@@ -280,6 +281,84 @@ void tokenGemm(const float *x, int64_t M, int64_t K, int64_t ldx,
                           0, /*transB=*/0, 0.f, t, K, 0, threads);
 }
 
+/// The rows of dy [M, N] that are not all zero. A gradient is often zero
+/// on whole rows: below the loss of a last layer, every row whose token
+/// the loss does not count (an image's, a prompt's) stays exactly zero down
+/// to that layer's attention. The gradient kernels skip those rows' share
+/// of the GEMM: dX's rows are zero there, and they add nothing to a token
+/// sum. A row's scan stops at its first nonzero (or NaN) element, so a
+/// dense dy costs one load per row.
+struct ActiveRows {
+  std::vector<int64_t> rows; // the nonzero rows, ascending
+  bool contiguous() const {
+    return !rows.empty() &&
+           rows.back() - rows.front() + 1 == int64_t(rows.size());
+  }
+};
+
+ActiveRows activeRows(const float *dy, int64_t M, int64_t N, int64_t lddy) {
+  ActiveRows a;
+  for (int64_t m = 0; m < M; ++m) {
+    const float *r = dy + m * lddy;
+    int64_t n = 0;
+    while (n < N && r[n] == 0.f)
+      ++n;
+    if (n < N)
+      a.rows.push_back(m);
+  }
+  return a;
+}
+
+/// Whether leaving out M - count rows is worth the copies it may take:
+/// a contiguous run costs nothing, scattered rows a gather of each.
+bool worthSkipping(const ActiveRows &a, int64_t M) {
+  const int64_t count = int64_t(a.rows.size());
+  return count < M && (a.contiguous() || count == 0 || 8 * count <= 7 * M);
+}
+
+/// rows of src (ld lds, width w) gathered into a dense [rows, w] buffer.
+std::vector<float> gatherRows(const float *src, int64_t lds, int64_t w,
+                              const std::vector<int64_t> &rows) {
+  std::vector<float> out(rows.size() * size_t(w));
+  for (size_t i = 0; i < rows.size(); ++i)
+    std::memcpy(out.data() + i * w, src + rows[i] * lds,
+                size_t(w) * sizeof(float));
+  return out;
+}
+
+} // namespace
+
+int64_t qslaw::ukernels::gradRowsComputed(const float *dy, int64_t M,
+                                          int64_t N, int64_t lddy) {
+  const ActiveRows a = activeRows(dy, M, N, lddy);
+  return worthSkipping(a, M) ? int64_t(a.rows.size()) : M;
+}
+
+namespace {
+/// x [M, K] and dy [M, N] of a token sum (the token GEMM dy^T x).
+struct Tokens {
+  const float *x, *dy;
+  int64_t M, ldx, lddy;
+};
+
+/// The same token sum over dy's nonzero rows only (and x's rows beside
+/// them), when that pays: a contiguous run in place, scattered rows
+/// gathered into `gx` and `gdy`.
+Tokens activeTokens(Tokens all, int64_t K, int64_t N, std::vector<float> &gx,
+                    std::vector<float> &gdy) {
+  const ActiveRows a = activeRows(all.dy, all.M, N, all.lddy);
+  if (!worthSkipping(a, all.M))
+    return all;
+  const int64_t count = int64_t(a.rows.size());
+  if (a.contiguous() || count == 0) {
+    const int64_t first = count ? a.rows.front() : 0;
+    return {all.x + first * all.ldx, all.dy + first * all.lddy, count,
+            all.ldx, all.lddy};
+  }
+  gx = gatherRows(all.x, all.ldx, K, a.rows);
+  gdy = gatherRows(all.dy, all.lddy, N, a.rows);
+  return {gx.data(), gdy.data(), count, K, N};
+}
 } // namespace
 
 namespace {
@@ -349,15 +428,41 @@ QSLAW_RT_API void qslaw_qmatmul_grad_input_f32(
     return;
   const DequantFn dequant = dequantFor(bits);
   const Operands p{codes, scales, zeros, K, G, (K + G - 1) / G};
-  forEachBlock(K, kBlockFloats / std::max<int64_t>(N, 1),
-               resolveThreads(num_threads),
-               [&](int64_t k0, int64_t kw, int gemmThreads) {
-    float *w = tlsBlock.get(N * kw); // What[:, k0 : k0 + kw], ld kw
-    for (int64_t n = 0; n < N; ++n)
-      dequant(p, n, k0, kw, w + n * kw);
-    qslaw_sgemm_f32_batched(1, M, kw, N, dy, lddy, 0, 0, w, kw, 0, 0, 0.f,
-                            dx + k0, lddx, 0, gemmThreads);
-  });
+  const int threads = resolveThreads(num_threads);
+  auto gemmRows = [&](const float *dyr, int64_t Mr, int64_t lddyr, float *dxr,
+                      int64_t lddxr) {
+    if (Mr == 0)
+      return;
+    forEachBlock(K, kBlockFloats / std::max<int64_t>(N, 1), threads,
+                 [&](int64_t k0, int64_t kw, int gemmThreads) {
+      float *w = tlsBlock.get(N * kw); // What[:, k0 : k0 + kw], ld kw
+      for (int64_t n = 0; n < N; ++n)
+        dequant(p, n, k0, kw, w + n * kw);
+      qslaw_sgemm_f32_batched(1, Mr, kw, N, dyr, lddyr, 0, 0, w, kw, 0, 0,
+                              0.f, dxr + k0, lddxr, 0, gemmThreads);
+    });
+  };
+  const ActiveRows a = activeRows(dy, M, N, lddy);
+  if (!worthSkipping(a, M))
+    return gemmRows(dy, M, lddy, dx, lddx);
+  // dX's rows of a zero dy row are zero; the others from the nonzero rows.
+  std::vector<char> active(size_t(M), 0);
+  for (int64_t m : a.rows)
+    active[size_t(m)] = 1;
+  for (int64_t m = 0; m < M; ++m)
+    if (!active[size_t(m)])
+      std::memset(dx + m * lddx, 0, size_t(K) * sizeof(float));
+  if (a.contiguous() || a.rows.empty()) {
+    const int64_t first = a.rows.empty() ? 0 : a.rows.front();
+    return gemmRows(dy + first * lddy, int64_t(a.rows.size()), lddy,
+                    dx + first * lddx, lddx);
+  }
+  const std::vector<float> gdy = gatherRows(dy, lddy, N, a.rows);
+  std::vector<float> gdx(a.rows.size() * size_t(K));
+  gemmRows(gdy.data(), int64_t(a.rows.size()), N, gdx.data(), K);
+  for (size_t i = 0; i < a.rows.size(); ++i)
+    std::memcpy(dx + a.rows[i] * lddx, gdx.data() + i * K,
+                size_t(K) * sizeof(float));
 }
 
 QSLAW_RT_API void qslaw_qmatmul_grad_scale_f32(
@@ -368,10 +473,12 @@ QSLAW_RT_API void qslaw_qmatmul_grad_scale_f32(
     return;
   const DequantFn dequant = dequantFor(bits);
   const Operands p{codes, nullptr, zeros, K, G, (K + G - 1) / G};
+  std::vector<float> gx, gdy;
+  const Tokens tk = activeTokens({x, dy, M, ldx, lddy}, K, N, gx, gdy);
   forEachBlock(N, kBlockFloats / K, resolveThreads(num_threads),
                [&](int64_t n0, int64_t nb, int gemmThreads) {
     float *t = tlsBlock.get(nb * K), *qz = tlsRow.get(K);
-    tokenGemm(x, M, K, ldx, dy, lddy, n0, nb, t, gemmThreads);
+    tokenGemm(tk.x, tk.M, K, tk.ldx, tk.dy, tk.lddy, n0, nb, t, gemmThreads);
     for (int64_t r = 0; r < nb; ++r) { // epilogue: group sums of (q - z) T
       const int64_t n = n0 + r;
       dequant(p, n, 0, K, qz);
@@ -394,10 +501,12 @@ QSLAW_RT_API void qslaw_qmatmul_grad_gamma_f32(
   dequantFor(bits); // validates bits
   const int64_t J = (K + G - 1) / G;
   const float qmax = float((1u << bits) - 1);
+  std::vector<float> gx, gdy;
+  const Tokens tk = activeTokens({x, dy, M, ldx, lddy}, K, N, gx, gdy);
   forEachBlock(N, kBlockFloats / K, resolveThreads(num_threads),
                [&](int64_t n0, int64_t nb, int gemmThreads) {
     float *t = tlsBlock.get(nb * K);
-    tokenGemm(x, M, K, ldx, dy, lddy, n0, nb, t, gemmThreads);
+    tokenGemm(tk.x, tk.M, K, tk.ldx, tk.dy, tk.lddy, n0, nb, t, gemmThreads);
     for (int64_t r = 0; r < nb; ++r) {
       const int64_t n = n0 + r;
       const float *wr = w + n * K, *tr = t + r * K;

@@ -8,6 +8,8 @@
 //===----------------------------------------------------------------------===//
 #include "qslaw/Runtime/Ukernels.h"
 
+#include "KernelSupport.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -26,6 +28,10 @@ extern "C" void omp_set_num_threads(int); // oneDNN's Debian build is OpenMP
 #endif
 
 namespace {
+/// Above this many multiply-adds per GEMM of a batch, each GEMM is split
+/// across the threads instead (its own parallelism is then efficient).
+constexpr int64_t kBatchSplitMaxWork = int64_t(1) << 25;
+
 int defaultThreads() {
   static int n = [] {
     int cores = int(std::thread::hardware_concurrency());
@@ -50,6 +56,14 @@ int defaultThreads() {
 
 #if defined(QSLAW_GEMM_ONEDNN)
 void setThreads(int n) { omp_set_num_threads(n); } // the caller's OpenMP ICV
+
+void checkDnnl(dnnl_status_t st, int64_t M, int64_t N, int64_t K) {
+  if (st == dnnl_success) // fails only for arguments the callers never pass
+    return;
+  std::fprintf(stderr, "qslaw: dnnl_sgemm failed (status %d) on M=%lld N=%lld "
+               "K=%lld\n", int(st), (long long)M, (long long)N, (long long)K);
+  std::abort();
+}
 #else
 /// OpenBLAS's thread count is process-wide: set it only when it changes.
 std::mutex threadsMutex;
@@ -93,7 +107,26 @@ qslaw_sgemm_f32_batched(int64_t batch, int64_t M, int64_t N, int64_t K,
                         int64_t ldc, int64_t strideC, int numThreads) {
   if (M <= 0 || N <= 0 || batch <= 0)
     return;
-  setThreads(numThreads > 0 ? numThreads : defaultThreads());
+  const int threads = numThreads > 0 ? numThreads : defaultThreads();
+#if defined(QSLAW_GEMM_ONEDNN)
+  // Many small GEMMs (attention's per-head products): one GEMM per thread
+  // at a time beats splitting each across the team, whose share of a
+  // 256 x 256 x 64 product is too small to hide the fork and the uneven
+  // end (docs/performance.md, "Attention's batched GEMMs"). oneDNN runs a
+  // GEMM called inside a parallel region on the calling thread.
+  if (threads > 1 && K > 0 && batch >= threads &&
+      (batch % threads == 0 || batch >= 4 * threads) &&
+      M * N * K <= kBatchSplitMaxWork) {
+    qslaw::ukernels::parallelFor(batch, threads, [&](int64_t i) {
+      checkDnnl(dnnl_sgemm(transA ? 'T' : 'N', transB ? 'T' : 'N', M, N, K,
+                           1.f, a + i * strideA, lda, b + i * strideB, ldb,
+                           beta, c + i * strideC, ldc),
+                M, N, K);
+    });
+    return;
+  }
+#endif
+  setThreads(threads);
   for (int64_t i = 0; i < batch; ++i) {
     const float *ai = a + i * strideA, *bi = b + i * strideB;
     float *ci = c + i * strideC;
@@ -104,14 +137,9 @@ qslaw_sgemm_f32_batched(int64_t batch, int64_t M, int64_t N, int64_t K,
       continue;
     }
 #if defined(QSLAW_GEMM_ONEDNN)
-    dnnl_status_t st = dnnl_sgemm(transA ? 'T' : 'N', transB ? 'T' : 'N', M,
-                                  N, K, 1.f, ai, lda, bi, ldb, beta, ci, ldc);
-    if (st != dnnl_success) { // only for arguments the callers never pass
-      std::fprintf(stderr, "qslaw: dnnl_sgemm failed (status %d) on M=%lld "
-                   "N=%lld K=%lld\n", int(st), (long long)M, (long long)N,
-                   (long long)K);
-      std::abort();
-    }
+    checkDnnl(dnnl_sgemm(transA ? 'T' : 'N', transB ? 'T' : 'N', M, N, K,
+                         1.f, ai, lda, bi, ldb, beta, ci, ldc),
+              M, N, K);
 #else
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
                 transB ? CblasTrans : CblasNoTrans, int(M), int(N), int(K),

@@ -8,6 +8,7 @@
 // qslaw_num_threads().
 //
 //===----------------------------------------------------------------------===//
+#include "KernelSupport.h"
 #include "qslaw/Runtime/MemRefABI.h"
 #include "qslaw/Runtime/Ukernels.h"
 
@@ -67,6 +68,11 @@ int threadsOr(int32_t n) { return n > 0 ? n : qslaw_num_threads(); }
 template <typename T> const T *orNull(const T *data, int64_t size) {
   return size == 0 ? nullptr : data;
 }
+/// The token rows a gradient kernel computes (it skips zero rows of dy).
+int64_t activeRows(const MemRef<float, 2> *dy) {
+  return qslaw::ukernels::gradRowsComputed(dy->data(), dy->sizes[0],
+                                           dy->sizes[1], dy->strides[0]);
+}
 } // namespace
 
 /* The any-width kernels (QMatmulBlocked.cpp) for B-bit codes: 2- and 4-bit
@@ -79,8 +85,9 @@ template <typename T> const T *orNull(const T *data, int64_t size) {
           MemRef<float, 2> *dy, MemRef<uint8_t, R> *codes,                     \
           MemRef<float, 2> *scales, MemRef<uint8_t, R> *zeros,                 \
           MemRef<float, 2> *dx, int64_t group, int32_t numThreads) {           \
-    traceContraction("qmatmul_grad_input", 1, dy->sizes[0], dx->sizes[1],     \
-                     dy->sizes[1], 0, 0);                                      \
+    if (traceFile())                                                           \
+      traceContraction("qmatmul_grad_input", 1, activeRows(dy),              \
+                       dx->sizes[1], dy->sizes[1], 0, 0);                      \
     qslaw_qmatmul_grad_input_f32(                                              \
         B, dy->data(), dy->sizes[0], dy->sizes[1], dy->strides[0],             \
         codes->data(), scales->data(), orNull(zeros->data(), zeros->sizes[0]), \
@@ -92,8 +99,9 @@ template <typename T> const T *orNull(const T *data, int64_t size) {
           MemRef<float, 2> *x, MemRef<float, 2> *dy,                           \
           MemRef<uint8_t, R> *codes, MemRef<uint8_t, R> *zeros,                \
           MemRef<float, 2> *ds, int64_t group, int32_t numThreads) {           \
-    traceContraction("qmatmul_grad_scale", 1, dy->sizes[1], x->sizes[1],      \
-                     x->sizes[0], 1, 0);                                       \
+    if (traceFile())                                                           \
+      traceContraction("qmatmul_grad_scale", 1, dy->sizes[1], x->sizes[1],     \
+                       activeRows(dy), 1, 0);                                  \
     qslaw_qmatmul_grad_scale_f32(                                              \
         B, x->data(), x->sizes[0], x->sizes[1], x->strides[0], dy->data(),     \
         dy->sizes[1], dy->strides[0], codes->data(),                           \
@@ -106,8 +114,9 @@ template <typename T> const T *orNull(const T *data, int64_t size) {
           MemRef<float, 2> *scales, MemRef<float, 2> *gamma,                   \
           MemRef<uint8_t, R> *zeros, MemRef<float, 2> *dgamma, int64_t group,  \
           int32_t numThreads) {                                                \
-    traceContraction("qmatmul_grad_gamma", 1, dy->sizes[1], x->sizes[1],      \
-                     x->sizes[0], 1, 0);                                       \
+    if (traceFile())                                                           \
+      traceContraction("qmatmul_grad_gamma", 1, dy->sizes[1], x->sizes[1],     \
+                       activeRows(dy), 1, 0);                                  \
     qslaw_qmatmul_grad_gamma_f32(                                              \
         B, x->data(), x->sizes[0], x->sizes[1], x->strides[0], dy->data(),     \
         dy->sizes[1], dy->strides[0], w->data(), scales->data(),               \
