@@ -157,6 +157,9 @@ void mlir::qslaw::buildCPUBufferizationPipeline(
     pm.addPass(createCrossEntropyToUkernels(o));
   }
   addGraphToLinalg(pm);
+  // Masks that fusion left in memory, as bytes LLVM can load as vectors;
+  // before outlining, so that layers take them as bytes.
+  pm.nest<func::FuncOp>().addPass(createBoolTensorsAsBytes());
   // After elementwise fusion (which then decides as it does inline, so
   // the numbers are the same bit for bit), before tiling: each distinct
   // layer is then tiled, vectorised and lowered once.

@@ -4,6 +4,7 @@
 // RUN: not qslaw-opt %s -qslaw-lower-contractions-to-library="min-flops=-1" 2>&1 | FileCheck %s --check-prefix=FLOPS
 // RUN: not qslaw-opt %s -qslaw-lower-contractions-to-library="num-threads=-2" 2>&1 | FileCheck %s --check-prefix=GEMMTHREADS
 // RUN: not qslaw-opt %s -qslaw-cpu-pipeline="no-such-option=1" 2>&1 | FileCheck %s --check-prefix=UNKNOWN
+// RUN: not qslaw-opt %s -qslaw-bool-tensors-as-bytes="no-such-option=1" 2>&1 | FileCheck %s --check-prefix=UNKNOWN
 // RUN: not qslaw-opt %s -qslaw-lower-to-ukernels="target=tpu" 2>&1 | FileCheck %s --check-prefix=TARGET
 // RUN: not qslaw-opt %s -qslaw-lower-to-ukernels="target=cuda dtype=fp8" 2>&1 | FileCheck %s --check-prefix=DTYPE
 // RUN: not qslaw-opt %s -qslaw-cuda-to-gpu="hand-kernels=fp8" 2>&1 | FileCheck %s --check-prefix=DTYPE

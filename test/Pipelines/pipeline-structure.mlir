@@ -17,6 +17,9 @@
 // CPU-NEXT: linalg-fuse-elementwise-ops
 // CPU-NEXT: ),
 // CPU-NEXT: cse,
+// CPU-NEXT: func.func(
+// CPU-NEXT: qslaw-bool-tensors-as-bytes
+// CPU-NEXT: ),
 // CPU-NEXT: qslaw-outline-layers{max-gap=8 min-ops=32},
 // CPU-NEXT: qslaw-merge-identical-functions,
 // CPU-NEXT: func.func(

@@ -249,6 +249,29 @@ def EarlyDealloc : Pass<"qslaw-early-dealloc", "func::FuncOp"> {
   let dependentDialects = ["::mlir::memref::MemRefDialect"];
 }
 
+def BoolTensorsAsBytes : Pass<"qslaw-bool-tensors-as-bytes", "func::FuncOp"> {
+  let summary = "Keep boolean tensors that reach memory as one byte per element";
+  let description = [{
+    Run on tensors after elementwise fusion, before tiling. A boolean
+    tensor that fusion could not fold into its readers (an attention mask
+    built once and read by every layer) is stored as `i1`, one byte each,
+    which LLVM cannot load as a vector: its loop vectoriser loads and
+    inserts every lane on its own (a third of a training step's masked
+    softmax nests went to building masks a byte at a time). Such a tensor
+    becomes `i8` (0 or 1) when every reader can take it: an input of a
+    `linalg.generic` (whose body then truncates it back to `i1`),
+    `tensor.extract`, or `tensor.expand_shape` / `tensor.collapse_shape`
+    with such readers. Its writer is a `linalg.generic` whose body does not
+    read the output (it now extends the value to `i8` into a fresh
+    `tensor.empty`) or a dense constant. A boolean returned, passed to a
+    call or written by other ops is left alone, and so are function
+    arguments. The values are the same, so the numbers are too.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def FillPerWriter : Pass<"qslaw-fill-per-writer", "func::FuncOp"> {
   let summary = "Give each op that writes into a filled tensor a fill of its own";
   let description = [{

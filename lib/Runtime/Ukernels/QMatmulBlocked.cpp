@@ -296,16 +296,34 @@ struct ActiveRows {
   }
 };
 
+/// Whether r[0, N) holds only zeros (of either sign; a NaN is not zero):
+/// 64 elements at a time, each chunk's bits or-ed in a loop without an exit,
+/// which vectorises (an element-wise early exit does not).
+bool rowIsZero(const float *r, int64_t N) {
+  auto magnitude = [](const float *p) {
+    uint32_t b;
+    std::memcpy(&b, p, sizeof b);
+    return b & 0x7fffffffu;
+  };
+  int64_t n = 0;
+  for (; n + 64 <= N; n += 64) {
+    uint32_t acc = 0;
+    for (int i = 0; i < 64; ++i)
+      acc |= magnitude(r + n + i);
+    if (acc)
+      return false;
+  }
+  for (; n < N; ++n)
+    if (magnitude(r + n))
+      return false;
+  return true;
+}
+
 ActiveRows activeRows(const float *dy, int64_t M, int64_t N, int64_t lddy) {
   ActiveRows a;
-  for (int64_t m = 0; m < M; ++m) {
-    const float *r = dy + m * lddy;
-    int64_t n = 0;
-    while (n < N && r[n] == 0.f)
-      ++n;
-    if (n < N)
+  for (int64_t m = 0; m < M; ++m)
+    if (!rowIsZero(dy + m * lddy, N))
       a.rows.push_back(m);
-  }
   return a;
 }
 
@@ -529,15 +547,17 @@ QSLAW_RT_API void qslaw_quantize_f32(int bits, const float *w, int64_t N,
   const int perByte = bits == 2 ? 4 : bits == 4 ? 2 : 1;
   const int64_t J = (K + G - 1) / G;
   const float qmax = float((1u << bits) - 1);
-  std::memset(codes, 0, size_t((N * K + perByte - 1) / perByte));
   // Blocks of rows, a multiple of 4 each (so that every block's codes and
-  // zero points start on a byte), of at least ~64K weights.
+  // zero points start on a byte), of at least ~64K weights. Each block
+  // clears its own bytes first (packRow ors into them).
   const int64_t rowsPer = roundUp(std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(K, 1)), 4);
   const int64_t blocks = (N + rowsPer - 1) / rowsPer;
   const QuantizeRowFn quantizeRow = quantizeRowFor();
   parallelFor(blocks, num_threads > 0 ? num_threads : qslaw_num_threads(),
               [&](int64_t blk) {
     const int64_t n1 = std::min(N, (blk + 1) * rowsPer);
+    const int64_t b0 = blk * rowsPer * K / perByte;
+    std::memset(codes + b0, 0, size_t((n1 * K + perByte - 1) / perByte - b0));
     uint8_t *row = reinterpret_cast<uint8_t *>(tlsRow.get((K + 3) / 4));
     float *zs = tlsBlock.get(J);
     for (int64_t n = blk * rowsPer; n < n1; ++n) {
