@@ -33,7 +33,7 @@
 // CPU-NEXT: qslaw-forward-out-params
 // CPU: ownership-based-buffer-deallocation
 // CPU: qslaw-early-dealloc
-// CPU: qslaw-memref-copy-to-linalg{strided-only=true},
+// CPU: qslaw-memref-copy-to-linalg{parallel-min-elems=0 row-vectors=true strided-only=true},
 // CPU-NEXT: func.func(
 // CPU-NEXT: convert-linalg-to-loops,
 // CPU-NEXT: lower-vector-multi-reduction{lowering-strategy=inner-reduction}

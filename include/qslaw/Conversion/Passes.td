@@ -437,13 +437,30 @@ def MemRefCopyToLinalg : Pass<"qslaw-memref-copy-to-linalg", "ModuleOp"> {
     between views that are not contiguous row-major (a rotary half written
     into a head's strided slice). Those became calls of MLIR's generic
     `memrefCopy`, which walks the elements one by one through their
-    descriptor; as loops, the contiguous innermost run is vectorised.
+    descriptor.
+
+    With `row-vectors` (the CPU pipeline) such a copy whose innermost
+    dimension is a contiguous run on both sides (static shapes, unit
+    innermost strides, at most 1024 elements of 8 bits or more) becomes a
+    loop nest over the outer dimensions with one `vector.load` and
+    `vector.store` per run, not a `linalg.copy`: LLVM cannot prove that the
+    two views do not overlap, so it unrolled the element loop into scalar
+    moves. With `parallel-min-elems` N > 0, the outer loops of a copy of at
+    least N elements are an `scf.parallel` (threads, where the pipeline
+    turns parallel loops into OpenMP).
   }];
   let options = [
     Option<"stridedOnly", "strided-only", "bool", "false",
            "Only copies with a side that is not contiguous row-major">,
+    Option<"rowVectors", "row-vectors", "bool", "false",
+           "Copy contiguous innermost runs with one vector load and store">,
+    Option<"parallelMinElems", "parallel-min-elems", "int64_t", "0",
+           "With row-vectors: copies of at least this many elements loop in "
+           "parallel over their outer dimensions (0: never)">,
   ];
-  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect"];
 }
 
 def GPUDeviceMemory : Pass<"qslaw-gpu-device-memory", "ModuleOp"> {
