@@ -157,11 +157,14 @@ template <int L> float *packFused(const Problem &p, int64_t kp) {
 // GEMM strategy. A panel is W^T for columns n0 .. n0+NR over K block
 // [k0, k0+kw): bp[k * NR + r]; rows past nr repeat row nr-1 (the micro
 // kernel never stores those columns). A micro kernel computes
-// y[i*ldy + r] += sum_k ap[k*MR + i] * bp[k*NR + r] for i < MR, r < nr.
+// y[i*ldy + r] += sum_k ap[k*MR + i] * bp[k*NR + r] for i < MR, r < nr;
+// for the first K block (first != 0) it stores the sum plus bias[r] (0
+// without a bias) instead, so y is never cleared beforehand.
 using PanelFn = void (*)(const Problem &, int64_t n0, int nr, int64_t k0,
                          int64_t kw, float *bp);
 using MicroFn = void (*)(const float *ap, int64_t kw, const float *bp,
-                         float *y, int64_t ldy, int nr);
+                         float *y, int64_t ldy, int nr, int first,
+                         const float *bias);
 
 struct GemmKernels {
   int mrMax;            // rows per micro tile, at most
@@ -206,8 +209,7 @@ template <int NR>
 void gemmRange(const Problem &p, int64_t nb, int64_t ne,
                const GemmKernels &kern) {
   const PanelFn panel = kern.panel ? kern.panel : panelGeneric<NR>;
-  float *bp = tlsW.get(NR * kKc);
-  initOutput(p, nb, ne);
+  float *bp = tlsW.get(NR * kKc); // p.K > 0: the first K block writes y
   const int64_t mChunk = std::max<int64_t>(kern.mrMax, kPackFloats / p.K);
   for (int64_t mc0 = 0; mc0 < p.M; mc0 += mChunk) {
     const int64_t mc = std::min(mChunk, p.M - mc0);
@@ -236,7 +238,8 @@ void gemmRange(const Problem &p, int64_t nb, int64_t ne,
         for (int64_t m0 = 0, mr; m0 < mc; m0 += mr) {
           mr = std::min(mrMax, mc - m0);
           kern.micro[mr](ap + m0 * p.K + k0 * mr, kw, bp,
-                         p.y + (mc0 + m0) * p.ldy + n0, p.ldy, nr);
+                         p.y + (mc0 + m0) * p.ldy + n0, p.ldy, nr, k0 == 0,
+                         p.bias ? p.bias + n0 : nullptr);
         }
       }
     }
@@ -406,7 +409,8 @@ QSLAW_AVX2 void panelAvx2(const Problem &p, int64_t n0, int nr, int64_t k0,
 
 template <int MR> struct MicroAvx2 {
   QSLAW_AVX2 static void run(const float *ap, int64_t kw, const float *bp,
-                             float *y, int64_t ldy, int nr) {
+                             float *y, int64_t ldy, int nr, int first,
+                             const float *bias) {
     __m256 acc[MR][2];
     for (int i = 0; i < MR; ++i)
       acc[i][0] = acc[i][1] = _mm256_setzero_ps();
@@ -423,13 +427,18 @@ template <int MR> struct MicroAvx2 {
     const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), iota);
     const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr - 8), iota);
+    // What the sums add to: y, or on the first K block the bias (or 0).
+    const __m256 b0 = first && bias ? _mm256_maskload_ps(bias, m0)
+                                    : _mm256_setzero_ps();
+    const __m256 b1 = first && bias ? _mm256_maskload_ps(bias + 8, m1)
+                                    : _mm256_setzero_ps();
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       float *yi = y + i * ldy;
-      _mm256_maskstore_ps(
-          yi, m0, _mm256_add_ps(_mm256_maskload_ps(yi, m0), acc[i][0]));
-      _mm256_maskstore_ps(
-          yi + 8, m1, _mm256_add_ps(_mm256_maskload_ps(yi + 8, m1), acc[i][1]));
+      const __m256 y0 = first ? b0 : _mm256_maskload_ps(yi, m0);
+      const __m256 y1 = first ? b1 : _mm256_maskload_ps(yi + 8, m1);
+      _mm256_maskstore_ps(yi, m0, _mm256_add_ps(y0, acc[i][0]));
+      _mm256_maskstore_ps(yi + 8, m1, _mm256_add_ps(y1, acc[i][1]));
     }
   }
 };
@@ -623,7 +632,8 @@ QSLAW_AVX512 void panelAvx512(const Problem &p, int64_t n0, int nr,
 
 template <int MR> struct MicroAvx512 {
   QSLAW_AVX512 static void run(const float *ap, int64_t kw, const float *bp,
-                               float *y, int64_t ldy, int nr) {
+                               float *y, int64_t ldy, int nr, int first,
+                               const float *bias) {
     __m512 acc[MR][2];
     for (int i = 0; i < MR; ++i)
       acc[i][0] = acc[i][1] = _mm512_setzero_ps();
@@ -642,13 +652,17 @@ template <int MR> struct MicroAvx512 {
         nr >= 16 ? 0xFFFF : (1u << nr) - 1);
     const __mmask16 m1 = static_cast<__mmask16>(
         nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+    // What the sums add to: y, or on the first K block the bias (or 0).
+    const __m512 b0 = first && bias ? _mm512_maskz_loadu_ps(m0, bias)
+                                    : _mm512_setzero_ps();
+    const __m512 b1 = first && bias ? _mm512_maskz_loadu_ps(m1, bias + 16)
+                                    : _mm512_setzero_ps();
     for (int i = 0; i < MR; ++i) {
       float *yi = y + i * ldy;
-      _mm512_mask_storeu_ps(
-          yi, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, yi), acc[i][0]));
-      _mm512_mask_storeu_ps(yi + 16, m1,
-                            _mm512_add_ps(_mm512_maskz_loadu_ps(m1, yi + 16),
-                                          acc[i][1]));
+      const __m512 y0 = first ? b0 : _mm512_maskz_loadu_ps(m0, yi);
+      const __m512 y1 = first ? b1 : _mm512_maskz_loadu_ps(m1, yi + 16);
+      _mm512_mask_storeu_ps(yi, m0, _mm512_add_ps(y0, acc[i][0]));
+      _mm512_mask_storeu_ps(yi + 16, m1, _mm512_add_ps(y1, acc[i][1]));
     }
   }
 };
