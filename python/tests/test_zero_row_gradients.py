@@ -67,6 +67,16 @@ def _dy(kind, M, N, rng, lddy):
     return buf, live
 
 
+def _setup(kind, bits, test, N, K, group):
+    """A deterministic generator (str hashes vary per process) and random
+    codes and zero points of an [N, K] weight."""
+    rng = np.random.default_rng(1000 * test + 10 * KINDS.index(kind) + bits)
+    j = K // group
+    codes = rng.integers(0, 2 ** bits, (N, K)).astype(np.uint8)
+    zeros = rng.integers(0, 2 ** bits, (N, j)).astype(np.uint8)
+    return _kernels(), rng, j, codes, zeros
+
+
 def _check(got, want, terms, n):
     tol = 2e-6 * np.sqrt(n) * terms + 1e-30
     ok = np.abs(got.astype(np.float64) - want) <= tol
@@ -78,12 +88,9 @@ def _check(got, want, terms, n):
 @pytest.mark.parametrize("bits,group", [(4, 32), (3, 16), (2, 32), (8, 32)])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_grad_input_skips_zero_rows(kind, bits, group, threads):
-    lib, rng = _kernels(), np.random.default_rng(hash((kind, bits, 1)) % 2**32)
     M, N, K, lddy, lddx = 64, 48, 96, 53, 101
-    j = K // group
-    codes = rng.integers(0, 2 ** bits, (N, K)).astype(np.uint8)
+    lib, rng, j, codes, zeros = _setup(kind, bits, 1, N, K, group)
     scales = (rng.random((N, j)) * 0.05 + 0.01).astype(np.float32)
-    zeros = rng.integers(0, 2 ** bits, (N, j)).astype(np.uint8)
     dyb, live = _dy(kind, M, N, rng, lddy)
     dxb = np.full((M, lddx), 7.0, np.float32)  # stale values must go
     pc, pz = _pack(codes, bits), _pack(zeros, bits)
@@ -110,11 +117,8 @@ def _token_terms(x, dy, absw, k, group):
 @pytest.mark.parametrize("bits,group", [(4, 32), (3, 16), (2, 32), (8, 32)])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_grad_scale_skips_zero_rows(kind, bits, group, threads):
-    lib, rng = _kernels(), np.random.default_rng(hash((kind, bits, 2)) % 2**32)
     M, N, K, lddy, ldx = 64, 40, 128, 45, 131
-    j = K // group
-    codes = rng.integers(0, 2 ** bits, (N, K)).astype(np.uint8)
-    zeros = rng.integers(0, 2 ** bits, (N, j)).astype(np.uint8)
+    lib, rng, j, codes, zeros = _setup(kind, bits, 2, N, K, group)
     xb = rng.standard_normal((M, ldx)).astype(np.float32)
     dyb, _ = _dy(kind, M, N, rng, lddy)
     ds = np.full((N, j), 7.0, np.float32)
@@ -133,13 +137,11 @@ def test_grad_scale_skips_zero_rows(kind, bits, group, threads):
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("threads", [1, 2])
 def test_grad_gamma_skips_zero_rows(kind, threads):
-    lib, rng = _kernels(), np.random.default_rng(hash((kind, 3)) % 2**32)
     bits, group, M, N, K, lddy, ldx = 4, 32, 64, 24, 96, 29, 99
-    j = K // group
+    lib, rng, j, _, zeros = _setup(kind, bits, 3, N, K, group)
     w = rng.standard_normal((N, K)).astype(np.float32)
     scales = np.repeat(np.abs(w).max(1, keepdims=True) / 15, j, 1).astype(np.float32) * 1.5
     gamma = (0.6 + 0.8 * rng.random((N, j))).astype(np.float32)
-    zeros = rng.integers(0, 2 ** bits, (N, j)).astype(np.uint8)
     xb = rng.standard_normal((M, ldx)).astype(np.float32)
     dyb, _ = _dy(kind, M, N, rng, lddy)
     dg = np.full((N, j), 7.0, np.float32)
