@@ -288,8 +288,10 @@ void tokenGemm(const float *x, int64_t M, int64_t K, int64_t ldx,
 /// the loss does not count (an image's, a prompt's) stays exactly zero down
 /// to that layer's attention. The gradient kernels skip those rows' share
 /// of the GEMM: dX's rows are zero there, and they add nothing to a token
-/// sum. A row's scan stops at its first nonzero (or NaN) element, so a
-/// dense dy costs one load per row.
+/// sum (even where x is not finite, which IEEE would turn into 0 * inf =
+/// NaN: such a row has no effect on the loss). A row's scan stops at the
+/// first 64-element chunk holding a nonzero (or NaN), so a dense dy costs
+/// one chunk per row.
 struct ActiveRows {
   std::vector<int64_t> rows; // the nonzero rows, ascending
   bool contiguous() const {
