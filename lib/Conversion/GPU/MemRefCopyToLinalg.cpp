@@ -27,15 +27,10 @@ constexpr int64_t kMaxRowVector = 1024;
 /// is a contiguous run (unit stride) of at most kMaxRowVector elements of
 /// a type a vector load reads as bytes (not i1: LLVM packs vectors of i1).
 bool rowVectorizable(MemRefType ty) {
-  if (!ty.hasStaticShape() || ty.getRank() < 1 ||
-      ty.getShape().back() > kMaxRowVector ||
-      !ty.getElementType().isIntOrFloat() ||
-      ty.getElementTypeBitWidth() < 8)
-    return false;
-  SmallVector<int64_t> strides;
-  int64_t offset;
-  return succeeded(ty.getStridesAndOffset(strides, offset)) &&
-         strides.back() == 1;
+  return ty.hasStaticShape() && ty.getRank() >= 1 &&
+         ty.getShape().back() <= kMaxRowVector &&
+         ty.getElementType().isIntOrFloat() &&
+         ty.getElementTypeBitWidth() >= 8 && ty.isLastDimUnitStride();
 }
 
 struct CopyToLinalg : OpRewritePattern<memref::CopyOp> {

@@ -467,13 +467,18 @@ QSLAW_RT_API void qslaw_qmatmul_grad_input_f32(
   const ActiveRows a = activeRows(dy, M, N, lddy);
   if (!worthSkipping(a, M))
     return gemmRows(dy, M, lddy, dx, lddx);
-  // dX's rows of a zero dy row are zero; the others from the nonzero rows.
-  std::vector<char> active(size_t(M), 0);
-  for (int64_t m : a.rows)
-    active[size_t(m)] = 1;
-  for (int64_t m = 0; m < M; ++m)
-    if (!active[size_t(m)])
+  // dX's rows of a zero dy row are zero (the gaps between the ascending
+  // nonzero rows); the others come from the nonzero rows.
+  auto zeroRows = [&](int64_t begin, int64_t end) {
+    for (int64_t m = begin; m < end; ++m)
       std::memset(dx + m * lddx, 0, size_t(K) * sizeof(float));
+  };
+  int64_t next = 0;
+  for (int64_t m : a.rows) {
+    zeroRows(next, m);
+    next = m + 1;
+  }
+  zeroRows(next, M);
   if (a.contiguous() || a.rows.empty()) {
     const int64_t first = a.rows.empty() ? 0 : a.rows.front();
     return gemmRows(dy + first * lddy, int64_t(a.rows.size()), lddy,
