@@ -1,7 +1,8 @@
 """Compile time and peak RSS of qslaw-compile (issue 17): the forward
-library and the trainer (w4g128 on the decoder layers, scale mode, external
-weights) of the tiny fixture and of the generated real-width LLaVAs (small:
-CLIP 6x384 + LLaMA 4x512; medium: ViT-B/16 + LLaMA 8x1024; 1b: ViT-B/16 +
+library and the trainer (w4g128 on the decoder layers, scale mode, or gamma
+mode with --mode=gamma; external weights) of the tiny fixture and of the
+generated real-width LLaVAs (small: CLIP 6x384 + LLaMA 4x512; medium:
+ViT-B/16 + LLaMA 8x1024; 1b: ViT-B/16 +
 LLaMA 16x2048, 4.2 GB of f32 weights as external data), against the
 bound peak RSS <= 1.5 x weight bytes + 1 GiB. Each compile in its own
 child process (wall clock, ru_maxrss); --timing adds qslaw-compile's
@@ -9,7 +10,8 @@ child process (wall clock, ru_maxrss); --timing adds qslaw-compile's
 translation/O3/codegen, link).
 
     .venv/bin/python bench/compile_cpu.py [--models tiny,small,medium,1b]
-        [--what lib,trainer] [--timing] [--flags=--outline-layers=false]
+        [--what lib,trainer] [--mode scale|gamma] [--timing]
+        [--flags=--outline-layers=false]
         [--first-load] [--json FILE]
 
 --first-load times, after each library's compile, its first load by the
@@ -67,10 +69,11 @@ def weight_bytes(path):
     return n + (os.path.getsize(path + ".data") if os.path.exists(path + ".data") else 0)
 
 
-def compile_once(path, what, out, timing, extra=()):
+def compile_once(path, what, out, timing, extra=(), mode="scale"):
     cmd = [tool("qslaw-compile"), path, "-o", out, "--weights=external", *extra]
     if what == "trainer":
-        cmd += ["--quantize=w4g128", f"--quantize-layers={LAYERS}", "--emit=trainer"]
+        spec = "w4g128" + (",mode=gamma" if mode == "gamma" else "")
+        cmd += [f"--quantize={spec}", f"--quantize-layers={LAYERS}", "--emit=trainer"]
     if timing:
         cmd += ["--mlir-timing", "--mlir-timing-display=list"]
     start = time.perf_counter()
@@ -113,6 +116,9 @@ def main():
     p.add_argument("--timing", action="store_true")
     p.add_argument("--models-dir", default=os.path.join(tempfile.gettempdir(), "qslaw-models"))
     p.add_argument("--first-load", action="store_true")
+    p.add_argument("--mode", choices=("scale", "gamma"), default="scale",
+                   help="the trainer's QSLAW mode (learned scales, or gamma "
+                        "factors on them)")
     p.add_argument("--json")
     p.add_argument("--flags", default="",
                    help="more qslaw-compile flags, space-separated (use the "
@@ -126,11 +132,11 @@ def main():
             wb = weight_bytes(path)
             for what in a.what.split(","):
                 out = os.path.join(d, f"{name}_{what}")
-                r = compile_once(path, what, out, a.timing, extra)
+                r = compile_once(path, what, out, a.timing, extra, a.mode)
                 if a.first_load and what == "lib":
                     r["first_load_s"] = first_load(out)
                 bound_mb = (1.5 * wb + (1 << 30)) / (1 << 20)
-                r.update(model=name, what=what, weights_mb=wb / (1 << 20), bound_mb=bound_mb)
+                r.update(model=name, what=what, mode=a.mode, weights_mb=wb / (1 << 20), bound_mb=bound_mb)
                 rows.append(r)
                 print(f"{name:7s} {what:8s} weights {r['weights_mb']:7.0f} MB  compile "
                       f"{r['wall_s']:6.1f} s  peak RSS {r['peak_rss_mb']:6.0f} MB "

@@ -2,12 +2,15 @@
 decoder layer is lowered as a function of its own and identical layers
 share one. The pass runs after elementwise fusion, so the outlined build
 computes exactly what the inline build (--outline-layers=false) computes:
-forward outputs, loss and every gradient are equal bit for bit."""
+forward outputs, loss and every gradient are equal bit for bit. In gamma
+mode too, where a layer's forward quantizes its weights and its backward
+reads the codes again."""
 import os
 import re
 import subprocess
 
 import numpy as np
+import pytest
 
 from qslaw_tools.runner import ROOT, tool
 from qslaw_tools.runtime import Model
@@ -16,9 +19,9 @@ FIX = os.path.join(ROOT, "test", "fixtures", "tiny_llava")
 LAYERS = ".*language_model.*layers.*"
 
 
-def build(tmp_path, outline):
+def build(tmp_path, outline, quantize):
     out = str(tmp_path / f"train_{outline}.so")
-    subprocess.run([tool("qslaw-compile"), FIX + ".onnx", "--quantize=w4g32",
+    subprocess.run([tool("qslaw-compile"), FIX + ".onnx", f"--quantize={quantize}",
                     f"--quantize-layers={LAYERS}", "--train", "-o", out,
                     f"--outline-layers={outline}"], check=True, capture_output=True,
                    text=True)
@@ -37,8 +40,9 @@ def layer_functions(lib):
             if re.search(r"__layer\d+$", line.split()[-1])}
 
 
-def test_outlined_layers_compute_the_same_step(tmp_path):
-    outlined, inline = build(tmp_path, "true"), build(tmp_path, "false")
+@pytest.mark.parametrize("quantize", ["w4g32", "w4g32,mode=gamma"])
+def test_outlined_layers_compute_the_same_step(tmp_path, quantize):
+    outlined, inline = build(tmp_path, "true", quantize), build(tmp_path, "false", quantize)
     # Layers are functions in the one build and not in the other.
     outlined_fns = layer_functions(str(tmp_path / "train_true.so"))
     assert any(f.startswith("forward_params__layer") for f in outlined_fns), outlined_fns

@@ -102,3 +102,81 @@ func.func @writable_operand(%x: tensor<4x8xf32>, %w: tensor<8x8xf32>) -> tensor<
   %t = bufferization.to_tensor %o restrict writable : memref<4x8xf32> to tensor<4x8xf32> loc("/m/layers.0/mm")
   return %t : tensor<4x8xf32>
 }
+
+// -----
+
+// Gamma mode: a layer's forward quantizes its weight into a buffer that
+// its backward reads again; canonicalization has folded the tensor between
+// them away. (Between them, one op of another layer: a run too short to
+// outline, standing for the head and loss.) The buffer becomes a tensor
+// again between the runs (the writer's run ends in to_tensor, the reader
+// takes it through a read_only to_buffer), and both runs are outlined.
+
+// CHECK-LABEL: func.func @shared_codes(
+// CHECK:      %[[F:.*]]:2 = call @shared_codes__layer0(
+// CHECK:      %[[H:.*]] = linalg.exp ins(%[[F]]#1
+// CHECK:      %[[B:.*]] = call @shared_codes__layer1(%[[H]], %[[F]]#0)
+// CHECK:      return %[[B]]
+// CHECK:      func.func private @shared_codes__layer0(
+// CHECK-SAME:   -> (tensor<8x8xi4>, tensor<4x8xf32>)
+// CHECK:      %[[Q:.*]] = memref.alloc() : memref<8x8xi4>
+// CHECK:      call @qslaw_ukernel_quantize_w4_f32(
+// CHECK:      call @qslaw_ukernel_qmatmul_w4_f32(
+// CHECK:      %[[QT:.*]] = bufferization.to_tensor %[[Q]] restrict writable
+// CHECK:      return %[[QT]],
+// CHECK:      func.func private @shared_codes__layer1(%{{.*}}: tensor<4x8xf32>, %[[CODES:.*]]: tensor<8x8xi4>)
+// CHECK:      %[[QB:.*]] = bufferization.to_buffer %[[CODES]] read_only : tensor<8x8xi4> to memref<8x8xi4>
+// CHECK:      %[[QC:.*]] = memref.cast %[[QB]]
+// CHECK:      call @qslaw_ukernel_qmatmul_w4_grad_input_f32(%{{.*}}, %[[QC]],
+
+func.func private @qslaw_ukernel_quantize_w4_f32(memref<?x?xf32>, memref<?x?xi4>)
+func.func private @qslaw_ukernel_qmatmul_w4_f32(memref<?x?xf32>, memref<?x?xi4>, memref<?x?xf32>)
+func.func private @qslaw_ukernel_qmatmul_w4_grad_input_f32(memref<?x?xf32>, memref<?x?xi4>, memref<?x?xf32>)
+
+func.func @shared_codes(%x: tensor<4x8xf32>, %w: tensor<8x8xf32>) -> tensor<4x8xf32> {
+  %q = memref.alloc() : memref<8x8xi4> loc("/m/layers.0/mm")
+  %qc = memref.cast %q : memref<8x8xi4> to memref<?x?xi4> loc("/m/layers.0/mm")
+  %wb = bufferization.to_buffer %w read_only : tensor<8x8xf32> to memref<8x8xf32> loc("/m/layers.0/mm")
+  %wc = memref.cast %wb : memref<8x8xf32> to memref<?x?xf32> loc("/m/layers.0/mm")
+  call @qslaw_ukernel_quantize_w4_f32(%wc, %qc) : (memref<?x?xf32>, memref<?x?xi4>) -> () loc("/m/layers.0/mm")
+  %xb = bufferization.to_buffer %x read_only : tensor<4x8xf32> to memref<4x8xf32> loc("/m/layers.0/mm")
+  %xc = memref.cast %xb : memref<4x8xf32> to memref<?x?xf32> loc("/m/layers.0/mm")
+  %y = memref.alloc() : memref<4x8xf32> loc("/m/layers.0/mm")
+  %yc = memref.cast %y : memref<4x8xf32> to memref<?x?xf32> loc("/m/layers.0/mm")
+  call @qslaw_ukernel_qmatmul_w4_f32(%xc, %qc, %yc) : (memref<?x?xf32>, memref<?x?xi4>, memref<?x?xf32>) -> () loc("/m/layers.0/mm")
+  %yt = bufferization.to_tensor %y restrict writable : memref<4x8xf32> to tensor<4x8xf32> loc("/m/layers.0/mm")
+  %e = tensor.empty() : tensor<4x8xf32>
+  %h = linalg.exp ins(%yt : tensor<4x8xf32>) outs(%e : tensor<4x8xf32>) -> tensor<4x8xf32> loc("/m/layers.1/exp")
+  %hb = bufferization.to_buffer %h read_only : tensor<4x8xf32> to memref<4x8xf32> loc("/m/layers.0/mm_grad")
+  %hc = memref.cast %hb : memref<4x8xf32> to memref<?x?xf32> loc("/m/layers.0/mm_grad")
+  %dx = memref.alloc() : memref<4x8xf32> loc("/m/layers.0/mm_grad")
+  %dxc = memref.cast %dx : memref<4x8xf32> to memref<?x?xf32> loc("/m/layers.0/mm_grad")
+  call @qslaw_ukernel_qmatmul_w4_grad_input_f32(%hc, %qc, %dxc) : (memref<?x?xf32>, memref<?x?xi4>, memref<?x?xf32>) -> () loc("/m/layers.0/mm_grad")
+  %dxt = bufferization.to_tensor %dx restrict writable : memref<4x8xf32> to tensor<4x8xf32> loc("/m/layers.0/mm_grad")
+  return %dxt : tensor<4x8xf32>
+}
+
+// -----
+
+// A buffer another run reads other than through a call (here a copy out
+// of it) is left as it is, and the run that writes it stays inline.
+
+// CHECK-LABEL: func.func @shared_buffer_copied(
+// CHECK-NOT:  bufferization.to_tensor %{{.*}} restrict writable : memref<8x8xi4>
+// CHECK:      call @qslaw_ukernel_quantize_w4_f32(
+// CHECK:      memref.copy
+// CHECK-NOT:  func.func private @shared_buffer_copied__layer
+
+func.func private @qslaw_ukernel_quantize_w4_f32(memref<?x?xf32>, memref<?x?xi4>)
+
+func.func @shared_buffer_copied(%w: tensor<8x8xf32>) -> tensor<8x8xi4> {
+  %q = memref.alloc() : memref<8x8xi4> loc("/m/layers.0/mm")
+  %qc = memref.cast %q : memref<8x8xi4> to memref<?x?xi4> loc("/m/layers.0/mm")
+  %wb = bufferization.to_buffer %w read_only : tensor<8x8xf32> to memref<8x8xf32> loc("/m/layers.0/mm")
+  %wc = memref.cast %wb : memref<8x8xf32> to memref<?x?xf32> loc("/m/layers.0/mm")
+  call @qslaw_ukernel_quantize_w4_f32(%wc, %qc) : (memref<?x?xf32>, memref<?x?xi4>) -> () loc("/m/layers.0/mm")
+  %o = memref.alloc() : memref<8x8xi4> loc("/m/layers.1/copy")
+  memref.copy %q, %o : memref<8x8xi4> to memref<8x8xi4> loc("/m/layers.1/copy")
+  %ot = bufferization.to_tensor %o restrict writable : memref<8x8xi4> to tensor<8x8xi4> loc("/m/layers.1/copy")
+  return %ot : tensor<8x8xi4>
+}

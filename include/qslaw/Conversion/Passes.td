@@ -378,7 +378,12 @@ def OutlineLayers : Pass<"qslaw-outline-layers", "ModuleOp"> {
     constants (weights, scales, codes) are each layer's own and stay
     arguments. Runs are outlined last first, so a value an earlier layer
     shares is still there to clone. Values read after the run are
-    results. The `qslaw.layer`/`node`/`weight`/`name`
+    results. A buffer one run writes (by its first call) and later runs
+    only pass to calls, what canonicalization leaves of a kernel's output
+    tensor read by another kernel (gamma mode's codes, read by the layer's
+    forward and its backward), becomes a tensor between them again:
+    `to_tensor` at the end of the writer's run, a read-only `to_buffer` at
+    each reader. The `qslaw.layer`/`node`/`weight`/`name`
     attributes are dropped from the outlined ops (the graph stage and the
     signature, which need them, have run), so identical layers give
     identical functions for `qslaw-merge-identical-functions`. Runs of

@@ -126,6 +126,7 @@ struct OutlineLayersPass : qslaw::impl::OutlineLayersBase<OutlineLayersPass> {
         runs.back().push_back(&op);
         inAnyRun.insert(&op);
       }
+      retensorSharedBuffers(runs, inAnyRun);
       // Last run first: a cheap value CSE let a later layer share with an
       // earlier one (an empty tensor, a zero fill, a view of the rotary
       // table) is then still there to be cloned into the later layer.
@@ -138,6 +139,119 @@ struct OutlineLayersPass : qslaw::impl::OutlineLayersBase<OutlineLayersPass> {
           kept.push_back(std::move(rest));
       for (int64_t i = int64_t(kept.size()) - 1; i >= 0; --i)
         outline(kept[i], f, symbols, i);
+    }
+  }
+
+  /// Buffers one run writes and another reads become tensors again between
+  /// them. Canonicalization folds a microkernel's `to_tensor` of its output
+  /// buffer and a later kernel's `to_buffer` of that tensor into a use of
+  /// the buffer itself: gamma mode's codes, quantized in a layer's forward,
+  /// are read there and again by its backward's grad_input, and the run
+  /// that allocates them would otherwise stay inline (its buffer leaves
+  /// it), and with it the run that reads them. Every `to_buffer` the
+  /// lowering creates is read_only, so such a use only reads. The rewrite
+  /// needs the buffer's writer (its first call) in the allocating run and
+  /// every outside use a call of a declaration after the run's last use:
+  /// the run then ends in `to_tensor %alloc restrict writable`, and each
+  /// outside call reads the tensor through `to_buffer ... read_only`.
+  static void
+  retensorSharedBuffers(SmallVector<SmallVector<Operation *>> &runs,
+                        llvm::DenseSet<Operation *> &inAnyRun) {
+    llvm::DenseMap<Operation *, size_t> runOf;
+    for (auto [i, run] : llvm::enumerate(runs))
+      for (Operation *op : run)
+        runOf[op] = i;
+    auto isDeclCall = [](Operation *op) {
+      auto call = dyn_cast<func::CallOp>(op);
+      if (!call)
+        return false;
+      auto callee = SymbolTable::lookupNearestSymbolFrom<func::FuncOp>(
+          call, call.getCalleeAttr());
+      return callee && callee.isExternal();
+    };
+    // Insertions into a run keep it in block order.
+    auto insertInto = [&](size_t r, Operation *newOp, Operation *anchor,
+                          bool after) {
+      SmallVector<Operation *> &run = runs[r];
+      auto it = llvm::find(run, anchor);
+      run.insert(after ? std::next(it) : it, newOp);
+      runOf[newOp] = r;
+      inAnyRun.insert(newOp);
+    };
+    for (size_t i = 0; i < runs.size(); ++i) {
+      SmallVector<memref::AllocOp> allocs;
+      for (Operation *op : runs[i])
+        if (auto a = dyn_cast<memref::AllocOp>(op);
+            a && a.getType().hasStaticShape() &&
+            a.getType().getLayout().isIdentity())
+          allocs.push_back(a);
+      for (memref::AllocOp alloc : allocs) {
+        Block *block = alloc->getBlock();
+        auto top = [&](Operation *u) { return block->findAncestorOpInBlock(*u); };
+        auto inRunI = [&](Operation *op) {
+          auto it = runOf.find(op);
+          return it != runOf.end() && it->second == i;
+        };
+        // The buffer and the run's casts of it; the uses of those.
+        SmallVector<Value> views{alloc.getResult()};
+        for (Operation *u : alloc->getUsers())
+          if (isa<memref::CastOp>(u) && inRunI(u))
+            views.push_back(u->getResult(0));
+        Operation *lastInside = nullptr, *firstCall = nullptr;
+        SmallVector<OpOperand *> outside;
+        bool ok = true;
+        for (Value v : views)
+          for (OpOperand &use : v.getUses()) {
+            Operation *u = top(use.getOwner());
+            if (!u) {
+              ok = false;
+              continue;
+            }
+            if (isa<func::CallOp>(u) &&
+                (!firstCall || u->isBeforeInBlock(firstCall)))
+              firstCall = u;
+            if (inRunI(u)) {
+              if (!lastInside || lastInside->isBeforeInBlock(u))
+                lastInside = u;
+            } else if (u == use.getOwner() && isDeclCall(u)) {
+              outside.push_back(&use);
+            } else {
+              ok = false;
+            }
+          }
+        if (!ok || outside.empty() || !firstCall || !inRunI(firstCall) ||
+            llvm::any_of(outside, [&](OpOperand *use) {
+              return use->getOwner()->isBeforeInBlock(lastInside);
+            }))
+          continue;
+        OpBuilder b(lastInside);
+        b.setInsertionPointAfter(lastInside);
+        MemRefType bufTy = alloc.getType();
+        auto tensorTy =
+            RankedTensorType::get(bufTy.getShape(), bufTy.getElementType());
+        Value tensor = bufferization::ToTensorOp::create(
+            b, alloc.getLoc(), tensorTy, alloc, /*restrict=*/true,
+            /*writable=*/true);
+        insertInto(i, tensor.getDefiningOp(), lastInside, /*after=*/true);
+        for (OpOperand *use : outside) {
+          Operation *user = use->getOwner();
+          b.setInsertionPoint(user);
+          auto buf = bufferization::ToBufferOp::create(b, user->getLoc(), bufTy,
+                                                       tensor,
+                                                       /*read_only=*/true);
+          Value v = buf;
+          if (v.getType() != use->get().getType())
+            v = memref::CastOp::create(b, user->getLoc(), use->get().getType(),
+                                       v);
+          auto it = runOf.find(user);
+          if (it != runOf.end()) {
+            insertInto(it->second, buf, user, /*after=*/false);
+            if (v != buf.getResult())
+              insertInto(it->second, v.getDefiningOp(), user, /*after=*/false);
+          }
+          use->set(v);
+        }
+      }
     }
   }
 
