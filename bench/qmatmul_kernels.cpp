@@ -126,7 +126,19 @@ template <int Bits> void BM_blocked_grad_scale(benchmark::State &st) {
 template <int Bits> void BM_quantize(benchmark::State &st) {
   Operands o = make(1, st.range(0), st.range(1), Bits);
   for (auto _ : st)
-    qslaw_quantize_f32(Bits, o.wf.data(), o.N, o.K, o.scales.data(),
+    qslaw_quantize_f32(Bits, o.wf.data(), o.K, 1, o.N, o.K, o.scales.data(),
+                       o.zeros.data(), o.codes.data(), kG, int(st.range(2)));
+  st.counters["weights/s"] = benchmark::Counter(
+      double(o.N * o.K), benchmark::Counter::kIsIterationInvariantRate,
+      benchmark::Counter::kIs1000);
+}
+
+// The same from the weight as an ONNX MatMul stores it ([K, N]: gamma mode
+// reads it there, through a transposing copy of each block of rows).
+template <int Bits> void BM_quantize_kn(benchmark::State &st) {
+  Operands o = make(1, st.range(0), st.range(1), Bits);
+  for (auto _ : st)
+    qslaw_quantize_f32(Bits, o.wf.data(), 1, o.N, o.N, o.K, o.scales.data(),
                        o.zeros.data(), o.codes.data(), kG, int(st.range(2)));
   st.counters["weights/s"] = benchmark::Counter(
       double(o.N * o.K), benchmark::Counter::kIsIterationInvariantRate,
@@ -142,6 +154,7 @@ void quantizeShapes(benchmark::internal::Benchmark *b) {
 } // namespace
 
 BENCHMARK(BM_quantize<4>)->Apply(quantizeShapes);
+BENCHMARK(BM_quantize_kn<4>)->Apply(quantizeShapes);
 BENCHMARK(BM_quantize<3>)->Apply(quantizeShapes);
 BENCHMARK(BM_sgemm)->Apply(shapes);
 BENCHMARK(BM_w4_forward)->Apply(shapes);

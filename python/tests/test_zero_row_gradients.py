@@ -21,7 +21,8 @@ def _kernels():
     P, I, C = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     lib.qslaw_qmatmul_grad_input_f32.argtypes = [C, P, I, I, I, P, P, P, P, I, I, I, C]
     lib.qslaw_qmatmul_grad_scale_f32.argtypes = [C, P, I, I, I, P, I, I, P, P, P, I, C]
-    lib.qslaw_qmatmul_grad_gamma_f32.argtypes = [C, P, I, I, I, P, I, I, P, P, P, P, P, I, C]
+    lib.qslaw_qmatmul_grad_gamma_f32.argtypes = [C, P, I, I, I, P, I, I, P, I, I, P, P, P, P, I,
+                                                 C]
     return lib
 
 
@@ -147,7 +148,7 @@ def test_grad_gamma_skips_zero_rows(kind, threads):
     dg = np.full((N, j), 7.0, np.float32)
     pz = _pack(zeros, bits)
     lib.qslaw_qmatmul_grad_gamma_f32(bits, xb.ctypes.data, M, K, ldx, dyb.ctypes.data, N,
-                                     lddy, w.ctypes.data, scales.ctypes.data,
+                                     lddy, w.ctypes.data, K, 1, scales.ctypes.data,
                                      gamma.ctypes.data, pz.ctypes.data, dg.ctypes.data,
                                      group, threads)
     x, dy = xb[:, :K].astype(np.float64), dyb[:, :N].astype(np.float64)

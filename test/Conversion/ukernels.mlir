@@ -103,7 +103,8 @@ func.func @grads_not_covered(%dy: tensor<1x64xf16>, %q: tensor<64x256xi4>, %s: t
 // mask is recomputed in it), writing a fresh [N, J] buffer.
 // CHECK-LABEL: func @grad_gamma
 // CHECK: %[[DG:.*]] = memref.alloc() : memref<64x2xf32>
-// CHECK: call @qslaw_ukernel_qmatmul_w4_grad_gamma_f32({{.*}}) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xi4>, memref<?x?xf32>, i64, i32) -> ()
+// The weight is a strided view (the kernels read it through its strides).
+// CHECK: call @qslaw_ukernel_qmatmul_w4_grad_gamma_f32({{.*}}) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xi4>, memref<?x?xf32>, i64, i32) -> ()
 // CHECK: bufferization.to_tensor %[[DG]] restrict writable
 // CHECK-NOT: qslaw.qmatmul_grad_gamma
 func.func @grad_gamma(%x: tensor<2x3x256xf32>, %dy: tensor<2x3x64xf32>, %w: tensor<64x256xf32>, %s: tensor<64x2xf32>, %g: tensor<64x2xf32>, %z: tensor<64x2xi4>) -> tensor<64x2xf32> {
@@ -126,7 +127,7 @@ func.func @grad_gamma_3bit(%x: tensor<1x256xf32>, %dy: tensor<1x64xf32>, %w: ten
 // writes a fresh packed i4 buffer.
 // CHECK-LABEL: func @quantize
 // CHECK: %[[Q:.*]] = memref.alloc() : memref<64x256xi4>
-// CHECK: call @qslaw_ukernel_quantize_w4_f32({{.*}}) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xi4>, memref<?x?xi4>, i64, i32) -> ()
+// CHECK: call @qslaw_ukernel_quantize_w4_f32({{.*}}) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32>, memref<?x?xi4>, memref<?x?xi4>, i64, i32) -> ()
 // CHECK: bufferization.to_tensor %[[Q]] restrict writable : memref<64x256xi4> to tensor<64x256xi4>
 // CHECK-NOT: qslaw.quantize
 func.func @quantize(%w: tensor<64x256xf32>, %s: tensor<64x2xf32>, %z: tensor<64x2xi4>) -> tensor<64x256xi4> {
@@ -137,9 +138,45 @@ func.func @quantize(%w: tensor<64x256xf32>, %s: tensor<64x2xf32>, %z: tensor<64x
 // 2-bit quantisation: a packed i2 buffer.
 // CHECK-LABEL: func @quantize_2bit
 // CHECK: %[[Q2:.*]] = memref.alloc() : memref<64x256xi2>
-// CHECK: call @qslaw_ukernel_quantize_w2_f32({{.*}}) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xi2>, memref<?x?xi2>, i64, i32) -> ()
+// CHECK: call @qslaw_ukernel_quantize_w2_f32({{.*}}) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32>, memref<?x?xi2>, memref<?x?xi2>, i64, i32) -> ()
 // CHECK-NOT: qslaw.quantize
 func.func @quantize_2bit(%w: tensor<64x256xf32>, %s: tensor<64x2xf32>) -> tensor<64x256xi2> {
   %q = qslaw.quantize %w scales(%s) <bits = 2, group = 128, sym> : (tensor<64x256xf32>, tensor<64x2xf32>) -> tensor<64x256xi2>
   return %q : tensor<64x256xi2>
+}
+
+// Gamma mode keeps a [K, N] weight as the model stores it and quantizes its
+// transpose: both kernels get a transposed view of the weight's own buffer
+// (strides [1, N]); the transpose is never computed.
+// CHECK-LABEL: func @transposed_weight
+// CHECK-NOT: linalg.transpose
+// CHECK: %[[WB:.*]] = bufferization.to_buffer %arg0 read_only {{.*}} : tensor<256x64xf32> to memref<256x64xf32, strided<[?, ?], offset: ?>>
+// CHECK: %[[WC:.*]] = memref.cast %[[WB]] : {{.*}} to memref<?x?xf32, strided<[?, ?], offset: ?>>
+// CHECK: %[[WT:.*]] = memref.transpose %[[WC]] (d0, d1) -> (d1, d0)
+// CHECK: call @qslaw_ukernel_quantize_w4_f32(%[[WT]],
+// CHECK: memref.transpose
+// CHECK: call @qslaw_ukernel_qmatmul_w4_grad_gamma_f32(
+// CHECK-NOT: linalg.transpose
+func.func @transposed_weight(%wkn: tensor<256x64xf32>, %s: tensor<64x2xf32>, %g: tensor<64x2xf32>, %x: tensor<3x256xf32>, %dy: tensor<3x64xf32>) -> (tensor<64x256xi4>, tensor<64x2xf32>) {
+  %e = tensor.empty() : tensor<64x256xf32>
+  %w = linalg.transpose ins(%wkn : tensor<256x64xf32>) outs(%e : tensor<64x256xf32>) permutation = [1, 0]
+  %q = qslaw.quantize %w scales(%s) <bits = 4, group = 128, sym, mode = gamma> : (tensor<64x256xf32>, tensor<64x2xf32>) -> tensor<64x256xi4>
+  %dg = qslaw.qmatmul_grad_gamma %x, %dy, %w scales(%s) gamma(%g) <bits = 4, group = 128, sym, mode = gamma> : (tensor<3x256xf32>, tensor<3x64xf32>, tensor<64x256xf32>, tensor<64x2xf32>, tensor<64x2xf32>) -> tensor<64x2xf32>
+  return %q, %dg : tensor<64x256xi4>, tensor<64x2xf32>
+}
+
+// The training step's copy of the forward has the transpose as the generic
+// qslaw-make-train-step generalised it into: read through the same way.
+// CHECK-LABEL: func @transposed_weight_generic
+// CHECK-NOT: linalg.generic
+// CHECK: %[[GT:.*]] = memref.transpose
+// CHECK: call @qslaw_ukernel_quantize_w4_f32(%[[GT]],
+func.func @transposed_weight_generic(%wkn: tensor<256x64xf32>, %s: tensor<64x2xf32>) -> tensor<64x256xi4> {
+  %e = tensor.empty() : tensor<64x256xf32>
+  %w = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d1, d0)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%wkn : tensor<256x64xf32>) outs(%e : tensor<64x256xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  } -> tensor<64x256xf32>
+  %q = qslaw.quantize %w scales(%s) <bits = 4, group = 128, sym, mode = gamma> : (tensor<64x256xf32>, tensor<64x2xf32>) -> tensor<64x256xi4>
+  return %q : tensor<64x256xi4>
 }

@@ -23,11 +23,14 @@
 // REGEX-LABEL: func @layer
 // REGEX: qslaw.qmatmul {{.*}} <bits = 2, per_channel, asym, mode = scale> {{.*}}: (tensor<3x4xf32>, tensor<2x4xi2>, tensor<2x1xf32>, tensor<2x1xi2>) -> tensor<3x2xf32>
 
+// Gamma mode keeps the model's own [K, N] weight (no copy) and quantizes
+// its transpose.
 // GAMMA-LABEL: func @layer
-// GAMMA-DAG: %[[W:.*]] = arith.constant {qslaw.name = "model.layers.0.q_proj.weight"} dense<{{\[\[}}0.000000e+00, 1.000000e+00, 2.000000e+00, 3.000000e+00], [-1.000000e+00, -1.000000e+00, 4.000000e+00, -2.000000e+00]]> : tensor<2x4xf32>
+// GAMMA-DAG: %[[W:.*]] = arith.constant {qslaw.name = "model.layers.0.q_proj.weight"} dense<{{\[\[}}0.000000e+00, -1.000000e+00], [1.000000e+00, -1.000000e+00], [2.000000e+00, 4.000000e+00], [3.000000e+00, -2.000000e+00]]> : tensor<4x2xf32>
 // GAMMA-DAG: %[[G:.*]] = arith.constant {qslaw.name = "model.layers.0.q_proj.weight.gamma"} dense<1.000000e+00> : tensor<2x2xf32>
+// GAMMA-DAG: %[[WT:.*]] = linalg.transpose ins(%[[W]] : tensor<4x2xf32>) outs(%{{.*}} : tensor<2x4xf32>) permutation = [1, 0]
 // GAMMA: %[[SG:.*]] = arith.mulf %[[S:.*]], %[[G]] : tensor<2x2xf32>
-// GAMMA: %[[Q:.*]] = qslaw.quantize %[[W]] scales(%[[SG]]) zeros(%{{.*}}) <bits = 4, group = 2, asym, mode = gamma>
+// GAMMA: %[[Q:.*]] = qslaw.quantize %[[WT]] scales(%[[SG]]) zeros(%{{.*}}) <bits = 4, group = 2, asym, mode = gamma>
 // GAMMA: qslaw.qmatmul %arg0, %[[Q]] scales(%[[S]]) zeros(%{{.*}}) <bits = 4, group = 2, asym, mode = gamma>
 
 // CLIP-LABEL: func @layer
@@ -51,6 +54,11 @@ func.func @layer(%x: tensor<3x4xf32>) -> tensor<3x2xf32> {
 // CHECK: return %[[R]]
 // REGEX-LABEL: func @transposed_b_with_acc
 // REGEX: linalg.matmul
+// A weight already stored as [N, K] is quantized as it is, in gamma mode.
+// GAMMA-LABEL: func @transposed_b_with_acc
+// GAMMA: %[[W:.*]] = arith.constant dense<{{.*}}> : tensor<2x4xf32>
+// GAMMA-NOT: linalg.transpose
+// GAMMA: qslaw.quantize %[[W]] scales(
 func.func @transposed_b_with_acc(%x: tensor<3x4xf32>, %acc: tensor<3x2xf32>) -> tensor<3x2xf32> {
   %w = arith.constant dense<[[0.0, 1.0, 2.0, 3.0], [-1.0, -1.0, 4.0, -2.0]]> : tensor<2x4xf32> loc("model.layers.0.k_proj.weight")
   %y = linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]

@@ -214,7 +214,8 @@ TEST(QMatmulAnyWidth, GradGammaMatchesReference) {
       std::vector<float> dg(size_t(c.N * d.J), kCanary);
       qslaw_qmatmul_grad_gamma_f32(
           bits, d.x.data(), c.M, c.K, ldx, d.dy.data(), c.N, lddy, w.data(),
-          d.scales.data(), gamma.data(), withZeros ? d.zeros.data() : nullptr,
+          c.K, 1, d.scales.data(), gamma.data(),
+          withZeros ? d.zeros.data() : nullptr,
           dg.data(), c.G, 2);
       int masked = 0, kept = 0;
       for (int64_t n = 0; n < c.N; ++n)
@@ -269,7 +270,7 @@ TEST(QMatmulAnyWidth, QuantizeMatchesQuantMath) {
       w[12] = -INFINITY;
       w[13] = 1e30f;
       std::vector<uint8_t> codes(d.codes.size(), 0xAB);
-      qslaw_quantize_f32(bits, w.data(), N, K, d.scales.data(),
+      qslaw_quantize_f32(bits, w.data(), K, 1, N, K, d.scales.data(),
                          withZeros ? d.zeros.data() : nullptr, codes.data(),
                          G, 1);
       int lo = 0, hi = 0;
@@ -305,15 +306,76 @@ TEST(QMatmulAnyWidth, QuantizeOnThreadsIsTheSame) {
     for (float &v : w)
       v = 0.01f * float((1 << bits) - 1) * unit(rng);
     std::vector<uint8_t> one(d.codes.size(), 0xAB);
-    qslaw_quantize_f32(bits, w.data(), N, K, d.scales.data(), d.zeros.data(),
-                       one.data(), G, 1);
+    qslaw_quantize_f32(bits, w.data(), K, 1, N, K, d.scales.data(),
+                       d.zeros.data(), one.data(), G, 1);
     for (int threads : {2, 3}) {
       std::vector<uint8_t> many(d.codes.size(), 0xCD);
-      qslaw_quantize_f32(bits, w.data(), N, K, d.scales.data(),
+      qslaw_quantize_f32(bits, w.data(), K, 1, N, K, d.scales.data(),
                          d.zeros.data(), many.data(), G, threads);
       EXPECT_EQ(one, many) << "bits=" << bits << " threads=" << threads;
     }
   }
+}
+
+/// Gamma mode reads the weight where the model stores it: an ONNX MatMul
+/// initializer is [K, N], the transpose of the rows the kernels quantize.
+/// Given that layout (strides (1, ldk), ldk >= N: padded too), quantize
+/// and dgamma are those of the [N, K] rows, bit for bit, on one thread and
+/// on several.
+TEST(QMatmulAnyWidth, TransposedWeightIsTheSame) {
+  for (int bits : {2, 3, 4, 8})
+    for (int64_t ldk : {int64_t(0), int64_t(5)}) {
+      // K = 601: three column chunks of the transposing copy (256, 256,
+      // 89), a short last group, rows ending mid-byte; N = 301: a partial
+      // last block of rows and partial 8 x 8 tiles.
+      const Shape c{9, 301, 601, 32, true, 3};
+      Data d = make(c, bits, unsigned(120 + bits));
+      const int64_t N = c.N, K = c.K, ldx = K + c.pad, lddy = N + c.pad;
+      const int64_t ld = N + ldk;
+      std::mt19937 rng{unsigned(bits + 3)};
+      std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+      const float qmax = float((1 << bits) - 1);
+      std::vector<float> w(size_t(N * K)), wt(size_t(K * ld), NAN);
+      std::vector<float> gamma(size_t(N * d.J));
+      for (float &v : w)
+        v = 0.008f * qmax * unit(rng);
+      for (float &v : gamma)
+        v = 1.0f + 0.2f * unit(rng);
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t k = 0; k < K; ++k)
+          wt[k * ld + n] = w[n * K + k];
+      std::vector<uint8_t> rows(d.codes.size(), 0xAB);
+      qslaw_quantize_f32(bits, w.data(), K, 1, N, K, d.scales.data(),
+                         d.zeros.data(), rows.data(), c.G, 1);
+      std::vector<float> dgRows(size_t(N * d.J), kCanary);
+      qslaw_qmatmul_grad_gamma_f32(bits, d.x.data(), c.M, K, ldx, d.dy.data(),
+                                   N, lddy, w.data(), K, 1, d.scales.data(),
+                                   gamma.data(), d.zeros.data(), dgRows.data(),
+                                   c.G, 1);
+      for (int threads : {1, 2, 3}) {
+        std::vector<uint8_t> cols(d.codes.size(), 0xCD);
+        qslaw_quantize_f32(bits, wt.data(), 1, ld, N, K, d.scales.data(),
+                           d.zeros.data(), cols.data(), c.G, threads);
+        EXPECT_EQ(rows, cols) << "bits=" << bits << " threads=" << threads;
+        std::vector<float> dg(size_t(N * d.J), kCanary);
+        qslaw_qmatmul_grad_gamma_f32(bits, d.x.data(), c.M, K, ldx,
+                                     d.dy.data(), N, lddy, wt.data(), 1, ld,
+                                     d.scales.data(), gamma.data(),
+                                     d.zeros.data(), dg.data(), c.G, threads);
+        EXPECT_EQ(dgRows, dg) << "bits=" << bits << " threads=" << threads;
+      }
+    }
+}
+
+/// Strides that are neither rows nor their transpose are refused, naming
+/// the kernel and the strides.
+TEST(QMatmulAnyWidthDeathTest, WeightStridesChecked) {
+  std::vector<float> w(64, 0.f), scales(8, 1.f);
+  std::vector<uint8_t> codes(64);
+  EXPECT_DEATH(qslaw_quantize_f32(8, w.data(), 2, 2, 8, 8, scales.data(),
+                                  nullptr, codes.data(), 8, 1),
+               "quantize: the weight's strides \\(2, 2\\) are neither rows "
+               "of \\[N, K\\] = \\[8, 8\\] nor its transpose");
 }
 
 } // namespace

@@ -36,8 +36,12 @@ def QSLAWToUkernels : Pass<"qslaw-lower-to-ukernels", "ModuleOp"> {
     (`..._w<B>_grad_input_f32`, `..._w<B>_grad_scale_f32`,
     `..._w<B>_grad_gamma_f32`, `qslaw_ukernel_quantize_w<B>_f32`); ds and
     dgamma are the token GEMM of a row block with the group sums as its
-    epilogue, so no `[N, K]` tensor exists. Every CPU call takes the thread
-    count last.
+    epilogue, so no `[N, K]` tensor exists. Gamma mode's float weight is a
+    strided memref: a `linalg.transpose` of a `[K, N]` tensor (the layout
+    `qslaw-quantize-weights` keeps) becomes a `memref.transpose` view of
+    that tensor's buffer, which the kernels read a block of rows at a time
+    through a transposing copy, and the transpose itself is erased. Every
+    CPU call takes the thread count last.
     Other ops and specs are left for
     `qslaw-lower-to-linalg`. Operands cross the call as memrefs
     (`bufferization.to_buffer`, each tagged `qslaw.ukernel_operand` so that

@@ -79,14 +79,19 @@ QSLAW_RT_API void qslaw_qmatmul_w4_f32_mt(
  *                                           * (q(n,k) - z(n, k/G))
  *   ds[n*J + j]    = sum_{m<M} dy[m*lddy + n] * sum_{k in group j}
  *                                   x[m*ldx + k] * (q(n,k) - z(n,j))
- * Gamma mode (w: the full-precision [N, K] weight, row-major):
+ * Gamma mode (w: the full-precision [N, K] weight, w(n,k) at
+ * w[n*w_stride_n + k*w_stride_k]: rows of it (w_stride_k 1, w_stride_n >= K)
+ * or its transpose, the [K, N] layout of an ONNX MatMul initializer
+ * (w_stride_n 1, w_stride_k >= N), read a block of rows at a time through a
+ * transposing copy, so that no [N, K] copy of the weight needs to exist;
+ * other strides abort):
  *   g[k] = sum_{m<M} dy[m*lddy + n] * x[m*ldx + k]
- *   c    = rint(w[n*K + k] / (scales[i] * gamma[i])) + z(n, j),  i = n*J + j
+ *   c    = rint(w(n,k) / (scales[i] * gamma[i])) + z(n, j),  i = n*J + j
  *   dgamma[i] = -(1 / gamma[i]^2) * sum_{k in group j, 0 <= c <= 2^bits-1}
- *                                       w[n*K + k] * g[k]
+ *                                       w(n,k) * g[k]
  * (rint rounds half to even, as math.roundeven; a NaN c is masked out).
- * Quantisation: q(n,k) = clamp(rint(w[n*K + k] / scales[i]) + z(n, j), 0,
- * 2^bits - 1), a NaN ratio giving z. */
+ * Quantisation (w as above): q(n,k) = clamp(rint(w(n,k) / scales[i]) +
+ * z(n, j), 0, 2^bits - 1), a NaN ratio giving z. */
 QSLAW_RT_API void qslaw_qmatmul_f32(int bits, const float *x, int64_t M,
                                     int64_t K, int64_t ldx,
                                     const uint8_t *codes, const float *scales,
@@ -104,13 +109,15 @@ QSLAW_RT_API void qslaw_qmatmul_grad_scale_f32(
 QSLAW_RT_API void qslaw_qmatmul_grad_gamma_f32(
     int bits, const float *x, int64_t M, int64_t K, int64_t ldx,
     const float *dy, int64_t N, int64_t lddy, const float *w,
-    const float *scales, const float *gamma, const uint8_t *zeros,
-    float *dgamma, int64_t G, int num_threads);
+    int64_t w_stride_n, int64_t w_stride_k, const float *scales,
+    const float *gamma, const uint8_t *zeros, float *dgamma, int64_t G,
+    int num_threads);
 /* Codes written in the layout above (whole output bytes, padding bits
  * zero); rows split over num_threads (<= 0: qslaw_num_threads()) in blocks
  * that start on a byte of codes and zero points. */
-QSLAW_RT_API void qslaw_quantize_f32(int bits, const float *w, int64_t N,
-                                     int64_t K, const float *scales,
+QSLAW_RT_API void qslaw_quantize_f32(int bits, const float *w,
+                                     int64_t w_stride_n, int64_t w_stride_k,
+                                     int64_t N, int64_t K, const float *scales,
                                      const uint8_t *zeros, uint8_t *codes,
                                      int64_t G, int num_threads);
 

@@ -276,7 +276,8 @@ struct OutlineLayersPass : qslaw::impl::OutlineLayersBase<OutlineLayersPass> {
       if (op->getNumRegions() != 0)
         return false;
       bool known = isa<memref::AllocOp, memref::AllocaOp, memref::CastOp,
-                       memref::CopyOp, bufferization::ToTensorOp>(op);
+                       memref::TransposeOp, memref::CopyOp,
+                       bufferization::ToTensorOp>(op);
       if (auto toBuffer = dyn_cast<bufferization::ToBufferOp>(op))
         known = toBuffer.getReadOnly();
       if (auto call = dyn_cast<func::CallOp>(op)) {

@@ -12,9 +12,12 @@
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
+
+#include "llvm/ADT/SetVector.h"
 
 #include <atomic>
 
@@ -167,6 +170,41 @@ Value zerosBuffer(const KernelSet &set, OpBuilder &b, Location loc,
                                 b.getIntegerType(spec.getBits()), 2);
 }
 
+/// The [K, N] tensor a 2-D transpose reads: a `linalg.transpose`, or the
+/// generic that qslaw-make-train-step generalised it into.
+Value transposeSource(Value v) {
+  Operation *def = v.getDefiningOp();
+  if (auto t = dyn_cast_or_null<linalg::TransposeOp>(def))
+    return t.getPermutation() == ArrayRef<int64_t>{1, 0} ? t.getInput()
+                                                          : Value();
+  if (auto g = dyn_cast_or_null<linalg::GenericOp>(def)) {
+    std::optional<SmallVector<int64_t>> perm = linalg::isaTransposeOpInterface(g);
+    if (perm && *perm == ArrayRef<int64_t>{1, 0})
+      return g.getDpsInputs()[0];
+  }
+  return {};
+}
+
+/// Gamma mode's f32 weight for the CPU kernels, which read w(n, k) through
+/// the memref's strides: a transpose of a [K, N] tensor (the
+/// layout an ONNX MatMul stores, which qslaw-quantize-weights keeps rather
+/// than copy the weight) becomes a transposed view of that tensor's
+/// buffer, so that the transpose is never computed; any other weight is
+/// its own buffer. Both as memref<?x?xf32, strided<[?, ?], offset: ?>>.
+/// Transposes read through are added to `readThrough`.
+Value weightBuffer(OpBuilder &b, Location loc, Value weight,
+                   llvm::SetVector<Operation *> &readThrough) {
+  if (Value kn = transposeSource(weight); kn && staticF32(kn)) {
+    readThrough.insert(weight.getDefiningOp());
+    Value src = asDynBuffer(b, loc, kn, /*strided=*/true);
+    return memref::TransposeOp::create(
+        b, loc, src,
+        AffineMapAttr::get(AffineMap::getPermutationMap(
+            ArrayRef<unsigned>{1, 0}, b.getContext())));
+  }
+  return asDynBuffer(b, loc, weight, /*strided=*/true);
+}
+
 Value i64Const(OpBuilder &b, Location loc, int64_t v) {
   return arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(v));
 }
@@ -237,6 +275,7 @@ struct QSLAWToUkernelsPass
       func::CallOp::create(b, loc, declareUkernel(module, b, name, types),
                            args);
     };
+    llvm::SetVector<Operation *> readThrough;
     for (Operation *o : work) {
       Location loc = o->getLoc();
       b.setInsertionPoint(o);
@@ -291,7 +330,8 @@ struct QSLAWToUkernelsPass
         call(loc, "qmatmul_grad_gamma", op.getSpec(),
              {asDynBuffer(b, loc, as2D(b, loc, op.getInput())),
               asDynBuffer(b, loc, as2D(b, loc, op.getGradOutput())),
-              asDynBuffer(b, loc, op.getWeight()),
+              set.cuda ? asDynBuffer(b, loc, op.getWeight())
+                       : weightBuffer(b, loc, op.getWeight(), readThrough),
               asDynBuffer(b, loc, op.getScales()),
               asDynBuffer(b, loc, op.getGamma()),
               zerosBuffer(set, b, loc, op.getZeros(), op.getSpec()),
@@ -304,7 +344,7 @@ struct QSLAWToUkernelsPass
         OutBuffer out =
             newOutput(b, loc, q.getDimSize(0), k, q.getElementType());
         call(loc, "quantize", op.getSpec(),
-             {asDynBuffer(b, loc, op.getWeight()),
+             {weightBuffer(b, loc, op.getWeight(), readThrough),
               asDynBuffer(b, loc, op.getScales()),
               zerosBuffer(set, b, loc, op.getZeros(), op.getSpec()),
               out.dyn,
@@ -312,6 +352,10 @@ struct QSLAWToUkernelsPass
         b.replaceOp(op, out.tensor(b, loc));
       }
     }
+    // Transposes the kernels now read as strides.
+    for (Operation *t : readThrough)
+      if (t->use_empty())
+        b.eraseOp(t);
   }
 };
 } // namespace

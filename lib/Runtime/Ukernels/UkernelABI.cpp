@@ -119,15 +119,17 @@ int64_t activeRows(const MemRef<float, 2> *dy) {
                        activeRows(dy), 1, 0);                                  \
     qslaw_qmatmul_grad_gamma_f32(                                              \
         B, x->data(), x->sizes[0], x->sizes[1], x->strides[0], dy->data(),     \
-        dy->sizes[1], dy->strides[0], w->data(), scales->data(),               \
-        gamma->data(), orNull(zeros->data(), zeros->sizes[0]),                 \
-        dgamma->data(), group, threadsOr(numThreads));                         \
+        dy->sizes[1], dy->strides[0], w->data(), w->strides[0],                \
+        w->strides[1], scales->data(), gamma->data(),                          \
+        orNull(zeros->data(), zeros->sizes[0]), dgamma->data(), group,         \
+        threadsOr(numThreads));                                                \
   }                                                                            \
   extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_quantize_w##B##_f32( \
       MemRef<float, 2> *w, MemRef<float, 2> *scales,                           \
       MemRef<uint8_t, R> *zeros, MemRef<uint8_t, R> *codes, int64_t group,     \
       int32_t numThreads) {                                                    \
-    qslaw_quantize_f32(B, w->data(), w->sizes[0], w->sizes[1],                 \
+    qslaw_quantize_f32(B, w->data(), w->strides[0], w->strides[1],             \
+                       w->sizes[0], w->sizes[1],                               \
                        scales->data(), orNull(zeros->data(), zeros->sizes[0]), \
                        codes->data(), group, threadsOr(numThreads));           \
   }

@@ -193,7 +193,10 @@ struct MakeTrainStepPass
       if (fresh)
         trainables.push_back({(layer.getValue() + ".gamma").str(), "gamma",
                               nodeName(q), init, {{mul, 1}}});
+      // The weight, or the [K, N] constant it transposes.
       quantConstants.insert(quant.getWeight());
+      if (auto t = quant.getWeight().getDefiningOp<linalg::TransposeOp>())
+        quantConstants.insert(t.getInput());
       quantConstants.insert(mul.getLhs());
       quantConstants.insert(mul.getRhs());
       return WalkResult::advance();

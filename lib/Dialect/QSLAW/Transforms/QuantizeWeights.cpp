@@ -5,6 +5,8 @@
 #include "qslaw/Quant/QuantMath.h"
 #include "qslaw/Dialect/QSLAW/Transforms/Passes.h"
 
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/Threading.h"
 #include "llvm/Support/Regex.h"
@@ -225,7 +227,9 @@ struct QuantizeWeightsPass
     }
     job.qm = quant::quantizeMatrix(src, n, k, job.group, bits, symmetric,
                                    clipSteps);
-    if (scaleMode == ScaleMode::Gamma) {
+    // Gamma mode reads an f32 weight where it lies (build()); only a
+    // narrow one needs its widened [N, K] copy kept.
+    if (scaleMode == ScaleMode::Gamma && job.narrow) {
       if (w.empty())
         w.assign(src, src + count);
       job.w = std::move(w);
@@ -286,10 +290,28 @@ struct QuantizeWeightsPass
                             codesAttr(nkCodes, qm.codes),
                             name.empty() ? "" : name + ".codes");
     } else {
-      // gamma mode keeps W and recomputes the codes from s * gamma. A
-      // weight that came as a resource stays one (not uniqued, freeable).
-      Value weight = namedConstant(
-          b, loc, f32ConstantLike(wAttr, {n, k}, w, name), name);
+      // gamma mode keeps W and recomputes the codes from s * gamma. An f32
+      // weight stays the model's own constant (a resource over the mapped
+      // file: no copy at compile time), read as [N, K] through a
+      // transpose when the model stores [K, N]; the CPU kernels read that
+      // transpose as strides (qslaw-lower-to-ukernels), so it is never
+      // computed. (A transposed copy per weight had doubled the weights in
+      // the compiler's memory: the 1B-class gamma trainer peaked at 9.6
+      // GB.) An f16/bf16 weight is widened once, into an [N, K] copy.
+      Value weight;
+      if (!job.narrow) {
+        weight = mm->weight;
+        if (!mm->weightIsNK) {
+          Value init = tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{n, k},
+                                               b.getF32Type());
+          weight = linalg::TransposeOp::create(b, loc, weight, init,
+                                               ArrayRef<int64_t>{1, 0})
+                       ->getResult(0);
+        }
+      } else {
+        weight = namedConstant(b, loc, f32ConstantLike(wAttr, {n, k}, w, name),
+                               name);
+      }
       Value gamma = namedConstant(b, loc,
                                   DenseElementsAttr::get(nj, b.getF32FloatAttr(1.0f)),
                                   name.empty() ? "" : name + ".gamma");

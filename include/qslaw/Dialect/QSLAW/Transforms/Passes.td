@@ -17,7 +17,11 @@ def QuantizeWeights : Pass<"qslaw-quantize-weights", "ModuleOp"> {
     exporters often give weights generated names.
 
     In `gamma` mode the float weight is kept and the codes are recomputed
-    by `qslaw.quantize(W, s * gamma)` with `gamma` initialised to ones.
+    by `qslaw.quantize(W, s * gamma)` with `gamma` initialised to ones. An
+    f32 weight stays the model's own constant, never copied: a `[K, N]`
+    one (an ONNX MatMul initializer) reaches the quantize through a
+    `linalg.transpose`, which the CPU kernels read as strides. An f16/bf16
+    weight is widened once into an `[N, K]` f32 constant.
   }];
   let options = [
     Option<"bits", "bits", "unsigned", "4", "Code bit width (2, 3, 4 or 8)">,
