@@ -220,9 +220,14 @@ LogicalResult Compilation::runGraphStage() {
     mlir::PassManager pm(&context_);
     timePasses(pm, timer);
     // Learned tensors go in before folding (gamma mode's quantize(W, s*g)).
+    // A CPU training step reads gamma mode's weights as the model stores
+    // them (no [N, K] copy in the compiler); codes that fold (no training)
+    // and the CUDA kernels need the copy.
+    mlir::qslaw::QuantizeWeightsOptions quantize = *options_.quantize;
+    quantize.gammaWeightAsStored =
+        options_.training() && options_.target == Target::CPU;
     mlir::qslaw::buildQuantizePipeline(
-        pm, *options_.quantize,
-        options_.training() || !options_.initParams.empty());
+        pm, quantize, options_.training() || !options_.initParams.empty());
     if (failed(pm.run(*module_)))
       return fail("weight quantisation failed");
   }

@@ -81,6 +81,7 @@ QuantizeWeightsOptions GraphPipelineOptions::quantizeOptions() const {
   o.mode = mode;
   o.layers = layers;
   o.clipSteps = clipSteps;
+  o.gammaWeightAsStored = gammaWeightAsStored;
   return o;
 }
 

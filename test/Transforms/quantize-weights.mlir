@@ -1,7 +1,8 @@
 // RUN: qslaw-opt %s -split-input-file -qslaw-quantize-weights="bits=4 group-size=2" | FileCheck %s
 // RUN: qslaw-opt %s -split-input-file -qslaw-quantize-weights="bits=4 group-size=2 symmetric=true" | FileCheck %s --check-prefix=SYM
 // RUN: qslaw-opt %s -split-input-file -qslaw-quantize-weights="bits=2 group-size=0 layers=.*q_proj.*" | FileCheck %s --check-prefix=REGEX
-// RUN: qslaw-opt %s -split-input-file -qslaw-quantize-weights="bits=4 group-size=2 mode=gamma" | FileCheck %s --check-prefix=GAMMA
+// RUN: qslaw-opt %s -split-input-file -qslaw-quantize-weights="bits=4 group-size=2 mode=gamma gamma-weight-as-stored=true" | FileCheck %s --check-prefix=GAMMA
+// RUN: qslaw-opt %s -split-input-file -qslaw-quantize-weights="bits=4 group-size=2 mode=gamma" | FileCheck %s --check-prefix=GCOPY
 // RUN: qslaw-opt %s -split-input-file -qslaw-quantize-weights="bits=3 group-size=2 clip-steps=8" | FileCheck %s --check-prefix=CLIP
 
 // ONNX layout W[K=4, N=2]: column n is row n of the [N, K] codes.
@@ -23,8 +24,13 @@
 // REGEX-LABEL: func @layer
 // REGEX: qslaw.qmatmul {{.*}} <bits = 2, per_channel, asym, mode = scale> {{.*}}: (tensor<3x4xf32>, tensor<2x4xi2>, tensor<2x1xf32>, tensor<2x1xi2>) -> tensor<3x2xf32>
 
-// Gamma mode keeps the model's own [K, N] weight (no copy) and quantizes
-// its transpose.
+// Gamma mode with gamma-weight-as-stored keeps the model's own [K, N]
+// weight (no copy) and quantizes its transpose; without it, W is an [N, K]
+// copy (what folds to constant codes, what the CUDA kernels take).
+// GCOPY-LABEL: func @layer
+// GCOPY: %[[W:.*]] = arith.constant {qslaw.name = "model.layers.0.q_proj.weight"} dense<{{\[\[}}0.000000e+00, 1.000000e+00, 2.000000e+00, 3.000000e+00], [-1.000000e+00, -1.000000e+00, 4.000000e+00, -2.000000e+00]]> : tensor<2x4xf32>
+// GCOPY-NOT: linalg.transpose
+// GCOPY: qslaw.quantize %[[W]] scales(
 // GAMMA-LABEL: func @layer
 // GAMMA-DAG: %[[W:.*]] = arith.constant {qslaw.name = "model.layers.0.q_proj.weight"} dense<{{\[\[}}0.000000e+00, -1.000000e+00], [1.000000e+00, -1.000000e+00], [2.000000e+00, 4.000000e+00], [3.000000e+00, -2.000000e+00]]> : tensor<4x2xf32>
 // GAMMA-DAG: %[[G:.*]] = arith.constant {qslaw.name = "model.layers.0.q_proj.weight.gamma"} dense<1.000000e+00> : tensor<2x2xf32>

@@ -33,6 +33,11 @@ struct GraphPipelineOptions : public PassPipelineOptions<GraphPipelineOptions> {
   Option<int> clipSteps{*this, "clip-steps",
                         llvm::cl::desc("Clipping-search candidates per group"),
                         llvm::cl::init(0)};
+  Option<bool> gammaWeightAsStored{
+      *this, "gamma-weight-as-stored",
+      llvm::cl::desc("Gamma mode: keep an f32 weight as the model stores it "
+                     "(qslaw-quantize-weights gamma-weight-as-stored)"),
+      llvm::cl::init(false)};
   Option<bool> train{*this, "train",
                      llvm::cl::desc("Generate the training entries "
                                     "(qslaw-make-train-step)"),

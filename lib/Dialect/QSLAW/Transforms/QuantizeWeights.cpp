@@ -227,9 +227,9 @@ struct QuantizeWeightsPass
     }
     job.qm = quant::quantizeMatrix(src, n, k, job.group, bits, symmetric,
                                    clipSteps);
-    // Gamma mode reads an f32 weight where it lies (build()); only a
-    // narrow one needs its widened [N, K] copy kept.
-    if (scaleMode == ScaleMode::Gamma && job.narrow) {
+    // Gamma mode keeps its [N, K] copy, unless it reads an f32 weight
+    // where it lies (gamma-weight-as-stored, build()).
+    if (scaleMode == ScaleMode::Gamma && (job.narrow || !gammaWeightAsStored)) {
       if (w.empty())
         w.assign(src, src + count);
       job.w = std::move(w);
@@ -290,16 +290,17 @@ struct QuantizeWeightsPass
                             codesAttr(nkCodes, qm.codes),
                             name.empty() ? "" : name + ".codes");
     } else {
-      // gamma mode keeps W and recomputes the codes from s * gamma. An f32
-      // weight stays the model's own constant (a resource over the mapped
-      // file: no copy at compile time), read as [N, K] through a
-      // transpose when the model stores [K, N]; the CPU kernels read that
-      // transpose as strides (qslaw-lower-to-ukernels), so it is never
-      // computed. (A transposed copy per weight had doubled the weights in
-      // the compiler's memory: the 1B-class gamma trainer peaked at 9.6
-      // GB.) An f16/bf16 weight is widened once, into an [N, K] copy.
+      // gamma mode keeps W and recomputes the codes from s * gamma. With
+      // gamma-weight-as-stored an f32 weight stays the model's own
+      // constant (a resource over the mapped file: no copy at compile
+      // time), read as [N, K] through a transpose when the model stores
+      // [K, N]; the CPU kernels read that transpose as strides
+      // (qslaw-lower-to-ukernels), so it is never computed. (A transposed
+      // copy per weight had doubled the weights in the compiler's memory:
+      // the 1B-class gamma trainer peaked at 9.6 GB.) Otherwise, and for
+      // an f16/bf16 weight, W is an [N, K] copy.
       Value weight;
-      if (!job.narrow) {
+      if (gammaWeightAsStored && !job.narrow) {
         weight = mm->weight;
         if (!mm->weightIsNK) {
           Value init = tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{n, k},

@@ -17,11 +17,14 @@ def QuantizeWeights : Pass<"qslaw-quantize-weights", "ModuleOp"> {
     exporters often give weights generated names.
 
     In `gamma` mode the float weight is kept and the codes are recomputed
-    by `qslaw.quantize(W, s * gamma)` with `gamma` initialised to ones. An
-    f32 weight stays the model's own constant, never copied: a `[K, N]`
-    one (an ONNX MatMul initializer) reaches the quantize through a
-    `linalg.transpose`, which the CPU kernels read as strides. An f16/bf16
-    weight is widened once into an `[N, K]` f32 constant.
+    by `qslaw.quantize(W, s * gamma)` with `gamma` initialised to ones. W is
+    an `[N, K]` f32 constant, a copy when the model stores `[K, N]` (an
+    ONNX MatMul initializer) or f16/bf16. With `gamma-weight-as-stored` an
+    f32 weight stays the model's own constant, never copied, and a `[K, N]`
+    one reaches the quantize through a `linalg.transpose`: for a training
+    step on the CPU, whose kernels read that transpose as strides
+    (`qslaw-lower-to-ukernels`). (Without training the codes fold to
+    constants, which needs W constant; the CUDA kernels take `[N, K]`.)
   }];
   let options = [
     Option<"bits", "bits", "unsigned", "4", "Code bit width (2, 3, 4 or 8)">,
@@ -35,6 +38,10 @@ def QuantizeWeights : Pass<"qslaw-quantize-weights", "ModuleOp"> {
            "Regex over weight names selecting the layers to quantize">,
     Option<"clipSteps", "clip-steps", "int", "0",
            "Clipping-search candidates per group (0: plain min-max)">,
+    Option<"gammaWeightAsStored", "gamma-weight-as-stored", "bool", "false",
+           "Gamma mode: keep an f32 weight as the model stores it (a [K, N] "
+           "one behind a linalg.transpose) instead of copying it into "
+           "[N, K]">,
   ];
   let dependentDialects = ["::mlir::qslaw::QSLAWDialect",
                            "::mlir::arith::ArithDialect",
