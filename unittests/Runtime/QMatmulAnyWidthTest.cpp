@@ -321,10 +321,12 @@ TEST(QMatmulAnyWidth, QuantizeOnThreadsIsTheSame) {
 /// initializer is [K, N], the transpose of the rows the kernels quantize.
 /// Given that layout (strides (1, ldk), ldk >= N: padded too), quantize
 /// and dgamma are those of the [N, K] rows, bit for bit, on one thread and
-/// on several.
+/// on several, with each instruction set's transposing copy.
 TEST(QMatmulAnyWidth, TransposedWeightIsTheSame) {
+  for (const char *isa : {"scalar", "avx2", "avx512"})
   for (int bits : {2, 3, 4, 8})
     for (int64_t ldk : {int64_t(0), int64_t(5)}) {
+      SCOPED_TRACE(qslaw_ukernel_force_isa(isa));
       // K = 601: three column chunks of the transposing copy (256, 256,
       // 89), a short last group, rows ending mid-byte; N = 301: a partial
       // last block of rows and partial 8 x 8 tiles.
@@ -365,6 +367,7 @@ TEST(QMatmulAnyWidth, TransposedWeightIsTheSame) {
         EXPECT_EQ(dgRows, dg) << "bits=" << bits << " threads=" << threads;
       }
     }
+  qslaw_ukernel_force_isa(nullptr);
 }
 
 /// Strides that are neither rows nor their transpose are refused, naming
