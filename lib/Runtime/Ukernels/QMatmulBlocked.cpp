@@ -515,10 +515,11 @@ struct WeightRows {
 
   /// Columns of one chunk when the weight is stored as [K, N]: whole
   /// groups of at least 256 (all of K when a group spans it), so that a
-  /// chunk's transposing copy reads runs of a block's width from each of
-  /// its rows. (Whole rows at once read 64-float runs at a stride of N
-  /// floats, each its own page: the loads waited on memory, 2.5x the time
-  /// of reading rows.)
+  /// block of rows can be wide (256 for a 256-column chunk) and its copy
+  /// reads long runs from each stored row. (Whole rows per block, 64 of
+  /// them for K = 1024: quantize 2816 x 1024 took 2.09 ms on one thread
+  /// against 1.85 ms in chunks; the same on two. Either way the loads of
+  /// the stored rows wait on memory.)
   int64_t chunk(int64_t G) const {
     if (rowsStored() || G >= K)
       return K;
