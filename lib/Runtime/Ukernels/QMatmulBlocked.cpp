@@ -693,18 +693,16 @@ QSLAW_RT_API void qslaw_quantize_f32(int bits, const float *w,
   const int perByte = bits == 2 ? 4 : bits == 4 ? 2 : 1;
   const int64_t J = (K + G - 1) / G;
   const float qmax = float((1u << bits) - 1);
-  // Blocks of rows, a multiple of 4 each (so that every block's codes and
-  // zero points start on a byte), of at least ~64K weights. Each block
-  // clears its own bytes first (packRow ors into them).
-  const int64_t rowsPer =
-      roundUp(std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(K, 1)), 4);
-  // A weight stored as [K, N] goes through a transposing copy, a chunk of
-  // columns at a time (WeightRows::chunk): blocks of rows as wide as a
-  // 64K-float copy of one chunk allows.
+  // Blocks of rows of at least ~64K weights of one chunk of columns (all
+  // of K for rows as stored; WeightRows::chunk for a [K, N] weight, which
+  // goes through a transposing copy), a multiple of 4 rows each (so that
+  // every block's codes and zero points start on a byte), of 8 for the
+  // copy's 8 x 8 tiles. Each block clears its own bytes first (packRow ors
+  // into them).
   const int64_t kc = wr.chunk(G);
   const int64_t blockRows =
-      wr.rowsStored() ? rowsPer
-                      : roundUp(std::max<int64_t>(1, (1 << 16) / kc), 8);
+      roundUp(std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(kc, 1)),
+              wr.rowsStored() ? 4 : 8);
   const int64_t blocks = (N + blockRows - 1) / blockRows;
   const QuantizeRowFn quantizeRow = quantizeRowFor();
   parallelFor(blocks, num_threads > 0 ? num_threads : qslaw_num_threads(),
