@@ -46,6 +46,9 @@ def models(tmp_path_factory):
     paths["f32"] = str(d / "f32.onnx")
     onnx.save(model(bf16_to_f32(to_bf16_bits(w1)), bf16_to_f32(to_bf16_bits(w2))),
               paths["f32"])
+    paths["f32_of_f16"] = str(d / "f32_of_f16.onnx")
+    onnx.save(model(w1.astype(np.float16).astype(np.float32),
+                    w2.astype(np.float16).astype(np.float32)), paths["f32_of_f16"])
     x = rng.standard_normal((1, 8, 256)).astype(np.float32)
     return d, paths, x
 
@@ -129,4 +132,35 @@ def test_lora_on_a_float_linear_with_a_narrow_weight(models):
         grads.append(m.run_function("grad_step", feeds))
     assert all(np.abs(g).max() > 0 for g in grads[0][1:])
     for a, b in zip(*grads):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "f16"])
+def test_gamma_trainer_reads_the_narrow_weight(models, dtype):
+    """Gamma mode re-quantises the weight every step: the CPU trainer reads
+    the bf16/f16 constant as the model stores it ([K, N], unwidened; the
+    kernels widen as they read), with no f32 copy in the IR, and its step
+    (loss, gamma gradients) equals, bit for bit, that of the model storing
+    the widened f32 values."""
+    d, paths, x = models
+    args = ["--train", "--quantize=w4g32,mode=gamma", "--quantize-layers=.*layers.*"]
+    ir = open(compile_(paths[dtype], str(d / f"g_{dtype}.mlir"), "--emit=mlir",
+                       *args)).read()
+    assert f"dense_resource<w1> : tensor<256x512x{dtype}>" in ir
+    assert "tensor<256x512xf32> = arith.constant" not in ir
+    assert "tensor<512x256xf32> = arith.constant" not in ir
+    steps = []
+    for src in (dtype, "f32" if dtype == "bf16" else "f32_of_f16"):
+        m = Model(compile_(paths[src], str(d / f"g_{src}.so"), *args))
+        params = m.signature.training.params
+        assert [(p.name, p.kind) for p in params] == [("w1.gamma", "gamma")]
+        init = m.run_function("init_params", {})
+        # gamma away from 1, so that the clamp masks differ per group.
+        rng = np.random.default_rng(3)
+        feeds = {params[0].name: (init[0] * rng.uniform(0.7, 1.3, init[0].shape))
+                 .astype(np.float32)}
+        feeds.update(x=x, labels=np.arange(8, dtype=np.int64).reshape(1, 8))
+        steps.append(m.run_function("grad_step", feeds))
+    assert np.abs(steps[0][1]).max() > 0
+    for a, b in zip(*steps):
         assert np.array_equal(a, b)

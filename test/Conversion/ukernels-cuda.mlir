@@ -91,3 +91,14 @@ func.func @quantize(%w: tensor<64x256xf32>, %s: tensor<64x2xf32>, %z: tensor<64x
   %q = qslaw.quantize %w scales(%s) zeros(%z) <bits = 4, group = 128> : (tensor<64x256xf32>, tensor<64x2xf32>, tensor<64x2xi4>) -> tensor<64x256xi4>
   return %q : tensor<64x256xi4>
 }
+
+
+// The CUDA kernels take an f32 [N, K] weight: a bf16 one stays for the
+// generated kernels.
+// CHECK-LABEL: func @grad_gamma_bf16_weight
+// CHECK: qslaw.qmatmul_grad_gamma
+// CHECK-NOT: call
+func.func @grad_gamma_bf16_weight(%x: tensor<6x256xf32>, %dy: tensor<6x64xf32>, %w: tensor<64x256xbf16>, %s: tensor<64x4xf32>, %g: tensor<64x4xf32>) -> tensor<64x4xf32> {
+  %dg = qslaw.qmatmul_grad_gamma %x, %dy, %w scales(%s) gamma(%g) <bits = 4, group = 64, sym, mode = gamma> : (tensor<6x256xf32>, tensor<6x64xf32>, tensor<64x256xbf16>, tensor<64x4xf32>, tensor<64x4xf32>) -> tensor<64x4xf32>
+  return %dg : tensor<64x4xf32>
+}

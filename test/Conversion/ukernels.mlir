@@ -1,5 +1,10 @@
 // RUN: qslaw-opt %s -qslaw-lower-to-ukernels="num-threads=2" | FileCheck %s
 
+// Gamma mode over a bf16 / f16 weight (@bf16_weight, @f16_rows):
+// CHECK-DAG: func.func private @qslaw_ukernel_quantize_w4_f32_wbf16(memref<?x?xbf16, strided<[?, ?], offset: ?>>, memref<?x?xf32>, memref<?x?xi4>, memref<?x?xi4>, i64, i32)
+// CHECK-DAG: func.func private @qslaw_ukernel_qmatmul_w4_grad_gamma_f32_wbf16(memref<?x?xf32>, memref<?x?xf32>, memref<?x?xbf16, strided<[?, ?], offset: ?>>,
+// CHECK-DAG: func.func private @qslaw_ukernel_quantize_w8_f32_wf16(memref<?x?xf16, strided<[?, ?], offset: ?>>,
+// CHECK-DAG: func.func private @qslaw_ukernel_qmatmul_w8_grad_gamma_f32_wf16(memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf16, strided<[?, ?], offset: ?>>,
 // CHECK: func.func private @qslaw_ukernel_qmatmul_w4_f32(memref<?x?xf32>, memref<?x?xi4>, memref<?x?xf32>, memref<?x?xi4>, memref<?xf32>, memref<?x?xf32>, i64, i32) attributes {llvm.emit_c_interface}
 
 // Batch dims collapse into M; the result comes back as a fresh buffer.
@@ -163,6 +168,37 @@ func.func @transposed_weight(%wkn: tensor<256x64xf32>, %s: tensor<64x2xf32>, %g:
   %q = qslaw.quantize %w scales(%s) <bits = 4, group = 128, sym, mode = gamma> : (tensor<64x256xf32>, tensor<64x2xf32>) -> tensor<64x256xi4>
   %dg = qslaw.qmatmul_grad_gamma %x, %dy, %w scales(%s) gamma(%g) <bits = 4, group = 128, sym, mode = gamma> : (tensor<3x256xf32>, tensor<3x64xf32>, tensor<64x256xf32>, tensor<64x2xf32>, tensor<64x2xf32>) -> tensor<64x2xf32>
   return %q, %dg : tensor<64x256xi4>, tensor<64x2xf32>
+}
+
+// A bf16 weight (a model stored in bf16) is read unwidened: the kernels'
+// _wbf16 entries take it through a transposed view of its own buffer and
+// widen as they read; an f16 one stored as rows goes to the _wf16 entries
+// as it is. No extf, no f32 copy. (Declarations: top of the file.)
+// CHECK-LABEL: func @bf16_weight
+// CHECK-NOT: linalg.transpose
+// CHECK: %[[WB:.*]] = bufferization.to_buffer %arg0 read_only {{.*}} : tensor<256x64xbf16> to memref<256x64xbf16, strided<[?, ?], offset: ?>>
+// CHECK: %[[WT:.*]] = memref.transpose %{{.*}} (d0, d1) -> (d1, d0) : memref<?x?xbf16, strided<[?, ?], offset: ?>> to memref<?x?xbf16, strided<[?, ?], offset: ?>>
+// CHECK: call @qslaw_ukernel_quantize_w4_f32_wbf16(%[[WT]],
+// CHECK: call @qslaw_ukernel_qmatmul_w4_grad_gamma_f32_wbf16(
+// CHECK-NOT: linalg.transpose
+// CHECK-NOT: extf
+func.func @bf16_weight(%wkn: tensor<256x64xbf16>, %s: tensor<64x2xf32>, %g: tensor<64x2xf32>, %x: tensor<3x256xf32>, %dy: tensor<3x64xf32>) -> (tensor<64x256xi4>, tensor<64x2xf32>) {
+  %e = tensor.empty() : tensor<64x256xbf16>
+  %w = linalg.transpose ins(%wkn : tensor<256x64xbf16>) outs(%e : tensor<64x256xbf16>) permutation = [1, 0]
+  %q = qslaw.quantize %w scales(%s) <bits = 4, group = 128, sym, mode = gamma> : (tensor<64x256xbf16>, tensor<64x2xf32>) -> tensor<64x256xi4>
+  %dg = qslaw.qmatmul_grad_gamma %x, %dy, %w scales(%s) gamma(%g) <bits = 4, group = 128, sym, mode = gamma> : (tensor<3x256xf32>, tensor<3x64xf32>, tensor<64x256xbf16>, tensor<64x2xf32>, tensor<64x2xf32>) -> tensor<64x2xf32>
+  return %q, %dg : tensor<64x256xi4>, tensor<64x2xf32>
+}
+
+// CHECK-LABEL: func @f16_rows
+// CHECK: %[[FB:.*]] = bufferization.to_buffer %arg0 read_only {{.*}} : tensor<64x256xf16> to memref<64x256xf16, strided<[?, ?], offset: ?>>
+// CHECK: %[[FC:.*]] = memref.cast %[[FB]]
+// CHECK: call @qslaw_ukernel_quantize_w8_f32_wf16(%[[FC]],
+// CHECK: call @qslaw_ukernel_qmatmul_w8_grad_gamma_f32_wf16(
+func.func @f16_rows(%w: tensor<64x256xf16>, %s: tensor<64x2xf32>, %g: tensor<64x2xf32>, %x: tensor<3x256xf32>, %dy: tensor<3x64xf32>) -> (tensor<64x256xi8>, tensor<64x2xf32>) {
+  %q = qslaw.quantize %w scales(%s) <bits = 8, group = 128, sym, mode = gamma> : (tensor<64x256xf16>, tensor<64x2xf32>) -> tensor<64x256xi8>
+  %dg = qslaw.qmatmul_grad_gamma %x, %dy, %w scales(%s) gamma(%g) <bits = 8, group = 128, sym, mode = gamma> : (tensor<3x256xf32>, tensor<3x64xf32>, tensor<64x256xf16>, tensor<64x2xf32>, tensor<64x2xf32>) -> tensor<64x2xf32>
+  return %q, %dg : tensor<64x256xi8>, tensor<64x2xf32>
 }
 
 // The training step's copy of the forward has the transpose as the generic

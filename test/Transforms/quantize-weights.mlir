@@ -74,6 +74,65 @@ func.func @transposed_b_with_acc(%x: tensor<3x4xf32>, %acc: tensor<3x2xf32>) -> 
 
 // -----
 
+// A bf16 weight widened by a Cast: quantized from its own values (scale
+// mode: the codes of @layer's weight, no float weight left). In gamma mode
+// with gamma-weight-as-stored the bf16 constant itself reaches the
+// quantize, unwidened, through a transpose; without it, an f32 [N, K] copy.
+// CHECK-LABEL: func @bf16_weight
+// CHECK-DAG: arith.constant {qslaw.name = "model.layers.0.v_proj.weight.codes"} dense<{{\[\[}}0, -1, -6, -1], [0, 0, -1, 0]]> : tensor<2x4xi4>
+// CHECK-NOT: bf16
+// CHECK: qslaw.qmatmul
+// CHECK-NOT: linalg.generic
+// GAMMA-LABEL: func @bf16_weight
+// GAMMA-DAG: %[[W:.*]] = arith.constant {qslaw.name = "model.layers.0.v_proj.weight"} dense<{{.*}}> : tensor<4x2xbf16>
+// GAMMA-DAG: %[[WT:.*]] = linalg.transpose ins(%[[W]] : tensor<4x2xbf16>) outs(%{{.*}} : tensor<2x4xbf16>) permutation = [1, 0]
+// GAMMA-NOT: extf
+// GAMMA: qslaw.quantize %[[WT]] scales({{.*}} : (tensor<2x4xbf16>, tensor<2x2xf32>, tensor<2x2xi4>) -> tensor<2x4xi4>
+// GCOPY-LABEL: func @bf16_weight
+// GCOPY: %[[W:.*]] = arith.constant {qslaw.name = "model.layers.0.v_proj.weight"} dense<{{\[\[}}0.000000e+00, 1.000000e+00, 2.000000e+00, 3.000000e+00], [-1.000000e+00, -1.000000e+00, 4.000000e+00, -2.000000e+00]]> : tensor<2x4xf32>
+// GCOPY-NOT: bf16
+// GCOPY: qslaw.quantize %[[W]] scales(
+func.func @bf16_weight(%x: tensor<3x4xf32>) -> tensor<3x2xf32> {
+  %w = arith.constant {qslaw.name = "model.layers.0.v_proj.weight"} dense<[[0.0, -1.0], [1.0, -1.0], [2.0, 4.0], [3.0, -2.0]]> : tensor<4x2xbf16>
+  %e0 = tensor.empty() : tensor<4x2xf32>
+  %wf = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]}
+      ins(%w : tensor<4x2xbf16>) outs(%e0 : tensor<4x2xf32>) {
+  ^bb0(%in: bf16, %out: f32):
+    %v = arith.extf %in : bf16 to f32
+    linalg.yield %v : f32
+  } -> tensor<4x2xf32>
+  %cst = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<3x2xf32>
+  %init = linalg.fill ins(%cst : f32) outs(%e : tensor<3x2xf32>) -> tensor<3x2xf32>
+  %y = linalg.matmul ins(%x, %wf : tensor<3x4xf32>, tensor<4x2xf32>) outs(%init : tensor<3x2xf32>) -> tensor<3x2xf32>
+  return %y : tensor<3x2xf32>
+}
+
+// -----
+
+// An f16 weight stored as [N, K] (transposed B): gamma mode with
+// gamma-weight-as-stored quantizes the f16 constant as it is.
+// GAMMA-LABEL: func @f16_transposed_b
+// GAMMA: %[[W:.*]] = arith.constant dense<{{.*}}> : tensor<2x4xf16>
+// GAMMA-NOT: linalg.transpose
+// GAMMA-NOT: extf
+// GAMMA: qslaw.quantize %[[W]] scales({{.*}} : (tensor<2x4xf16>,
+func.func @f16_transposed_b(%x: tensor<3x4xf32>, %acc: tensor<3x2xf32>) -> tensor<3x2xf32> {
+  %w = arith.constant dense<[[0.0, 1.0, 2.0, 3.0], [-1.0, -1.0, 4.0, -2.0]]> : tensor<2x4xf16> loc("model.layers.0.o_proj.weight")
+  %e0 = tensor.empty() : tensor<2x4xf32>
+  %wf = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]}
+      ins(%w : tensor<2x4xf16>) outs(%e0 : tensor<2x4xf32>) {
+  ^bb0(%in: f16, %out: f32):
+    %v = arith.extf %in : f16 to f32
+    linalg.yield %v : f32
+  } -> tensor<2x4xf32>
+  %y = linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+       ins(%x, %wf : tensor<3x4xf32>, tensor<2x4xf32>) outs(%acc : tensor<3x2xf32>) -> tensor<3x2xf32>
+  return %y : tensor<3x2xf32>
+}
+
+// -----
+
 // Runtime weights and mixed-precision accumulators are left alone.
 // CHECK-LABEL: func @not_constant
 // CHECK: linalg.matmul

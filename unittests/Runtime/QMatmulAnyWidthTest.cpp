@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -370,6 +371,84 @@ TEST(QMatmulAnyWidth, TransposedWeightIsTheSame) {
   qslaw_ukernel_force_isa(nullptr);
 }
 
+/// A bf16 or f16 weight (gamma mode over a model stored in 16 bits) gives
+/// the codes and dgamma of the f32 weight holding the same values, bit for
+/// bit: as rows and as [K, N] (padded), on each instruction set's widening
+/// copy, 1 to 3 threads. The f32 values come from the compiler's own
+/// conversions (__bf16, _Float16), not the kernels'; the f16 weights include
+/// subnormals and signed zeros.
+TEST(QMatmulAnyWidth, NarrowWeightIsTheSame) {
+  for (const char *isa : {"scalar", "avx2", "avx512"})
+  for (int type : {QSLAW_WEIGHT_BF16, QSLAW_WEIGHT_F16})
+  for (int bits : {2, 4, 8}) {
+    SCOPED_TRACE(qslaw_ukernel_force_isa(isa));
+    // K = 601 as above; N = 37: a partial 8 x 8 tile.
+    const Shape c{9, 37, 601, 32, true, 3};
+    Data d = make(c, bits, unsigned(140 + bits + 7 * type));
+    const int64_t N = c.N, K = c.K, ldx = K + c.pad, lddy = N + c.pad;
+    const int64_t ldRows = K + 3, ldCols = N + 5;
+    std::mt19937 rng{unsigned(bits + 11 * type)};
+    std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+    const float qmax = float((1 << bits) - 1);
+    std::vector<uint16_t> rows16(size_t(N * ldRows), 0xFFFF),
+        cols16(size_t(K * ldCols), 0xFFFF);
+    std::vector<float> w(size_t(N * K)), gamma(size_t(N * d.J));
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k) {
+        float v = 0.008f * qmax * unit(rng);
+        if (type == QSLAW_WEIGHT_F16 && (n * K + k) % 97 == 0)
+          v = float(int(n * K + k) % 5 - 2) * 3e-6f; // subnormal, +-0
+        uint16_t bitsOf;
+        float wide;
+        if (type == QSLAW_WEIGHT_BF16) {
+          // Round to nearest even (libgcc 12 has no __truncsfbf2).
+          uint32_t u;
+          std::memcpy(&u, &v, 4);
+          bitsOf = uint16_t((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+          __bf16 h;
+          std::memcpy(&h, &bitsOf, 2);
+          wide = float(h);
+        } else {
+          _Float16 h = _Float16(v);
+          std::memcpy(&bitsOf, &h, 2);
+          wide = float(h);
+        }
+        w[n * K + k] = wide;
+        rows16[n * ldRows + k] = bitsOf;
+        cols16[k * ldCols + n] = bitsOf;
+      }
+    for (float &v : gamma)
+      v = 1.0f + 0.2f * unit(rng);
+    std::vector<uint8_t> want(d.codes.size(), 0xAB);
+    qslaw_quantize_f32(bits, w.data(), K, 1, N, K, d.scales.data(),
+                       d.zeros.data(), want.data(), c.G, 1);
+    std::vector<float> dgWant(size_t(N * d.J), kCanary);
+    qslaw_qmatmul_grad_gamma_f32(bits, d.x.data(), c.M, K, ldx, d.dy.data(),
+                                 N, lddy, w.data(), K, 1, d.scales.data(),
+                                 gamma.data(), d.zeros.data(), dgWant.data(),
+                                 c.G, 1);
+    for (bool transposed : {false, true})
+      for (int threads : {1, 3}) {
+        SCOPED_TRACE(testing::Message() << "type=" << type << " bits=" << bits
+                                        << " transposed=" << transposed
+                                        << " threads=" << threads);
+        const uint16_t *w16 = transposed ? cols16.data() : rows16.data();
+        const int64_t sn = transposed ? 1 : ldRows, sk = transposed ? ldCols : 1;
+        std::vector<uint8_t> codes(d.codes.size(), 0xCD);
+        qslaw_quantize_f32_w16(bits, type, w16, sn, sk, N, K, d.scales.data(),
+                               d.zeros.data(), codes.data(), c.G, threads);
+        EXPECT_EQ(want, codes);
+        std::vector<float> dg(size_t(N * d.J), kCanary);
+        qslaw_qmatmul_grad_gamma_f32_w16(
+            bits, d.x.data(), c.M, K, ldx, d.dy.data(), N, lddy, type, w16,
+            sn, sk, d.scales.data(), gamma.data(), d.zeros.data(), dg.data(),
+            c.G, threads);
+        EXPECT_EQ(dgWant, dg);
+      }
+  }
+  qslaw_ukernel_force_isa(nullptr);
+}
+
 /// Strides that are neither rows nor their transpose are refused, naming
 /// the kernel and the strides.
 TEST(QMatmulAnyWidthDeathTest, WeightStridesChecked) {
@@ -379,6 +458,18 @@ TEST(QMatmulAnyWidthDeathTest, WeightStridesChecked) {
                                   nullptr, codes.data(), 8, 1),
                "quantize: the weight's strides \\(2, 2\\) are neither rows "
                "of \\[N, K\\] = \\[8, 8\\] nor its transpose");
+}
+
+/// A 16-bit weight's type other than bf16 or f16 is refused.
+TEST(QMatmulAnyWidthDeathTest, WeightTypeChecked) {
+  std::vector<uint16_t> w(64, 0);
+  std::vector<float> scales(8, 1.f);
+  std::vector<uint8_t> codes(64);
+  EXPECT_DEATH(qslaw_quantize_f32_w16(8, 7, w.data(), 8, 1, 8, 8,
+                                      scales.data(), nullptr, codes.data(), 8,
+                                      1),
+               "a 16-bit weight's type must be 0 \\(bf16\\) or 1 "
+               "\\(f16\\), got 7");
 }
 
 } // namespace

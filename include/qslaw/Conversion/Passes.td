@@ -40,8 +40,11 @@ def QSLAWToUkernels : Pass<"qslaw-lower-to-ukernels", "ModuleOp"> {
     strided memref: a `linalg.transpose` of a `[K, N]` tensor (the layout
     `qslaw-quantize-weights` keeps) becomes a `memref.transpose` view of
     that tensor's buffer, which the kernels read a block of rows at a time
-    through a transposing copy, and the transpose itself is erased. Every
-    CPU call takes the thread count last.
+    through a transposing copy, and the transpose itself is erased. A bf16
+    or f16 weight (a model stored in half precision) stays in its type and
+    goes to the `..._f32_wbf16` / `..._f32_wf16` entries, which widen each
+    block as they copy it (on CUDA such a weight stays for the generated
+    kernels). Every CPU call takes the thread count last.
     Other ops and specs are left for
     `qslaw-lower-to-linalg`. Operands cross the call as memrefs
     (`bufferization.to_buffer`, each tagged `qslaw.ukernel_operand` so that

@@ -35,7 +35,7 @@ struct GraphPipelineOptions : public PassPipelineOptions<GraphPipelineOptions> {
                         llvm::cl::init(0)};
   Option<bool> gammaWeightAsStored{
       *this, "gamma-weight-as-stored",
-      llvm::cl::desc("Gamma mode: keep an f32 weight as the model stores it "
+      llvm::cl::desc("Gamma mode: keep the weight as the model stores it "
                      "(qslaw-quantize-weights gamma-weight-as-stored)"),
       llvm::cl::init(false)};
   Option<bool> train{*this, "train",

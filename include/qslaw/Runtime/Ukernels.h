@@ -121,6 +121,27 @@ QSLAW_RT_API void qslaw_quantize_f32(int bits, const float *w,
                                      const uint8_t *zeros, uint8_t *codes,
                                      int64_t G, int num_threads);
 
+/* Gamma mode over a bf16 or f16 weight (w_type QSLAW_WEIGHT_BF16 or
+ * QSLAW_WEIGHT_F16, 16-bit elements, strides in elements, laid out as
+ * above), widened to f32 a block at a time as it is read: the codes and
+ * dgamma of the f32 weight of the same values, bit for bit (every bf16 and
+ * f16 value is an f32 value), with no f32 copy of the weight. Another
+ * w_type aborts. */
+#define QSLAW_WEIGHT_BF16 0
+#define QSLAW_WEIGHT_F16 1
+QSLAW_RT_API void qslaw_qmatmul_grad_gamma_f32_w16(
+    int bits, const float *x, int64_t M, int64_t K, int64_t ldx,
+    const float *dy, int64_t N, int64_t lddy, int w_type, const uint16_t *w,
+    int64_t w_stride_n, int64_t w_stride_k, const float *scales,
+    const float *gamma, const uint8_t *zeros, float *dgamma, int64_t G,
+    int num_threads);
+QSLAW_RT_API void qslaw_quantize_f32_w16(int bits, int w_type,
+                                         const uint16_t *w, int64_t w_stride_n,
+                                         int64_t w_stride_k, int64_t N,
+                                         int64_t K, const float *scales,
+                                         const uint8_t *zeros, uint8_t *codes,
+                                         int64_t G, int num_threads);
+
 /* Batched f32 GEMM through the GEMM library chosen at build time
  * (qslaw_gemm_library()), row-major, for i < batch:
  *   C_i = op(A_i) . op(B_i) + beta * C_i,   op(X) = X or X^T (trans != 0)

@@ -88,19 +88,35 @@ bool covered(const KernelSet &set, QMatmulGradInputOp op) {
          staticF32(op.getGradOutput()) && staticF32(op.getScales());
 }
 
+/// Gamma mode's full-precision weight: f32, or on the CPU also the bf16 or
+/// f16 the model stores (the kernels widen it as they read it).
+bool weightCovered(const KernelSet &set, Value w) {
+  auto t = cast<RankedTensorType>(w.getType());
+  Type e = t.getElementType();
+  return t.hasStaticShape() &&
+         (e.isF32() || (!set.cuda && (e.isBF16() || e.isF16())));
+}
+
 /// Gamma mode: the [N, K] float weight stands where the codes would.
 bool covered(const KernelSet &set, QMatmulGradGammaOp op) {
   return codesCovered(set, op.getWeight().getType(), op.getSpec()) &&
-         staticF32(op.getWeight()) && staticF32(op.getInput()) &&
+         weightCovered(set, op.getWeight()) && staticF32(op.getInput()) &&
          staticF32(op.getGradOutput()) && staticF32(op.getScales()) &&
          staticF32(op.getGamma());
 }
 
-/// Codes from an f32 weight (gamma mode's per-step re-quantisation; CPU).
+/// Codes from a float weight (gamma mode's per-step re-quantisation; CPU).
 bool covered(const KernelSet &set, QuantizeOp op) {
   return !set.cuda &&
          codesCovered(set, op.getType(), op.getSpec()) &&
-         staticF32(op.getWeight()) && staticF32(op.getScales());
+         weightCovered(set, op.getWeight()) && staticF32(op.getScales());
+}
+
+/// The CPU entry's suffix for gamma mode's weight type: none for f32,
+/// `_wbf16` / `_wf16` for the kernels that widen as they read.
+std::string weightSuffix(Value w) {
+  Type e = cast<RankedTensorType>(w.getType()).getElementType();
+  return e.isBF16() ? "_wbf16" : e.isF16() ? "_wf16" : "";
 }
 
 bool covered(const KernelSet &set, QMatmulGradScaleOp op) {
@@ -185,16 +201,18 @@ Value transposeSource(Value v) {
   return {};
 }
 
-/// Gamma mode's f32 weight for the CPU kernels, which read w(n, k) through
+/// Gamma mode's weight for the CPU kernels, which read w(n, k) through
 /// the memref's strides: a transpose of a [K, N] tensor (the
 /// layout an ONNX MatMul stores, which qslaw-quantize-weights keeps rather
 /// than copy the weight) becomes a transposed view of that tensor's
 /// buffer, so that the transpose is never computed; any other weight is
-/// its own buffer. Both as memref<?x?xf32, strided<[?, ?], offset: ?>>.
+/// its own buffer. Both as memref<?x?xT, strided<[?, ?], offset: ?>>, T
+/// the weight's type (f32, bf16, f16).
 /// Transposes read through are added to `readThrough`.
 Value weightBuffer(OpBuilder &b, Location loc, Value weight,
                    llvm::SetVector<Operation *> &readThrough) {
-  if (Value kn = transposeSource(weight); kn && staticF32(kn)) {
+  if (Value kn = transposeSource(weight);
+      kn && cast<RankedTensorType>(kn.getType()).hasStaticShape()) {
     readThrough.insert(weight.getDefiningOp());
     Value src = asDynBuffer(b, loc, kn, /*strided=*/true);
     return memref::TransposeOp::create(
@@ -264,11 +282,11 @@ struct QSLAWToUkernelsPass
     // The CUDA entries take the activation type last, the CPU ones their
     // thread count.
     auto call = [&](Location loc, StringRef kind, QuantSpecAttr spec,
-                    SmallVector<Value> args) {
+                    SmallVector<Value> args, StringRef suffix = "") {
       args.push_back(arith::ConstantOp::create(
           b, loc,
           b.getI32IntegerAttr(set.cuda ? set.cudaDtype : set.numThreads)));
-      std::string name = set.name(kind, spec.getBits());
+      std::string name = set.name(kind, spec.getBits()) + suffix.str();
       SmallVector<Type> types;
       for (Value a : args)
         types.push_back(a.getType());
@@ -336,7 +354,8 @@ struct QSLAWToUkernelsPass
               asDynBuffer(b, loc, op.getGamma()),
               zerosBuffer(set, b, loc, op.getZeros(), op.getSpec()),
               out.dyn,
-              i64Const(b, loc, g)});
+              i64Const(b, loc, g)},
+             weightSuffix(op.getWeight()));
         b.replaceOp(op, out.tensor(b, loc));
       } else if (auto op = dyn_cast<QuantizeOp>(o)) {
         auto q = op.getType();
@@ -348,7 +367,8 @@ struct QSLAWToUkernelsPass
               asDynBuffer(b, loc, op.getScales()),
               zerosBuffer(set, b, loc, op.getZeros(), op.getSpec()),
               out.dyn,
-              i64Const(b, loc, op.getSpec().getGroupSizeFor(k))});
+              i64Const(b, loc, op.getSpec().getGroupSizeFor(k))},
+             weightSuffix(op.getWeight()));
         b.replaceOp(op, out.tensor(b, loc));
       }
     }

@@ -16,6 +16,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "KernelSupport.h"
+#include "WeightRows.h"
 #include "qslaw/Runtime/Ukernels.h"
 
 #include <algorithm>
@@ -419,126 +420,97 @@ QSLAW_CLONES float inRangeDot(const float *w, const float *t, int64_t n,
   return acc;
 }
 
-/// Rows n of a [K, N]-stored weight (element (n, k) at src[k*lds + n]),
-/// nb of them, into dst [nb, K] through 16 x 16 tiles, so that both sides
-/// move whole cache lines.
-QSLAW_CLONES void transposeRows(const float *src, int64_t lds, int64_t nb,
-                                int64_t K, float *dst) {
-  constexpr int64_t T = 16;
-  float tile[T][T];
-  for (int64_t k0 = 0; k0 < K; k0 += T)
-    for (int64_t r0 = 0; r0 < nb; r0 += T) {
-      const int64_t kw = std::min(T, K - k0), rw = std::min(T, nb - r0);
-      for (int64_t k = 0; k < kw; ++k)
-        for (int64_t r = 0; r < rw; ++r)
-          tile[r][k] = src[(k0 + k) * lds + r0 + r];
-      for (int64_t r = 0; r < rw; ++r)
-        for (int64_t k = 0; k < kw; ++k)
-          dst[(r0 + r) * K + k0 + k] = tile[r][k];
-    }
+/// The type a *_w16 kernel's weight has (QSLAW_WEIGHT_BF16 / _F16).
+WeightType weight16(int wType) {
+  if (wType == QSLAW_WEIGHT_BF16)
+    return WeightType::BF16;
+  if (wType == QSLAW_WEIGHT_F16)
+    return WeightType::F16;
+  std::fprintf(stderr, "qslaw: a 16-bit weight's type must be %d (bf16) or "
+                       "%d (f16), got %d\n",
+               QSLAW_WEIGHT_BF16, QSLAW_WEIGHT_F16, wType);
+  std::abort();
 }
 
-#if defined(__x86_64__)
-/// The same in 8 x 8 tiles held in AVX registers (unpack, shuffle, permute:
-/// 24 shuffles per 64 floats). The compiler's vectoriser made the loops
-/// above into scalar moves: 4x the time of quantising rows as stored.
-__attribute__((target("avx2,fma"))) void
-transposeRowsAvx2(const float *src, int64_t lds, int64_t nb, int64_t K,
-                  float *dst) {
-  const int64_t k8 = K / 8 * 8, r8 = nb / 8 * 8;
-  for (int64_t k0 = 0; k0 < k8; k0 += 8) {
-    for (int64_t r0 = 0; r0 < r8; r0 += 8) {
-      __m256 a[8];
-      for (int i = 0; i < 8; ++i)
-        a[i] = _mm256_loadu_ps(src + (k0 + i) * lds + r0);
-      __m256 t[8], u[8];
-      for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(a[i], a[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(a[i], a[i + 1]);
-      }
-      for (int i = 0; i < 8; i += 4) {
-        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-      }
-      for (int i = 0; i < 4; ++i) {
-        _mm256_storeu_ps(dst + (r0 + i) * K + k0,
-                         _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
-        _mm256_storeu_ps(dst + (r0 + i + 4) * K + k0,
-                         _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+/// gamma mode's dgamma (qslaw_qmatmul_grad_gamma_f32) over the weight
+/// `wr` reads.
+void gradGamma(int bits, const float *x, int64_t M, int64_t K, int64_t ldx,
+               const float *dy, int64_t N, int64_t lddy, const WeightRows &wr,
+               const float *scales, const float *gamma, const uint8_t *zeros,
+               float *dgamma, int64_t G, int num_threads) {
+  const int64_t J = (K + G - 1) / G;
+  const float qmax = float((1u << bits) - 1);
+  std::vector<float> gx, gdy;
+  const Tokens tk = activeTokens({x, dy, M, ldx, lddy}, K, N, gx, gdy);
+  forEachBlock(N, kBlockFloats / K, resolveThreads(num_threads),
+               [&](int64_t n0, int64_t nb, int gemmThreads) {
+    float *t = tlsBlock.get(nb * K);
+    tokenGemm(tk.x, tk.M, K, tk.ldx, tk.dy, tk.lddy, n0, nb, t, gemmThreads);
+    const int64_t kc = wr.chunk(G);
+    float *scratch = wr.inPlace() ? nullptr : tlsWeight.get(nb * kc);
+    for (int64_t k0 = 0; k0 < K; k0 += kc) {
+      const int64_t kw = std::min(kc, K - k0);
+      int64_t ld = 0;
+      const float *wb = wr.block(n0, nb, k0, kw, scratch, ld);
+      for (int64_t r = 0; r < nb; ++r) {
+        const int64_t n = n0 + r;
+        const float *wn = wb + r * ld, *tr = t + r * K;
+        for (int64_t j = k0 / G; j * G < k0 + kw; ++j) {
+          const int64_t i = n * J + j, k1 = std::min(K, (j + 1) * G);
+          const float sg = scales[i] * gamma[i], z = zeroOf(bits, zeros, i);
+          const float acc = inRangeDot(wn + (j * G - k0), tr + j * G,
+                                       k1 - j * G, sg, z, qmax);
+          dgamma[i] = -acc / (gamma[i] * gamma[i]);
+        }
       }
     }
-    for (int64_t r = r8; r < nb; ++r)
-      for (int64_t k = k0; k < k0 + 8; ++k)
-        dst[r * K + k] = src[k * lds + r];
-  }
-  for (int64_t r = 0; r < nb; ++r)
-    for (int64_t k = k8; k < K; ++k)
-      dst[r * K + k] = src[k * lds + r];
-}
-#endif
-
-using TransposeRowsFn = void (*)(const float *, int64_t, int64_t, int64_t,
-                                 float *);
-
-/// The microkernels' instruction set's transpose (qslaw_ukernel_isa).
-TransposeRowsFn transposeRowsFor() {
-#if defined(__x86_64__)
-  if (std::strcmp(qslaw_ukernel_isa(), "scalar") != 0)
-    return transposeRowsAvx2;
-#endif
-  return transposeRows;
+  });
 }
 
-/// The full-precision weight of gamma mode, w(n,k) at
-/// w[n*strideN + k*strideK]: rows as stored, or its [K, N] transpose.
-struct WeightRows {
-  const float *w;
-  int64_t strideN, strideK, N, K;
 
-  TransposeRowsFn transpose = transposeRowsFor();
-
-  WeightRows(const char *kernel, const float *w, int64_t strideN,
-             int64_t strideK, int64_t N, int64_t K)
-      : w(w), strideN(strideN), strideK(strideK), N(N), K(K) {
-    if (!(strideK == 1 && strideN >= K) && !(strideN == 1 && strideK >= N)) {
-      std::fprintf(stderr,
-                   "qslaw: %s: the weight's strides (%lld, %lld) are neither "
-                   "rows of [N, K] = [%lld, %lld] nor its transpose\n",
-                   kernel, (long long)strideN, (long long)strideK,
-                   (long long)N, (long long)K);
-      std::abort();
+/// Codes of the weight `wr` reads (qslaw_quantize_f32).
+void quantize(int bits, const WeightRows &wr, int64_t N, int64_t K,
+              const float *scales, const uint8_t *zeros, uint8_t *codes,
+              int64_t G, int num_threads) {
+  const int perByte = bits == 2 ? 4 : bits == 4 ? 2 : 1;
+  const int64_t J = (K + G - 1) / G;
+  const float qmax = float((1u << bits) - 1);
+  // Blocks of rows of at least ~64K weights of one chunk of columns (all
+  // of K for rows as stored; WeightRows::chunk for a [K, N] weight, which
+  // goes through a transposing copy), a multiple of 4 rows each (so that
+  // every block's codes and zero points start on a byte), of 8 for the
+  // copy's 8 x 8 tiles. Each block clears its own bytes first (packRow ors
+  // into them).
+  const int64_t kc = wr.chunk(G);
+  const int64_t blockRows =
+      roundUp(std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(kc, 1)),
+              wr.rowsStored() ? 4 : 8);
+  const int64_t blocks = (N + blockRows - 1) / blockRows;
+  const QuantizeRowFn quantizeRow = quantizeRowFor();
+  parallelFor(blocks, num_threads > 0 ? num_threads : qslaw_num_threads(),
+              [&](int64_t blk) {
+    const int64_t n0 = blk * blockRows, n1 = std::min(N, n0 + blockRows);
+    const int64_t b0 = n0 * K / perByte;
+    std::memset(codes + b0, 0, size_t((n1 * K + perByte - 1) / perByte - b0));
+    uint8_t *row = reinterpret_cast<uint8_t *>(tlsRow.get((K + 3) / 4));
+    float *zs = tlsBlock.get(J);
+    float *scratch =
+        wr.inPlace() ? nullptr : tlsWeight.get((n1 - n0) * kc);
+    for (int64_t k0 = 0; k0 < K; k0 += kc) {
+      const int64_t kw = std::min(kc, K - k0), j0 = k0 / G;
+      const int64_t jw = (kw + G - 1) / G;
+      int64_t ld = 0;
+      const float *wb = wr.block(n0, n1 - n0, k0, kw, scratch, ld);
+      for (int64_t n = n0; n < n1; ++n) {
+        for (int64_t j = 0; j < jw; ++j)
+          zs[j] = zeroOf(bits, zeros, n * J + j0 + j);
+        quantizeRow(wb + (n - n0) * ld, kw, G, jw, scales + n * J + j0, zs,
+                    qmax, row);
+        packRow(bits, perByte, row, kw, n * K + k0, codes);
+      }
     }
-  }
-  bool rowsStored() const { return strideK == 1; }
-
-  /// Columns of one chunk when the weight is stored as [K, N]: whole
-  /// groups of at least 256 (all of K when a group spans it), so that a
-  /// block of rows can be wide (256 for a 256-column chunk) and its copy
-  /// reads long runs from each stored row. (Whole rows per block, 64 of
-  /// them for K = 1024: quantize 2816 x 1024 took 2.09 ms on one thread
-  /// against 1.85 ms in chunks; the same on two. Either way the loads of
-  /// the stored rows wait on memory.)
-  int64_t chunk(int64_t G) const {
-    if (rowsStored() || G >= K)
-      return K;
-    return std::min(K, G * std::max<int64_t>(1, 256 / G));
-  }
-
-  /// W[n0 : n0 + nb, k0 : k0 + kw]: in place when stored as rows, else
-  /// transposed into `scratch` ([nb, kw]); `ld` is its row stride.
-  const float *block(int64_t n0, int64_t nb, int64_t k0, int64_t kw,
-                     float *scratch, int64_t &ld) const {
-    if (rowsStored()) {
-      ld = strideN;
-      return w + n0 * strideN + k0;
-    }
-    transpose(w + k0 * strideK + n0, strideK, nb, kw, scratch);
-    ld = kw;
-    return scratch;
-  }
-};
+  });
+}
 
 } // namespace
 
@@ -653,34 +625,25 @@ QSLAW_RT_API void qslaw_qmatmul_grad_gamma_f32(
   if (N <= 0 || K <= 0)
     return;
   dequantFor(bits); // validates bits
-  const WeightRows wr("qmatmul_grad_gamma", w, w_stride_n, w_stride_k, N, K);
-  const int64_t J = (K + G - 1) / G;
-  const float qmax = float((1u << bits) - 1);
-  std::vector<float> gx, gdy;
-  const Tokens tk = activeTokens({x, dy, M, ldx, lddy}, K, N, gx, gdy);
-  forEachBlock(N, kBlockFloats / K, resolveThreads(num_threads),
-               [&](int64_t n0, int64_t nb, int gemmThreads) {
-    float *t = tlsBlock.get(nb * K);
-    tokenGemm(tk.x, tk.M, K, tk.ldx, tk.dy, tk.lddy, n0, nb, t, gemmThreads);
-    const int64_t kc = wr.chunk(G);
-    float *scratch = wr.rowsStored() ? nullptr : tlsWeight.get(nb * kc);
-    for (int64_t k0 = 0; k0 < K; k0 += kc) {
-      const int64_t kw = std::min(kc, K - k0);
-      int64_t ld = 0;
-      const float *wb = wr.block(n0, nb, k0, kw, scratch, ld);
-      for (int64_t r = 0; r < nb; ++r) {
-        const int64_t n = n0 + r;
-        const float *wn = wb + r * ld, *tr = t + r * K;
-        for (int64_t j = k0 / G; j * G < k0 + kw; ++j) {
-          const int64_t i = n * J + j, k1 = std::min(K, (j + 1) * G);
-          const float sg = scales[i] * gamma[i], z = zeroOf(bits, zeros, i);
-          const float acc = inRangeDot(wn + (j * G - k0), tr + j * G,
-                                       k1 - j * G, sg, z, qmax);
-          dgamma[i] = -acc / (gamma[i] * gamma[i]);
-        }
-      }
-    }
-  });
+  gradGamma(bits, x, M, K, ldx, dy, N, lddy,
+            WeightRows("qmatmul_grad_gamma", WeightType::F32, w, w_stride_n,
+                       w_stride_k, N, K),
+            scales, gamma, zeros, dgamma, G, num_threads);
+}
+
+QSLAW_RT_API void qslaw_qmatmul_grad_gamma_f32_w16(
+    int bits, const float *x, int64_t M, int64_t K, int64_t ldx,
+    const float *dy, int64_t N, int64_t lddy, int w_type, const uint16_t *w,
+    int64_t w_stride_n, int64_t w_stride_k, const float *scales,
+    const float *gamma, const uint8_t *zeros, float *dgamma, int64_t G,
+    int num_threads) {
+  if (N <= 0 || K <= 0)
+    return;
+  dequantFor(bits); // validates bits
+  gradGamma(bits, x, M, K, ldx, dy, N, lddy,
+            WeightRows("qmatmul_grad_gamma", weight16(w_type), w, w_stride_n,
+                       w_stride_k, N, K),
+            scales, gamma, zeros, dgamma, G, num_threads);
 }
 
 QSLAW_RT_API void qslaw_quantize_f32(int bits, const float *w,
@@ -689,45 +652,23 @@ QSLAW_RT_API void qslaw_quantize_f32(int bits, const float *w,
                                      const uint8_t *zeros, uint8_t *codes,
                                      int64_t G, int num_threads) {
   dequantFor(bits); // validates bits
-  const WeightRows wr("quantize", w, w_stride_n, w_stride_k, N, K);
-  const int perByte = bits == 2 ? 4 : bits == 4 ? 2 : 1;
-  const int64_t J = (K + G - 1) / G;
-  const float qmax = float((1u << bits) - 1);
-  // Blocks of rows of at least ~64K weights of one chunk of columns (all
-  // of K for rows as stored; WeightRows::chunk for a [K, N] weight, which
-  // goes through a transposing copy), a multiple of 4 rows each (so that
-  // every block's codes and zero points start on a byte), of 8 for the
-  // copy's 8 x 8 tiles. Each block clears its own bytes first (packRow ors
-  // into them).
-  const int64_t kc = wr.chunk(G);
-  const int64_t blockRows =
-      roundUp(std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(kc, 1)),
-              wr.rowsStored() ? 4 : 8);
-  const int64_t blocks = (N + blockRows - 1) / blockRows;
-  const QuantizeRowFn quantizeRow = quantizeRowFor();
-  parallelFor(blocks, num_threads > 0 ? num_threads : qslaw_num_threads(),
-              [&](int64_t blk) {
-    const int64_t n0 = blk * blockRows, n1 = std::min(N, n0 + blockRows);
-    const int64_t b0 = n0 * K / perByte;
-    std::memset(codes + b0, 0, size_t((n1 * K + perByte - 1) / perByte - b0));
-    uint8_t *row = reinterpret_cast<uint8_t *>(tlsRow.get((K + 3) / 4));
-    float *zs = tlsBlock.get(J);
-    float *scratch =
-        wr.rowsStored() ? nullptr : tlsWeight.get((n1 - n0) * kc);
-    for (int64_t k0 = 0; k0 < K; k0 += kc) {
-      const int64_t kw = std::min(kc, K - k0), j0 = k0 / G;
-      const int64_t jw = (kw + G - 1) / G;
-      int64_t ld = 0;
-      const float *wb = wr.block(n0, n1 - n0, k0, kw, scratch, ld);
-      for (int64_t n = n0; n < n1; ++n) {
-        for (int64_t j = 0; j < jw; ++j)
-          zs[j] = zeroOf(bits, zeros, n * J + j0 + j);
-        quantizeRow(wb + (n - n0) * ld, kw, G, jw, scales + n * J + j0, zs,
-                    qmax, row);
-        packRow(bits, perByte, row, kw, n * K + k0, codes);
-      }
-    }
-  });
+  quantize(bits,
+           WeightRows("quantize", WeightType::F32, w, w_stride_n, w_stride_k,
+                      N, K),
+           N, K, scales, zeros, codes, G, num_threads);
+}
+
+QSLAW_RT_API void qslaw_quantize_f32_w16(int bits, int w_type,
+                                         const uint16_t *w, int64_t w_stride_n,
+                                         int64_t w_stride_k, int64_t N,
+                                         int64_t K, const float *scales,
+                                         const uint8_t *zeros, uint8_t *codes,
+                                         int64_t G, int num_threads) {
+  dequantFor(bits); // validates bits
+  quantize(bits,
+           WeightRows("quantize", weight16(w_type), w, w_stride_n, w_stride_k,
+                      N, K),
+           N, K, scales, zeros, codes, G, num_threads);
 }
 
 } // extern "C"

@@ -75,6 +75,35 @@ int64_t activeRows(const MemRef<float, 2> *dy) {
 }
 } // namespace
 
+/* Gamma mode over a bf16 / f16 weight: ..._grad_gamma_f32_wbf16 etc. */
+#define QSLAW_GAMMA_W16(B, R, T, W)                                            \
+  extern "C" QSLAW_RT_API void                                                 \
+      _mlir_ciface_qslaw_ukernel_qmatmul_w##B##_grad_gamma_f32_w##T(           \
+          MemRef<float, 2> *x, MemRef<float, 2> *dy, MemRef<uint16_t, 2> *w,   \
+          MemRef<float, 2> *scales, MemRef<float, 2> *gamma,                   \
+          MemRef<uint8_t, R> *zeros, MemRef<float, 2> *dgamma, int64_t group,  \
+          int32_t numThreads) {                                                \
+    if (traceFile())                                                           \
+      traceContraction("qmatmul_grad_gamma", 1, dy->sizes[1], x->sizes[1],     \
+                       activeRows(dy), 1, 0);                                  \
+    qslaw_qmatmul_grad_gamma_f32_w16(                                          \
+        B, x->data(), x->sizes[0], x->sizes[1], x->strides[0], dy->data(),     \
+        dy->sizes[1], dy->strides[0], W, w->data(), w->strides[0],             \
+        w->strides[1], scales->data(), gamma->data(),                          \
+        orNull(zeros->data(), zeros->sizes[0]), dgamma->data(), group,         \
+        threadsOr(numThreads));                                                \
+  }                                                                            \
+  extern "C" QSLAW_RT_API void                                                 \
+      _mlir_ciface_qslaw_ukernel_quantize_w##B##_f32_w##T(                     \
+          MemRef<uint16_t, 2> *w, MemRef<float, 2> *scales,                    \
+          MemRef<uint8_t, R> *zeros, MemRef<uint8_t, R> *codes, int64_t group, \
+          int32_t numThreads) {                                                \
+    qslaw_quantize_f32_w16(B, W, w->data(), w->strides[0], w->strides[1],      \
+                           w->sizes[0], w->sizes[1], scales->data(),           \
+                           orNull(zeros->data(), zeros->sizes[0]),             \
+                           codes->data(), group, threadsOr(numThreads));       \
+  }
+
 /* The any-width kernels (QMatmulBlocked.cpp) for B-bit codes: 2- and 4-bit
  * codes and zero points arrive as the narrow-type emulation's packed byte
  * vectors (rank 1), 3- and 8-bit ones one per byte as [N, K] / [N, J]
@@ -132,7 +161,9 @@ int64_t activeRows(const MemRef<float, 2> *dy) {
                        w->sizes[0], w->sizes[1],                               \
                        scales->data(), orNull(zeros->data(), zeros->sizes[0]), \
                        codes->data(), group, threadsOr(numThreads));           \
-  }
+  }                                                                            \
+  QSLAW_GAMMA_W16(B, R, bf16, QSLAW_WEIGHT_BF16)                               \
+  QSLAW_GAMMA_W16(B, R, f16, QSLAW_WEIGHT_F16)
 
 #define QSLAW_QMATMUL_ANY_WIDTH_FORWARD(B, R)                                  \
   extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_qmatmul_w##B##_f32(  \

@@ -227,9 +227,9 @@ struct QuantizeWeightsPass
     }
     job.qm = quant::quantizeMatrix(src, n, k, job.group, bits, symmetric,
                                    clipSteps);
-    // Gamma mode keeps its [N, K] copy, unless it reads an f32 weight
-    // where it lies (gamma-weight-as-stored, build()).
-    if (scaleMode == ScaleMode::Gamma && (job.narrow || !gammaWeightAsStored)) {
+    // Gamma mode keeps its [N, K] copy, unless it reads the weight where
+    // it lies (gamma-weight-as-stored, build()).
+    if (scaleMode == ScaleMode::Gamma && !gammaWeightAsStored) {
       if (w.empty())
         w.assign(src, src + count);
       job.w = std::move(w);
@@ -291,20 +291,21 @@ struct QuantizeWeightsPass
                             name.empty() ? "" : name + ".codes");
     } else {
       // gamma mode keeps W and recomputes the codes from s * gamma. With
-      // gamma-weight-as-stored an f32 weight stays the model's own
-      // constant (a resource over the mapped file: no copy at compile
-      // time), read as [N, K] through a transpose when the model stores
-      // [K, N]; the CPU kernels read that transpose as strides
-      // (qslaw-lower-to-ukernels), so it is never computed. (A transposed
-      // copy per weight had doubled the weights in the compiler's memory:
-      // the 1B-class gamma trainer peaked at 9.6 GB.) Otherwise, and for
-      // an f16/bf16 weight, W is an [N, K] copy.
+      // gamma-weight-as-stored the weight stays the model's own constant
+      // (a resource over the mapped file: no copy at compile time), f16 or
+      // bf16 ones unwidened, read as [N, K] through a transpose when the
+      // model stores [K, N]; the CPU kernels read that transpose as strides
+      // and widen as they read (qslaw-lower-to-ukernels), so neither is
+      // ever computed. (A transposed f32 copy per weight had doubled the
+      // weights in the compiler's memory: the 1B-class gamma trainer
+      // peaked at 9.6 GB.) Otherwise W is an f32 [N, K] copy.
       Value weight;
-      if (gammaWeightAsStored && !job.narrow) {
-        weight = mm->weight;
+      if (gammaWeightAsStored) {
+        weight = job.narrow ? job.narrow->getResult(0) : mm->weight;
         if (!mm->weightIsNK) {
-          Value init = tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{n, k},
-                                               b.getF32Type());
+          Value init = tensor::EmptyOp::create(
+              b, loc, ArrayRef<int64_t>{n, k},
+              cast<RankedTensorType>(weight.getType()).getElementType());
           weight = linalg::TransposeOp::create(b, loc, weight, init,
                                                ArrayRef<int64_t>{1, 0})
                        ->getResult(0);

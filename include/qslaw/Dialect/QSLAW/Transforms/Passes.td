@@ -19,12 +19,14 @@ def QuantizeWeights : Pass<"qslaw-quantize-weights", "ModuleOp"> {
     In `gamma` mode the float weight is kept and the codes are recomputed
     by `qslaw.quantize(W, s * gamma)` with `gamma` initialised to ones. W is
     an `[N, K]` f32 constant, a copy when the model stores `[K, N]` (an
-    ONNX MatMul initializer) or f16/bf16. With `gamma-weight-as-stored` an
-    f32 weight stays the model's own constant, never copied, and a `[K, N]`
+    ONNX MatMul initializer) or f16/bf16. With `gamma-weight-as-stored` the
+    weight stays the model's own constant, never copied (an f16/bf16 one
+    not widened: the quantize reads it in its own type), and a `[K, N]`
     one reaches the quantize through a `linalg.transpose`: for a training
-    step on the CPU, whose kernels read that transpose as strides
-    (`qslaw-lower-to-ukernels`). (Without training the codes fold to
-    constants, which needs W constant; the CUDA kernels take `[N, K]`.)
+    step on the CPU, whose kernels read that transpose as strides and widen
+    as they read (`qslaw-lower-to-ukernels`). (Without training the codes
+    fold to constants, which needs W constant; the CUDA kernels take
+    `[N, K]` f32.)
   }];
   let options = [
     Option<"bits", "bits", "unsigned", "4", "Code bit width (2, 3, 4 or 8)">,
@@ -39,9 +41,9 @@ def QuantizeWeights : Pass<"qslaw-quantize-weights", "ModuleOp"> {
     Option<"clipSteps", "clip-steps", "int", "0",
            "Clipping-search candidates per group (0: plain min-max)">,
     Option<"gammaWeightAsStored", "gamma-weight-as-stored", "bool", "false",
-           "Gamma mode: keep an f32 weight as the model stores it (a [K, N] "
-           "one behind a linalg.transpose) instead of copying it into "
-           "[N, K]">,
+           "Gamma mode: keep the weight as the model stores it (its type, "
+           "a [K, N] one behind a linalg.transpose) instead of copying it "
+           "into [N, K] f32">,
   ];
   let dependentDialects = ["::mlir::qslaw::QSLAWDialect",
                            "::mlir::arith::ArithDialect",
