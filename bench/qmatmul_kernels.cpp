@@ -19,6 +19,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -145,6 +146,25 @@ template <int Bits> void BM_quantize_kn(benchmark::State &st) {
       benchmark::Counter::kIs1000);
 }
 
+// The same [K, N] weight stored as bf16 (a half-precision checkpoint):
+// widened to f32 in the same transposing copy, half the bytes read.
+template <int Bits> void BM_quantize_kn_bf16(benchmark::State &st) {
+  Operands o = make(1, st.range(0), st.range(1), Bits);
+  std::vector<uint16_t> w16(o.wf.size());
+  for (size_t i = 0; i < w16.size(); ++i) {
+    uint32_t u;
+    std::memcpy(&u, &o.wf[i], 4);
+    w16[i] = uint16_t(u >> 16);
+  }
+  for (auto _ : st)
+    qslaw_quantize_f32_w16(Bits, QSLAW_WEIGHT_BF16, w16.data(), 1, o.N, o.N,
+                           o.K, o.scales.data(), o.zeros.data(),
+                           o.codes.data(), kG, int(st.range(2)));
+  st.counters["weights/s"] = benchmark::Counter(
+      double(o.N * o.K), benchmark::Counter::kIsIterationInvariantRate,
+      benchmark::Counter::kIs1000);
+}
+
 void quantizeShapes(benchmark::internal::Benchmark *b) {
   for (int64_t threads : {1, 2})
     for (auto nk : std::vector<std::vector<int64_t>>{{1408, 512}, {2816, 1024}})
@@ -155,6 +175,7 @@ void quantizeShapes(benchmark::internal::Benchmark *b) {
 
 BENCHMARK(BM_quantize<4>)->Apply(quantizeShapes);
 BENCHMARK(BM_quantize_kn<4>)->Apply(quantizeShapes);
+BENCHMARK(BM_quantize_kn_bf16<4>)->Apply(quantizeShapes);
 BENCHMARK(BM_quantize<3>)->Apply(quantizeShapes);
 BENCHMARK(BM_sgemm)->Apply(shapes);
 BENCHMARK(BM_w4_forward)->Apply(shapes);
