@@ -174,6 +174,25 @@ QSLAW_RT_API void qslaw_sgemm_rows_f32(int64_t M, int64_t N, int64_t K,
                                        float beta, float *c, int64_t ldc,
                                        int num_threads);
 
+/* qslaw_sgemm_f32_batched and qslaw_sgemm_rows_f32 with B stored as bf16
+ * or f16 (b_type QSLAW_WEIGHT_BF16 / QSLAW_WEIGHT_F16, 16-bit elements,
+ * ldb and strideB in elements): B is widened (exactly) a block of about
+ * 1 MiB of floats at a time into a per-thread scratch, each block's
+ * product in the library; blocks over C's columns when N >= K, else over
+ * the depth, accumulating (the sums' order is then the blocks', within f32
+ * rounding of the one-GEMM result). No f32 copy of B is made. Another
+ * b_type aborts. */
+QSLAW_RT_API void qslaw_sgemm_f32_w16(
+    int64_t batch, int64_t M, int64_t N, int64_t K, const float *a,
+    int64_t lda, int64_t strideA, int transA, int b_type, const uint16_t *b,
+    int64_t ldb, int64_t strideB, int transB, float beta, float *c,
+    int64_t ldc, int64_t strideC, int num_threads);
+QSLAW_RT_API void qslaw_sgemm_rows_f32_w16(
+    int64_t M, int64_t N, int64_t K, const uint8_t *rows, int64_t tokens,
+    int64_t aTokens, int64_t aOffset, int zeroUnselected, const float *a,
+    int64_t lda, int b_type, const uint16_t *b, int64_t ldb, int transB,
+    float beta, float *c, int64_t ldc, int num_threads);
+
 /* Mean next-token loss over the rows of logits [T, V] (row stride ld) whose
  * label counts (not `ignore`, inside [0, V)): log-sum-exp minus the label's
  * logit, summed in row order and divided by max(count, 1). Ignored rows are

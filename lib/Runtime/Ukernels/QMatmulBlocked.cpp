@@ -420,18 +420,6 @@ QSLAW_CLONES float inRangeDot(const float *w, const float *t, int64_t n,
   return acc;
 }
 
-/// The type a *_w16 kernel's weight has (QSLAW_WEIGHT_BF16 / _F16).
-WeightType weight16(int wType) {
-  if (wType == QSLAW_WEIGHT_BF16)
-    return WeightType::BF16;
-  if (wType == QSLAW_WEIGHT_F16)
-    return WeightType::F16;
-  std::fprintf(stderr, "qslaw: a 16-bit weight's type must be %d (bf16) or "
-                       "%d (f16), got %d\n",
-               QSLAW_WEIGHT_BF16, QSLAW_WEIGHT_F16, wType);
-  std::abort();
-}
-
 /// gamma mode's dgamma (qslaw_qmatmul_grad_gamma_f32) over the weight
 /// `wr` reads.
 void gradGamma(int bits, const float *x, int64_t M, int64_t K, int64_t ldx,

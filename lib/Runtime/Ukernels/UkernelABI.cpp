@@ -189,15 +189,13 @@ QSLAW_QMATMUL_ANY_WIDTH_GRADS(3, 2)
 QSLAW_QMATMUL_ANY_WIDTH_GRADS(4, 1)
 QSLAW_QMATMUL_ANY_WIDTH_GRADS(8, 2)
 
-/* The same for one matrix (batch 1, a not transposed), over the rows of c
- * that `rows` selects (qslaw_sgemm_rows_f32): c's rows are groups of
- * `tokens`, a holds a's rows of each, c's rows aOffset ... of the group;
- * the others zero when zeroUnselected. */
-extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_sgemm_rows_f32(
-    MemRef<float, 3> *a, MemRef<float, 3> *b, MemRef<float, 3> *c,
-    MemRef<uint8_t, 1> *rows, int32_t tokens, int32_t aOffset,
-    int32_t zeroUnselected, int32_t transA, int32_t transB, int32_t accumulate,
-    int32_t numThreads) {
+namespace {
+/// The row-selecting GEMM's checks and trace (transA, batch and mask
+/// shape, selected rows inside a); then `run(m, n, k, aTokens)`.
+template <class Run>
+void sgemmRowsEntry(MemRef<float, 3> *a, MemRef<float, 3> *c,
+                    MemRef<uint8_t, 1> *rows, int32_t tokens, int32_t aOffset,
+                    int32_t transA, int32_t transB, Run &&run) {
   int64_t m = c->sizes[1], n = c->sizes[2], k = a->sizes[2];
   if (m == 0)
     return;
@@ -225,11 +223,62 @@ extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_sgemm_rows_f32(
       selected += rows->data()[r] != 0;
     traceContraction("sgemm", 1, selected, n, k, transA, transB);
   }
-  qslaw_sgemm_rows_f32(m, n, k, rows->data(), tokens, aTokens, aOffset,
-                       zeroUnselected, a->data(), a->strides[1], b->data(),
-                       b->strides[1], transB, accumulate ? 1.f : 0.f,
-                       c->data(), c->strides[1], numThreads);
+  run(m, n, k, aTokens);
 }
+} // namespace
+
+/* The same for one matrix (batch 1, a not transposed), over the rows of c
+ * that `rows` selects (qslaw_sgemm_rows_f32): c's rows are groups of
+ * `tokens`, a holds a's rows of each, c's rows aOffset ... of the group;
+ * the others zero when zeroUnselected. */
+extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_sgemm_rows_f32(
+    MemRef<float, 3> *a, MemRef<float, 3> *b, MemRef<float, 3> *c,
+    MemRef<uint8_t, 1> *rows, int32_t tokens, int32_t aOffset,
+    int32_t zeroUnselected, int32_t transA, int32_t transB, int32_t accumulate,
+    int32_t numThreads) {
+  sgemmRowsEntry(a, c, rows, tokens, aOffset, transA, transB,
+                 [&](int64_t m, int64_t n, int64_t k, int64_t aTokens) {
+    qslaw_sgemm_rows_f32(m, n, k, rows->data(), tokens, aTokens, aOffset,
+                         zeroUnselected, a->data(), a->strides[1], b->data(),
+                         b->strides[1], transB, accumulate ? 1.f : 0.f,
+                         c->data(), c->strides[1], numThreads);
+  });
+}
+
+/* Both GEMM entries with b stored as bf16 / f16 (..._f32_wbf16,
+ * ..._f32_wf16: qslaw_sgemm_f32_w16, qslaw_sgemm_rows_f32_w16). */
+#define QSLAW_SGEMM_W16(T, W)                                                  \
+  extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_sgemm_f32_w##T(      \
+      MemRef<float, 3> *a, MemRef<uint16_t, 3> *b, MemRef<float, 3> *c,        \
+      int32_t transA, int32_t transB, int32_t accumulate,                      \
+      int32_t numThreads) {                                                    \
+    int64_t batch = c->sizes[0], m = c->sizes[1], n = c->sizes[2];             \
+    int64_t k = transA ? a->sizes[1] : a->sizes[2];                            \
+    traceContraction("sgemm", batch, m, n, k, transA, transB);                 \
+    qslaw_sgemm_f32_w16(batch, m, n, k, a->data(), a->strides[1],              \
+                        a->sizes[0] == 1 ? 0 : a->strides[0], transA, W,       \
+                        b->data(), b->strides[1],                              \
+                        b->sizes[0] == 1 ? 0 : b->strides[0], transB,          \
+                        accumulate ? 1.f : 0.f, c->data(), c->strides[1],      \
+                        c->strides[0], numThreads);                            \
+  }                                                                            \
+  extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_sgemm_rows_f32_w##T( \
+      MemRef<float, 3> *a, MemRef<uint16_t, 3> *b, MemRef<float, 3> *c,        \
+      MemRef<uint8_t, 1> *rows, int32_t tokens, int32_t aOffset,               \
+      int32_t zeroUnselected, int32_t transA, int32_t transB,                  \
+      int32_t accumulate, int32_t numThreads) {                                \
+    sgemmRowsEntry(a, c, rows, tokens, aOffset, transA, transB,                \
+                   [&](int64_t m, int64_t n, int64_t k, int64_t aTokens) {     \
+      qslaw_sgemm_rows_f32_w16(m, n, k, rows->data(), tokens, aTokens,         \
+                               aOffset, zeroUnselected, a->data(),             \
+                               a->strides[1], W, b->data(), b->strides[1],     \
+                               transB, accumulate ? 1.f : 0.f, c->data(),      \
+                               c->strides[1], numThreads);                     \
+    });                                                                        \
+  }
+
+QSLAW_SGEMM_W16(bf16, QSLAW_WEIGHT_BF16)
+QSLAW_SGEMM_W16(f16, QSLAW_WEIGHT_F16)
 
 namespace {
 /// Logits [T, V] and labels [T] as the cross-entropy kernels read them:

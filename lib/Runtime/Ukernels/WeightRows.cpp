@@ -195,6 +195,21 @@ size_t elementBytes(WeightType type) {
 
 } // namespace
 
+WeightType qslaw::ukernels::weight16(int wType) {
+  if (wType == QSLAW_WEIGHT_BF16)
+    return WeightType::BF16;
+  if (wType == QSLAW_WEIGHT_F16)
+    return WeightType::F16;
+  std::fprintf(stderr, "qslaw: a 16-bit weight's type must be %d (bf16) or "
+                       "%d (f16), got %d\n",
+               QSLAW_WEIGHT_BF16, QSLAW_WEIGHT_F16, wType);
+  std::abort();
+}
+
+BlockFn qslaw::ukernels::widenRowsFor(WeightType type) {
+  return copyFor(type, /*rowsStored=*/true);
+}
+
 WeightRows::WeightRows(const char *kernel, WeightType type, const void *w,
                        int64_t strideN, int64_t strideK, int64_t N, int64_t K)
     : type(type), w(w), strideN(strideN), strideK(strideK), K(K) {

@@ -22,6 +22,14 @@ enum class WeightType { F32, BF16, F16 };
 using BlockFn = void (*)(const void *src, int64_t lds, int64_t nb, int64_t K,
                          float *dst);
 
+/// The type a *_w16 kernel's 16-bit operand has (QSLAW_WEIGHT_BF16 /
+/// QSLAW_WEIGHT_F16); any other value aborts, naming it.
+WeightType weight16(int wType);
+
+/// The instruction set's copy of rows as stored (src[r*lds + k], nb rows
+/// of K) into dst [nb, K] widened to f32, for a 16-bit type.
+BlockFn widenRowsFor(WeightType type);
+
 /// The full-precision weight of gamma mode, w(n,k) at element
 /// n*strideN + k*strideK of `w`: rows as stored, or its [K, N] transpose.
 /// Any other strides abort, naming `kernel`.
