@@ -157,6 +157,9 @@ void mlir::qslaw::buildCPUBufferizationPipeline(
     o.numThreads = options.ukernelThreads;
     pm.addPass(createCrossEntropyToUkernels(o));
   }
+  // After the library GEMMs took their half-precision weights narrow: a
+  // widening left only for a Gather's reads goes.
+  pm.nest<func::FuncOp>().addPass(createWidenOnExtract());
   addGraphToLinalg(pm);
   // Masks that fusion left in memory, as bytes LLVM can load as vectors;
   // before outlining, so that layers take them as bytes.

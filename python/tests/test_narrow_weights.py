@@ -164,3 +164,70 @@ def test_gamma_trainer_reads_the_narrow_weight(models, dtype):
     assert np.abs(steps[0][1]).max() > 0
     for a, b in zip(*steps):
         assert np.array_equal(a, b)
+
+
+def gather_model(table, w1, w2):
+    """An embedding read by Gather, a layer, and a 4000-wide head: the
+    head's GEMMs take two blocks of the narrow-B GEMM (forward: column
+    blocks; the input gradient: depth blocks, accumulating)."""
+    g = helper.make_graph(
+        [helper.make_node("Gather", ["table", "ids"], ["e"], name="/m/embed/Gather"),
+         helper.make_node("MatMul", ["e", "w1"], ["h"], name="/m/layers.0/up/MatMul"),
+         helper.make_node("Relu", ["h"], ["r"], name="/m/layers.0/act"),
+         helper.make_node("MatMul", ["r", "w2"], ["logits"], name="/m/head/MatMul")], "g",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 16])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 16, 4000])],
+        initializer=[numpy_helper.from_array(table, "table"),
+                     numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "f16"])
+def test_frozen_narrow_weights_are_read_narrow(tmp_path, dtype):
+    """Frozen half-precision weights are never widened whole at run time:
+    the library GEMMs read them narrow (..._f32_w<type> entries, B widened a
+    block at a time) and the Gather reads its table narrow. Forward within
+    f32 rounding of onnxruntime and of the model storing the widened f32
+    values; a training step's loss and gradient (its head's input gradient
+    runs through the narrow row-selecting GEMM) within f32 rounding of that
+    model's."""
+    rng = np.random.default_rng(1)
+    table = rng.standard_normal((5000, 96)).astype(np.float32)
+    w1 = (0.1 * rng.standard_normal((96, 96))).astype(np.float32)
+    w2 = (0.1 * rng.standard_normal((96, 4000))).astype(np.float32)
+    narrow = str(tmp_path / "n.onnx")
+    onnx.save(narrow_model(gather_model(table, w1, w2), dtype), narrow)
+    widen = (lambda a: bf16_to_f32(to_bf16_bits(a))) if dtype == "bf16" else (
+        lambda a: a.astype(np.float16).astype(np.float32))
+    wide = str(tmp_path / "w.onnx")
+    onnx.save(gather_model(widen(table), widen(w1), widen(w2)), wide)
+    ids = rng.integers(0, 5000, (1, 16)).astype(np.int64)
+
+    lib = compile_(narrow, str(tmp_path / "n.so"))
+    syms = subprocess.run(["nm", "-D", lib], capture_output=True, text=True).stdout
+    assert f"_mlir_ciface_qslaw_ukernel_sgemm_f32_w{dtype}" in syms
+    (y,) = Model(lib).run(ids=ids)
+    (r,) = ort.InferenceSession(narrow, providers=["CPUExecutionProvider"]).run(None, {"ids": ids})
+    (w,) = Model(compile_(wide, str(tmp_path / "w.so"))).run(ids=ids)
+    # f32 sums of 96 terms, in different orders.
+    for ref in (r, w):
+        np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+
+    args = ["--train", "--train-scales=", "--train-params=w1"]
+    tlib = compile_(narrow, str(tmp_path / "nt.so"), *args)
+    syms = subprocess.run(["nm", "-D", tlib], capture_output=True, text=True).stdout
+    assert f"_mlir_ciface_qslaw_ukernel_sgemm_rows_f32_w{dtype}" in syms
+    steps = []
+    for path in (tlib, compile_(wide, str(tmp_path / "wt.so"), *args)):
+        m = Model(path)
+        init = m.run_function("init_params", {})
+        feeds = {p.name: v for p, v in zip(m.signature.training.params, init)}
+        feeds.update(ids=ids, labels=rng.integers(0, 4000, (1, 16)).astype(np.int64)
+                     if not steps else steps[0][1])
+        out = m.run_function("grad_step", feeds)
+        steps.append((out, feeds["labels"]))
+    (a, _), (b, _) = steps
+    # The loss, and w1's gradient: 4000-term sums over the head's depth.
+    np.testing.assert_allclose(a[0], b[0], rtol=1e-5)
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-4, atol=1e-5 * np.abs(b[1]).max())
+    assert np.abs(b[1]).max() > 0

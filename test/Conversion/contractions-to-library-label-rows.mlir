@@ -156,3 +156,50 @@ func.func @gradient_read_twice(%x: tensor<2x3x10xf32>, %w: tensor<10x8xf32>,
                       outs(%f3 : tensor<6x8xf32>) -> tensor<6x8xf32>
   return %dh, %g : tensor<6x8xf32>, tensor<2x3x10xf32>
 }
+
+// The head's weight stored as bf16 (read through Cast): both row-selecting
+// GEMMs read it as stored (..._sgemm_rows_f32_wbf16), the input gradient's
+// through the transpose (flag 1); no widened copy is used.
+// CHECK-LABEL: func.func @head_bf16
+// CHECK: call @qslaw_ukernel_sgemm_rows_f32_wbf16({{.*}}) : (memref<?x?x?xf32>, memref<?x?x?xbf16>, memref<?x?x?xf32>, memref<?xi8>, i32, i32, i32, i32, i32, i32, i32) -> ()
+// CHECK: call @qslaw_ukernel_sgemm_rows_f32_wbf16({{.*}}, %c0_i32{{.*}}, %c1_i32{{.*}}, %c0_i32{{.*}}, %c0_i32{{.*}}) : (memref<?x?x?xf32>, memref<?x?x?xbf16>,
+// CHECK-NOT: call @qslaw_ukernel_sgemm_f32
+// OFF-LABEL: func.func @head_bf16
+// OFF-COUNT-2: call @qslaw_ukernel_sgemm_f32_wbf16(
+func.func @head_bf16(%h: tensor<6x8xf32>, %w16: tensor<8x10xbf16>, %labels: tensor<2x3xi64>)
+    -> (tensor<f32>, tensor<6x8xf32>) {
+  %z = arith.constant 0.0 : f32
+  %ew = tensor.empty() : tensor<8x10xf32>
+  %w = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]}
+      ins(%w16 : tensor<8x10xbf16>) outs(%ew : tensor<8x10xf32>) {
+  ^bb0(%in: bf16, %out: f32):
+    %x = arith.extf %in : bf16 to f32
+    linalg.yield %x : f32
+  } -> tensor<8x10xf32>
+  %e0 = tensor.empty() : tensor<6x10xf32>
+  %f0 = linalg.fill ins(%z : f32) outs(%e0 : tensor<6x10xf32>) -> tensor<6x10xf32>
+  %logits = linalg.matmul ins(%h, %w : tensor<6x8xf32>, tensor<8x10xf32>)
+                          outs(%f0 : tensor<6x10xf32>) -> tensor<6x10xf32>
+  %x = tensor.expand_shape %logits [[0, 1], [2]] output_shape [2, 3, 10]
+      : tensor<6x10xf32> into tensor<2x3x10xf32>
+  %s = tensor.extract_slice %x[0, 0, 0] [2, 2, 10] [1, 1, 1]
+      : tensor<2x3x10xf32> to tensor<2x2x10xf32>
+  %l = tensor.extract_slice %labels[0, 1] [2, 2] [1, 1] : tensor<2x3xi64> to tensor<2x2xi64>
+  %loss = qslaw.cross_entropy %s, %l : (tensor<2x2x10xf32>, tensor<2x2xi64>) -> tensor<f32>
+  %one = arith.constant dense<1.0> : tensor<f32>
+  %g = qslaw.cross_entropy_grad %s, %l, %one
+      : (tensor<2x2x10xf32>, tensor<2x2xi64>, tensor<f32>) -> tensor<2x2x10xf32>
+  %e1 = tensor.empty() : tensor<2x3x10xf32>
+  %f1 = linalg.fill ins(%z : f32) outs(%e1 : tensor<2x3x10xf32>) -> tensor<2x3x10xf32>
+  %ins = tensor.insert_slice %g into %f1[0, 0, 0] [2, 2, 10] [1, 1, 1]
+      : tensor<2x2x10xf32> into tensor<2x3x10xf32>
+  %c = tensor.collapse_shape %ins [[0, 1], [2]] : tensor<2x3x10xf32> into tensor<6x10xf32>
+  %e2 = tensor.empty() : tensor<10x8xf32>
+  %wt = linalg.transpose ins(%w : tensor<8x10xf32>) outs(%e2 : tensor<10x8xf32>)
+      permutation = [1, 0]
+  %e3 = tensor.empty() : tensor<6x8xf32>
+  %f3 = linalg.fill ins(%z : f32) outs(%e3 : tensor<6x8xf32>) -> tensor<6x8xf32>
+  %dh = linalg.matmul ins(%c, %wt : tensor<6x10xf32>, tensor<10x8xf32>)
+                      outs(%f3 : tensor<6x8xf32>) -> tensor<6x8xf32>
+  return %loss, %dh : tensor<f32>, tensor<6x8xf32>
+}

@@ -235,3 +235,61 @@ func.func @chained(%x: tensor<2x32x64xf32>, %a: tensor<16x64xf32>, %b: tensor<64
   } -> tensor<2x32x64xf32>
   return %u : tensor<2x32x64xf32>
 }
+
+// A weight stored as bf16 and widened by a Cast is read as it is stored:
+// the right operand of ..._sgemm_f32_wbf16 is the bf16 tensor, the widened
+// copy goes (no extf left); through a transpose too (transB = 1). An f16
+// one goes to ..._wf16. A widened left operand stays widened.
+// CHECK-LABEL: func @narrow_weight
+// CHECK-NOT: arith.extf
+// CHECK: %[[W3:.*]] = tensor.expand_shape %arg1 {{\[\[}}0, 1], [2]] output_shape [1, 32, 48] : tensor<32x48xbf16> into tensor<1x32x48xbf16>
+// CHECK: %[[WB:.*]] = bufferization.to_buffer %[[W3]] read_only {{.*}} : tensor<1x32x48xbf16> to memref<1x32x48xbf16>
+// CHECK: %[[WC:.*]] = memref.cast %[[WB]] : memref<1x32x48xbf16> to memref<?x?x?xbf16>
+// CHECK: call @qslaw_ukernel_sgemm_f32_wbf16(%{{.*}}, %[[WC]], %{{.*}}, %[[F:.*]], %[[F]], %[[F]], %{{.*}}) : (memref<?x?x?xf32>, memref<?x?x?xbf16>, memref<?x?x?xf32>, i32, i32, i32, i32) -> ()
+// CHECK: %[[ONE:.*]] = arith.constant 1 : i32
+// CHECK: call @qslaw_ukernel_sgemm_f32_wf16(%{{.*}}, %{{.*}}, %{{.*}}, %[[F]], %[[ONE]], %[[F]], %{{.*}}) : (memref<?x?x?xf32>, memref<?x?x?xf16>, memref<?x?x?xf32>, i32, i32, i32, i32) -> ()
+// CHECK-NOT: linalg.transpose
+// CHECK: return
+#id2 = affine_map<(d0, d1) -> (d0, d1)>
+func.func @narrow_weight(%a: tensor<64x32xf32>, %w: tensor<32x48xbf16>, %v: tensor<48x32xf16>) -> (tensor<64x48xf32>, tensor<64x48xf32>) {
+  %z = arith.constant 0.0 : f32
+  %ew = tensor.empty() : tensor<32x48xf32>
+  %wf = linalg.generic {indexing_maps = [#id2, #id2], iterator_types = ["parallel", "parallel"]}
+      ins(%w : tensor<32x48xbf16>) outs(%ew : tensor<32x48xf32>) {
+  ^bb0(%in: bf16, %out: f32):
+    %x = arith.extf %in : bf16 to f32
+    linalg.yield %x : f32
+  } -> tensor<32x48xf32>
+  %e = tensor.empty() : tensor<64x48xf32>
+  %c = linalg.fill ins(%z : f32) outs(%e : tensor<64x48xf32>) -> tensor<64x48xf32>
+  %y = linalg.matmul ins(%a, %wf : tensor<64x32xf32>, tensor<32x48xf32>) outs(%c : tensor<64x48xf32>) -> tensor<64x48xf32>
+  %ev = tensor.empty() : tensor<48x32xf32>
+  %vf = linalg.generic {indexing_maps = [#id2, #id2], iterator_types = ["parallel", "parallel"]}
+      ins(%v : tensor<48x32xf16>) outs(%ev : tensor<48x32xf32>) {
+  ^bb0(%in: f16, %out: f32):
+    %x = arith.extf %in : f16 to f32
+    linalg.yield %x : f32
+  } -> tensor<48x32xf32>
+  %et = tensor.empty() : tensor<32x48xf32>
+  %vt = linalg.transpose ins(%vf : tensor<48x32xf32>) outs(%et : tensor<32x48xf32>) permutation = [1, 0]
+  %u = linalg.matmul ins(%a, %vt : tensor<64x32xf32>, tensor<32x48xf32>) outs(%c : tensor<64x48xf32>) -> tensor<64x48xf32>
+  return %y, %u : tensor<64x48xf32>, tensor<64x48xf32>
+}
+
+// CHECK-LABEL: func @narrow_left_operand
+// CHECK: arith.extf
+// CHECK: call @qslaw_ukernel_sgemm_f32(
+func.func @narrow_left_operand(%a: tensor<64x32xbf16>, %b: tensor<32x48xf32>) -> tensor<64x48xf32> {
+  %z = arith.constant 0.0 : f32
+  %ea = tensor.empty() : tensor<64x32xf32>
+  %af = linalg.generic {indexing_maps = [#id2, #id2], iterator_types = ["parallel", "parallel"]}
+      ins(%a : tensor<64x32xbf16>) outs(%ea : tensor<64x32xf32>) {
+  ^bb0(%in: bf16, %out: f32):
+    %x = arith.extf %in : bf16 to f32
+    linalg.yield %x : f32
+  } -> tensor<64x32xf32>
+  %e = tensor.empty() : tensor<64x48xf32>
+  %c = linalg.fill ins(%z : f32) outs(%e : tensor<64x48xf32>) -> tensor<64x48xf32>
+  %y = linalg.matmul ins(%af, %b : tensor<64x32xf32>, tensor<32x48xf32>) outs(%c : tensor<64x48xf32>) -> tensor<64x48xf32>
+  return %y : tensor<64x48xf32>
+}

@@ -9,6 +9,9 @@
 // CPU-NEXT: qslaw-lower-contractions-to-library{label-rows=true min-flops=77 num-threads=3},
 // CPU-NEXT: qslaw-lower-cross-entropy-to-ukernels{num-threads=3},
 // CPU-NEXT: func.func(
+// CPU-NEXT: qslaw-widen-on-extract
+// CPU-NEXT: ),
+// CPU-NEXT: func.func(
 // CPU-NEXT: convert-elementwise-to-linalg
 // CPU: qslaw-lower-to-linalg,
 // CPU-NEXT: canonicalize

@@ -279,6 +279,24 @@ def BoolTensorsAsBytes : Pass<"qslaw-bool-tensors-as-bytes", "func::FuncOp"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def WidenOnExtract : Pass<"qslaw-widen-on-extract", "func::FuncOp"> {
+  let summary = "Read a half-precision tensor read element by element unwidened";
+  let description = [{
+    Run on tensors, before bufferization. A bf16/f16 tensor widened to f32
+    by an elementwise `linalg.generic` (`arith.extf`, identity maps: a
+    weight stored in half precision and read through Cast) whose every
+    reader is a `tensor.extract` (an embedding table read by a Gather)
+    becomes the readers' source: each extract reads the narrow tensor and
+    widens its one element (`arith.extf`), and the widening, which wrote a
+    fresh f32 copy of the whole table every call, goes. Widening is exact,
+    so the numbers are the same. Widenings with any other reader are left
+    (the library GEMMs read theirs narrow themselves,
+    `qslaw-lower-contractions-to-library`).
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def FillPerWriter : Pass<"qslaw-fill-per-writer", "func::FuncOp"> {
   let summary = "Give each op that writes into a filled tensor a fill of its own";
   let description = [{

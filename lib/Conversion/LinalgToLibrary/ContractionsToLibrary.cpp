@@ -62,6 +62,7 @@ bool isStaticF32(Value v) {
   return t && t.hasStaticShape() && t.getElementType().isF32();
 }
 
+
 /// The body is `yield out + a * b` (either operand order) over the block
 /// arguments `a` and `b`, nothing else.
 bool isMulAddBody(linalg::LinalgOp op, Value a, Value b) {
@@ -586,11 +587,21 @@ struct ContractionsToLibraryPass
       Value lhs = unpadded ? as3D(b, loc, headRows->unpadded, 0, 2)
                            : as3D(b, loc, g.lhs.tensor, g.lhs.numBatch,
                                   g.lhs.numFirst);
+      // A weight stored in half precision is read as it is stored.
+      Value rhs = g.rhs.tensor;
+      std::string suffix;
+      if (Value narrow = widenedFrom(rhs)) {
+        rhs = narrow;
+        suffix = cast<RankedTensorType>(narrow.getType())
+                         .getElementType()
+                         .isBF16()
+                     ? "_wbf16"
+                     : "_wf16";
+      }
       SmallVector<Value> args{
           asDynBuffer(b, loc, lhs),
           asDynBuffer(b, loc,
-                      as3D(b, loc, g.rhs.tensor, g.rhs.numBatch,
-                           g.rhs.numFirst)),
+                      as3D(b, loc, rhs, g.rhs.numBatch, g.rhs.numFirst)),
           out.dyn};
       if (headRows) {
         args.push_back(asDynBuffer(b, loc, rowMask(b, loc, *headRows)));
@@ -611,7 +622,8 @@ struct ContractionsToLibraryPass
       func::CallOp::create(
           b, loc,
           declareUkernel(module, b,
-                         headRows ? kSgemmRowsF32Ukernel : kSgemmF32Ukernel,
+                         (headRows ? kSgemmRowsF32Ukernel : kSgemmF32Ukernel) +
+                             suffix,
                          types),
           args);
       b.replaceOp(op, from3D(b, loc, out.tensor(b, loc), resTy, g.numBatch,

@@ -432,6 +432,28 @@ Value mlir::qslaw::OutBuffer::tensor(OpBuilder &b, Location loc) const {
       /*restrict=*/true, /*writable=*/true);
 }
 
+Value mlir::qslaw::widenedFrom(Value v) {
+  auto g = v.getDefiningOp<linalg::GenericOp>();
+  if (!g || g.getNumDpsInputs() != 1 || g.getNumDpsInits() != 1 ||
+      !g.hasPureTensorSemantics() || g.getNumReductionLoops() != 0 ||
+      !llvm::all_of(g.getIndexingMapsArray(),
+                    [](AffineMap m) { return m.isIdentity(); }))
+    return {};
+  Block &body = g.getRegion().front();
+  auto ext = dyn_cast<arith::ExtFOp>(body.front());
+  if (!ext || body.getOperations().size() != 2 ||
+      ext.getIn() != body.getArgument(0) ||
+      body.getTerminator()->getOperand(0) != ext.getResult() ||
+      !ext.getType().isF32())
+    return {};
+  Value src = g.getDpsInputs()[0];
+  auto t = cast<RankedTensorType>(src.getType());
+  if (!t.hasStaticShape() ||
+      !(t.getElementType().isBF16() || t.getElementType().isF16()))
+    return {};
+  return src;
+}
+
 LogicalResult mlir::qslaw::checkNumThreads(Operation *module, StringRef pass,
                                           int numThreads) {
   if (numThreads >= 0)

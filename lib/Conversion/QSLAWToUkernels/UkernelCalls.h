@@ -38,6 +38,14 @@ struct OutBuffer {
 OutBuffer newOutBuffer(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
                        Type elem);
 
+/// The statically shaped bf16/f16 tensor that `v` is the elementwise f32
+/// widening of (a linalg.generic of identity maps yielding arith.extf: a
+/// weight stored in half precision, read through Cast), or null. Readers
+/// that can take it narrow (the library GEMM's _wbf16/_wf16 entries,
+/// qslaw-widen-on-extract) spare the widened tensor, a fresh f32 copy of
+/// the weight every call.
+Value widenedFrom(Value v);
+
 /// The calls' thread count option: >= 0 (0: at run time), else an error on
 /// `module` naming `pass`.
 LogicalResult checkNumThreads(Operation *module, StringRef pass,
