@@ -326,6 +326,9 @@ void mlir::qslaw::buildCUDAToGPUPipeline(OpPassManager &pm,
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  // One module per distinct kernel (identical layers launch identical
+  // ones): gpu-module-to-binary compiles each module separately.
+  pm.addPass(createGPUMergeIdenticalKernels());
   for (const std::string &chip : options.chips) {
     GpuNVVMAttachTargetOptions o;
     o.chip = chip;

@@ -255,7 +255,14 @@ static LogicalResult addEntryPoints(ModuleOp module,
 /// their possible callees (the generated code makes none), yet its solver
 /// took 45 % of -O3 on a trainer whose entries pass hundreds of pointers
 /// (0.7 of 1.7 s on the medium LLaVA), growing with the trainable tensors.
-static void optimizeModule(llvm::Module &m, llvm::TargetMachine *tm) {
+///
+/// `hostOnly`: the host side of a CUDA library, whose every loop is a
+/// kernel (qslaw-gpu-device-memory moves even one-thread work into
+/// launches): no vectorisers. Its functions are long straight runs of
+/// launches, on which the SLP vectoriser's scheduling is quadratic (27.6 of
+/// the small LLaVA CUDA trainer's 48 s; 1.9 s without it).
+static void optimizeModule(llvm::Module &m, llvm::TargetMachine *tm,
+                           bool hostOnly) {
   llvm::LoopAnalysisManager lam;
   llvm::FunctionAnalysisManager fam;
   llvm::CGSCCAnalysisManager cgam;
@@ -263,8 +270,8 @@ static void optimizeModule(llvm::Module &m, llvm::TargetMachine *tm) {
   llvm::PipelineTuningOptions tuning;
   tuning.LoopUnrolling = true;
   tuning.LoopInterleaving = true;
-  tuning.LoopVectorization = true;
-  tuning.SLPVectorization = true;
+  tuning.LoopVectorization = !hostOnly;
+  tuning.SLPVectorization = !hostOnly;
   llvm::PassInstrumentationCallbacks callbacks;
   callbacks.registerShouldRunOptionalPassCallback(
       [](llvm::StringRef pass, llvm::Any) {
@@ -304,7 +311,7 @@ LogicalResult emitCPULibrary(ModuleOp module, const CPULibraryOptions &options,
   llvmModule->setTargetTriple((*tm)->getTargetTriple());
   timer.stop();
   timer = parent.nest("LLVM optimisation (O3)");
-  optimizeModule(*llvmModule, tm->get());
+  optimizeModule(*llvmModule, tm->get(), options.device == "cuda");
 
   std::string objPath = options.objectOnly ? outputPath.str()
                                            : (outputPath + ".o").str();

@@ -631,6 +631,27 @@ def GPUEmulateOnCPU : Pass<"qslaw-gpu-emulate-on-cpu", "ModuleOp"> {
                            "::mlir::arith::ArithDialect"];
 }
 
+def GPUMergeIdenticalKernels
+    : Pass<"qslaw-gpu-merge-identical-kernels", "ModuleOp"> {
+  let summary = "Keep one gpu.module of each class of identical kernels";
+  let description = [{
+    After `gpu-kernel-outlining`, which gives every launch a kernel in a
+    `gpu.module` of its own: a model of L identical layers launches L
+    identical kernels, and `gpu-module-to-binary` compiles every module on
+    its own (NVPTX, then `ptxas` and `fatbinary` for each architecture).
+    Modules holding one kernel that are the same but for their names (the
+    kernel's body and attributes, the module's other ops and attributes)
+    form a class; the first of each is kept and every `gpu.launch_func` of
+    the others launches its kernel instead. Same idea as
+    `qslaw-merge-identical-functions` for the CPU's outlined nests. A
+    module referenced other than by launches stays.
+  }];
+  let statistics = [
+    Statistic<"numMerged", "num-merged", "Kernel modules merged into an identical one">,
+  ];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+}
+
 def GPUPackObjects : Pass<"qslaw-gpu-pack-objects", "ModuleOp"> {
   let summary = "Pack the per-architecture objects of each gpu.binary into one multi-architecture container";
   let description = [{
