@@ -5,6 +5,7 @@
 // makes LLVM's work and the library's code size independent of depth.
 //
 //===----------------------------------------------------------------------===//
+#include "IdenticalOps.h"
 #include "qslaw/Conversion/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -19,34 +20,9 @@ namespace mlir::qslaw {
 } // namespace mlir::qslaw
 
 using namespace mlir;
+using namespace mlir::qslaw;
 
 namespace {
-
-constexpr auto kFlags = OperationEquivalence::IgnoreLocations;
-
-/// The function's attributes other than its name: merged functions must
-/// agree on all of them (type, linkage, passthrough, argument attributes).
-DictionaryAttr attributesButName(func::FuncOp f) {
-  NamedAttrList attrs(f->getAttrDictionary());
-  attrs.erase(SymbolTable::getSymbolAttrName());
-  return attrs.getDictionary(f.getContext());
-}
-
-/// A structural hash of the body: every op's name, attributes, properties
-/// and types in walk order, not its value identities (operands and results
-/// hash alike) or locations. Equal bodies hash equal.
-llvm::hash_code bodyHash(func::FuncOp f) {
-  llvm::hash_code h{};
-  f.getBody().walk([&](Operation *op) {
-    h = llvm::hash_combine(
-        h,
-        OperationEquivalence::computeHash(
-            op, OperationEquivalence::ignoreHashValue,
-            OperationEquivalence::ignoreHashValue, kFlags),
-        op->getNumRegions(), op->getNumOperands());
-  });
-  return h;
-}
 
 struct MergeIdenticalFunctionsPass
     : qslaw::impl::MergeIdenticalFunctionsBase<MergeIdenticalFunctionsPass> {
@@ -65,10 +41,11 @@ struct MergeIdenticalFunctionsPass
         continue;
       DictionaryAttr attrs = attributesButName(f);
       SmallVector<Kept, 1> &kept =
-          buckets[llvm::hash_combine(bodyHash(f), attrs)];
+          buckets[llvm::hash_combine(structuralHash(f.getBody()), attrs)];
       auto same = llvm::find_if(kept, [&](Kept &k) {
-        return k.second == attrs && OperationEquivalence::isRegionEquivalentTo(
-                                        &k.first.getBody(), &f.getBody(), kFlags);
+        return k.second == attrs &&
+               OperationEquivalence::isRegionEquivalentTo(
+                   &k.first.getBody(), &f.getBody(), kIdenticalFlags);
       });
       if (same != kept.end())
         merges.emplace_back(f, same->first);

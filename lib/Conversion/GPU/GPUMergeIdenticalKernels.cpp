@@ -9,14 +9,12 @@
 // its kernel.
 //
 //===----------------------------------------------------------------------===//
+#include "../Codegen/IdenticalOps.h"
 #include "qslaw/Conversion/Passes.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
-#include "mlir/IR/OperationSupport.h"
-#include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/DenseSet.h"
-#include "llvm/ADT/Hashing.h"
 
 namespace mlir::qslaw {
 #define GEN_PASS_DEF_GPUMERGEIDENTICALKERNELS
@@ -24,17 +22,9 @@ namespace mlir::qslaw {
 } // namespace mlir::qslaw
 
 using namespace mlir;
+using namespace mlir::qslaw;
 
 namespace {
-
-constexpr auto kFlags = OperationEquivalence::IgnoreLocations;
-
-/// `op`'s attributes other than its symbol name.
-DictionaryAttr attributesButName(Operation *op) {
-  NamedAttrList attrs(op->getAttrDictionary());
-  attrs.erase(SymbolTable::getSymbolAttrName());
-  return attrs.getDictionary(op->getContext());
-}
 
 /// The module's one kernel, when that is what outlining left: a gpu.func
 /// with the kernel attribute, whatever else the module holds (functions
@@ -49,27 +39,6 @@ gpu::GPUFuncOp soleKernel(gpu::GPUModuleOp m) {
   return kernel;
 }
 
-/// A structural hash of the module: every op's name, attributes (a
-/// kernel's without its name), properties and types in walk order, not
-/// value identities or locations. Identical modules hash equal.
-llvm::hash_code moduleHash(gpu::GPUModuleOp m, gpu::GPUFuncOp kernel) {
-  llvm::hash_code h = mlir::hash_value(Attribute(attributesButName(m)));
-  m.getBodyRegion().walk([&](Operation *op) {
-    if (op == kernel.getOperation()) {
-      h = llvm::hash_combine(h, attributesButName(op),
-                             op->getName().getAsOpaquePointer());
-      return;
-    }
-    h = llvm::hash_combine(
-        h,
-        OperationEquivalence::computeHash(
-            op, OperationEquivalence::ignoreHashValue,
-            OperationEquivalence::ignoreHashValue, kFlags),
-        op->getNumRegions(), op->getNumOperands());
-  });
-  return h;
-}
-
 /// Whether modules `a` and `b` (kernels `ka`, `kb`) are the same but for
 /// their own and their kernels' names.
 bool sameModule(gpu::GPUModuleOp a, gpu::GPUFuncOp ka, gpu::GPUModuleOp b,
@@ -77,7 +46,7 @@ bool sameModule(gpu::GPUModuleOp a, gpu::GPUFuncOp ka, gpu::GPUModuleOp b,
   if (attributesButName(a) != attributesButName(b) ||
       attributesButName(ka) != attributesButName(kb) ||
       !OperationEquivalence::isRegionEquivalentTo(&ka.getBody(), &kb.getBody(),
-                                                  kFlags))
+                                                  kIdenticalFlags))
     return false;
   auto opsA = a.getBody()->getOperations().begin(),
        endA = a.getBody()->getOperations().end();
@@ -90,7 +59,7 @@ bool sameModule(gpu::GPUModuleOp a, gpu::GPUFuncOp ka, gpu::GPUModuleOp b,
       continue;
     if (!OperationEquivalence::isEquivalentTo(
             &*opsA, &*opsB, OperationEquivalence::ignoreValueEquivalence,
-            nullptr, kFlags))
+            nullptr, kIdenticalFlags))
       return false;
   }
   return opsA == endA && opsB == endB;
@@ -126,7 +95,8 @@ struct GPUMergeIdenticalKernelsPass
       gpu::GPUFuncOp kernel = soleKernel(m);
       if (!kernel)
         continue;
-      SmallVector<Kept, 1> &kept = buckets[moduleHash(m, kernel)];
+      SmallVector<Kept, 1> &kept = buckets[llvm::hash_combine(
+          attributesButName(m), structuralHash(m.getBodyRegion(), kernel))];
       auto same = llvm::find_if(kept, [&](Kept &k) {
         return sameModule(k.module, k.kernel, m, kernel);
       });

@@ -60,8 +60,8 @@ struct NarrowB {
   template <class F> void forBlocks(int threads, F &&gemm) const {
     const bool byColumns = N >= K;
     const int64_t total = byColumns ? N : K, other = byColumns ? K : N;
-    const int64_t width =
-        std::min(total, roundUp(std::max<int64_t>(16, kBlockFloats / other), 16));
+    const int64_t width = std::min(
+        total, roundUp(std::max<int64_t>(16, kBlockFloats / other), 16));
     float *scratch = tlsNarrow.get(width * other);
     for (int64_t at = 0; at < total; at += width) {
       const int64_t w = std::min(width, total - at);

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -75,33 +76,70 @@ int64_t activeRows(const MemRef<float, 2> *dy) {
 }
 } // namespace
 
-/* Gamma mode over a bf16 / f16 weight: ..._grad_gamma_f32_wbf16 etc. */
-#define QSLAW_GAMMA_W16(B, R, T, W)                                            \
+namespace {
+/// Gamma mode's two kernels over a weight of element type E: f32 (the
+/// _f32 entries) or 16-bit (the _f32_wbf16 / _wf16 ones, wType saying
+/// which).
+template <int R, class E>
+void gradGammaEntry(int bits, int wType, MemRef<float, 2> *x,
+                    MemRef<float, 2> *dy, MemRef<E, 2> *w,
+                    MemRef<float, 2> *scales, MemRef<float, 2> *gamma,
+                    MemRef<uint8_t, R> *zeros, MemRef<float, 2> *dgamma,
+                    int64_t group, int32_t numThreads) {
+  if (traceFile())
+    traceContraction("qmatmul_grad_gamma", 1, dy->sizes[1], x->sizes[1],
+                     activeRows(dy), 1, 0);
+  const uint8_t *z = orNull(zeros->data(), zeros->sizes[0]);
+  if constexpr (std::is_same_v<E, float>)
+    qslaw_qmatmul_grad_gamma_f32(
+        bits, x->data(), x->sizes[0], x->sizes[1], x->strides[0], dy->data(),
+        dy->sizes[1], dy->strides[0], w->data(), w->strides[0], w->strides[1],
+        scales->data(), gamma->data(), z, dgamma->data(), group,
+        threadsOr(numThreads));
+  else
+    qslaw_qmatmul_grad_gamma_f32_w16(
+        bits, x->data(), x->sizes[0], x->sizes[1], x->strides[0], dy->data(),
+        dy->sizes[1], dy->strides[0], wType, w->data(), w->strides[0],
+        w->strides[1], scales->data(), gamma->data(), z, dgamma->data(),
+        group, threadsOr(numThreads));
+}
+
+template <int R, class E>
+void quantizeEntry(int bits, int wType, MemRef<E, 2> *w,
+                   MemRef<float, 2> *scales, MemRef<uint8_t, R> *zeros,
+                   MemRef<uint8_t, R> *codes, int64_t group,
+                   int32_t numThreads) {
+  const uint8_t *z = orNull(zeros->data(), zeros->sizes[0]);
+  if constexpr (std::is_same_v<E, float>)
+    qslaw_quantize_f32(bits, w->data(), w->strides[0], w->strides[1],
+                       w->sizes[0], w->sizes[1], scales->data(), z,
+                       codes->data(), group, threadsOr(numThreads));
+  else
+    qslaw_quantize_f32_w16(bits, wType, w->data(), w->strides[0],
+                           w->strides[1], w->sizes[0], w->sizes[1],
+                           scales->data(), z, codes->data(), group,
+                           threadsOr(numThreads));
+}
+} // namespace
+
+/* Gamma mode's entries for B-bit codes over a weight of type E: S is the
+ * name's suffix (empty for f32, _wbf16 / _wf16), W the 16-bit type. */
+#define QSLAW_GAMMA_ENTRIES(B, R, S, E, W)                                     \
   extern "C" QSLAW_RT_API void                                                 \
-      _mlir_ciface_qslaw_ukernel_qmatmul_w##B##_grad_gamma_f32_w##T(           \
-          MemRef<float, 2> *x, MemRef<float, 2> *dy, MemRef<uint16_t, 2> *w,   \
+      _mlir_ciface_qslaw_ukernel_qmatmul_w##B##_grad_gamma_f32##S(             \
+          MemRef<float, 2> *x, MemRef<float, 2> *dy, MemRef<E, 2> *w,          \
           MemRef<float, 2> *scales, MemRef<float, 2> *gamma,                   \
           MemRef<uint8_t, R> *zeros, MemRef<float, 2> *dgamma, int64_t group,  \
           int32_t numThreads) {                                                \
-    if (traceFile())                                                           \
-      traceContraction("qmatmul_grad_gamma", 1, dy->sizes[1], x->sizes[1],     \
-                       activeRows(dy), 1, 0);                                  \
-    qslaw_qmatmul_grad_gamma_f32_w16(                                          \
-        B, x->data(), x->sizes[0], x->sizes[1], x->strides[0], dy->data(),     \
-        dy->sizes[1], dy->strides[0], W, w->data(), w->strides[0],             \
-        w->strides[1], scales->data(), gamma->data(),                          \
-        orNull(zeros->data(), zeros->sizes[0]), dgamma->data(), group,         \
-        threadsOr(numThreads));                                                \
+    gradGammaEntry<R, E>(B, W, x, dy, w, scales, gamma, zeros, dgamma, group,  \
+                         numThreads);                                          \
   }                                                                            \
   extern "C" QSLAW_RT_API void                                                 \
-      _mlir_ciface_qslaw_ukernel_quantize_w##B##_f32_w##T(                     \
-          MemRef<uint16_t, 2> *w, MemRef<float, 2> *scales,                    \
+      _mlir_ciface_qslaw_ukernel_quantize_w##B##_f32##S(                       \
+          MemRef<E, 2> *w, MemRef<float, 2> *scales,                           \
           MemRef<uint8_t, R> *zeros, MemRef<uint8_t, R> *codes, int64_t group, \
           int32_t numThreads) {                                                \
-    qslaw_quantize_f32_w16(B, W, w->data(), w->strides[0], w->strides[1],      \
-                           w->sizes[0], w->sizes[1], scales->data(),           \
-                           orNull(zeros->data(), zeros->sizes[0]),             \
-                           codes->data(), group, threadsOr(numThreads));       \
+    quantizeEntry<R, E>(B, W, w, scales, zeros, codes, group, numThreads);     \
   }
 
 /* The any-width kernels (QMatmulBlocked.cpp) for B-bit codes: 2- and 4-bit
@@ -137,33 +175,9 @@ int64_t activeRows(const MemRef<float, 2> *dy) {
         orNull(zeros->data(), zeros->sizes[0]), ds->data(), group,             \
         threadsOr(numThreads));                                                \
   }                                                                            \
-  extern "C" QSLAW_RT_API void                                                 \
-      _mlir_ciface_qslaw_ukernel_qmatmul_w##B##_grad_gamma_f32(                \
-          MemRef<float, 2> *x, MemRef<float, 2> *dy, MemRef<float, 2> *w,      \
-          MemRef<float, 2> *scales, MemRef<float, 2> *gamma,                   \
-          MemRef<uint8_t, R> *zeros, MemRef<float, 2> *dgamma, int64_t group,  \
-          int32_t numThreads) {                                                \
-    if (traceFile())                                                           \
-      traceContraction("qmatmul_grad_gamma", 1, dy->sizes[1], x->sizes[1],     \
-                       activeRows(dy), 1, 0);                                  \
-    qslaw_qmatmul_grad_gamma_f32(                                              \
-        B, x->data(), x->sizes[0], x->sizes[1], x->strides[0], dy->data(),     \
-        dy->sizes[1], dy->strides[0], w->data(), w->strides[0],                \
-        w->strides[1], scales->data(), gamma->data(),                          \
-        orNull(zeros->data(), zeros->sizes[0]), dgamma->data(), group,         \
-        threadsOr(numThreads));                                                \
-  }                                                                            \
-  extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_quantize_w##B##_f32( \
-      MemRef<float, 2> *w, MemRef<float, 2> *scales,                           \
-      MemRef<uint8_t, R> *zeros, MemRef<uint8_t, R> *codes, int64_t group,     \
-      int32_t numThreads) {                                                    \
-    qslaw_quantize_f32(B, w->data(), w->strides[0], w->strides[1],             \
-                       w->sizes[0], w->sizes[1],                               \
-                       scales->data(), orNull(zeros->data(), zeros->sizes[0]), \
-                       codes->data(), group, threadsOr(numThreads));           \
-  }                                                                            \
-  QSLAW_GAMMA_W16(B, R, bf16, QSLAW_WEIGHT_BF16)                               \
-  QSLAW_GAMMA_W16(B, R, f16, QSLAW_WEIGHT_F16)
+  QSLAW_GAMMA_ENTRIES(B, R, , float, 0)                                         \
+  QSLAW_GAMMA_ENTRIES(B, R, _wbf16, uint16_t, QSLAW_WEIGHT_BF16)               \
+  QSLAW_GAMMA_ENTRIES(B, R, _wf16, uint16_t, QSLAW_WEIGHT_F16)
 
 #define QSLAW_QMATMUL_ANY_WIDTH_FORWARD(B, R)                                  \
   extern "C" QSLAW_RT_API void _mlir_ciface_qslaw_ukernel_qmatmul_w##B##_f32(  \
