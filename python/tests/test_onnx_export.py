@@ -155,17 +155,20 @@ def test_export_errors(libs, tmp_path):
     assert not os.path.exists(tmp_path / "afile.tmp")
 
 
-def test_export_of_half_precision_weights(tmp_path):
+@pytest.mark.parametrize("quantize", ["w4g32", "w4g32,mode=gamma"])
+def test_export_of_half_precision_weights(tmp_path, quantize):
     """A model whose weights are stored as bf16 and read through
     Cast(to=FLOAT) (qslaw_tools.narrow_weights): the quantised layers'
     bf16 weights and their Casts give way to MatMulNBits, the learned
     projector (a bf16 weight trained as an f32 parameter) is written as
-    FLOAT with the learned values, and onnxruntime matches our forward."""
+    FLOAT with the learned values, and onnxruntime matches our forward.
+    In gamma mode the trainer re-quantises the bf16 weights as stored every
+    step; the export's codes come from the learned gamma."""
     from qslaw_tools.narrow_weights import narrow_model
     src = str(tmp_path / "bf16.onnx")
     onnx.save(narrow_model(onnx.load(SRC), "bf16"), src)
     lib = str(tmp_path / "bf16.so")
-    subprocess.run([tool("qslaw-compile"), src, "--quantize=w4g32", LAYERS, "--train",
+    subprocess.run([tool("qslaw-compile"), src, f"--quantize={quantize}", LAYERS, "--train",
                     "--train-params=.*multi_modal_projector.*", "-o", lib],
                    check=True, capture_output=True)
     path = train_and_export(lib, str(tmp_path / "run"), 8)
