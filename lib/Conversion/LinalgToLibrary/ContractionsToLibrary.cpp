@@ -592,11 +592,8 @@ struct ContractionsToLibraryPass
       std::string suffix;
       if (Value narrow = widenedFrom(rhs)) {
         rhs = narrow;
-        suffix = cast<RankedTensorType>(narrow.getType())
-                         .getElementType()
-                         .isBF16()
-                     ? "_wbf16"
-                     : "_wf16";
+        suffix = narrowWeightSuffix(
+            cast<RankedTensorType>(narrow.getType()).getElementType());
       }
       SmallVector<Value> args{
           asDynBuffer(b, loc, lhs),

@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "UkernelCalls.h"
+#include "qslaw/Dialect/QSLAW/Utils/Widening.h"
 #include "qslaw/Conversion/Passes.h"
 #include "qslaw/Dialect/QSLAW/IR/QSLAWOps.h"
 
@@ -112,12 +113,6 @@ bool covered(const KernelSet &set, QuantizeOp op) {
          weightCovered(set, op.getWeight()) && staticF32(op.getScales());
 }
 
-/// The CPU entry's suffix for gamma mode's weight type: none for f32,
-/// `_wbf16` / `_wf16` for the kernels that widen as they read.
-std::string weightSuffix(Value w) {
-  Type e = cast<RankedTensorType>(w.getType()).getElementType();
-  return e.isBF16() ? "_wbf16" : e.isF16() ? "_wf16" : "";
-}
 
 bool covered(const KernelSet &set, QMatmulGradScaleOp op) {
   return codesCovered(set, op.getCodes().getType(), op.getSpec()) &&
@@ -355,7 +350,7 @@ struct QSLAWToUkernelsPass
               zerosBuffer(set, b, loc, op.getZeros(), op.getSpec()),
               out.dyn,
               i64Const(b, loc, g)},
-             weightSuffix(op.getWeight()));
+             narrowWeightSuffix(op.getWeight().getType().getElementType()));
         b.replaceOp(op, out.tensor(b, loc));
       } else if (auto op = dyn_cast<QuantizeOp>(o)) {
         auto q = op.getType();
@@ -368,7 +363,7 @@ struct QSLAWToUkernelsPass
               zerosBuffer(set, b, loc, op.getZeros(), op.getSpec()),
               out.dyn,
               i64Const(b, loc, op.getSpec().getGroupSizeFor(k))},
-             weightSuffix(op.getWeight()));
+             narrowWeightSuffix(op.getWeight().getType().getElementType()));
         b.replaceOp(op, out.tensor(b, loc));
       }
     }
@@ -433,25 +428,18 @@ Value mlir::qslaw::OutBuffer::tensor(OpBuilder &b, Location loc) const {
 }
 
 Value mlir::qslaw::widenedFrom(Value v) {
-  auto g = v.getDefiningOp<linalg::GenericOp>();
-  if (!g || g.getNumDpsInputs() != 1 || g.getNumDpsInits() != 1 ||
-      !g.hasPureTensorSemantics() || g.getNumReductionLoops() != 0 ||
-      !llvm::all_of(g.getIndexingMapsArray(),
-                    [](AffineMap m) { return m.isIdentity(); }))
+  Value src = widenedSource(v);
+  if (!src)
     return {};
-  Block &body = g.getRegion().front();
-  auto ext = dyn_cast<arith::ExtFOp>(body.front());
-  if (!ext || body.getOperations().size() != 2 ||
-      ext.getIn() != body.getArgument(0) ||
-      body.getTerminator()->getOperand(0) != ext.getResult() ||
-      !ext.getType().isF32())
-    return {};
-  Value src = g.getDpsInputs()[0];
   auto t = cast<RankedTensorType>(src.getType());
   if (!t.hasStaticShape() ||
       !(t.getElementType().isBF16() || t.getElementType().isF16()))
     return {};
   return src;
+}
+
+std::string mlir::qslaw::narrowWeightSuffix(Type elem) {
+  return elem.isBF16() ? "_wbf16" : elem.isF16() ? "_wf16" : "";
 }
 
 LogicalResult mlir::qslaw::checkNumThreads(Operation *module, StringRef pass,

@@ -11,6 +11,8 @@
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/Operation.h"
 
+#include <string>
+
 namespace mlir::qslaw {
 
 /// memref<?x..xT> of the given rank.
@@ -39,12 +41,16 @@ OutBuffer newOutBuffer(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
                        Type elem);
 
 /// The statically shaped bf16/f16 tensor that `v` is the elementwise f32
-/// widening of (a linalg.generic of identity maps yielding arith.extf: a
-/// weight stored in half precision, read through Cast), or null. Readers
+/// widening of (`widenedSource`: a weight stored in half precision, read
+/// through Cast), or null. Readers
 /// that can take it narrow (the library GEMM's _wbf16/_wf16 entries,
 /// qslaw-widen-on-extract) spare the widened tensor, a fresh f32 copy of
 /// the weight every call.
 Value widenedFrom(Value v);
+
+/// The suffix of a kernel entry reading its weight in element type `elem`
+/// (widening as it reads): `_wbf16`, `_wf16`, or none for f32.
+std::string narrowWeightSuffix(Type elem);
 
 /// The calls' thread count option: >= 0 (0: at run time), else an error on
 /// `module` naming `pass`.

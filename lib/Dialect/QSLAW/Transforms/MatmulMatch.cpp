@@ -1,5 +1,6 @@
 //===- MatmulMatch.cpp - recognising matmuls with a weight operand --------===//
 #include "MatmulMatch.h"
+#include "qslaw/Dialect/QSLAW/Utils/Widening.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/IR/Matchers.h"
@@ -58,23 +59,8 @@ std::string mlir::qslaw::locationName(Location loc) {
 }
 
 Operation *mlir::qslaw::widenedConstant(Value v) {
-  auto g = v.getDefiningOp<linalg::GenericOp>();
-  if (!g || g.getNumDpsInputs() != 1 || g.getNumDpsInits() != 1 ||
-      g.getNumResults() != 1 || !g.hasPureTensorSemantics() ||
-      g.getNumReductionLoops() != 0 ||
-      !llvm::all_of(g.getIndexingMapsArray(),
-                    [](AffineMap m) { return m.isIdentity(); }))
-    return nullptr;
-  Block &body = g.getRegion().front();
-  if (body.getOperations().size() != 2)
-    return nullptr;
-  auto ext = dyn_cast<arith::ExtFOp>(body.front());
-  auto yield = dyn_cast<linalg::YieldOp>(body.getTerminator());
-  if (!ext || !yield || ext.getIn() != body.getArgument(0) ||
-      yield.getOperand(0) != ext.getResult() ||
-      !ext.getType().isF32())
-    return nullptr;
-  Operation *def = g.getDpsInputs()[0].getDefiningOp();
+  Value src = widenedSource(v);
+  Operation *def = src ? src.getDefiningOp() : nullptr;
   if (!def || !def->hasTrait<OpTrait::ConstantLike>())
     return nullptr;
   return def;
